@@ -1,0 +1,3 @@
+"""Alert receiver: Alertmanager webhooks in, handled incidents out."""
+
+__version__ = "0.1.0"

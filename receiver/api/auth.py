@@ -1,0 +1,46 @@
+"""Token checks for the webhook (bearer or basic) and the API (bearer)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+
+from aiohttp import web
+from pydantic import SecretStr
+
+
+def _same(given: str, expected: SecretStr) -> bool:
+    return hmac.compare_digest(given.encode(), expected.get_secret_value().encode())
+
+
+def presented_secret(request: web.Request, allow_basic: bool) -> str | None:
+    """The token from ``Authorization: Bearer`` or, when allowed, basic auth's password."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value:
+        return value.strip()
+    if allow_basic and scheme.lower() == "basic" and value:
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[2]
+    return None
+
+
+def authorized(request: web.Request, token: SecretStr | None, allow_basic: bool = False) -> bool:
+    """True when no token is configured or the request presents it."""
+    if token is None:
+        return True
+    given = presented_secret(request, allow_basic)
+    return given is not None and _same(given, token)
+
+
+def unauthorized(realm: str) -> web.Response:
+    """A JSON 401 that names the expected scheme and never echoes what was sent."""
+    return web.json_response(
+        {"error": "missing or invalid credentials"},
+        status=401,
+        headers={"WWW-Authenticate": f'Bearer realm="{realm}"'},
+    )

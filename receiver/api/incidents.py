@@ -1,0 +1,191 @@
+"""The incidents API: list, get with timeline, acknowledge, resolve, deliveries."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from receiver.api.auth import authorized, unauthorized
+from receiver.api.keys import RULES, SERVICE, SETTINGS, STORE
+from receiver.api.middleware import LOG_FIELDS, error_response
+from receiver.api.views import delivery_view, event_view, incident_view
+from receiver.domain.incidents import Reason
+from receiver.domain.model import Status
+from receiver.service import NotFound
+from receiver.store.base import StoreUnavailable
+
+LIST_ALERTS_PER_INCIDENT = 50
+MAX_LIMIT = 500
+DELIVERY_STATUSES = ("pending", "sent", "dead")
+
+
+class BadRequest(Exception):
+    """A query or body that cannot be used; the message names the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _bad(exc: BadRequest) -> web.Response:
+    return error_response(400, str(exc), field=exc.field)
+
+
+def _int(request: web.Request, name: str, default: int | None, lo: int, hi: int) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(name, f"{name} must be an integer") from None
+    if not lo <= value <= hi:
+        raise BadRequest(name, f"{name} must be between {lo} and {hi}")
+    return value
+
+
+def _incident_id(request: web.Request) -> int:
+    try:
+        value = int(request.match_info["id"])
+    except ValueError:
+        raise BadRequest("id", "incident id must be an integer") from None
+    if not 0 < value < 2**63:
+        raise BadRequest("id", "incident id out of range")
+    return value
+
+
+def _guard(request: web.Request) -> web.Response | None:
+    if not authorized(request, request.app[SETTINGS].api_token):
+        return unauthorized("api")
+    return None
+
+
+async def list_incidents(request: web.Request) -> web.Response:
+    """``GET /api/v1/incidents?status=&severity=&limit=&before=``, newest first."""
+    if (denied := _guard(request)) is not None:
+        return denied
+    status = request.query.get("status") or None
+    severity = request.query.get("severity") or None
+    try:
+        if status is not None and status not in {s.value for s in Status}:
+            raise BadRequest("status", "status must be triggered, acknowledged or resolved")
+        if severity is not None and severity not in request.app[RULES].current.severities:
+            raise BadRequest("severity", f"unknown severity {severity[:32]!r}")
+        limit = _int(request, "limit", 100, 1, MAX_LIMIT)
+        before = _int(request, "before", None, 1, 2**63 - 1)
+    except BadRequest as exc:
+        return _bad(exc)
+    assert limit is not None
+    store = request.app[STORE]
+    try:
+        incidents = await store.list_incidents(status, severity, limit, before)
+        ids = [i.id for i in incidents if i.id is not None]
+        alerts = await store.incident_alerts(ids, LIST_ALERTS_PER_INCIDENT)
+        counts = await store.alert_counts(ids)
+    except StoreUnavailable:
+        return error_response(503, "store unavailable; retry later")
+    body: dict[str, Any] = {
+        "incidents": [
+            incident_view(i, alerts.get(i.id or 0, []), counts.get(i.id or 0, 0)) for i in incidents
+        ]
+    }
+    if len(incidents) == limit and ids:
+        body["next_before"] = ids[-1]
+    return web.json_response(body)
+
+
+async def get_incident(request: web.Request) -> web.Response:
+    """``GET /api/v1/incidents/{id}``: the incident, all its alerts and its timeline."""
+    if (denied := _guard(request)) is not None:
+        return denied
+    try:
+        incident_id = _incident_id(request)
+    except BadRequest as exc:
+        return _bad(exc)
+    store = request.app[STORE]
+    try:
+        incident = await store.get_incident(incident_id)
+        if incident is None:
+            return error_response(404, "no such incident", id=incident_id)
+        alerts = (await store.incident_alerts([incident_id]))[incident_id]
+        timeline = await store.timeline(incident_id)
+        deliveries = await store.deliveries(None, incident_id, MAX_LIMIT)
+    except StoreUnavailable:
+        return error_response(503, "store unavailable; retry later")
+    view = incident_view(incident, alerts)
+    view["timeline"] = [event_view(e) for e in timeline]
+    view["deliveries"] = [delivery_view(d) for d in deliveries]
+    return web.json_response(view)
+
+
+async def _by(request: web.Request) -> str:
+    try:
+        body = json.loads(await request.read() or b"{}")
+    except (ValueError, RecursionError):
+        raise BadRequest("<body>", 'body must be JSON like {"by": "<person id>"}') from None
+    if not isinstance(body, dict):
+        raise BadRequest("<body>", "body must be a JSON object")
+    by = body.get("by")
+    if not isinstance(by, str) or not by.strip():
+        raise BadRequest("by", "'by' must name the person (a person id from the rules file)")
+    people = request.app[RULES].current.people
+    if by not in people:
+        raise BadRequest("by", f"unknown person {by[:64]!r}")
+    return by
+
+
+async def _act(request: web.Request, action: str) -> web.Response:
+    if (denied := _guard(request)) is not None:
+        return denied
+    try:
+        incident_id = _incident_id(request)
+        by = await _by(request)
+    except BadRequest as exc:
+        return _bad(exc)
+    service = request.app[SERVICE]
+    act = service.acknowledge if action == "ack" else service.resolve
+    try:
+        reason, incident = await act(incident_id, by)
+    except NotFound:
+        return error_response(404, "no such incident", id=incident_id)
+    except StoreUnavailable:
+        return error_response(503, "store unavailable; retry later")
+    request[LOG_FIELDS].update(incident_id=incident_id, action=action, by=by, outcome=reason.value)
+    if reason is Reason.CONFLICT:
+        return error_response(409, f"incident is {incident.status.value}", id=incident_id)
+    alerts = (await request.app[STORE].incident_alerts([incident_id]))[incident_id]
+    view = incident_view(incident, alerts)
+    view["changed"] = reason is Reason.APPLIED
+    return web.json_response(view)
+
+
+async def acknowledge(request: web.Request) -> web.Response:
+    """``POST /api/v1/incidents/{id}/ack`` with ``{"by": "<person id>"}``."""
+    return await _act(request, "ack")
+
+
+async def resolve(request: web.Request) -> web.Response:
+    """``POST /api/v1/incidents/{id}/resolve`` with ``{"by": "<person id>"}``."""
+    return await _act(request, "resolve")
+
+
+async def list_deliveries(request: web.Request) -> web.Response:
+    """``GET /api/v1/deliveries?status=dead``: the outbox, dead letters included."""
+    if (denied := _guard(request)) is not None:
+        return denied
+    status = request.query.get("status") or None
+    try:
+        if status is not None and status not in DELIVERY_STATUSES:
+            raise BadRequest("status", "status must be pending, sent or dead")
+        limit = _int(request, "limit", 100, 1, MAX_LIMIT)
+        incident_id = _int(request, "incident", None, 1, 2**63 - 1)
+    except BadRequest as exc:
+        return _bad(exc)
+    assert limit is not None
+    try:
+        rows = await request.app[STORE].deliveries(status, incident_id, limit)
+    except StoreUnavailable:
+        return error_response(503, "store unavailable; retry later")
+    return web.json_response({"deliveries": [delivery_view(d) for d in rows]})

@@ -1,0 +1,24 @@
+"""Typed application keys: the one place where shared objects are named."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from aiohttp import web
+
+from receiver.config.holder import RulesHolder
+from receiver.metrics import Metrics
+from receiver.outbox.worker import OutboxWorker
+from receiver.service import IncidentService
+from receiver.settings import Settings
+from receiver.store.base import Store
+
+SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", Store)
+RULES = web.AppKey("rules", RulesHolder)
+METRICS = web.AppKey("metrics", Metrics)
+SERVICE = web.AppKey("service", IncidentService)
+WORKER = web.AppKey("worker", OutboxWorker)
+Clock = Callable[[], datetime]
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")

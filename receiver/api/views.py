@@ -1,0 +1,75 @@
+"""JSON shapes of incidents, alerts, timeline entries and deliveries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from receiver.domain.model import AlertRecord, Event, Incident
+from receiver.store.base import Delivery
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC, or None."""
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def alert_view(alert: AlertRecord) -> dict[str, Any]:
+    """One alert of an incident."""
+    return {
+        "fingerprint": alert.fingerprint,
+        "status": alert.status.value,
+        "severity": alert.severity,
+        "labels": alert.labels,
+        "annotations": alert.annotations,
+        "starts_at": iso(alert.starts_at),
+        "ends_at": iso(alert.ends_at),
+        "generator_url": alert.generator_url,
+    }
+
+
+def event_view(event: Event) -> dict[str, Any]:
+    """One timeline entry."""
+    return {**event.data, "at": iso(event.at), "event": event.event}
+
+
+def incident_view(
+    incident: Incident, alerts: list[AlertRecord], alerts_total: int | None = None
+) -> dict[str, Any]:
+    """An incident with its alerts."""
+    return {
+        "id": incident.id,
+        "key": incident.key,
+        "rule": incident.rule,
+        "status": incident.status.value,
+        "severity": incident.severity,
+        "category": incident.category,
+        "team": incident.team,
+        "summary": incident.summary,
+        "group_labels": incident.group_labels,
+        "alerts": [alert_view(a) for a in alerts],
+        "alerts_total": len(alerts) if alerts_total is None else alerts_total,
+        "jira_key": incident.jira_key,
+        "opened_at": iso(incident.opened_at),
+        "triggered_at": iso(incident.triggered_at),
+        "first_alert_at": iso(incident.first_starts_at),
+        "acknowledged_at": iso(incident.acknowledged_at),
+        "acknowledged_by": incident.acknowledged_by,
+        "resolved_at": iso(incident.resolved_at),
+        "resolved_by": incident.resolved_by,
+    }
+
+
+def delivery_view(d: Delivery) -> dict[str, Any]:
+    """One outbox row."""
+    return {
+        "id": d.id,
+        "incident_id": d.incident_id,
+        "channel": d.channel,
+        "kind": d.kind,
+        "status": d.status,
+        "attempts": d.attempts,
+        "created_at": iso(d.created_at),
+        "next_attempt_at": iso(d.next_attempt_at),
+        "last_error": d.last_error,
+    }

@@ -1,0 +1,77 @@
+"""``POST /webhook``: authenticate, validate, then commit everything before answering 200."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from receiver.api.auth import authorized, unauthorized
+from receiver.api.keys import SERVICE, SETTINGS
+from receiver.api.middleware import LOG_FIELDS, error_response
+from receiver.api.payload import WebhookPayload
+from receiver.store.base import StoreUnavailable
+
+MAX_REPORTED_ERRORS = 20
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<body>"
+
+
+def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic errors as ``{"field", "message"}``, values never echoed back."""
+    return [
+        {"field": _field(tuple(e["loc"])), "message": e["msg"]}
+        for e in exc.errors(include_input=False, include_url=False)[:MAX_REPORTED_ERRORS]
+    ]
+
+
+async def webhook(request: web.Request) -> web.Response:
+    """Receive one Alertmanager notification."""
+    settings = request.app[SETTINGS]
+    if not authorized(request, settings.webhook_token, allow_basic=True):
+        return unauthorized("webhook")
+    if request.content_length is not None and request.content_length > settings.max_body_bytes:
+        return error_response(413, "request body too large", limit_bytes=settings.max_body_bytes)
+    body = await request.read()
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        return error_response(400, "malformed JSON", field="<body>", detail=str(exc)[:200])
+    if isinstance(data, dict) and "version" in data and data["version"] != "4":
+        return error_response(
+            400, "unsupported payload version; only version 4 is accepted", field="version"
+        )
+    try:
+        payload = WebhookPayload.model_validate(data)
+    except ValidationError as exc:
+        errors = validation_errors(exc)
+        return error_response(400, "invalid payload", field=errors[0]["field"], errors=errors)
+    alerts = [a.to_domain() for a in payload.alerts]
+    try:
+        result = await request.app[SERVICE].ingest(alerts)
+    except StoreUnavailable as exc:
+        request[LOG_FIELDS]["store_error"] = str(exc)
+        return error_response(503, "store unavailable; retry later")
+    request[LOG_FIELDS].update(
+        alerts=len(alerts),
+        group_key=payload.groupKey[:200],
+        incidents=result.incidents[:20],
+        opened=result.opened,
+        duplicates=result.duplicates,
+    )
+    return web.json_response(
+        {
+            "status": "ok",
+            "alerts": len(alerts),
+            "incidents": result.incidents,
+            "opened": result.opened,
+            "duplicates": result.duplicates,
+        }
+    )

@@ -1,0 +1,117 @@
+"""``create_app``: the one place that wires settings, rules, store, service, worker and routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from aiohttp import web
+
+from receiver.api import incidents, ops
+from receiver.api.keys import CLOCK, METRICS, RULES, SERVICE, SETTINGS, STORE, WORKER
+from receiver.api.middleware import observe
+from receiver.api.webhook import webhook
+from receiver.config.holder import RulesHolder
+from receiver.config.loader import ConfigError
+from receiver.metrics import CHANNELS, Metrics
+from receiver.notify.base import LogNotifier, Notifier
+from receiver.outbox.worker import OutboxWorker
+from receiver.service import IncidentService
+from receiver.settings import Settings
+from receiver.store import Store, store_from_url
+
+log = structlog.get_logger("receiver")
+
+
+def utcnow() -> datetime:
+    """The real clock."""
+    return datetime.now(UTC)
+
+
+def default_notifiers(settings: Settings) -> dict[str, Notifier]:
+    """Log-only notifiers for every channel whose settings are absent."""
+    return {channel: LogNotifier(channel) for channel in CHANNELS}
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    rules: RulesHolder | None = None,
+    metrics: Metrics | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    notifiers: Mapping[str, Notifier] | None = None,
+    run_worker: bool = True,
+    handle_signals: bool = False,
+) -> web.Application:
+    """Build the application; tests pass their own store, clock and notifiers."""
+    metrics = metrics or Metrics()
+    rules = rules or RulesHolder(settings.rules, metrics)
+    store = store or store_from_url(settings.database_url)
+    worker = OutboxWorker(
+        store,
+        notifiers if notifiers is not None else default_notifiers(settings),
+        metrics,
+        clock,
+        max_age=timedelta(seconds=settings.outbox_max_age_seconds),
+        poll_seconds=settings.outbox_poll_seconds,
+    )
+    service = IncidentService(store, rules, metrics, clock, on_commit=worker.wake)
+
+    app = web.Application(middlewares=[observe], client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app[STORE] = store
+    app[RULES] = rules
+    app[METRICS] = metrics
+    app[SERVICE] = service
+    app[WORKER] = worker
+    app[CLOCK] = clock
+
+    app.router.add_post("/webhook", webhook)
+    app.router.add_get("/metrics", ops.metrics)
+    app.router.add_get("/healthz", ops.healthz)
+    app.router.add_get("/readyz", ops.readyz)
+    app.router.add_post("/-/reload", ops.reload)
+    app.router.add_get("/api/v1/incidents", incidents.list_incidents)
+    app.router.add_get("/api/v1/incidents/{id}", incidents.get_incident)
+    app.router.add_post("/api/v1/incidents/{id}/ack", incidents.acknowledge)
+    app.router.add_post("/api/v1/incidents/{id}/resolve", incidents.resolve)
+    app.router.add_get("/api/v1/deliveries", incidents.list_deliveries)
+
+    app.cleanup_ctx.append(_store_ctx)
+    if run_worker:
+        app.cleanup_ctx.append(_worker_ctx)
+    if handle_signals:
+        app.cleanup_ctx.append(_sighup_ctx)
+    return app
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    await app[STORE].open()
+    log.info("store_opened", backend=type(app[STORE]).__name__)
+    yield
+    await app[STORE].close()
+
+
+async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(app[WORKER].run(), name="outbox-worker")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _sighup_ctx(app: web.Application) -> AsyncIterator[None]:
+    loop = asyncio.get_running_loop()
+
+    def reload() -> None:
+        with contextlib.suppress(ConfigError):  # logged and exported by the holder
+            app[RULES].reload()
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    yield
+    loop.remove_signal_handler(signal.SIGHUP)

@@ -1,0 +1,51 @@
+"""The rules in force, swapped atomically on reload; a bad file never replaces good rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import structlog
+
+from receiver.config.loader import ConfigError, load_rules, summarize
+from receiver.config.models import RulesConfig
+from receiver.metrics import Metrics
+
+log = structlog.get_logger("receiver.config")
+
+
+class RulesHolder:
+    """Holds the current RulesConfig and reloads it from its file."""
+
+    def __init__(
+        self, path: str | Path, metrics: Metrics, rules: RulesConfig | None = None
+    ) -> None:
+        self.path = Path(path)
+        self.metrics = metrics
+        self._rules = rules if rules is not None else load_rules(self.path)
+        self._loaded()
+
+    def _loaded(self) -> None:
+        self.metrics.config_reload_ok.set(1)
+        self.metrics.config_reload_time.set_to_current_time()
+
+    @property
+    def current(self) -> RulesConfig:
+        """The rules in force."""
+        return self._rules
+
+    def reload(self) -> RulesConfig:
+        """Load the file again; on error keep the old rules, log, export and re-raise."""
+        try:
+            rules = load_rules(self.path)
+        except ConfigError as exc:
+            self.metrics.config_reload_ok.set(0)
+            log.error(
+                "rules_reload_failed",
+                path=str(self.path),
+                problems=[str(p) for p in exc.problems],
+            )
+            raise
+        self._rules = rules
+        self._loaded()
+        log.info("rules_reloaded", path=str(self.path), summary=summarize(rules))
+        return rules

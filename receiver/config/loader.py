@@ -1,0 +1,221 @@
+"""Load ``routing_rules.yaml``: YAML with line numbers, pydantic validation, cross-references."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from receiver.config.models import NOTIFY_KEYWORDS, RulesConfig
+
+PathKey = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One configuration error, located by file, YAML path and line."""
+
+    file: str
+    path: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.path or '<root>'}: {self.message}"
+
+
+class ConfigError(Exception):
+    """A rules file that cannot be used; ``problems`` lists every error found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def format_path(path: PathKey) -> str:
+    """Render ``('rules', 3, 'matchers', 0)`` as ``rules[3].matchers[0]``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _walk(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], dupes: list[PathKey]) -> None:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in seen:
+                dupes.append((*path, key))
+            seen.add(key)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            _walk(value_node, (*path, key), lines, dupes)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _walk(item, (*path, index), lines, dupes)
+
+
+class _Locator:
+    def __init__(self, file: str, lines: dict[PathKey, int]) -> None:
+        self.file = file
+        self.lines = lines
+
+    def problem(self, path: PathKey, message: str) -> Problem:
+        probe = path
+        while probe and probe not in self.lines:
+            probe = probe[:-1]
+        return Problem(self.file, format_path(path), self.lines.get(probe), message)
+
+
+def _pydantic_problems(exc: ValidationError, locate: _Locator) -> Iterator[Problem]:
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if p != "[key]")
+        # pydantic names the validator of Annotated fields in loc; drop function-ish parts.
+        loc = tuple(p for p in loc if not (isinstance(p, str) and p.startswith("function-")))
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key"
+        yield locate.problem(loc, message)
+
+
+def _cross_references(cfg: RulesConfig, locate: _Locator) -> Iterator[Problem]:
+    people, teams, rotations = cfg.people, cfg.teams, cfg.rotations
+    severities, categories = cfg.severities, cfg.categories
+
+    def need(kind: str, name: str | None, pool: dict[str, Any], path: PathKey) -> Iterator[Problem]:
+        if name is not None and name not in pool:
+            known = ", ".join(sorted(pool)) or "none"
+            yield locate.problem(path, f"unknown {kind} {name!r} (known: {known})")
+
+    yield from need("severity", cfg.defaults.severity, severities, ("defaults", "severity"))
+    yield from need("category", cfg.defaults.category, categories, ("defaults", "category"))
+    for name, category in categories.items():
+        yield from need("team", category.team, teams, ("categories", name, "team"))
+    for name, team in teams.items():
+        yield from need("rotation", team.rotation, rotations, ("teams", name, "rotation"))
+        yield from need("person", team.lead, people, ("teams", name, "lead"))
+    yield from need("person", cfg.roles.tech_lead, people, ("roles", "tech_lead"))
+    yield from need("person", cfg.roles.project_manager, people, ("roles", "project_manager"))
+    for name, rotation in rotations.items():
+        for i, member in enumerate(rotation.members):
+            yield from need("person", member, people, ("rotations", name, "members", i))
+        if len(set(rotation.members)) != len(rotation.members):
+            yield locate.problem(("rotations", name, "members"), "a member is listed twice")
+        for i, override in enumerate(rotation.overrides):
+            o_path: PathKey = ("rotations", name, "overrides", i)
+            yield from need("person", override.person, people, (*o_path, "person"))
+            if override.end <= override.start:
+                yield locate.problem((*o_path, "to"), "'to' must be later than 'from'")
+        yield from need("rotation", rotation.fallback, rotations, ("rotations", name, "fallback"))
+        if rotation.fallback == name:
+            yield locate.problem(
+                ("rotations", name, "fallback"), "a rotation cannot fall back to itself"
+            )
+    for key, steps in cfg.escalation.items():
+        if key != "default":
+            yield from need("severity", key, severities, ("escalation", key))
+        for i, step in enumerate(steps):
+            for j, target in enumerate(step.notify):
+                target_path: PathKey = ("escalation", key, i, "notify", j)
+                kind, _, ref = target.partition(":")
+                if kind == "person" and ref:
+                    yield from need("person", ref, people, target_path)
+                elif kind == "rotation" and ref:
+                    yield from need("rotation", ref, rotations, target_path)
+                elif target not in NOTIFY_KEYWORDS:
+                    yield locate.problem(
+                        target_path,
+                        f"unknown notify target {target!r} (use {', '.join(NOTIFY_KEYWORDS)}, "
+                        "person:<id> or rotation:<name>)",
+                    )
+        afters = [step.after for step in steps]
+        if afters != sorted(afters):
+            yield locate.problem(("escalation", key), "steps must be in increasing 'after' order")
+    missing = [s for s in severities if s not in cfg.escalation]
+    if missing and "default" not in cfg.escalation:
+        yield locate.problem(
+            ("escalation",), f"no steps for {', '.join(missing)} and no 'default' policy"
+        )
+    if cfg.jira.postmortem:
+        for i, sev in enumerate(cfg.jira.postmortem.severities):
+            yield from need("severity", sev, severities, ("jira", "postmortem", "severities", i))
+    seen: dict[str, int] = {}
+    for i, rule in enumerate(cfg.rules):
+        path: PathKey = ("rules", i)
+        if rule.name in seen:
+            yield locate.problem(
+                (*path, "name"),
+                f"duplicate rule name {rule.name!r} (first at rules[{seen[rule.name]}])",
+            )
+        seen.setdefault(rule.name, i)
+        if rule.severity is not None and rule.severity_from is not None:
+            yield locate.problem(path, "give either 'severity' or 'severity_from', not both")
+        yield from need("severity", rule.severity, severities, (*path, "severity"))
+        yield from need("category", rule.category, categories, (*path, "category"))
+        if rule.severity_from:
+            sf_path = (*path, "severity_from")
+            for value, sev in rule.severity_from.map.items():
+                yield from need("severity", sev, severities, (*sf_path, "map", value))
+            yield from need(
+                "severity", rule.severity_from.default, severities, (*sf_path, "default")
+            )
+
+
+def parse_rules(text: str, file: str = "<string>") -> RulesConfig:
+    """Parse and validate rules text; raises ConfigError listing every problem."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([Problem(file, "", line, f"invalid YAML: {problem}")]) from None
+    lines: dict[PathKey, int] = {}
+    dupes: list[PathKey] = []
+    if node is not None:
+        _walk(node, (), lines, dupes)
+    locate = _Locator(file, lines)
+    problems = [locate.problem(path, "duplicate key") for path in dupes]
+    if not isinstance(data, dict):
+        raise ConfigError([*problems, locate.problem((), "the rules file must be a YAML mapping")])
+    try:
+        cfg = RulesConfig.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_pydantic_problems(exc, locate))
+        raise ConfigError(problems) from None
+    problems.extend(_cross_references(cfg, locate))
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def load_rules(path: str | Path) -> RulesConfig:
+    """Read and validate a rules file."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([Problem(file, "", None, f"cannot read file: {exc.strerror}")]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([Problem(file, "", None, "file is not UTF-8 text")]) from None
+    return parse_rules(text, file)
+
+
+def summarize(cfg: RulesConfig) -> str:
+    """One line describing a valid rules file, for check-config."""
+    return (
+        f"{len(cfg.rules)} rules, {len(cfg.severities)} severities, "
+        f"{len(cfg.categories)} categories, {len(cfg.teams)} teams, "
+        f"{len(cfg.rotations)} rotations, {len(cfg.people)} people"
+    )

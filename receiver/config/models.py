@@ -1,0 +1,232 @@
+"""Pydantic models of ``routing_rules.yaml``: every key is checked, unknown keys refused."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from receiver.config.durations import parse_duration
+from receiver.config.matchers import Matcher, parse_matcher
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"duration must be a string like 15m, got {value!r}")
+    return parse_duration(value)
+
+
+def _label_name(value: Any) -> str:
+    if not isinstance(value, str) or not value or not (value[0].isalpha() or value[0] == "_"):
+        raise ValueError(f"invalid label name {value!r}")
+    if not all(c.isalnum() or c == "_" for c in value) or not value.isascii():
+        raise ValueError(f"invalid label name {value!r}")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+LabelName = Annotated[str, BeforeValidator(_label_name)]
+PageMode = Literal["always", "business_hours", "never"]
+NOTIFY_KEYWORDS = ("oncall", "team", "team_lead", "tech_lead", "project_manager")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SeverityPolicy(_Model):
+    """Response policy of one severity."""
+
+    respond_within: Duration
+    ack_timeout: Duration
+    jira_priority: str = Field(min_length=1)
+    page: PageMode = "always"
+    announce: bool = False
+
+
+class CategoryConfig(_Model):
+    """A category and its owning team."""
+
+    team: str
+
+
+class TeamConfig(_Model):
+    """An owning team: its rotation, lead, Slack channel and JIRA project."""
+
+    rotation: str
+    lead: str
+    channel: str = Field(min_length=1)
+    jira_project: str | None = None
+    components: list[str] = Field(default_factory=list)
+
+
+class RolesConfig(_Model):
+    """People in escalation roles above the teams."""
+
+    tech_lead: str
+    project_manager: str
+
+
+class PersonConfig(_Model):
+    """Someone who can be paged."""
+
+    name: str = Field(min_length=1)
+    slack_id: str | None = None
+    email: str | None = None
+    jira_user: str | None = None
+
+
+def _local_time(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        raise ValueError(f"expected a local date-time like 2026-11-23T09:00, got {value!r}")
+    if value.tzinfo is not None:
+        raise ValueError("give local wall-clock time without an offset; the zone is the rotation's")
+    return value
+
+
+LocalTime = Annotated[datetime, BeforeValidator(_local_time)]
+
+
+class OverrideConfig(_Model):
+    """A person covering a rotation between two local times."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    person: str
+    start: LocalTime = Field(alias="from")
+    end: LocalTime = Field(alias="to")
+
+
+class RotationConfig(_Model):
+    """An on-call rotation."""
+
+    timezone: str
+    members: list[str] = Field(min_length=1)
+    shift: Duration
+    handoff: LocalTime
+    hours: Literal["always", "business"] = "always"
+    overrides: list[OverrideConfig] = Field(default_factory=list)
+    fallback: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    @field_validator("shift")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("shift must be longer than 0s")
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The rotation's time zone."""
+        return ZoneInfo(self.timezone)
+
+
+class EscalationStep(_Model):
+    """Who is notified how long after the incident opened."""
+
+    after: Duration
+    notify: list[str] = Field(min_length=1)
+
+
+class ChannelsConfig(_Model):
+    """Slack channels for incident traffic, announcements and the digest."""
+
+    alerts: str
+    announce: str
+    digest: str
+
+
+class PostmortemConfig(_Model):
+    """Which severities get a postmortem issue on resolve."""
+
+    severities: list[str] = Field(default_factory=list)
+    issue_type: str = "Task"
+
+
+class JiraConfig(_Model):
+    """JIRA defaults and workflow names."""
+
+    project: str = Field(min_length=1)
+    issue_type: str = "Incident"
+    reopen_window: Duration = timedelta(hours=24)
+    resolve_transition: str = "Done"
+    reopen_transition: str = "Reopen"
+    postmortem: PostmortemConfig | None = None
+
+
+class DefaultsConfig(_Model):
+    """What an alert that matches no rule becomes."""
+
+    severity: str
+    category: str
+    group_by: list[LabelName] = Field(default_factory=lambda: ["alertname"])
+
+
+class SeverityFrom(_Model):
+    """Severity taken from a label value through a map."""
+
+    label: LabelName
+    map: dict[str, str] = Field(min_length=1)
+    default: str | None = None
+
+
+def _matcher(value: Any) -> Matcher:
+    if isinstance(value, Matcher):
+        return value
+    return parse_matcher(value)
+
+
+MatcherField = Annotated[Matcher, BeforeValidator(_matcher)]
+
+
+class RuleConfig(_Model):
+    """One routing rule; the first rule whose matchers all accept an alert decides it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+    matchers: list[MatcherField] = Field(min_length=1)
+    severity: str | None = None
+    severity_from: SeverityFrom | None = None
+    category: str | None = None
+    group_by: list[LabelName] | None = None
+    summary: str | None = None
+
+
+class RulesConfig(_Model):
+    """The whole rules file."""
+
+    defaults: DefaultsConfig
+    severities: dict[str, SeverityPolicy] = Field(min_length=1)
+    categories: dict[str, CategoryConfig] = Field(min_length=1)
+    teams: dict[str, TeamConfig] = Field(min_length=1)
+    roles: RolesConfig
+    people: dict[str, PersonConfig] = Field(min_length=1)
+    rotations: dict[str, RotationConfig] = Field(min_length=1)
+    escalation: dict[str, list[EscalationStep]]
+    channels: ChannelsConfig
+    jira: JiraConfig
+    rules: list[RuleConfig] = Field(default_factory=list)
+
+    def severity_rank(self, severity: str) -> int:
+        """Lower is more severe: severities are listed most severe first."""
+        return list(self.severities).index(severity)
+
+    def steps_for(self, severity: str) -> list[EscalationStep]:
+        """The escalation steps that apply to a severity."""
+        return self.escalation.get(severity) or self.escalation.get("default", [])

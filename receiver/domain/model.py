@@ -1,0 +1,113 @@
+"""Plain data the domain decides over; no I/O."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class Status(enum.StrEnum):
+    """Incident lifecycle states."""
+
+    TRIGGERED = "triggered"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class AlertStatus(enum.StrEnum):
+    """Alertmanager's two alert states."""
+
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert as Alertmanager delivered it."""
+
+    fingerprint: str
+    status: AlertStatus
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: datetime
+    ends_at: datetime | None
+    generator_url: str = ""
+
+
+@dataclass(frozen=True)
+class Route:
+    """What routing decided for one label set."""
+
+    rule: str
+    severity: str
+    category: str
+    team: str
+    key: str
+    group_labels: dict[str, str]
+    jira_project: str
+    jira_priority: str
+    issue_type: str
+
+
+@dataclass
+class AlertRecord:
+    """An alert as stored under an incident."""
+
+    fingerprint: str
+    status: AlertStatus
+    severity: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: datetime
+    ends_at: datetime | None
+    generator_url: str
+    first_seen: datetime
+    last_seen: datetime
+
+
+@dataclass
+class Incident:
+    """An incident's own row (alerts and timeline are kept separately)."""
+
+    id: int | None
+    key: str
+    rule: str
+    severity: str
+    category: str
+    team: str
+    status: Status
+    summary: str
+    group_labels: dict[str, str]
+    opened_at: datetime
+    triggered_at: datetime
+    first_starts_at: datetime
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    jira_key: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        """Not yet resolved."""
+        return self.status is not Status.RESOLVED
+
+
+@dataclass(frozen=True)
+class Event:
+    """One timeline entry."""
+
+    event: str
+    at: datetime
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Notification:
+    """An external effect to be delivered through the outbox, one row per channel."""
+
+    kind: str
+    channel: str
+    payload: dict[str, Any]

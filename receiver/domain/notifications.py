@@ -1,0 +1,53 @@
+"""Which channels hear about which incident event, and what they are told."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from receiver.config.models import RulesConfig
+from receiver.domain.model import Event, Incident
+
+# JIRA follows everything; the alerts channel hears state changes, not every join.
+CHANNELS_BY_KIND: dict[str, tuple[str, ...]] = {
+    "incident.opened": ("jira", "slack"),
+    "incident.alerts_joined": ("jira",),
+    "incident.severity_raised": ("jira", "slack"),
+    "incident.reopened": ("jira", "slack"),
+    "incident.acknowledged": ("jira", "slack"),
+    "incident.resolved": ("jira", "slack"),
+}
+
+
+def snapshot(incident: Incident, cfg: RulesConfig) -> dict[str, Any]:
+    """What a notifier needs to know about an incident, frozen at the time of the event."""
+    team = cfg.teams.get(incident.team)
+    policy = cfg.severities.get(incident.severity)
+    return {
+        "id": incident.id,
+        "key": incident.key,
+        "rule": incident.rule,
+        "severity": incident.severity,
+        "category": incident.category,
+        "team": incident.team,
+        "status": incident.status.value,
+        "summary": incident.summary,
+        "group_labels": incident.group_labels,
+        "jira_key": incident.jira_key,
+        "jira_project": (team.jira_project if team else None) or cfg.jira.project,
+        "jira_priority": policy.jira_priority if policy else None,
+        "channel": cfg.channels.alerts,
+        "team_channel": team.channel if team else None,
+        "acknowledged_by": incident.acknowledged_by,
+        "resolved_by": incident.resolved_by,
+    }
+
+
+def notification_payload(
+    kind: str, incident: Incident, events: list[Event], cfg: RulesConfig
+) -> dict[str, Any]:
+    """The outbox payload of one event."""
+    return {
+        "kind": kind,
+        "incident": snapshot(incident, cfg),
+        "events": [{"event": e.event, "at": e.at.isoformat(), **e.data} for e in events],
+    }

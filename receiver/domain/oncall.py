@@ -1,0 +1,146 @@
+"""Who is on call: rotations in wall-clock time (DST-safe), overrides, business hours, pages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from receiver.config.models import RotationConfig, RulesConfig
+
+BUSINESS_START = time(9, 0)
+BUSINESS_END = time(18, 0)
+BUSINESS_DAYS = range(0, 5)  # Monday to Friday
+
+
+@dataclass(frozen=True)
+class OnCall:
+    """The person holding a rotation at some instant, and when that ends."""
+
+    rotation: str
+    person: str
+    shift_end: datetime
+    override: bool = False
+
+
+@dataclass(frozen=True)
+class Page:
+    """One person to page, why, and when."""
+
+    person: str
+    target: str
+    at: datetime
+    deferred: bool
+
+    def as_json(self) -> dict[str, Any]:
+        """The shape route-test prints."""
+        return {
+            "person": self.person,
+            "target": self.target,
+            "at": self.at.isoformat(),
+            "deferred": self.deferred,
+        }
+
+
+def _aware(local: datetime, rot: RotationConfig) -> datetime:
+    return local.replace(tzinfo=rot.zone)
+
+
+def oncall_at(name: str, rot: RotationConfig, at: datetime) -> OnCall:
+    """The rotation's on-call at an aware instant.
+
+    Shifts are counted in local wall-clock time, so a handoff at 09:00 stays at 09:00
+    on both sides of a daylight-saving change.
+    """
+    local = at.astimezone(rot.zone).replace(tzinfo=None)
+    for override in rot.overrides:
+        if override.start <= local < override.end:
+            return OnCall(name, override.person, _aware(override.end, rot), override=True)
+    index = (local - rot.handoff) // rot.shift
+    shift_end = rot.handoff + (index + 1) * rot.shift
+    # An override starting before the regular shift ends cuts the shift short.
+    starts = [o.start for o in rot.overrides if local < o.start < shift_end]
+    end = min([shift_end, *starts])
+    return OnCall(name, rot.members[index % len(rot.members)], _aware(end, rot))
+
+
+def in_business_hours(rot: RotationConfig, at: datetime) -> bool:
+    """Mon-Fri 09:00-18:00 in the rotation's time zone."""
+    local = at.astimezone(rot.zone)
+    return local.weekday() in BUSINESS_DAYS and BUSINESS_START <= local.time() < BUSINESS_END
+
+
+def next_business_start(rot: RotationConfig, at: datetime) -> datetime:
+    """The start of the next business hours at or after ``at`` (``at`` itself if inside)."""
+    if in_business_hours(rot, at):
+        return at
+    local = at.astimezone(rot.zone)
+    day = local.date()
+    if local.time() >= BUSINESS_START:
+        day += timedelta(days=1)
+    while day.weekday() not in BUSINESS_DAYS:
+        day += timedelta(days=1)
+    return datetime.combine(day, BUSINESS_START, tzinfo=rot.zone)
+
+
+def responder(cfg: RulesConfig, rotation: str, at: datetime) -> OnCall:
+    """Who answers for a rotation: its on-call, or its fallback's when it is off hours."""
+    rot = cfg.rotations[rotation]
+    if rot.hours == "business" and rot.fallback and not in_business_hours(rot, at):
+        return responder(cfg, rot.fallback, at)
+    return oncall_at(rotation, rot, at)
+
+
+def page_time(cfg: RulesConfig, team: str, severity: str, at: datetime) -> datetime | None:
+    """When a page for this severity may go out: now, the next business hours, or never."""
+    mode = cfg.severities[severity].page
+    if mode == "never":
+        return None
+    if mode == "business_hours":
+        return next_business_start(cfg.rotations[cfg.teams[team].rotation], at)
+    return at
+
+
+def resolve_targets(
+    cfg: RulesConfig, team: str, targets: list[str], at: datetime
+) -> list[tuple[str, str]]:
+    """(person, target) pairs for notify targets, each person once, in target order."""
+    team_cfg = cfg.teams[team]
+    found: list[tuple[str, str]] = []
+    for target in targets:
+        kind, _, ref = target.partition(":")
+        if target == "oncall":
+            people = [responder(cfg, team_cfg.rotation, at).person]
+        elif target == "team":
+            people = list(cfg.rotations[team_cfg.rotation].members)
+        elif target == "team_lead":
+            people = [team_cfg.lead]
+        elif target == "tech_lead":
+            people = [cfg.roles.tech_lead]
+        elif target == "project_manager":
+            people = [cfg.roles.project_manager]
+        elif kind == "person":
+            people = [ref]
+        elif kind == "rotation":
+            people = [responder(cfg, ref, at).person]
+        else:
+            people = []
+        for person in people:
+            if all(person != p for p, _ in found):
+                found.append((person, target))
+    return found
+
+
+def step_zero_pages(cfg: RulesConfig, team: str, severity: str, at: datetime) -> list[Page]:
+    """Whom the first escalation step pages for an incident opened at ``at``."""
+    steps = cfg.steps_for(severity)
+    if not steps:
+        return []
+    due = page_time(cfg, team, severity, at + steps[0].after)
+    if due is None:
+        return []
+    deferred = due > at + steps[0].after
+    return [
+        Page(person, target, due, deferred)
+        for person, target in resolve_targets(cfg, team, steps[0].notify, due)
+    ]

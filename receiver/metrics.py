@@ -1,0 +1,104 @@
+"""Every metric the receiver exports, on one object built from an injected registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+ACK_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 259200)
+CHANNELS = ("jira", "slack", "pager")
+OUTCOMES = ("sent", "retried", "failed")
+
+
+class Metrics:
+    """The receiver's metrics (SPEC §7)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.webhook_requests = Counter(
+            "receiver_webhook_requests",
+            "Webhook requests by HTTP status code.",
+            ["code"],
+            registry=r,
+        )
+        self.webhook_duration = Histogram(
+            "receiver_webhook_duration_seconds",
+            "Time to answer a webhook, commit included.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.alerts_received = Counter(
+            "receiver_alerts_received",
+            "Alerts received, by Alertmanager status.",
+            ["status"],
+            registry=r,
+        )
+        self.duplicates_suppressed = Counter(
+            "receiver_duplicates_suppressed",
+            "Alerts that repeated what was already recorded (retries, HA pairs, repeats).",
+            registry=r,
+        )
+        self.incidents_opened = Counter(
+            "receiver_incidents_opened", "Incidents opened.", ["severity", "category"], registry=r
+        )
+        self.incidents_open = Gauge(
+            "receiver_incidents_open",
+            "Unresolved incidents now.",
+            ["severity", "status"],
+            registry=r,
+        )
+        self.alert_to_ack = Histogram(
+            "receiver_alert_to_ack_seconds",
+            "From the earliest startsAt of an incident's alerts to its acknowledgement.",
+            ["severity", "category"],
+            buckets=ACK_BUCKETS,
+            registry=r,
+        )
+        self.ack_sla_breaches = Counter(
+            "receiver_ack_sla_breaches",
+            "Incidents whose ack timeout passed unacknowledged.",
+            ["severity"],
+            registry=r,
+        )
+        self.escalations = Counter(
+            "receiver_escalations", "Escalation steps fired.", ["severity", "step"], registry=r
+        )
+        self.notifications = Counter(
+            "receiver_notifications",
+            "Delivery attempts by channel and outcome.",
+            ["channel", "outcome"],
+            registry=r,
+        )
+        self.outbox_pending = Gauge(
+            "receiver_outbox_pending", "Deliveries waiting in the outbox.", registry=r
+        )
+        self.outbox_oldest = Gauge(
+            "receiver_outbox_oldest_seconds", "Age of the oldest pending delivery.", registry=r
+        )
+        self.config_reload_ok = Gauge(
+            "receiver_config_last_reload_successful",
+            "1 when the last rules (re)load succeeded.",
+            registry=r,
+        )
+        self.config_reload_time = Gauge(
+            "receiver_config_last_reload_success_timestamp_seconds",
+            "When the rules were last loaded successfully.",
+            registry=r,
+        )
+        self.unknown_resolved = Counter(
+            "receiver_unknown_resolved_alerts",
+            "Resolved notifications for alerts the receiver never saw firing.",
+            registry=r,
+        )
+        for channel in CHANNELS:
+            for outcome in OUTCOMES:
+                self.notifications.labels(channel, outcome)
+
+    def set_open(self, counts: dict[tuple[str, str], int], severities: list[str]) -> None:
+        """Replace the open-incident gauge with fresh counts (zero for absent pairs)."""
+        self.incidents_open.clear()
+        for severity in severities:
+            for status in ("triggered", "acknowledged"):
+                self.incidents_open.labels(severity, status).set(counts.get((severity, status), 0))
+        for (severity, status), count in counts.items():
+            self.incidents_open.labels(severity, status).set(count)

@@ -1,0 +1,35 @@
+"""The notifier interface and the log-only notifier used when a channel has no settings."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import structlog
+
+from receiver.store.base import OutboxItem
+
+
+class Notifier(Protocol):
+    """Delivers one outbox item or raises DeliveryError."""
+
+    async def deliver(self, item: OutboxItem) -> None:
+        """Send the item to the outside world."""
+
+
+class LogNotifier:
+    """Logs what it would have sent: the mode of a channel whose settings are absent."""
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+        self.log = structlog.get_logger(f"receiver.notify.{channel}")
+
+    async def deliver(self, item: OutboxItem) -> None:
+        """Log the delivery instead of sending it."""
+        self.log.info(
+            "would_send",
+            channel=self.channel,
+            kind=item.kind,
+            incident_id=item.incident_id,
+            outbox_id=item.id,
+            payload=item.payload,
+        )

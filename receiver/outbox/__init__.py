@@ -1,0 +1,1 @@
+"""The outbox: durable deliveries, worked off by background workers."""

@@ -1,0 +1,110 @@
+"""The outbox worker: claim due deliveries, deliver, then record the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+
+import structlog
+
+from receiver.metrics import Metrics
+from receiver.notify.base import Notifier
+from receiver.outbox.policy import DeliveryError, backoff_delay
+from receiver.store.base import OutboxItem, Store, StoreUnavailable
+
+log = structlog.get_logger("receiver.outbox")
+
+
+class OutboxWorker:
+    """Delivers outbox rows with backoff and jitter; dead-letters what keeps failing."""
+
+    def __init__(
+        self,
+        store: Store,
+        notifiers: Mapping[str, Notifier],
+        metrics: Metrics,
+        clock: Callable[[], datetime],
+        *,
+        max_age: timedelta = timedelta(hours=24),
+        poll_seconds: float = 1.0,
+        lease_seconds: float = 120.0,
+        batch: int = 50,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.notifiers = notifiers
+        self.metrics = metrics
+        self.clock = clock
+        self.max_age = max_age
+        self.poll_seconds = poll_seconds
+        self.lease_seconds = lease_seconds
+        self.batch = batch
+        self.rng = rng or random.Random()
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look for work now instead of at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Work until cancelled."""
+        while True:
+            try:
+                done = await self.run_once()
+            except StoreUnavailable as exc:
+                log.warning("outbox_store_unavailable", error=str(exc))
+                done = 0
+            if done == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                self._wake.clear()
+
+    async def run_once(self) -> int:
+        """Claim one batch and deliver it; returns how many items were handled."""
+        items = await self.store.claim_outbox(self.clock(), self.batch, self.lease_seconds)
+        if items:
+            await asyncio.gather(*(self._deliver(item) for item in items))
+        return len(items)
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        notifier = self.notifiers.get(item.channel)
+        error: DeliveryError
+        if notifier is None:
+            error = DeliveryError(f"no notifier for channel {item.channel!r}", retryable=False)
+        else:
+            try:
+                await notifier.deliver(item)
+            except DeliveryError as exc:
+                error = exc
+            except Exception as exc:  # an adapter bug must not kill the worker
+                log.exception("delivery_crashed", outbox_id=item.id, channel=item.channel)
+                error = DeliveryError(f"{type(exc).__name__}: {exc}", retryable=True)
+            else:
+                await self.store.outbox_done(item.id, self.clock())
+                self.metrics.notifications.labels(item.channel, "sent").inc()
+                return
+        await self._failed(item, error)
+
+    async def _failed(self, item: OutboxItem, error: DeliveryError) -> None:
+        now = self.clock()
+        too_old = now - item.created_at > self.max_age
+        fields = {
+            "outbox_id": item.id,
+            "channel": item.channel,
+            "kind": item.kind,
+            "incident_id": item.incident_id,
+            "attempts": item.attempts + 1,
+            "error": str(error),
+        }
+        if error.retryable and not too_old:
+            delay = backoff_delay(item.attempts, error.retry_after, self.rng)
+            await self.store.outbox_retry(item.id, now + timedelta(seconds=delay), str(error))
+            self.metrics.notifications.labels(item.channel, "retried").inc()
+            log.warning("delivery_retry", retry_in_seconds=round(delay, 3), **fields)
+            return
+        await self.store.outbox_dead(item.id, now, str(error))
+        self.metrics.notifications.labels(item.channel, "failed").inc()
+        log.error("delivery_dead_lettered", reason="too old" if too_old else "permanent", **fields)

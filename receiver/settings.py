@@ -1,0 +1,59 @@
+"""Settings from RECEIVER_* environment variables (SPEC §3); command-line flags win."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything configurable outside the rules file."""
+
+    model_config = SettingsConfigDict(env_prefix="RECEIVER_", extra="ignore")
+
+    rules: str = "routing_rules.yaml"
+    host: str = "127.0.0.1"
+    port: int = Field(default=9095, ge=0, le=65535)
+    database_url: str = "sqlite:///receiver.db"
+    webhook_token: SecretStr | None = None
+    api_token: SecretStr | None = None
+    allow_unauthenticated: bool = False
+    jira_url: str | None = None
+    jira_user: str | None = None
+    jira_token: SecretStr | None = None
+    slack_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_signing_secret: SecretStr | None = None
+    log_format: Literal["json", "console"] = "json"
+    log_level: str = "info"
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    outbox_max_age_seconds: float = Field(default=24 * 3600, gt=0)
+    outbox_poll_seconds: float = Field(default=1.0, gt=0)
+
+    def is_loopback(self) -> bool:
+        """Whether the listen address only accepts local connections."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def startup_problem(self) -> str | None:
+        """Why the service must refuse to start, or None."""
+        if self.is_loopback() or self.allow_unauthenticated:
+            return None
+        if self.webhook_token is None:
+            return (
+                f"refusing to listen on {self.host} without RECEIVER_WEBHOOK_TOKEN "
+                "(set RECEIVER_ALLOW_UNAUTHENTICATED=true to override)"
+            )
+        if self.api_token is None:
+            return (
+                f"refusing to listen on {self.host} without RECEIVER_API_TOKEN "
+                "(set RECEIVER_ALLOW_UNAUTHENTICATED=true to override)"
+            )
+        return None

@@ -1,0 +1,38 @@
+"""Durable state behind one interface; pick a backend from a database URL."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from receiver.store.base import (
+    Delivery,
+    NewNotification,
+    OutboxItem,
+    Store,
+    StoreUnavailable,
+    Transaction,
+)
+from receiver.store.sqlite import SqliteStore
+
+
+def store_from_url(url: str) -> Store:
+    """``sqlite:///relative.db``, ``sqlite:////abs/path.db`` or ``sqlite://:memory:``."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = (parts.netloc + parts.path).removeprefix("/") if parts.netloc != ":memory:" else ""
+        return SqliteStore(path or ":memory:")
+    if parts.scheme in ("postgres", "postgresql"):
+        raise ValueError("the PostgreSQL store is not available in this version; use sqlite:///")
+    raise ValueError(f"unsupported database URL scheme {parts.scheme!r}: use sqlite:///path")
+
+
+__all__ = [
+    "Delivery",
+    "NewNotification",
+    "OutboxItem",
+    "SqliteStore",
+    "Store",
+    "StoreUnavailable",
+    "Transaction",
+    "store_from_url",
+]
