@@ -13,7 +13,8 @@ from aiohttp.typedefs import Handler
 from receiver.api.keys import METRICS, SETTINGS
 
 log = structlog.get_logger("receiver.http")
-LOG_FIELDS = "log_fields"  # handlers add summary fields to the request's log line here
+# Handlers add summary fields to the request's log line here.
+LOG_FIELDS = web.RequestKey("log_fields", dict[str, Any])
 
 
 def error_response(status: int, message: str, **extra: Any) -> web.Response:

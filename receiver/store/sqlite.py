@@ -380,22 +380,24 @@ class SqliteStore:
         )
         return {(r[0], r[1]): r[2] for r in rows}
 
+    _CLAIMABLE = (
+        "SELECT id, incident_id, channel, kind, payload, attempts, created_at FROM outbox o "
+        "WHERE status = 'pending' AND next_attempt_at <= ? "
+        "AND (claimed_until IS NULL OR claimed_until < ?) "
+        "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.status = 'pending' "
+        "AND p.channel = o.channel AND p.incident_id IS o.incident_id AND p.id < o.id) "
+        "ORDER BY id LIMIT ?"
+    )
+
     async def claim_outbox(
         self, now: datetime, limit: int, lease_seconds: float
     ) -> list[OutboxItem]:
-        at = ts(now)
-        assert at is not None
+        at = now.timestamp()
+        # Look first on the reader, so an idle poll never takes the write lock.
+        if not await self._all(self._CLAIMABLE, (at, at, 1)):
+            return []
         async with self._begin() as db:
-            async with db.execute(
-                "SELECT id, incident_id, channel, kind, payload, attempts, created_at "
-                "FROM outbox o "
-                "WHERE status = 'pending' AND next_attempt_at <= ? "
-                "AND (claimed_until IS NULL OR claimed_until < ?) "
-                "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.status = 'pending' "
-                "AND p.channel = o.channel AND p.incident_id IS o.incident_id AND p.id < o.id) "
-                "ORDER BY id LIMIT ?",
-                (at, at, limit),
-            ) as cur:
+            async with db.execute(self._CLAIMABLE, (at, at, limit)) as cur:
                 rows = list(await cur.fetchall())
             await db.executemany(
                 "UPDATE outbox SET claimed_until = ? WHERE id = ?",

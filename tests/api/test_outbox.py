@@ -1,0 +1,192 @@
+"""Outbox delivery after commit: order, retry with backoff, Retry-After, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+
+from receiver.api.payload import WebhookPayload
+from receiver.config.holder import RulesHolder
+from receiver.metrics import Metrics
+from receiver.outbox.policy import DeliveryError, backoff_delay, is_retryable_status
+from receiver.outbox.worker import OutboxWorker
+from receiver.service import IncidentService
+from receiver.store.sqlite import SqliteStore
+from tests.fakes.notifiers import RecordingNotifier
+from tests.helpers import SHIPPED_RULES, FakeClock, alert, metric, resolved, webhook
+
+
+class Rig:
+    """A service and a worker over one store, driven step by step with a fake clock."""
+
+    def __init__(self, store: SqliteStore, clock: FakeClock) -> None:
+        self.clock = clock
+        self.metrics = Metrics()
+        self.store = store
+        self.jira = RecordingNotifier()
+        self.slack = RecordingNotifier()
+        rules = RulesHolder(SHIPPED_RULES, self.metrics)
+        self.service = IncidentService(store, rules, self.metrics, clock)
+        self.worker = OutboxWorker(
+            store,
+            {"jira": self.jira, "slack": self.slack},
+            self.metrics,
+            clock,
+            rng=random.Random(7),
+        )
+
+    async def post(self, *alerts: dict[str, object]) -> None:
+        payload = WebhookPayload.model_validate(webhook(*alerts))
+        await self.service.ingest([a.to_domain() for a in payload.alerts])
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        return metric(generate_latest(self.metrics.registry).decode(), name, **labels)
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Rig]:
+    store = SqliteStore(str(tmp_path / "outbox.db"))
+    await store.open()
+    yield Rig(store, clock)
+    await store.close()
+
+
+def kinds(notifier: RecordingNotifier) -> list[str]:
+    return [item.kind for item in notifier.delivered]
+
+
+async def test_deliveries_follow_the_incident_in_order(rig: Rig, clock: FakeClock) -> None:
+    a = alert()
+    await rig.post(a)
+    clock.advance(minutes=1)
+    await rig.post(a, alert(instance="b"))
+    clock.advance(minutes=1)
+    await rig.post(resolved(a, clock.now), resolved(alert(instance="b"), clock.now))
+    while await rig.worker.run_once():
+        pass
+    assert kinds(rig.jira) == ["incident.opened", "incident.alerts_joined", "incident.resolved"]
+    assert kinds(rig.slack) == ["incident.opened", "incident.resolved"]
+    assert rig.metric("receiver_notifications_total", channel="jira", outcome="sent") == 3
+
+
+async def test_retryable_failure_backs_off_and_keeps_later_items_waiting(
+    rig: Rig, clock: FakeClock
+) -> None:
+    rig.jira.fail_next(DeliveryError("503 from JIRA", retryable=True))
+    a = alert()
+    await rig.post(a)
+    clock.advance(seconds=1)
+    await rig.post(resolved(a, clock.now))
+    await rig.worker.run_once()
+    # Slack went out; JIRA's open failed and its resolve waits behind it.
+    assert kinds(rig.slack) == ["incident.opened"]  # its resolve waits for the open to go
+    assert rig.jira.delivered == []
+    assert await rig.worker.run_once() == 1
+    assert kinds(rig.slack) == ["incident.opened", "incident.resolved"]
+    assert rig.jira.delivered == []  # not due yet
+    clock.advance(seconds=5)
+    while await rig.worker.run_once():
+        pass
+    assert kinds(rig.jira) == ["incident.opened", "incident.resolved"]
+    assert rig.metric("receiver_notifications_total", channel="jira", outcome="retried") == 1
+    pending, _ = await rig.store.outbox_stats(clock.now)
+    assert pending == 0
+
+
+async def test_retry_after_is_honoured(rig: Rig, clock: FakeClock) -> None:
+    rig.jira.fail_next(DeliveryError("429", retryable=True, retry_after=120))
+    await rig.post(alert())
+    await rig.worker.run_once()
+    clock.advance(seconds=119)
+    await rig.worker.run_once()
+    assert rig.jira.delivered == []
+    clock.advance(seconds=2)
+    await rig.worker.run_once()
+    assert kinds(rig.jira) == ["incident.opened"]
+
+
+async def test_permanent_failure_is_dead_lettered_and_visible(rig: Rig, clock: FakeClock) -> None:
+    rig.jira.fail_next(DeliveryError("400: priority 'Urgent' is not valid", retryable=False))
+    await rig.post(alert())
+    await rig.worker.run_once()
+    dead = await rig.store.deliveries("dead", None, 10)
+    assert [(d.channel, d.kind) for d in dead] == [("jira", "incident.opened")]
+    assert dead[0].last_error == "400: priority 'Urgent' is not valid"
+    assert rig.metric("receiver_notifications_total", channel="jira", outcome="failed") == 1
+    assert rig.jira.attempts == 1
+
+
+async def test_retryable_failures_past_max_age_are_dead_lettered(
+    rig: Rig, clock: FakeClock
+) -> None:
+    rig.worker.max_age = timedelta(minutes=10)
+    rig.jira.fail_next(*[DeliveryError("timeout", retryable=True) for _ in range(100)])
+    await rig.post(alert())
+    for _ in range(40):
+        await rig.worker.run_once()
+        clock.advance(seconds=60)
+    dead = await rig.store.deliveries("dead", None, 10)
+    assert len(dead) == 1 and dead[0].last_error == "timeout"
+    assert 5 <= rig.jira.attempts <= 12  # backoff spaced the attempts out
+
+
+async def test_crashed_claim_is_picked_up_after_the_lease(rig: Rig, clock: FakeClock) -> None:
+    await rig.post(alert())
+    claimed = await rig.store.claim_outbox(clock.now, 10, lease_seconds=60)
+    assert len(claimed) == 2  # a worker took them and died before recording anything
+    assert await rig.worker.run_once() == 0
+    clock.advance(seconds=61)
+    await rig.worker.run_once()
+    assert kinds(rig.jira) == ["incident.opened"]
+
+
+@pytest.mark.parametrize(
+    ("status", "retryable"),
+    [
+        (400, False),
+        (401, False),
+        (403, False),
+        (404, False),
+        (408, True),
+        (429, True),
+        (500, True),
+        (502, True),
+        (503, True),
+        (504, True),
+    ],
+)
+def test_status_classification(status: int, retryable: bool) -> None:
+    assert is_retryable_status(status) is retryable
+
+
+def test_backoff_grows_with_jitter_and_respects_retry_after() -> None:
+    rng = random.Random(1)
+    delays = [backoff_delay(n, rng=rng) for n in range(12)]
+    for n, d in enumerate(delays):
+        ceiling = min(300.0, 2.0**n)
+        assert ceiling / 2 <= d <= ceiling
+    assert backoff_delay(0, retry_after=30, rng=rng) == 30
+    assert len({round(backoff_delay(5, rng=rng), 6) for _ in range(20)}) > 1
+
+
+async def test_worker_runs_in_the_app_after_commit(tmp_path: Path) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from receiver.app import create_app
+    from tests.conftest import AUTH, make_settings
+
+    jira, slack = RecordingNotifier(), RecordingNotifier()
+    app = create_app(make_settings(tmp_path), notifiers={"jira": jira, "slack": slack})
+    async with TestClient(TestServer(app)) as client:
+        assert (await client.post("/webhook", json=webhook(alert()), headers=AUTH)).status == 200
+        for _ in range(100):
+            if jira.delivered and slack.delivered:
+                break
+            await asyncio.sleep(0.02)
+    assert kinds(jira) == ["incident.opened"] and kinds(slack) == ["incident.opened"]

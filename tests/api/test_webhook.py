@@ -1,0 +1,213 @@
+"""POST /webhook: every answer of the contract, and nothing stored from a rejected request."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from receiver.store.sqlite import SqliteStore
+from tests.conftest import API, AUTH, WEBHOOK_TOKEN, ClientFactory
+from tests.helpers import alert, metric, webhook
+
+
+async def incident_count(client: Any) -> int:
+    resp = await client.get("/api/v1/incidents", headers=API)
+    assert resp.status == 200
+    return len((await resp.json())["incidents"])
+
+
+async def test_firing_alert_opens_incident(make_client: ClientFactory) -> None:
+    client = await make_client()
+    resp = await client.post("/webhook", json=webhook(alert()), headers=AUTH)
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["opened"] == 1 and len(body["incidents"]) == 1
+    incident = (await (await client.get("/api/v1/incidents", headers=API)).json())["incidents"][0]
+    assert incident["rule"] == "kis-token-refresh-failure"
+    assert incident["severity"] == "P1" and incident["category"] == "api"
+    assert incident["team"] == "backend" and incident["status"] == "triggered"
+    assert incident["alerts"][0]["starts_at"] == "2026-11-26T01:00:00Z"
+    assert incident["alerts"][0]["ends_at"] is None  # Go's zero time means "no end"
+
+
+BAD_BODIES: list[tuple[str, bytes, str]] = [
+    ("malformed json", b'{"version": "4", "alerts": [', "<body>"),
+    ("not an object", b"[1, 2, 3]", "<body>"),
+    ("version 3", json.dumps({**webhook(alert()), "version": "3"}).encode(), "version"),
+    ("no alerts", json.dumps({**webhook(alert()), "alerts": []}).encode(), "alerts"),
+    (
+        "alert without fingerprint",
+        json.dumps(webhook({k: v for k, v in alert().items() if k != "fingerprint"})).encode(),
+        "alerts[0].fingerprint",
+    ),
+    (
+        "bad status",
+        json.dumps(webhook({**alert(), "status": "pending"})).encode(),
+        "alerts[0].status",
+    ),
+    (
+        "bad startsAt",
+        json.dumps(webhook({**alert(), "startsAt": "yesterday"})).encode(),
+        "alerts[0].startsAt",
+    ),
+    (
+        "zero startsAt",
+        json.dumps(webhook({**alert(), "startsAt": "0001-01-01T00:00:00Z"})).encode(),
+        "alerts[0].startsAt",
+    ),
+    (
+        "labels not strings",
+        json.dumps(
+            {**webhook(alert()), "alerts": [{**alert(), "labels": {"alertname": 5}}]}
+        ).encode(),
+        "alerts[0].labels.alertname",
+    ),
+    ("deep nesting", b"[" * 100000 + b"]" * 100000, "<body>"),
+]
+
+
+@pytest.mark.parametrize(("name", "body", "field"), BAD_BODIES, ids=[b[0] for b in BAD_BODIES])
+async def test_bad_payload_is_400_naming_the_field(
+    make_client: ClientFactory, name: str, body: bytes, field: str
+) -> None:
+    client = await make_client(max_body_bytes=4 * 1024 * 1024)
+    # One good alert first, to show a rejected request leaves accepted state alone.
+    assert (await client.post("/webhook", json=webhook(alert()), headers=AUTH)).status == 200
+    resp = await client.post(
+        "/webhook", data=body, headers={**AUTH, "Content-Type": "application/json"}
+    )
+    assert resp.status == 400
+    answer = await resp.json()
+    assert answer["field"] == field
+    assert answer["error"]
+    assert await incident_count(client) == 1
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+AUTH_CASES = [
+    ("bearer", AUTH, 200),
+    ("basic with token as password", basic("alertmanager", WEBHOOK_TOKEN), 200),
+    ("missing", {}, 401),
+    ("wrong bearer", {"Authorization": "Bearer nope"}, 401),
+    ("wrong basic", basic("alertmanager", "nope"), 401),
+    ("token as basic user", basic(WEBHOOK_TOKEN, ""), 401),
+    ("garbage basic", {"Authorization": "Basic %%%"}, 401),
+    ("api token is not the webhook token", API, 401),
+]
+
+
+@pytest.mark.parametrize(("name", "headers", "status"), AUTH_CASES, ids=[c[0] for c in AUTH_CASES])
+async def test_webhook_auth(
+    make_client: ClientFactory, name: str, headers: dict[str, str], status: int
+) -> None:
+    client = await make_client()
+    resp = await client.post("/webhook", json=webhook(alert()), headers=headers)
+    assert resp.status == status
+    body = await resp.json()
+    assert WEBHOOK_TOKEN not in json.dumps(body)
+    assert await incident_count(client) == (1 if status == 200 else 0)
+
+
+async def test_body_over_limit_is_413_and_stores_nothing(make_client: ClientFactory) -> None:
+    client = await make_client(max_body_bytes=64 * 1024)
+    big = webhook(*[alert(alertname="HighErrorRate", service=f"s{i}") for i in range(400)])
+    resp = await client.post("/webhook", json=big, headers=AUTH)
+    assert resp.status == 413
+    assert (await resp.json())["error"] == "request body too large"
+    assert await incident_count(client) == 0
+
+
+async def test_chunked_body_over_limit_is_413(make_client: ClientFactory) -> None:
+    client = await make_client(max_body_bytes=64 * 1024)
+    payload = json.dumps(
+        webhook(*[alert(alertname="HighErrorRate", service=f"s{i}") for i in range(400)])
+    ).encode()
+
+    async def chunks() -> Any:
+        for i in range(0, len(payload), 8192):
+            yield payload[i : i + 8192]
+
+    resp = await client.post("/webhook", data=chunks(), headers=AUTH)
+    assert resp.status == 413
+    assert await incident_count(client) == 0
+
+
+async def test_store_that_cannot_commit_answers_503_then_recovers(
+    make_client: ClientFactory, tmp_path: Path
+) -> None:
+    path = tmp_path / "locked.db"
+    client = await make_client(store=SqliteStore(str(path), busy_timeout_ms=50))
+    blocker = sqlite3.connect(path, isolation_level=None, timeout=10)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        resp = await client.post("/webhook", json=webhook(alert()), headers=AUTH)
+        assert resp.status == 503
+        assert "error" in await resp.json()
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert await incident_count(client) == 0
+    # Alertmanager retries 5xx: the retry lands.
+    assert (await client.post("/webhook", json=webhook(alert()), headers=AUTH)).status == 200
+    assert await incident_count(client) == 1
+    metrics = await (await client.get("/metrics")).text()
+    assert metric(metrics, "receiver_webhook_requests_total", code="503") == 1
+    assert metric(metrics, "receiver_webhook_requests_total", code="200") == 1
+
+
+async def test_same_webhook_fifty_times_is_one_incident(make_client: ClientFactory) -> None:
+    client = await make_client()
+    body = webhook(alert(instance="a"), alert(instance="b"))
+    for _ in range(50):
+        assert (await client.post("/webhook", json=body, headers=AUTH)).status == 200
+    incidents = (await (await client.get("/api/v1/incidents", headers=API)).json())["incidents"]
+    assert len(incidents) == 1
+    detail = await (await client.get(f"/api/v1/incidents/{incidents[0]['id']}", headers=API)).json()
+    assert [e["event"] for e in detail["timeline"]] == ["opened"]
+    assert {d["kind"] for d in detail["deliveries"]} == {"incident.opened"}
+    assert len(detail["deliveries"]) == 2  # one JIRA, one Slack, never repeated
+    metrics = await (await client.get("/metrics")).text()
+    assert metric(metrics, "receiver_duplicates_suppressed_total") == 98
+    assert metric(metrics, "receiver_incidents_opened_total", severity="P1", category="api") == 1
+    assert metric(metrics, "receiver_alerts_received_total", status="firing") == 100
+
+
+async def test_storm_of_5000_alerts_is_one_incident(make_client: ClientFactory) -> None:
+    client = await make_client(max_body_bytes=4 * 1024 * 1024)
+    alerts = [
+        alert(alertname="HighResponseTime", service="order-api", severity="warning", pod=f"p{i}")
+        for i in range(5000)
+    ]
+    for start in range(0, 5000, 500):  # Alertmanager splits big groups over several posts
+        resp = await client.post(
+            "/webhook", json=webhook(*alerts[start : start + 500]), headers=AUTH
+        )
+        assert resp.status == 200
+    incidents = (await (await client.get("/api/v1/incidents", headers=API)).json())["incidents"]
+    assert len(incidents) == 1
+    assert incidents[0]["alerts_total"] == 5000
+    assert len(incidents[0]["alerts"]) == 50  # the list view caps alerts per incident
+    detail = await (await client.get(f"/api/v1/incidents/{incidents[0]['id']}", headers=API)).json()
+    assert len(detail["alerts"]) == 5000
+    events = [e["event"] for e in detail["timeline"]]
+    assert events == ["opened"] + ["alerts_joined"] * 9  # one entry per post, not per alert
+    opened = [d for d in detail["deliveries"] if d["kind"] == "incident.opened"]
+    assert len(opened) == 2
+
+
+async def test_non_loopback_without_token_refuses_to_start(tmp_path: Path) -> None:
+    from receiver.settings import Settings
+
+    s = Settings(host="0.0.0.0", rules="x")
+    assert s.startup_problem() is not None and "RECEIVER_WEBHOOK_TOKEN" in s.startup_problem()
+    assert Settings(host="0.0.0.0", rules="x", allow_unauthenticated=True).startup_problem() is None
+    assert Settings(host="127.0.0.1", rules="x").startup_problem() is None

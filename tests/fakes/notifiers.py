@@ -1,0 +1,27 @@
+"""Hand-written notifiers that record what they were given and fail on command."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from receiver.outbox.policy import DeliveryError
+from receiver.store.base import OutboxItem
+
+
+@dataclass
+class RecordingNotifier:
+    """Records delivered items; fails with the queued errors first."""
+
+    failures: deque[DeliveryError] = field(default_factory=deque)
+    delivered: list[OutboxItem] = field(default_factory=list)
+    attempts: int = 0
+
+    def fail_next(self, *errors: DeliveryError) -> None:
+        self.failures.extend(errors)
+
+    async def deliver(self, item: OutboxItem) -> None:
+        self.attempts += 1
+        if self.failures:
+            raise self.failures.popleft()
+        self.delivered.append(item)
