@@ -39,6 +39,7 @@ def receiver(tmp_path: Path) -> Iterator[Receiver]:
         RECEIVER_WEBHOOK_TOKEN=webhook_token,
         RECEIVER_API_TOKEN=api_token,
         RECEIVER_LOG_FORMAT="json",
+        PYTHONUNBUFFERED="1",  # complete logs in failure messages
     )
     proc = ManagedProcess("receiver", argv, env, cwd=REPO_ROOT, log_dir=tmp_path)
     try:

@@ -109,6 +109,10 @@ class ManagedProcess:
                 argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err
             )
 
+    def output(self) -> str:
+        """Everything the process has written so far, both streams."""
+        return "".join(p.read_text(errors="replace") for p in (self.stdout_path, self.stderr_path))
+
     def logs(self) -> str:
         """Exit state and the tail of both output streams."""
         state = "running" if self.process.poll() is None else f"exited {self.process.returncode}"
@@ -191,6 +195,13 @@ class Receiver:
     def post_webhook(self, payload: Any, headers: dict[str, str]) -> Response:
         """POST a notification to the webhook with the given credentials."""
         return http("POST", self.url + "/webhook", body=payload, headers=headers)
+
+    def assert_secrets_not_logged(self) -> None:
+        """Neither token appears anywhere in the receiver's output."""
+        output = self.proc.output()
+        assert output, "the receiver logged nothing"
+        assert self.webhook_token not in output, "webhook token in the logs"
+        assert self.api_token not in output, "API token in the logs"
 
     def metrics(self) -> str:
         """The /metrics page."""

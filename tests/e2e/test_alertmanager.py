@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -166,6 +167,7 @@ def test_alertmanager_notifications_open_group_and_resolve_incidents(
     assert firing is not None and firing >= 3, metrics
     cleared = metric_value(metrics, "receiver_alerts_received_total", status="resolved")
     assert cleared is not None and cleared >= 3, metrics
+    receiver.assert_secrets_not_logged()
 
 
 def webhook_payload() -> dict[str, Any]:
@@ -199,7 +201,7 @@ def webhook_payload() -> dict[str, Any]:
 def test_webhook_refuses_bad_credentials(receiver: Receiver) -> None:
     """A well-formed notification with missing or wrong credentials is refused and not stored."""
     payload = webhook_payload()
-    wrong = "not-" + receiver.webhook_token
+    wrong = secrets.token_urlsafe(24)
     refused = {
         "no credentials": {},
         "wrong bearer token": bearer(wrong),
@@ -219,3 +221,4 @@ def test_webhook_refuses_bad_credentials(receiver: Receiver) -> None:
         detail = f"{answer.status} {answer.body[:300]!r}\n{receiver.proc.logs()}"
         assert answer.status == 200, detail
     assert len(receiver.incidents()) == 1
+    receiver.assert_secrets_not_logged()
