@@ -12,11 +12,12 @@ import structlog
 from aiohttp import web
 
 from receiver.api import incidents, ops
-from receiver.api.keys import CLOCK, METRICS, RULES, SERVICE, SETTINGS, STORE, WORKER
+from receiver.api.keys import CLOCK, INGEST, METRICS, RULES, SERVICE, SETTINGS, STORE, WORKER
 from receiver.api.middleware import observe
 from receiver.api.webhook import webhook
 from receiver.config.holder import RulesHolder
 from receiver.config.loader import ConfigError
+from receiver.ingest import IngestQueue
 from receiver.metrics import CHANNELS, Metrics
 from receiver.notify.base import LogNotifier, Notifier
 from receiver.outbox.worker import OutboxWorker
@@ -60,7 +61,14 @@ def create_app(
         max_age=timedelta(seconds=settings.outbox_max_age_seconds),
         poll_seconds=settings.outbox_poll_seconds,
     )
-    service = IncidentService(store, rules, metrics, clock, on_commit=worker.wake)
+    service = IncidentService(
+        store,
+        rules,
+        metrics,
+        clock,
+        on_commit=worker.wake,
+        coalesce_seconds=settings.coalesce_seconds,
+    )
 
     app = web.Application(middlewares=[observe], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
@@ -69,6 +77,7 @@ def create_app(
     app[METRICS] = metrics
     app[SERVICE] = service
     app[WORKER] = worker
+    app[INGEST] = IngestQueue(service)
     app[CLOCK] = clock
 
     app.router.add_post("/webhook", webhook)
@@ -83,6 +92,7 @@ def create_app(
     app.router.add_get("/api/v1/deliveries", incidents.list_deliveries)
 
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_ingest_ctx)
     if run_worker:
         app.cleanup_ctx.append(_worker_ctx)
     if handle_signals:
@@ -97,12 +107,22 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[STORE].close()
 
 
+async def _ingest_ctx(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(app[INGEST].run(), name="ingest")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(app[WORKER].run(), name="outbox-worker")
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    with contextlib.suppress(Exception):  # unrecorded deliveries are redone after the lease
+        await app[WORKER].flush()
 
 
 async def _sighup_ctx(app: web.Application) -> AsyncIterator[None]:

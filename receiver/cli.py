@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from receiver.config.loader import ConfigError, load_rules, summarize
+from receiver.config.models import RulesConfig
+from receiver.domain.oncall import oncall_at, step_zero_pages
 from receiver.domain.routing import route
 
 
@@ -49,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--at", type=_time, default=None, help="ISO 8601 time, default now")
     test.add_argument("--json", action="store_true")
     test.add_argument("labels", nargs="+", type=_label, metavar="NAME=VALUE")
+
+    oncall = sub.add_parser("oncall", help="who is on call now or at --at")
+    oncall.add_argument("rotation", nargs="?", default=None)
+    oncall.add_argument("--rules", default=None)
+    oncall.add_argument("--at", type=_time, default=None, help="ISO 8601 time, default now")
+    oncall.add_argument("--json", action="store_true")
     return parser
 
 
@@ -72,10 +80,9 @@ def cmd_check_config(path: str | None) -> int:
     return 0
 
 
-def route_report(cfg: Any, labels: dict[str, str], at: datetime) -> dict[str, Any]:
+def route_report(cfg: RulesConfig, labels: dict[str, str], at: datetime) -> dict[str, Any]:
     """The route-test answer as a JSON-ready object."""
     r = route(cfg, labels)
-    from receiver.domain.oncall import step_zero_pages
 
     return {
         "rule": r.rule,
@@ -96,12 +103,8 @@ def cmd_route_test(
     rules: str | None, at: datetime | None, as_json: bool, labels: Sequence[tuple[str, str]]
 ) -> int:
     """Print what an alert with these labels becomes."""
-    path = rules or _default_rules()
-    try:
-        cfg = load_rules(path)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+    cfg = _load(rules)
+    if cfg is None:
         return 1
     report = route_report(cfg, dict(labels), at or datetime.now(UTC))
     if as_json:
@@ -122,6 +125,51 @@ def cmd_route_test(
     for page in report["pages"]:
         when = f"deferred until {page['at']}" if page["deferred"] else f"immediately ({page['at']})"
         print(f"page:         {page['person']} via {page['target']}, {when}")
+    return 0
+
+
+def _load(rules: str | None) -> RulesConfig | None:
+    path = rules or _default_rules()
+    try:
+        return load_rules(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return None
+
+
+def cmd_oncall(rules: str | None, rotation: str | None, at: datetime | None, as_json: bool) -> int:
+    """Print who holds each rotation (or one) at a time, with the shift end."""
+    cfg = _load(rules)
+    if cfg is None:
+        return 1
+    if rotation is not None and rotation not in cfg.rotations:
+        known = ", ".join(sorted(cfg.rotations))
+        print(f"unknown rotation {rotation!r} (known: {known})", file=sys.stderr)
+        return 1
+    when = at or datetime.now(UTC)
+    names = [rotation] if rotation else list(cfg.rotations)
+    rows = [oncall_at(name, cfg.rotations[name], when) for name in names]
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "oncall": [
+                        {
+                            "rotation": r.rotation,
+                            "person": r.person,
+                            "shift_end": r.shift_end.isoformat(),
+                        }
+                        for r in rows
+                    ]
+                }
+            )
+        )
+        return 0
+    for r in rows:
+        person = cfg.people[r.person].name
+        note = " (override)" if r.override else ""
+        print(f"{r.rotation:<12} {r.person:<10} {person:<20} until {r.shift_end.isoformat()}{note}")
     return 0
 
 
@@ -181,4 +229,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_check_config(args.path)
     if args.command == "route-test":
         return cmd_route_test(args.rules, args.at, args.json, args.labels)
+    if args.command == "oncall":
+        return cmd_oncall(args.rules, args.rotation, args.at, args.json)
     return cmd_serve(args)

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
+import orjson
 import structlog
+
+
+def _serialize(value: Any, **_: Any) -> str:
+    return orjson.dumps(value, default=str).decode()
 
 
 def configure_logging(fmt: str = "json", level: str = "info") -> None:
     """Configure structlog once for the process."""
     renderer: structlog.typing.Processor = (
-        structlog.dev.ConsoleRenderer() if fmt == "console" else structlog.processors.JSONRenderer()
+        structlog.dev.ConsoleRenderer()
+        if fmt == "console"
+        else structlog.processors.JSONRenderer(serializer=_serialize)
     )
     structlog.configure(
         processors=[

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -10,7 +10,6 @@ from datetime import datetime
 from receiver.config.holder import RulesHolder
 from receiver.config.models import RulesConfig
 from receiver.domain.incidents import (
-    BatchDecision,
     Change,
     Policy,
     Reason,
@@ -18,11 +17,14 @@ from receiver.domain.incidents import (
     decide_batch,
     decide_resolve,
 )
-from receiver.domain.model import Alert, AlertStatus, Incident, Route, Status
-from receiver.domain.notifications import CHANNELS_BY_KIND, notification_payload
-from receiver.domain.routing import route
+from receiver.domain.model import Alert, AlertRecord, AlertStatus, Incident, Route
+from receiver.domain.notifications import (
+    CHANNELS_BY_KIND,
+    COALESCED_KINDS,
+    notification_payload,
+)
 from receiver.metrics import Metrics
-from receiver.store.base import NewNotification, Store, Transaction
+from receiver.store.base import Conflict, NewNotification, Store, StoreUnavailable, UnitOfWork
 
 
 @dataclass
@@ -45,8 +47,24 @@ def policy_of(cfg: RulesConfig) -> Policy:
     return Policy(cfg.jira.reopen_window, lambda sev: order.get(sev, len(order)))
 
 
+MAX_CONFLICT_RETRIES = 5
+
+
+@dataclass
+class _KeyState:
+    """What the decisions know about an incident key while they work through a batch."""
+
+    latest: Incident | None
+    known: dict[str, AlertRecord]
+
+
 class IncidentService:
-    """Turns alerts and manual actions into stored incidents and outbox rows."""
+    """Turns alerts and manual actions into stored incidents and outbox rows.
+
+    Every operation reads, decides with pure functions, and commits one unit of work; if
+    what it read changed before the commit (another replica, a concurrent ack), the store
+    raises Conflict and the operation decides again on fresh state.
+    """
 
     def __init__(
         self,
@@ -55,7 +73,9 @@ class IncidentService:
         metrics: Metrics,
         clock: Callable[[], datetime],
         on_commit: Callable[[], None] = lambda: None,
+        coalesce_seconds: float = 60.0,
     ) -> None:
+        self.coalesce_seconds = coalesce_seconds
         self.store = store
         self.rules = rules
         self.metrics = metrics
@@ -64,65 +84,119 @@ class IncidentService:
 
     async def ingest(self, alerts: Sequence[Alert]) -> IngestResult:
         """Apply one webhook's alerts atomically."""
-        cfg = self.rules.current
-        policy = policy_of(cfg)
-        now = self.clock()
-        groups: dict[str, list[tuple[Alert, Route]]] = defaultdict(list)
-        for alert in alerts:
-            r = route(cfg, alert.labels)
-            groups[r.key].append((alert, r))
-        decisions: list[BatchDecision] = []
-        async with self.store.transaction() as tx:
-            for key, batch in groups.items():
-                latest = await tx.latest_incident(key)
-                known, firing = {}, 0
-                if latest is not None:
-                    assert latest.id is not None
-                    known = await tx.alerts_by_fingerprint(
-                        latest.id, [a.fingerprint for a, _ in batch]
-                    )
-                    firing = await tx.firing_count(latest.id)
-                decision = decide_batch(latest, known, firing, batch, now, policy)
-                for change in decision.changes:
-                    await self._apply(tx, change, cfg, now)
-                decisions.append(decision)
-        result = IngestResult()
-        for alert in alerts:
-            self.metrics.alerts_received.labels(alert.status.value).inc()
-        for decision in decisions:
-            result.duplicates += decision.duplicates
-            result.unknown_resolved += decision.unknown_resolved
-            for change in decision.changes:
-                assert change.incident.id is not None
-                result.incidents.append(change.incident.id)
-                if change.is_new:
-                    result.opened += 1
-                    self.metrics.incidents_opened.labels(
-                        change.incident.severity, change.incident.category
-                    ).inc()
-        self.metrics.duplicates_suppressed.inc(result.duplicates)
-        self.metrics.unknown_resolved.inc(result.unknown_resolved)
-        self.on_commit()
-        return result
+        return (await self.ingest_many([alerts]))[0]
 
-    async def _apply(
-        self, tx: Transaction, change: Change, cfg: RulesConfig, now: datetime
-    ) -> None:
-        incident_id = await tx.save_incident(change.incident)
-        change.incident.id = incident_id
-        if change.alerts:
-            await tx.save_alerts(incident_id, change.alerts)
-        if change.events:
-            await tx.add_events(incident_id, change.events)
-        rows = [
-            NewNotification(
-                channel, kind, notification_payload(kind, change.incident, change.events, cfg)
+    async def ingest_many(self, webhooks: Sequence[Sequence[Alert]]) -> list[IngestResult]:
+        """Apply several webhooks, in order, in one transaction (one commit for all)."""
+        cfg, router = self.rules.current, self.rules.router
+        routed: list[dict[str, list[tuple[Alert, Route]]]] = []
+        for alerts in webhooks:
+            groups: dict[str, list[tuple[Alert, Route]]] = defaultdict(list)
+            for alert in alerts:
+                r = router.route(alert.labels)
+                groups[r.key].append((alert, r))
+            routed.append(groups)
+        keys = list(dict.fromkeys(k for groups in routed for k in groups))
+        fingerprints = [a.fingerprint for alerts in webhooks for a in alerts]
+        for attempt in range(MAX_CONFLICT_RETRIES):
+            now = self.clock()
+            latest, known = await self.store.ingest_state(keys, fingerprints)
+            results, unit, opened = self._decide_ingest(routed, latest, known, cfg, now)
+            try:
+                await self.store.commit(unit, now)
+                break
+            except Conflict:
+                if attempt == MAX_CONFLICT_RETRIES - 1:
+                    raise StoreUnavailable("too many concurrent changes; retry later") from None
+        for result, incidents in results:
+            result.incidents = list(dict.fromkeys(i.id for i in incidents if i.id is not None))
+        statuses = Counter(alert.status.value for alerts in webhooks for alert in alerts)
+        for status, count in statuses.items():
+            self.metrics.alerts_received.labels(status).inc(count)
+        for incident in opened:
+            self.metrics.incidents_opened.labels(incident.severity, incident.category).inc()
+        answers = [result for result, _ in results]
+        self.metrics.duplicates_suppressed.inc(sum(r.duplicates for r in answers))
+        self.metrics.unknown_resolved.inc(sum(r.unknown_resolved for r in answers))
+        self.on_commit()
+        return answers
+
+    def _decide_ingest(
+        self,
+        routed: list[dict[str, list[tuple[Alert, Route]]]],
+        latest: dict[str, Incident],
+        known: dict[int, dict[str, AlertRecord]],
+        cfg: RulesConfig,
+        now: datetime,
+    ) -> tuple[list[tuple[IngestResult, list[Incident]]], UnitOfWork, list[Incident]]:
+        policy = policy_of(cfg)
+        states: dict[str, _KeyState] = {}
+        for key, incident in latest.items():
+            states[key] = _KeyState(incident, known.get(incident.id or 0, {}))
+        unit = UnitOfWork()
+        opened: list[Incident] = []
+        results: list[tuple[IngestResult, list[Incident]]] = []
+        for groups in routed:
+            result, touched = IngestResult(), []
+            for key, batch in groups.items():
+                state = states.setdefault(key, _KeyState(None, {}))
+                fps = {a.fingerprint for a, _ in batch}
+                decision = decide_batch(
+                    state.latest,
+                    {fp: rec for fp, rec in state.known.items() if fp in fps},
+                    state.latest.firing_alerts if state.latest else 0,
+                    batch,
+                    now,
+                    policy,
+                )
+                result.duplicates += decision.duplicates
+                result.unknown_resolved += decision.unknown_resolved
+                for change in decision.changes:
+                    if change.is_new:
+                        state.latest, state.known = change.incident, {}
+                        opened.append(change.incident)
+                        result.opened += 1
+                    touched.append(self._collect(unit, change, cfg, state))
+            results.append((result, touched))
+        return results, unit, opened
+
+    def _collect(
+        self, unit: UnitOfWork, change: Change, cfg: RulesConfig, state: _KeyState | None = None
+    ) -> Incident:
+        """Fold one change into the unit of work and the key's running state.
+
+        Decisions return changed copies; within a batch every change to one incident must
+        land on one object, so the copy's fields are folded back into the one held.
+        """
+        incident = change.incident
+        if state is not None and state.latest is not None and not change.is_new:
+            state.latest.__dict__.update(incident.__dict__)
+            incident = state.latest
+        known = state.known if state is not None else {}
+        for record in change.alerts:
+            before = known.get(record.fingerprint)
+            was_firing = before is not None and before.status is AlertStatus.FIRING
+            incident.firing_alerts += int(record.status is AlertStatus.FIRING) - int(was_firing)
+            known[record.fingerprint] = record
+            unit.alerts.append((incident, record))
+        if state is not None:
+            state.latest = incident
+        unit.touch(incident)
+        unit.events.extend((incident, e) for e in change.events)
+        unit.outbox.extend(
+            (
+                incident,
+                NewNotification(
+                    channel,
+                    kind,
+                    notification_payload(kind, incident, change.events, cfg),
+                    self.coalesce_seconds if kind in COALESCED_KINDS else 0.0,
+                ),
             )
             for kind in change.notifications
             for channel in CHANNELS_BY_KIND.get(kind, ())
-        ]
-        if rows:
-            await tx.enqueue(incident_id, rows, now)
+        )
+        return incident
 
     async def _manual(
         self,
@@ -131,18 +205,25 @@ class IncidentService:
         decide: Callable[[Incident, str, datetime], tuple[Reason, Change | None]],
     ) -> tuple[Reason, Incident]:
         cfg = self.rules.current
-        now = self.clock()
-        async with self.store.transaction() as tx:
-            incident = await tx.incident(incident_id)
+        for attempt in range(MAX_CONFLICT_RETRIES):
+            now = self.clock()
+            incident = await self.store.get_incident(incident_id)
             if incident is None:
                 raise NotFound(incident_id)
             reason, change = decide(incident, by, now)
-            if change is not None:
-                await self._apply(tx, change, cfg, now)
-                incident = change.incident
-        if change is not None:
+            if change is None:
+                return reason, incident
+            unit = UnitOfWork()
+            self._collect(unit, change, cfg)
+            try:
+                await self.store.commit(unit, now)
+            except Conflict:
+                if attempt == MAX_CONFLICT_RETRIES - 1:
+                    raise StoreUnavailable("too many concurrent changes; retry later") from None
+                continue
             self.on_commit()
-        return reason, incident
+            return reason, change.incident
+        raise AssertionError("unreachable")
 
     async def acknowledge(self, incident_id: int, by: str) -> tuple[Reason, Incident]:
         """Acknowledge by hand; observes alert-to-ack once, on the first ack."""
@@ -165,6 +246,3 @@ class IncidentService:
         pending, oldest = await self.store.outbox_stats(self.clock())
         self.metrics.outbox_pending.set(pending)
         self.metrics.outbox_oldest.set(oldest)
-
-
-__all__ = ["AlertStatus", "IncidentService", "IngestResult", "NotFound", "Status"]

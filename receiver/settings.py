@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     outbox_max_age_seconds: float = Field(default=24 * 3600, gt=0)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    coalesce_seconds: float = Field(default=60.0, ge=0)
 
     def is_loopback(self) -> bool:
         """Whether the listen address only accepts local connections."""

@@ -8,6 +8,7 @@ from datetime import datetime
 from aiohttp import web
 
 from receiver.config.holder import RulesHolder
+from receiver.ingest import IngestQueue
 from receiver.metrics import Metrics
 from receiver.outbox.worker import OutboxWorker
 from receiver.service import IncidentService
@@ -20,5 +21,6 @@ RULES = web.AppKey("rules", RulesHolder)
 METRICS = web.AppKey("metrics", Metrics)
 SERVICE = web.AppKey("service", IncidentService)
 WORKER = web.AppKey("worker", OutboxWorker)
+INGEST = web.AppKey("ingest", IngestQueue)
 Clock = Callable[[], datetime]
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")

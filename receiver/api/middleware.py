@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from typing import Any
@@ -13,6 +14,9 @@ from aiohttp.typedefs import Handler
 from receiver.api.keys import METRICS, SETTINGS
 
 log = structlog.get_logger("receiver.http")
+# Request ids: unique per process start, cheap per request (no entropy read each time).
+_PREFIX = uuid.uuid4().hex[:8]
+_COUNTER = itertools.count(1)
 # Handlers add summary fields to the request's log line here.
 LOG_FIELDS = web.RequestKey("log_fields", dict[str, Any])
 
@@ -40,7 +44,7 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Bind a request id, turn HTTP exceptions into JSON, log one line, time webhooks."""
-    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
+    request_id = request.headers.get("X-Request-Id") or f"{_PREFIX}-{next(_COUNTER):x}"
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id[:64])
     request[LOG_FIELDS] = {}

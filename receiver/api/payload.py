@@ -2,36 +2,23 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from receiver.domain.model import Alert, AlertStatus
 
-_FRACTION = re.compile(r"(\.\d{6})\d+")
-ZERO_TIME_YEAR = 1  # Go's zero time, 0001-01-01T00:00:00Z, means "not set"
 
-
-def _timestamp(value: Any) -> datetime | None:
-    """RFC 3339 with up to nanoseconds (Go's format); Go's zero time is None."""
-    if value is None or value == "":
+def _go_time(value: datetime | None) -> datetime | None:
+    """Go's zero time, 0001-01-01T00:00:00Z, means "not set"; everything else in UTC."""
+    if value is None or value.year == 1:
         return None
-    if not isinstance(value, str):
-        raise ValueError("expected an RFC 3339 timestamp string")
-    try:
-        parsed = datetime.fromisoformat(_FRACTION.sub(r"\1", value))
-    except ValueError:
-        raise ValueError(f"invalid RFC 3339 timestamp {value[:64]!r}") from None
-    if parsed.tzinfo is None:
-        raise ValueError(f"timestamp {value[:64]!r} has no time zone")
-    if parsed.year == ZERO_TIME_YEAR:
-        return None
-    return parsed.astimezone(UTC)
+    return value.astimezone(UTC)
 
 
-Timestamp = Annotated[datetime | None, BeforeValidator(_timestamp)]
+# RFC 3339 with up to nanoseconds (Go's format); pydantic keeps microseconds.
+Timestamp = Annotated[AwareDatetime | None, AfterValidator(_go_time)]
 LabelSet = dict[Annotated[str, Field(max_length=1024)], Annotated[str, Field(max_length=65536)]]
 
 

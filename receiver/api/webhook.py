@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
 from receiver.api.auth import authorized, unauthorized
-from receiver.api.keys import SERVICE, SETTINGS
+from receiver.api.keys import INGEST, SETTINGS
 from receiver.api.middleware import LOG_FIELDS, error_response
 from receiver.api.payload import WebhookPayload
 from receiver.store.base import StoreUnavailable
@@ -32,6 +31,18 @@ def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
+def _rejected(exc: ValidationError) -> web.Response:
+    errors = validation_errors(exc)
+    first = exc.errors(include_input=False, include_url=False)[0]
+    if first["type"] == "json_invalid":
+        return error_response(400, "malformed JSON", field="<body>", detail=first["msg"][:200])
+    if errors[0]["field"] == "version":
+        return error_response(
+            400, "unsupported payload version; only version 4 is accepted", field="version"
+        )
+    return error_response(400, "invalid payload", field=errors[0]["field"], errors=errors)
+
+
 async def webhook(request: web.Request) -> web.Response:
     """Receive one Alertmanager notification."""
     settings = request.app[SETTINGS]
@@ -41,21 +52,12 @@ async def webhook(request: web.Request) -> web.Response:
         return error_response(413, "request body too large", limit_bytes=settings.max_body_bytes)
     body = await request.read()
     try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        return error_response(400, "malformed JSON", field="<body>", detail=str(exc)[:200])
-    if isinstance(data, dict) and "version" in data and data["version"] != "4":
-        return error_response(
-            400, "unsupported payload version; only version 4 is accepted", field="version"
-        )
-    try:
-        payload = WebhookPayload.model_validate(data)
+        payload = WebhookPayload.model_validate_json(body)
     except ValidationError as exc:
-        errors = validation_errors(exc)
-        return error_response(400, "invalid payload", field=errors[0]["field"], errors=errors)
+        return _rejected(exc)
     alerts = [a.to_domain() for a in payload.alerts]
     try:
-        result = await request.app[SERVICE].ingest(alerts)
+        result = await request.app[INGEST].submit(alerts)
     except StoreUnavailable as exc:
         request[LOG_FIELDS]["store_error"] = str(exc)
         return error_response(503, "store unavailable; retry later")

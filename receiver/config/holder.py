@@ -8,6 +8,7 @@ import structlog
 
 from receiver.config.loader import ConfigError, load_rules, summarize
 from receiver.config.models import RulesConfig
+from receiver.domain.routing import Router
 from receiver.metrics import Metrics
 
 log = structlog.get_logger("receiver.config")
@@ -22,6 +23,7 @@ class RulesHolder:
         self.path = Path(path)
         self.metrics = metrics
         self._rules = rules if rules is not None else load_rules(self.path)
+        self.router = Router(self._rules)
         self._loaded()
 
     def _loaded(self) -> None:
@@ -45,7 +47,7 @@ class RulesHolder:
                 problems=[str(p) for p in exc.problems],
             )
             raise
-        self._rules = rules
+        self._rules, self.router = rules, Router(rules)
         self._loaded()
         log.info("rules_reloaded", path=str(self.path), summary=summarize(rules))
         return rules

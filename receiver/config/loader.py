@@ -121,6 +121,7 @@ def _cross_references(cfg: RulesConfig, locate: _Locator) -> Iterator[Problem]:
             yield locate.problem(
                 ("rotations", name, "fallback"), "a rotation cannot fall back to itself"
             )
+    yield from _fallback_cycles(cfg, locate)
     for key, steps in cfg.escalation.items():
         if key != "default":
             yield from need("severity", key, severities, ("escalation", key))
@@ -169,6 +170,20 @@ def _cross_references(cfg: RulesConfig, locate: _Locator) -> Iterator[Problem]:
             yield from need(
                 "severity", rule.severity_from.default, severities, (*sf_path, "default")
             )
+
+
+def _fallback_cycles(cfg: RulesConfig, locate: _Locator) -> Iterator[Problem]:
+    reported: set[str] = set()
+    for start in cfg.rotations:
+        chain = [start]
+        current = cfg.rotations[start].fallback
+        while current in cfg.rotations and current not in chain:
+            chain.append(current)
+            current = cfg.rotations[current].fallback
+        if current == start and len(chain) > 1 and start not in reported:
+            reported.update(chain)
+            loop = " -> ".join([*chain, start])
+            yield locate.problem(("rotations", start, "fallback"), f"fallback chain loops: {loop}")
 
 
 def parse_rules(text: str, file: str = "<string>") -> RulesConfig:

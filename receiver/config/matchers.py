@@ -56,10 +56,15 @@ def _unquote(raw: str) -> str:
         while i < len(body):
             ch = body[i]
             if ch == "\\":
-                if i + 1 >= len(body) or body[i + 1] not in _ESCAPES:
-                    raise ValueError(f"invalid escape in {raw}")
-                out.append(_ESCAPES[body[i + 1]])
-                i += 2
+                if i + 1 < len(body) and body[i + 1] in _ESCAPES:
+                    out.append(_ESCAPES[body[i + 1]])
+                    i += 2
+                    continue
+                # Like Alertmanager, any other backslash is literal: db\d+ stays a regex.
+                if i + 1 >= len(body):
+                    raise ValueError(f"value {raw} ends in an unfinished escape")
+                out.append(ch)
+                i += 1
                 continue
             if ch == '"':
                 raise ValueError(f"unescaped quote inside {raw}")

@@ -88,6 +88,8 @@ class Incident:
     resolved_at: datetime | None = None
     resolved_by: str | None = None
     jira_key: str | None = None
+    firing_alerts: int = 0
+    version: int = 0  # bumped by every stored update; guards against lost updates
 
     @property
     def is_open(self) -> bool:

@@ -18,12 +18,33 @@ CHANNELS_BY_KIND: dict[str, tuple[str, ...]] = {
 }
 
 
+# Kinds whose notifications are held back briefly and folded together: a storm of joins
+# becomes one JIRA comment a minute, not one per webhook.
+COALESCED_KINDS = frozenset({"incident.alerts_joined"})
+MAX_EVENTS_PER_PAYLOAD = 20
+
+
+def merge_payloads(older: dict[str, Any], newer: dict[str, Any]) -> dict[str, Any]:
+    """Fold a newer notification into a waiting one: the latest snapshot, all events
+    (the oldest dropped past a cap, but counted)."""
+    events = [*older.get("events", []), *newer.get("events", [])]
+    dropped = max(0, len(events) - MAX_EVENTS_PER_PAYLOAD)
+    return {
+        **newer,
+        "events": events[dropped:],
+        "events_dropped": older.get("events_dropped", 0) + dropped,
+        "coalesced": older.get("coalesced", 1) + 1,
+    }
+
+
 def snapshot(incident: Incident, cfg: RulesConfig) -> dict[str, Any]:
-    """What a notifier needs to know about an incident, frozen at the time of the event."""
+    """What a notifier needs to know about an incident, frozen at the time of the event.
+
+    The incident's id travels on the outbox row itself.
+    """
     team = cfg.teams.get(incident.team)
     policy = cfg.severities.get(incident.severity)
     return {
-        "id": incident.id,
         "key": incident.key,
         "rule": incident.rule,
         "severity": incident.severity,

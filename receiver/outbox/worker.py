@@ -13,7 +13,7 @@ import structlog
 from receiver.metrics import Metrics
 from receiver.notify.base import Notifier
 from receiver.outbox.policy import DeliveryError, backoff_delay
-from receiver.store.base import OutboxItem, Store, StoreUnavailable
+from receiver.store.base import DeliveryOutcome, OutboxItem, Store, StoreUnavailable
 
 log = structlog.get_logger("receiver.outbox")
 
@@ -44,6 +44,7 @@ class OutboxWorker:
         self.batch = batch
         self.rng = rng or random.Random()
         self._wake = asyncio.Event()
+        self._finished: list[DeliveryOutcome] = []
 
     def wake(self) -> None:
         """Look for work now instead of at the next poll."""
@@ -63,13 +64,31 @@ class OutboxWorker:
                 self._wake.clear()
 
     async def run_once(self) -> int:
-        """Claim one batch and deliver it; returns how many items were handled."""
-        items = await self.store.claim_outbox(self.clock(), self.batch, self.lease_seconds)
+        """Record the last batch's outcomes and claim the next batch in one transaction,
+        then deliver it; returns how many items were delivered."""
+        finished, self._finished = self._finished, []
+        try:
+            items = await self.store.claim_outbox(
+                self.clock(), self.batch, self.lease_seconds, finished
+            )
+        except BaseException:
+            self._finished = finished + self._finished  # try to record them again
+            raise
         if items:
-            await asyncio.gather(*(self._deliver(item) for item in items))
+            outcomes = await asyncio.gather(*(self._deliver(item) for item in items))
+            self._finished = list(outcomes)
+            for item, outcome in zip(items, outcomes, strict=True):
+                label = {"sent": "sent", "retry": "retried", "dead": "failed"}[outcome.outcome]
+                self.metrics.notifications.labels(item.channel, label).inc()
         return len(items)
 
-    async def _deliver(self, item: OutboxItem) -> None:
+    async def flush(self) -> None:
+        """Record outcomes not yet written (on shutdown), claiming nothing new."""
+        if self._finished:
+            await self.store.claim_outbox(self.clock(), 0, self.lease_seconds, self._finished)
+            self._finished = []
+
+    async def _deliver(self, item: OutboxItem) -> DeliveryOutcome:
         notifier = self.notifiers.get(item.channel)
         error: DeliveryError
         if notifier is None:
@@ -83,12 +102,10 @@ class OutboxWorker:
                 log.exception("delivery_crashed", outbox_id=item.id, channel=item.channel)
                 error = DeliveryError(f"{type(exc).__name__}: {exc}", retryable=True)
             else:
-                await self.store.outbox_done(item.id, self.clock())
-                self.metrics.notifications.labels(item.channel, "sent").inc()
-                return
-        await self._failed(item, error)
+                return DeliveryOutcome(item.id, "sent")
+        return self._failed(item, error)
 
-    async def _failed(self, item: OutboxItem, error: DeliveryError) -> None:
+    def _failed(self, item: OutboxItem, error: DeliveryError) -> DeliveryOutcome:
         now = self.clock()
         too_old = now - item.created_at > self.max_age
         fields = {
@@ -101,10 +118,7 @@ class OutboxWorker:
         }
         if error.retryable and not too_old:
             delay = backoff_delay(item.attempts, error.retry_after, self.rng)
-            await self.store.outbox_retry(item.id, now + timedelta(seconds=delay), str(error))
-            self.metrics.notifications.labels(item.channel, "retried").inc()
             log.warning("delivery_retry", retry_in_seconds=round(delay, 3), **fields)
-            return
-        await self.store.outbox_dead(item.id, now, str(error))
-        self.metrics.notifications.labels(item.channel, "failed").inc()
+            return DeliveryOutcome(item.id, "retry", str(error), now + timedelta(seconds=delay))
         log.error("delivery_dead_lettered", reason="too old" if too_old else "permanent", **fields)
+        return DeliveryOutcome(item.id, "dead", str(error))

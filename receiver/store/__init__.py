@@ -5,12 +5,13 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from receiver.store.base import (
+    Conflict,
     Delivery,
     NewNotification,
     OutboxItem,
     Store,
     StoreUnavailable,
-    Transaction,
+    UnitOfWork,
 )
 from receiver.store.sqlite import SqliteStore
 
@@ -27,12 +28,13 @@ def store_from_url(url: str) -> Store:
 
 
 __all__ = [
+    "Conflict",
     "Delivery",
     "NewNotification",
     "OutboxItem",
     "SqliteStore",
     "Store",
     "StoreUnavailable",
-    "Transaction",
+    "UnitOfWork",
     "store_from_url",
 ]

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -45,43 +44,51 @@ class Delivery:
 
 @dataclass(frozen=True)
 class NewNotification:
-    """An outbox row to insert; ``incident_id`` None means the incident being written."""
+    """An outbox row to insert.
+
+    With ``coalesce_seconds`` the row waits that long, and further notifications of the
+    same kind for the same incident and channel fold into it while it waits (through
+    ``merge_payloads``); any other notification for them sends it at once.
+    """
 
     channel: str
     kind: str
     payload: dict[str, Any]
+    coalesce_seconds: float = 0.0
 
 
-class Transaction(Protocol):
-    """Reads and writes inside one atomic, durable unit."""
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """What became of one claimed delivery: sent, retry at ``next_at``, or dead."""
 
-    async def latest_incident(self, key: str) -> Incident | None:
-        """The newest incident with this key."""
+    id: int
+    outcome: str  # "sent" | "retry" | "dead"
+    error: str | None = None
+    next_at: datetime | None = None
 
-    async def incident(self, incident_id: int) -> Incident | None:
-        """One incident by id, locked for update where the backend can."""
 
-    async def alerts_by_fingerprint(
-        self, incident_id: int, fingerprints: Sequence[str]
-    ) -> dict[str, AlertRecord]:
-        """Stored alerts of an incident among these fingerprints."""
+class Conflict(Exception):
+    """What a unit of work was decided on changed before it committed; decide again."""
 
-    async def firing_count(self, incident_id: int) -> int:
-        """How many of an incident's alerts are firing."""
 
-    async def save_incident(self, incident: Incident) -> int:
-        """Insert (id None) or update an incident; returns its id."""
+@dataclass
+class UnitOfWork:
+    """Everything one decision writes, committed atomically in a single transaction.
 
-    async def save_alerts(self, incident_id: int, alerts: Sequence[AlertRecord]) -> None:
-        """Insert or update alerts of an incident."""
+    Incidents with ``id`` None are inserted and get their id; the others are updated only
+    if their ``version`` is still the one that was read, else the commit raises Conflict.
+    Rows refer to incidents by object, so new incidents need no id until commit.
+    """
 
-    async def add_events(self, incident_id: int, events: Sequence[Event]) -> None:
-        """Append timeline entries."""
+    incidents: list[Incident] = field(default_factory=list)
+    alerts: list[tuple[Incident, AlertRecord]] = field(default_factory=list)
+    events: list[tuple[Incident, Event]] = field(default_factory=list)
+    outbox: list[tuple[Incident | None, NewNotification]] = field(default_factory=list)
 
-    async def enqueue(
-        self, incident_id: int | None, items: Sequence[NewNotification], now: datetime
-    ) -> None:
-        """Add outbox rows, delivered after commit."""
+    def touch(self, incident: Incident) -> None:
+        """Include an incident once, however many changes touch it."""
+        if all(i is not incident for i in self.incidents):
+            self.incidents.append(incident)
 
 
 class Store(Protocol):
@@ -96,8 +103,13 @@ class Store(Protocol):
     async def ping(self) -> None:
         """Raise StoreUnavailable when the store cannot be reached."""
 
-    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
-        """An atomic unit; commits on normal exit, rolls back on exception."""
+    async def ingest_state(
+        self, keys: Sequence[str], fingerprints: Sequence[str]
+    ) -> tuple[dict[str, Incident], dict[int, dict[str, AlertRecord]]]:
+        """The newest incident of each key, and their stored alerts among the fingerprints."""
+
+    async def commit(self, unit: UnitOfWork, now: datetime) -> None:
+        """Write a unit of work atomically and durably; raises Conflict or StoreUnavailable."""
 
     async def list_incidents(
         self, status: str | None, severity: str | None, limit: int, before: int | None
@@ -122,18 +134,17 @@ class Store(Protocol):
         """Open incidents by (severity, status)."""
 
     async def claim_outbox(
-        self, now: datetime, limit: int, lease_seconds: float
+        self,
+        now: datetime,
+        limit: int,
+        lease_seconds: float,
+        finished: Sequence[DeliveryOutcome] = (),
     ) -> list[OutboxItem]:
-        """Claim due deliveries, the oldest pending per (channel, incident) only."""
+        """Record what became of earlier deliveries, then claim due ones, in one transaction.
 
-    async def outbox_done(self, item_id: int, now: datetime) -> None:
-        """Mark a delivery sent."""
-
-    async def outbox_retry(self, item_id: int, next_at: datetime, error: str) -> None:
-        """Release a claim and schedule the next attempt."""
-
-    async def outbox_dead(self, item_id: int, now: datetime, error: str) -> None:
-        """Give up on a delivery; it stays visible as dead."""
+        Only the oldest pending row of each (channel, incident) is claimable, so one
+        incident's deliveries on one channel go out in order.
+        """
 
     async def outbox_stats(self, now: datetime) -> tuple[int, float]:
         """Pending deliveries and the age in seconds of the oldest."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 # Times are seconds since the epoch (UTC); JSON columns hold objects as text.
+# Statements are split on semicolons: keep them out of comments.
 SQLITE_MIGRATIONS: list[str] = [
     """
     CREATE TABLE incidents (
@@ -22,7 +23,9 @@ SQLITE_MIGRATIONS: list[str] = [
         acknowledged_by TEXT,
         resolved_at REAL,
         resolved_by TEXT,
-        jira_key TEXT
+        jira_key TEXT,
+        firing_alerts INTEGER NOT NULL DEFAULT 0,
+        version INTEGER NOT NULL DEFAULT 0
     );
     -- At most one unresolved incident per key, whatever writes it.
     CREATE UNIQUE INDEX incidents_open_key ON incidents (key) WHERE status != 'resolved';
@@ -65,7 +68,8 @@ SQLITE_MIGRATIONS: list[str] = [
         last_error TEXT,
         done_at REAL
     );
-    CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE status = 'pending';
+    -- Claims walk pending rows in id order, so sent and dead rows never slow them down.
+    CREATE INDEX outbox_pending ON outbox (id, next_attempt_at) WHERE status = 'pending';
     CREATE INDEX outbox_order ON outbox (channel, incident_id, id) WHERE status = 'pending';
     """,
 ]

@@ -1,29 +1,39 @@
-"""SQLite store over aiosqlite: WAL, synchronous=FULL, one writer connection, one reader."""
+"""SQLite store: WAL with synchronous=FULL; one writer thread, aiosqlite for reads.
+
+Every write is a whole unit of work run by one call into the writer thread, so a
+transaction costs one hand-off between threads however many statements it holds; the
+event loop never waits between the statements of a transaction.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from receiver.domain.model import AlertRecord, AlertStatus, Event, Incident, Status
+from receiver.domain.notifications import merge_payloads
+from receiver.jsonfast import dumps, loads
 from receiver.store.base import (
+    Conflict,
     Delivery,
+    DeliveryOutcome,
     NewNotification,
     OutboxItem,
     StoreUnavailable,
-    Transaction,
+    UnitOfWork,
 )
 from receiver.store.schema import SQLITE_MIGRATIONS
 
 CHUNK = 500  # keeps IN (...) lists under SQLite's variable limit
+T = TypeVar("T")
 
 
 def ts(value: datetime | None) -> float | None:
@@ -43,7 +53,7 @@ def _dt(value: float) -> datetime:
 _INCIDENT_COLUMNS = (
     "id, key, rule, severity, category, team, status, summary, group_labels, opened_at, "
     "triggered_at, first_starts_at, acknowledged_at, acknowledged_by, resolved_at, "
-    "resolved_by, jira_key"
+    "resolved_by, jira_key, firing_alerts, version"
 )
 
 
@@ -57,7 +67,7 @@ def _incident(row: Sequence[Any]) -> Incident:
         team=row[5],
         status=Status(row[6]),
         summary=row[7],
-        group_labels=json.loads(row[8]),
+        group_labels=loads(row[8]),
         opened_at=_dt(row[9]),
         triggered_at=_dt(row[10]),
         first_starts_at=_dt(row[11]),
@@ -66,6 +76,8 @@ def _incident(row: Sequence[Any]) -> Incident:
         resolved_at=dt(row[14]),
         resolved_by=row[15],
         jira_key=row[16],
+        firing_alerts=row[17],
+        version=row[18],
     )
 
 
@@ -80,8 +92,8 @@ def _alert(row: Sequence[Any]) -> AlertRecord:
         fingerprint=row[1],
         status=AlertStatus(row[2]),
         severity=row[3],
-        labels=json.loads(row[4]),
-        annotations=json.loads(row[5]),
+        labels=loads(row[4]),
+        annotations=loads(row[5]),
         starts_at=_dt(row[6]),
         ends_at=dt(row[7]),
         generator_url=row[8],
@@ -94,126 +106,233 @@ def _chunks(items: Sequence[Any]) -> list[Sequence[Any]]:
     return [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
 
 
-class _SqliteTx:
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self.db = db
+def _incident_values(incident: Incident) -> tuple[Any, ...]:
+    return (
+        incident.key,
+        incident.rule,
+        incident.severity,
+        incident.category,
+        incident.team,
+        incident.status.value,
+        incident.summary,
+        dumps(incident.group_labels),
+        ts(incident.opened_at),
+        ts(incident.triggered_at),
+        ts(incident.first_starts_at),
+        ts(incident.acknowledged_at),
+        incident.acknowledged_by,
+        ts(incident.resolved_at),
+        incident.resolved_by,
+        incident.jira_key,
+        incident.firing_alerts,
+    )
 
-    async def _one(self, sql: str, args: Sequence[Any]) -> Any:
-        async with self.db.execute(sql, args) as cur:
-            return await cur.fetchone()
 
-    async def latest_incident(self, key: str) -> Incident | None:
-        row = await self._one(
-            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE key = ? ORDER BY id DESC LIMIT 1",
-            (key,),
-        )
-        return _incident(row) if row else None
+_LATEST = (
+    f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id IN "
+    "(SELECT max(id) FROM incidents WHERE key IN ({marks}) GROUP BY key)"
+)
+_UPDATE_INCIDENT = (
+    "UPDATE incidents SET key=?, rule=?, severity=?, category=?, team=?, status=?, "
+    "summary=?, group_labels=?, opened_at=?, triggered_at=?, first_starts_at=?, "
+    "acknowledged_at=?, acknowledged_by=?, resolved_at=?, resolved_by=?, jira_key=?, "
+    "firing_alerts=?, version=version + 1 WHERE id=? AND version=?"
+)
+_INSERT_INCIDENT = (
+    f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) "
+    "VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"
+)
+_UPSERT_ALERT = (
+    f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (incident_id, fingerprint) DO UPDATE SET status=excluded.status, "
+    "severity=excluded.severity, labels=excluded.labels, "
+    "annotations=excluded.annotations, starts_at=excluded.starts_at, "
+    "ends_at=excluded.ends_at, generator_url=excluded.generator_url, "
+    "last_seen=excluded.last_seen"
+)
+_CLAIMABLE = (
+    "SELECT id, incident_id, channel, kind, payload, attempts, created_at FROM outbox o "
+    "WHERE status = 'pending' AND next_attempt_at <= ? "
+    "AND (claimed_until IS NULL OR claimed_until < ?) "
+    "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.status = 'pending' "
+    "AND p.channel = o.channel AND p.incident_id IS o.incident_id AND p.id < o.id) "
+    "ORDER BY id LIMIT ?"
+)
+# The newest pending row of an incident on a channel, if nobody holds a claim on it.
+_WAITING = (
+    "SELECT id, kind, payload FROM outbox WHERE id = (SELECT max(id) FROM outbox "
+    "WHERE status = 'pending' AND channel = ? AND incident_id IS ?) "
+    "AND attempts = 0 AND claimed_until IS NULL AND channel = ? AND incident_id IS ?"
+)
+_RELEASE = (
+    "UPDATE outbox SET next_attempt_at = ? WHERE status = 'pending' AND channel = ? "
+    "AND incident_id IS ? AND attempts = 0 AND next_attempt_at > ?"
+)
+_FINISH = {
+    "sent": "UPDATE outbox SET status = 'sent', done_at = ?, attempts = attempts + 1, "
+    "claimed_until = NULL WHERE id = ?",
+    "retry": "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, "
+    "claimed_until = NULL WHERE id = ?",
+    "dead": "UPDATE outbox SET status = 'dead', attempts = attempts + 1, done_at = ?, "
+    "last_error = ?, claimed_until = NULL WHERE id = ?",
+}
 
-    async def incident(self, incident_id: int) -> Incident | None:
-        row = await self._one(
-            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,)
-        )
-        return _incident(row) if row else None
 
-    async def alerts_by_fingerprint(
-        self, incident_id: int, fingerprints: Sequence[str]
-    ) -> dict[str, AlertRecord]:
-        found: dict[str, AlertRecord] = {}
-        for part in _chunks(list(fingerprints)):
-            marks = ",".join("?" * len(part))
-            sql = (
-                f"SELECT {_ALERT_COLUMNS} FROM alerts "
-                f"WHERE incident_id = ? AND fingerprint IN ({marks})"
-            )
-            async with self.db.execute(sql, (incident_id, *part)) as cur:
-                for row in await cur.fetchall():
-                    found[row[1]] = _alert(row)
-        return found
+def _alert_values(incident_id: int, a: AlertRecord) -> tuple[Any, ...]:
+    return (
+        incident_id,
+        a.fingerprint,
+        a.status.value,
+        a.severity,
+        dumps(a.labels),
+        dumps(a.annotations),
+        ts(a.starts_at),
+        ts(a.ends_at),
+        a.generator_url,
+        ts(a.first_seen),
+        ts(a.last_seen),
+    )
 
-    async def firing_count(self, incident_id: int) -> int:
-        row = await self._one(
-            "SELECT count(*) FROM alerts WHERE incident_id = ? AND status = 'firing'",
-            (incident_id,),
-        )
-        return int(row[0])
 
-    async def save_incident(self, incident: Incident) -> int:
-        values = (
-            incident.key,
-            incident.rule,
-            incident.severity,
-            incident.category,
-            incident.team,
-            incident.status.value,
-            incident.summary,
-            json.dumps(incident.group_labels),
-            ts(incident.opened_at),
-            ts(incident.triggered_at),
-            ts(incident.first_starts_at),
-            ts(incident.acknowledged_at),
-            incident.acknowledged_by,
-            ts(incident.resolved_at),
-            incident.resolved_by,
-            incident.jira_key,
-        )
-        if incident.id is None:
-            cur = await self.db.execute(
-                f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) "
-                "VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                values,
-            )
-            assert cur.lastrowid is not None
-            return cur.lastrowid
-        await self.db.execute(
-            "UPDATE incidents SET key=?, rule=?, severity=?, category=?, team=?, status=?, "
-            "summary=?, group_labels=?, opened_at=?, triggered_at=?, first_starts_at=?, "
-            "acknowledged_at=?, acknowledged_by=?, resolved_at=?, resolved_by=?, jira_key=? "
-            "WHERE id=?",
-            (*values, incident.id),
-        )
-        return incident.id
+def _enqueue(
+    db: sqlite3.Connection, incident_id: int | None, note: NewNotification, at: float
+) -> None:
+    """Insert an outbox row, folding it into a waiting one of its kind when it coalesces."""
+    if note.coalesce_seconds > 0:
+        waiting = db.execute(
+            _WAITING, (note.channel, incident_id, note.channel, incident_id)
+        ).fetchone()
+        if waiting is not None and waiting[1] == note.kind:
+            merged = merge_payloads(loads(waiting[2]), note.payload)
+            db.execute("UPDATE outbox SET payload = ? WHERE id = ?", (dumps(merged), waiting[0]))
+            return
+        due = at + note.coalesce_seconds
+    else:
+        # Whatever waits to be coalesced goes now, ahead of this row, in order.
+        db.execute(_RELEASE, (at, note.channel, incident_id, at))
+        due = at
+    db.execute(
+        "INSERT INTO outbox (incident_id, channel, kind, payload, created_at, next_attempt_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (incident_id, note.channel, note.kind, dumps(note.payload), at, due),
+    )
 
-    async def save_alerts(self, incident_id: int, alerts: Sequence[AlertRecord]) -> None:
-        await self.db.executemany(
-            f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (incident_id, fingerprint) DO UPDATE SET status=excluded.status, "
-            "severity=excluded.severity, labels=excluded.labels, "
-            "annotations=excluded.annotations, starts_at=excluded.starts_at, "
-            "ends_at=excluded.ends_at, generator_url=excluded.generator_url, "
-            "last_seen=excluded.last_seen",
-            [
-                (
-                    incident_id,
-                    a.fingerprint,
-                    a.status.value,
-                    a.severity,
-                    json.dumps(a.labels),
-                    json.dumps(a.annotations),
-                    ts(a.starts_at),
-                    ts(a.ends_at),
-                    a.generator_url,
-                    ts(a.first_seen),
-                    ts(a.last_seen),
+
+class _Writer:
+    """The one connection that writes, used only from its own thread."""
+
+    def __init__(self, path: str, busy_timeout_ms: int) -> None:
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        for pragma in _PRAGMAS:
+            self.db.execute(pragma)
+        self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        try:
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def migrate(self) -> None:
+        self.db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        current = self.db.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0
+        for version, script in enumerate(SQLITE_MIGRATIONS, start=1):
+            if version <= current:
+                continue
+            with self.transaction() as db:
+                for statement in filter(str.strip, script.split(";")):
+                    db.execute(statement)
+                db.execute("INSERT INTO schema_version VALUES (?)", (version,))
+
+    def ingest_state(
+        self, keys: Sequence[str], fingerprints: Sequence[str]
+    ) -> tuple[dict[str, Incident], dict[int, dict[str, AlertRecord]]]:
+        latest: dict[str, Incident] = {}
+        for part in _chunks(list(keys)):
+            sql = _LATEST.format(marks=",".join("?" * len(part)))
+            for row in self.db.execute(sql, part):
+                latest[row[1]] = _incident(row)
+        ids = [i.id for i in latest.values() if i.id is not None]
+        known: dict[int, dict[str, AlertRecord]] = {i: {} for i in ids}
+        if ids:
+            id_list = ",".join(str(int(i)) for i in ids)
+            for part in _chunks(list(dict.fromkeys(fingerprints))):
+                marks = ",".join("?" * len(part))
+                sql = (
+                    f"SELECT {_ALERT_COLUMNS} FROM alerts "
+                    f"WHERE fingerprint IN ({marks}) AND incident_id IN ({id_list})"
                 )
-                for a in alerts
-            ],
-        )
+                for row in self.db.execute(sql, part):
+                    known[row[0]][row[1]] = _alert(row)
+        return latest, known
 
-    async def add_events(self, incident_id: int, events: Sequence[Event]) -> None:
-        await self.db.executemany(
-            "INSERT INTO timeline (incident_id, at, event, data) VALUES (?, ?, ?, ?)",
-            [(incident_id, ts(e.at), e.event, json.dumps(e.data)) for e in events],
-        )
+    def commit(self, unit: UnitOfWork, now: datetime) -> None:
+        assigned: list[Incident] = []
+        try:
+            with self.transaction() as db:
+                for incident in unit.incidents:
+                    values = _incident_values(incident)
+                    if incident.id is None:
+                        incident.id = db.execute(_INSERT_INCIDENT, values).lastrowid
+                        assigned.append(incident)
+                    elif (
+                        db.execute(
+                            _UPDATE_INCIDENT, (*values, incident.id, incident.version)
+                        ).rowcount
+                        != 1
+                    ):
+                        raise Conflict(f"incident {incident.id} changed meanwhile")
+                db.executemany(_UPSERT_ALERT, [_alert_values(i.id or 0, a) for i, a in unit.alerts])
+                db.executemany(
+                    "INSERT INTO timeline (incident_id, at, event, data) VALUES (?, ?, ?, ?)",
+                    [(i.id, ts(e.at), e.event, dumps(e.data)) for i, e in unit.events],
+                )
+                for owner, note in unit.outbox:
+                    _enqueue(db, owner.id if owner else None, note, now.timestamp())
+        except sqlite3.IntegrityError as exc:  # another open incident for the key appeared
+            for incident in assigned:
+                incident.id = None
+            raise Conflict(str(exc)) from exc
+        except BaseException:
+            for incident in assigned:
+                incident.id = None
+            raise
+        for incident in unit.incidents:
+            if incident not in assigned:
+                incident.version += 1
 
-    async def enqueue(
-        self, incident_id: int | None, items: Sequence[NewNotification], now: datetime
-    ) -> None:
-        at = ts(now)
-        await self.db.executemany(
-            "INSERT INTO outbox (incident_id, channel, kind, payload, created_at, next_attempt_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            [(incident_id, n.channel, n.kind, json.dumps(n.payload), at, at) for n in items],
-        )
+    def claim(
+        self, at: float, limit: int, lease_seconds: float, finished: Sequence[DeliveryOutcome]
+    ) -> list[Any]:
+        if not finished and not self.db.execute(_CLAIMABLE, (at, at, 1)).fetchone():
+            return []  # an idle poll takes no write lock and forces no fsync
+        with self.transaction() as db:
+            for outcome in finished:
+                error = (outcome.error or "")[:2000]
+                if outcome.outcome == "sent":
+                    args: tuple[Any, ...] = (at, outcome.id)
+                elif outcome.outcome == "retry":
+                    args = (ts(outcome.next_at), error, outcome.id)
+                else:
+                    args = (at, error, outcome.id)
+                db.execute(_FINISH[outcome.outcome], args)
+            rows = db.execute(_CLAIMABLE, (at, at, limit)).fetchall()
+            db.executemany(
+                "UPDATE outbox SET claimed_until = ? WHERE id = ?",
+                [(at + lease_seconds, r[0]) for r in rows],
+            )
+        return rows
+
+
+_PRAGMAS = ("PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON")
 
 
 class SqliteStore:
@@ -222,52 +341,47 @@ class SqliteStore:
     def __init__(self, path: str, busy_timeout_ms: int = 5000) -> None:
         self.path = path
         self.busy_timeout_ms = busy_timeout_ms
-        self._writer: aiosqlite.Connection | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._writer: _Writer | None = None
         self._reader: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
 
-    async def _connect(self) -> aiosqlite.Connection:
-        db = await aiosqlite.connect(self.path, isolation_level=None)
-        await db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
-        await db.execute("PRAGMA journal_mode = WAL")
-        await db.execute("PRAGMA synchronous = FULL")
-        await db.execute("PRAGMA foreign_keys = ON")
-        return db
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run fn(writer, *args) on the writer thread; SQLite errors become StoreUnavailable."""
+        if self._executor is None or self._writer is None:
+            raise StoreUnavailable("store is not open")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn, self._writer, *args)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite: {exc}") from exc
 
     async def open(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        loop = asyncio.get_running_loop()
         try:
-            self._writer = await self._connect()
-            await self._migrate(self._writer)
-            self._reader = await self._connect()
-        except sqlite3.Error as exc:
+            self._writer = await loop.run_in_executor(
+                self._executor, _Writer, self.path, self.busy_timeout_ms
+            )
+            await self._run(_Writer.migrate)
+            self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+            for pragma in _PRAGMAS:
+                await self._reader.execute(pragma)
+            await self._reader.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        except (sqlite3.Error, StoreUnavailable) as exc:
             await self.close()
             raise StoreUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
 
-    async def _migrate(self, db: aiosqlite.Connection) -> None:
-        await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        async with db.execute("SELECT max(version) FROM schema_version") as cur:
-            row = await cur.fetchone()
-        current = (row[0] if row else None) or 0
-        for version, script in enumerate(SQLITE_MIGRATIONS, start=1):
-            if version <= current:
-                continue
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in filter(str.strip, script.split(";")):
-                    await db.execute(statement)
-                await db.execute("INSERT INTO schema_version VALUES (?)", (version,))
-                await db.execute("COMMIT")
-            except BaseException:
-                await db.execute("ROLLBACK")
-                raise
-
     async def close(self) -> None:
-        for db in (self._reader, self._writer):
-            if db is not None:
-                await db.close()
-        self._reader = self._writer = None
+        if self._reader is not None:
+            await self._reader.close()
+        if self._executor is not None and self._writer is not None:
+            writer = self._writer
+            await asyncio.get_running_loop().run_in_executor(self._executor, writer.db.close)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+        self._reader = self._writer = self._executor = None
 
     def _r(self) -> aiosqlite.Connection:
         if self._reader is None:
@@ -275,43 +389,30 @@ class SqliteStore:
         return self._reader
 
     async def ping(self) -> None:
-        try:
-            async with self._r().execute("SELECT 1") as cur:
-                await cur.fetchone()
-        except (sqlite3.Error, ValueError) as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        await self._all("SELECT 1")
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        async with self._begin() as db:
-            yield _SqliteTx(db)
+    async def ingest_state(
+        self, keys: Sequence[str], fingerprints: Sequence[str]
+    ) -> tuple[dict[str, Incident], dict[int, dict[str, AlertRecord]]]:
+        return await self._run(_Writer.ingest_state, keys, fingerprints)
 
-    @asynccontextmanager
-    async def _begin(self) -> AsyncIterator[aiosqlite.Connection]:
-        if self._writer is None:
-            raise StoreUnavailable("store is not open")
-        db = self._writer
-        async with self._lock:
-            try:
-                await db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"cannot begin a transaction: {exc}") from exc
-            try:
-                yield db
-            except BaseException:
-                await asyncio.shield(db.execute("ROLLBACK"))
-                raise
-            try:
-                await asyncio.shield(db.execute("COMMIT"))
-            except sqlite3.Error as exc:
-                await db.execute("ROLLBACK")
-                raise StoreUnavailable(f"commit failed: {exc}") from exc
+    async def commit(self, unit: UnitOfWork, now: datetime) -> None:
+        await self._run(_Writer.commit, unit, now)
+
+    async def claim_outbox(
+        self,
+        now: datetime,
+        limit: int,
+        lease_seconds: float,
+        finished: Sequence[DeliveryOutcome] = (),
+    ) -> list[OutboxItem]:
+        rows = await self._run(_Writer.claim, now.timestamp(), limit, lease_seconds, finished)
+        return [OutboxItem(r[0], r[1], r[2], r[3], loads(r[4]), r[5], _dt(r[6])) for r in rows]
 
     async def _all(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         try:
-            async with self._r().execute(sql, args) as cur:
-                return list(await cur.fetchall())
-        except sqlite3.Error as exc:
+            return list(await self._r().execute_fetchall(sql, args))
+        except (sqlite3.Error, ValueError) as exc:
             raise StoreUnavailable(str(exc)) from exc
 
     async def list_incidents(
@@ -371,7 +472,7 @@ class SqliteStore:
             "SELECT at, event, data FROM timeline WHERE incident_id = ? ORDER BY id",
             (incident_id,),
         )
-        return [Event(event=r[1], at=_dt(r[0]), data=json.loads(r[2])) for r in rows]
+        return [Event(event=r[1], at=_dt(r[0]), data=loads(r[2])) for r in rows]
 
     async def open_counts(self) -> dict[tuple[str, str], int]:
         rows = await self._all(
@@ -379,56 +480,6 @@ class SqliteStore:
             "GROUP BY severity, status"
         )
         return {(r[0], r[1]): r[2] for r in rows}
-
-    _CLAIMABLE = (
-        "SELECT id, incident_id, channel, kind, payload, attempts, created_at FROM outbox o "
-        "WHERE status = 'pending' AND next_attempt_at <= ? "
-        "AND (claimed_until IS NULL OR claimed_until < ?) "
-        "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.status = 'pending' "
-        "AND p.channel = o.channel AND p.incident_id IS o.incident_id AND p.id < o.id) "
-        "ORDER BY id LIMIT ?"
-    )
-
-    async def claim_outbox(
-        self, now: datetime, limit: int, lease_seconds: float
-    ) -> list[OutboxItem]:
-        at = now.timestamp()
-        # Look first on the reader, so an idle poll never takes the write lock.
-        if not await self._all(self._CLAIMABLE, (at, at, 1)):
-            return []
-        async with self._begin() as db:
-            async with db.execute(self._CLAIMABLE, (at, at, limit)) as cur:
-                rows = list(await cur.fetchall())
-            await db.executemany(
-                "UPDATE outbox SET claimed_until = ? WHERE id = ?",
-                [(at + lease_seconds, r[0]) for r in rows],
-            )
-        return [OutboxItem(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], _dt(r[6])) for r in rows]
-
-    async def _write(self, sql: str, args: Sequence[Any]) -> None:
-        async with self._begin() as db:
-            await db.execute(sql, args)
-
-    async def outbox_done(self, item_id: int, now: datetime) -> None:
-        await self._write(
-            "UPDATE outbox SET status = 'sent', done_at = ?, attempts = attempts + 1, "
-            "claimed_until = NULL WHERE id = ?",
-            (ts(now), item_id),
-        )
-
-    async def outbox_retry(self, item_id: int, next_at: datetime, error: str) -> None:
-        await self._write(
-            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, "
-            "claimed_until = NULL WHERE id = ?",
-            (ts(next_at), error[:2000], item_id),
-        )
-
-    async def outbox_dead(self, item_id: int, now: datetime, error: str) -> None:
-        await self._write(
-            "UPDATE outbox SET status = 'dead', attempts = attempts + 1, done_at = ?, "
-            "last_error = ?, claimed_until = NULL WHERE id = ?",
-            (ts(now), error[:2000], item_id),
-        )
 
     async def outbox_stats(self, now: datetime) -> tuple[int, float]:
         rows = await self._all(

@@ -115,6 +115,7 @@ async def test_permanent_failure_is_dead_lettered_and_visible(rig: Rig, clock: F
     rig.jira.fail_next(DeliveryError("400: priority 'Urgent' is not valid", retryable=False))
     await rig.post(alert())
     await rig.worker.run_once()
+    await rig.worker.flush()
     dead = await rig.store.deliveries("dead", None, 10)
     assert [(d.channel, d.kind) for d in dead] == [("jira", "incident.opened")]
     assert dead[0].last_error == "400: priority 'Urgent' is not valid"

@@ -1,0 +1,88 @@
+"""Group commit: webhooks that arrive while a transaction runs share the next one.
+
+Each caller still gets its answer only after the transaction holding its alerts has
+committed, so "200 only after commit" holds while one fsync serves many webhooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import structlog
+
+from receiver.domain.model import Alert
+from receiver.service import IncidentService, IngestResult
+from receiver.store.base import StoreUnavailable
+
+log = structlog.get_logger("receiver.ingest")
+
+_Pending = tuple[Sequence[Alert], "asyncio.Future[IngestResult]"]
+
+
+class IngestQueue:
+    """Queues webhooks and commits them in batches, in arrival order."""
+
+    def __init__(
+        self, service: IncidentService, max_webhooks: int = 64, max_alerts: int = 20_000
+    ) -> None:
+        self.service = service
+        self.max_webhooks = max_webhooks
+        self.max_alerts = max_alerts
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+
+    async def submit(self, alerts: Sequence[Alert]) -> IngestResult:
+        """Wait until these alerts are committed; raises StoreUnavailable if they were not."""
+        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((alerts, future))
+        return await future
+
+    def _take(self, first: _Pending) -> list[_Pending]:
+        batch, alerts = [first], len(first[0])
+        while (
+            not self._queue.empty() and len(batch) < self.max_webhooks and alerts < self.max_alerts
+        ):
+            item = self._queue.get_nowait()
+            batch.append(item)
+            alerts += len(item[0])
+        return batch
+
+    async def run(self) -> None:
+        """Commit queued webhooks until cancelled."""
+        while True:
+            batch = self._take(await self._queue.get())
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            results = await self.service.ingest_many([alerts for alerts, _ in batch])
+        except StoreUnavailable as exc:
+            for _, future in batch:
+                _settle(future, exc=exc)
+            return
+        except Exception:
+            if len(batch) == 1:
+                log.exception("ingest_failed")
+                _settle(batch[0][1], exc=StoreUnavailable("ingest failed"))
+                return
+            # One bad webhook must not fail its neighbours: retry them one by one.
+            log.warning("ingest_batch_failed", webhooks=len(batch), exc_info=True)
+            for item in batch:
+                await self._commit([item])
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            _settle(future, result=result)
+
+
+def _settle(
+    future: asyncio.Future[IngestResult],
+    result: IngestResult | None = None,
+    exc: BaseException | None = None,
+) -> None:
+    if future.done():  # the caller went away; its alerts are committed or not, either way
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        assert result is not None
+        future.set_result(result)
