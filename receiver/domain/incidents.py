@@ -220,7 +220,8 @@ def decide_batch(
             old.incident.resolved_at = now
             old.events.append(Event("resolved", now, {"reason": "all alerts resolved"}))
             old.notifications.append("incident.resolved")
-        decision.changes.insert(0, old)
+        if old.alerts or old.events:  # untouched when fresh alerts went to a new incident
+            decision.changes.insert(0, old)
     return decision
 
 

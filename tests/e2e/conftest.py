@@ -55,7 +55,9 @@ def alertmanager(receiver: Receiver, tmp_path: Path) -> Iterator[Alertmanager]:
     """Alertmanager sending every group to the receiver's webhook with its bearer token."""
     binary = alertmanager_binary()
     if binary is None:
-        pytest.skip("Alertmanager binary not found (install prometheus-alertmanager)")
+        pytest.fail(
+            "Alertmanager binary not found: install the Debian package prometheus-alertmanager"
+        )
     token_file = tmp_path / "webhook-token"
     token_file.write_text(receiver.webhook_token)
     config = {

@@ -1,0 +1,327 @@
+"""Incident decisions, table-driven over pure functions: no store, no clock but the one given."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from receiver.domain.incidents import (
+    Policy,
+    Reason,
+    decide_ack,
+    decide_batch,
+    decide_resolve,
+)
+from receiver.domain.model import Alert, AlertRecord, AlertStatus, Incident, Route, Status
+
+T0 = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
+NOW = T0 + timedelta(minutes=10)
+POLICY = Policy(reopen_window=timedelta(hours=24), rank=lambda s: ["P0", "P1", "P2", "P3"].index(s))
+KEY = 'rule{alertname="A",service="s"}'
+
+
+def route(severity: str = "P2") -> Route:
+    return Route(
+        rule="rule",
+        severity=severity,
+        category="api",
+        team="backend",
+        key=KEY,
+        group_labels={"alertname": "A", "service": "s"},
+        jira_project="OPS",
+        jira_priority="Medium",
+        issue_type="Incident",
+    )
+
+
+def firing(fp: str, starts: datetime = T0) -> Alert:
+    return Alert(fp, AlertStatus.FIRING, {"alertname": "A", "service": "s"}, {}, starts, None)
+
+
+def resolved(fp: str, starts: datetime = T0) -> Alert:
+    return Alert(fp, AlertStatus.RESOLVED, {"alertname": "A"}, {}, starts, NOW)
+
+
+def record(fp: str, status: AlertStatus = AlertStatus.FIRING, starts: datetime = T0) -> AlertRecord:
+    return AlertRecord(fp, status, "P2", {"alertname": "A"}, {}, starts, None, "", T0, T0)
+
+
+def incident(status: Status = Status.TRIGGERED, **kw: object) -> Incident:
+    base = Incident(
+        id=7,
+        key=KEY,
+        rule="rule",
+        severity="P2",
+        category="api",
+        team="backend",
+        status=status,
+        summary="A",
+        group_labels={},
+        opened_at=T0,
+        triggered_at=T0,
+        first_starts_at=T0,
+    )
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+CASES = [
+    # name, latest, known, firing, batch, events per change, notifications, dups, statuses
+    (
+        "first alert opens",
+        None,
+        {},
+        0,
+        [(firing("a"), route())],
+        [["opened"]],
+        [["incident.opened"]],
+        0,
+        ["triggered"],
+    ),
+    (
+        "new alert joins open incident",
+        incident(),
+        {},
+        1,
+        [(firing("b"), route())],
+        [["alerts_joined"]],
+        [["incident.alerts_joined"]],
+        0,
+        ["triggered"],
+    ),
+    (
+        "same firing alert again is a duplicate",
+        incident(),
+        {"a": record("a")},
+        1,
+        [(firing("a"), route())],
+        [],
+        [],
+        1,
+        [],
+    ),
+    (
+        "last alert resolving resolves",
+        incident(),
+        {"a": record("a")},
+        1,
+        [(resolved("a"), route())],
+        [["alerts_resolved", "resolved"]],
+        [["incident.resolved"]],
+        0,
+        ["resolved"],
+    ),
+    (
+        "one of two resolving keeps it open",
+        incident(),
+        {"a": record("a")},
+        2,
+        [(resolved("a"), route())],
+        [["alerts_resolved"]],
+        [[]],
+        0,
+        ["triggered"],
+    ),
+    (
+        "resolved twice is a duplicate",
+        incident(Status.RESOLVED, resolved_at=NOW),
+        {"a": record("a", AlertStatus.RESOLVED)},
+        0,
+        [(resolved("a"), route())],
+        [],
+        [],
+        1,
+        [],
+    ),
+    (
+        "resolved for an alert never seen changes nothing",
+        incident(),
+        {},
+        1,
+        [(resolved("zz"), route())],
+        [],
+        [],
+        0,
+        [],
+    ),
+    (
+        "late firing copy after resolve does not reopen",
+        incident(Status.RESOLVED, resolved_at=NOW),
+        {"a": record("a", AlertStatus.RESOLVED)},
+        0,
+        [(firing("a"), route())],
+        [],
+        [],
+        1,
+        [],
+    ),
+    (
+        "re-fire inside the window reopens",
+        incident(Status.RESOLVED, resolved_at=NOW - timedelta(hours=1)),
+        {"a": record("a", AlertStatus.RESOLVED)},
+        0,
+        [(firing("a", starts=NOW), route())],
+        [["reopened"]],
+        [["incident.reopened"]],
+        0,
+        ["triggered"],
+    ),
+    (
+        "re-fire after the window opens a new incident",
+        incident(Status.RESOLVED, resolved_at=NOW - timedelta(hours=25)),
+        {"a": record("a", AlertStatus.RESOLVED)},
+        0,
+        [(firing("a", starts=NOW), route())],
+        [["opened"]],
+        [["incident.opened"]],
+        0,
+        ["triggered"],
+    ),
+    (
+        "still firing after a manual resolve stays resolved",
+        incident(Status.RESOLVED, resolved_at=NOW, resolved_by="lee"),
+        {"a": record("a")},
+        1,
+        [(firing("a"), route())],
+        [],
+        [],
+        1,
+        [],
+    ),
+    (
+        "higher severity raises",
+        incident(),
+        {},
+        1,
+        [(firing("b"), route("P1"))],
+        [["alerts_joined", "severity_raised"]],
+        [["incident.alerts_joined", "incident.severity_raised"]],
+        0,
+        ["triggered"],
+    ),
+    (
+        "lower severity never lowers",
+        incident(severity="P1"),
+        {},
+        1,
+        [(firing("b"), route("P3"))],
+        [["alerts_joined"]],
+        [["incident.alerts_joined"]],
+        0,
+        ["triggered"],
+    ),
+    (
+        "acknowledged incident stays acknowledged when alerts join",
+        incident(Status.ACKNOWLEDGED, acknowledged_by="kim", acknowledged_at=T0),
+        {},
+        1,
+        [(firing("b"), route())],
+        [["alerts_joined"]],
+        [["incident.alerts_joined"]],
+        0,
+        ["acknowledged"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "latest", "known", "count", "batch", "events", "notes", "dups", "statuses"),
+    CASES,
+    ids=[c[0] for c in CASES],
+)
+def test_decide_batch(
+    name: str,
+    latest: Incident | None,
+    known: dict[str, AlertRecord],
+    count: int,
+    batch: list[tuple[Alert, Route]],
+    events: list[list[str]],
+    notes: list[list[str]],
+    dups: int,
+    statuses: list[str],
+) -> None:
+    decision = decide_batch(latest, known, count, batch, NOW, POLICY)
+    assert [[e.event for e in c.events] for c in decision.changes] == events
+    assert [c.notifications for c in decision.changes] == notes
+    assert [c.incident.status.value for c in decision.changes] == statuses
+    assert decision.duplicates == dups
+
+
+def test_decisions_never_mutate_their_input() -> None:
+    latest = incident()
+    before = replace(latest)
+    decide_batch(latest, {}, 1, [(firing("b"), route("P0"))], NOW, POLICY)
+    decide_ack(latest, "kim", NOW)
+    assert latest == before
+
+
+def test_new_incident_takes_most_severe_and_earliest_start() -> None:
+    batch = [
+        (firing("a", starts=T0 + timedelta(minutes=2)), route("P2")),
+        (firing("b", starts=T0), route("P1")),
+    ]
+    [change] = decide_batch(None, {}, 0, batch, NOW, POLICY).changes
+    assert change.is_new and change.incident.severity == "P1"
+    assert change.incident.first_starts_at == T0
+    assert change.incident.opened_at == NOW
+    assert {r.fingerprint for r in change.alerts} == {"a", "b"}
+
+
+def test_reopen_clears_ack_and_resolution_and_restarts_the_clock() -> None:
+    latest = incident(
+        Status.RESOLVED,
+        acknowledged_at=T0,
+        acknowledged_by="kim",
+        resolved_at=NOW - timedelta(minutes=30),
+        resolved_by="lee",
+    )
+    refire = firing("a", starts=NOW - timedelta(minutes=1))
+    [change] = decide_batch(latest, {}, 0, [(refire, route())], NOW, POLICY).changes
+    inc = change.incident
+    assert (inc.status, inc.acknowledged_by, inc.resolved_at) == (Status.TRIGGERED, None, None)
+    assert inc.triggered_at == NOW and inc.first_starts_at == refire.starts_at
+    assert inc.id == latest.id
+
+
+def test_resolved_old_and_fresh_new_in_one_batch_touch_two_incidents() -> None:
+    latest = incident(Status.RESOLVED, resolved_at=NOW - timedelta(days=3), resolved_by="lee")
+    known = {"a": record("a")}  # still firing after the manual resolve
+    batch = [(resolved("a"), route()), (firing("b", starts=NOW), route())]
+    old, new = decide_batch(latest, known, 1, batch, NOW, POLICY).changes
+    assert old.incident.id == 7 and [e.event for e in old.events] == ["alerts_resolved"]
+    assert new.is_new and [r.fingerprint for r in new.alerts] == ["b"]
+
+
+ACK_CASES = [
+    (Status.TRIGGERED, Reason.APPLIED, "acknowledged"),
+    (Status.ACKNOWLEDGED, Reason.ALREADY, None),
+    (Status.RESOLVED, Reason.CONFLICT, None),
+]
+
+
+@pytest.mark.parametrize(("status", "reason", "event"), ACK_CASES)
+def test_ack(status: Status, reason: Reason, event: str | None) -> None:
+    got, change = decide_ack(incident(status), "kim", NOW)
+    assert got is reason
+    assert (change.events[0].event if change else None) == event
+    if change:
+        assert change.incident.acknowledged_by == "kim"
+        assert change.incident.acknowledged_at == NOW
+
+
+RESOLVE_CASES = [
+    (Status.TRIGGERED, Reason.APPLIED),
+    (Status.ACKNOWLEDGED, Reason.APPLIED),
+    (Status.RESOLVED, Reason.ALREADY),
+]
+
+
+@pytest.mark.parametrize(("status", "reason"), RESOLVE_CASES)
+def test_resolve_by_hand(status: Status, reason: Reason) -> None:
+    got, change = decide_resolve(incident(status), "lee", NOW)
+    assert got is reason
+    if change:
+        assert change.incident.status is Status.RESOLVED
+        assert change.incident.resolved_by == "lee"
+        assert change.notifications == ["incident.resolved"]
