@@ -1,14 +1,16 @@
-"""SQLite store: WAL with synchronous=FULL; one writer thread, aiosqlite for reads.
+"""SQLite store: WAL with synchronous=FULL; one writer connection, aiosqlite for API reads.
 
-Every write is a whole unit of work run by one call into the writer thread, so a
-transaction costs one hand-off between threads however many statements it holds; the
-event loop never waits between the statements of a transaction.
+The writer's statements are CPU work of microseconds, so they run on the event loop;
+only the COMMIT, which waits for the disk, goes to a thread. A transaction thus costs one
+hand-off however many statements it holds, and the loop never blocks on the disk or on
+a lock held by another process (BEGIN is retried asynchronously up to busy_timeout).
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -219,13 +221,14 @@ def _enqueue(
 
 
 class _Writer:
-    """The one connection that writes, used only from its own thread."""
+    """The one connection that writes; SqliteStore's lock keeps its use sequential."""
 
     def __init__(self, path: str, busy_timeout_ms: int) -> None:
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         for pragma in _PRAGMAS:
             self.db.execute(pragma)
-        self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        self.db.execute("PRAGMA busy_timeout = 0")  # waiting happens in SqliteStore._begin
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -274,62 +277,73 @@ class _Writer:
                     known[row[0]][row[1]] = _alert(row)
         return latest, known
 
-    def commit(self, unit: UnitOfWork, now: datetime) -> None:
+    def write(self, unit: UnitOfWork, now: datetime) -> list[Incident]:
+        """The statements of a unit of work, inside an open transaction; returns the
+        incidents that got their id (to undo if the transaction does not commit)."""
+        db = self.db
         assigned: list[Incident] = []
         try:
-            with self.transaction() as db:
-                for incident in unit.incidents:
-                    values = _incident_values(incident)
-                    if incident.id is None:
-                        incident.id = db.execute(_INSERT_INCIDENT, values).lastrowid
-                        assigned.append(incident)
-                    elif (
-                        db.execute(
-                            _UPDATE_INCIDENT, (*values, incident.id, incident.version)
-                        ).rowcount
-                        != 1
-                    ):
-                        raise Conflict(f"incident {incident.id} changed meanwhile")
-                db.executemany(_UPSERT_ALERT, [_alert_values(i.id or 0, a) for i, a in unit.alerts])
-                db.executemany(
-                    "INSERT INTO timeline (incident_id, at, event, data) VALUES (?, ?, ?, ?)",
-                    [(i.id, ts(e.at), e.event, dumps(e.data)) for i, e in unit.events],
-                )
-                for owner, note in unit.outbox:
-                    _enqueue(db, owner.id if owner else None, note, now.timestamp())
+            for incident in unit.incidents:
+                values = _incident_values(incident)
+                if incident.id is None:
+                    incident.id = db.execute(_INSERT_INCIDENT, values).lastrowid
+                    assigned.append(incident)
+                    continue
+                updated = db.execute(_UPDATE_INCIDENT, (*values, incident.id, incident.version))
+                if updated.rowcount != 1:
+                    raise Conflict(f"incident {incident.id} changed meanwhile")
+            db.executemany(_UPSERT_ALERT, [_alert_values(i.id or 0, a) for i, a in unit.alerts])
+            db.executemany(
+                "INSERT INTO timeline (incident_id, at, event, data) VALUES (?, ?, ?, ?)",
+                [(i.id, ts(e.at), e.event, dumps(e.data)) for i, e in unit.events],
+            )
+            for owner, note in unit.outbox:
+                _enqueue(db, owner.id if owner else None, note, now.timestamp())
         except sqlite3.IntegrityError as exc:  # another open incident for the key appeared
-            for incident in assigned:
-                incident.id = None
+            _forget(assigned)
             raise Conflict(str(exc)) from exc
         except BaseException:
-            for incident in assigned:
-                incident.id = None
+            _forget(assigned)
             raise
-        for incident in unit.incidents:
-            if incident not in assigned:
-                incident.version += 1
+        return assigned
+
+    def has_claimable(self, at: float) -> bool:
+        return self.db.execute(_CLAIMABLE, (at, at, 1)).fetchone() is not None
 
     def claim(
         self, at: float, limit: int, lease_seconds: float, finished: Sequence[DeliveryOutcome]
     ) -> list[Any]:
-        if not finished and not self.db.execute(_CLAIMABLE, (at, at, 1)).fetchone():
-            return []  # an idle poll takes no write lock and forces no fsync
-        with self.transaction() as db:
-            for outcome in finished:
-                error = (outcome.error or "")[:2000]
-                if outcome.outcome == "sent":
-                    args: tuple[Any, ...] = (at, outcome.id)
-                elif outcome.outcome == "retry":
-                    args = (ts(outcome.next_at), error, outcome.id)
-                else:
-                    args = (at, error, outcome.id)
-                db.execute(_FINISH[outcome.outcome], args)
-            rows = db.execute(_CLAIMABLE, (at, at, limit)).fetchall()
-            db.executemany(
-                "UPDATE outbox SET claimed_until = ? WHERE id = ?",
-                [(at + lease_seconds, r[0]) for r in rows],
-            )
+        """Record outcomes and claim rows, inside an open transaction."""
+        db = self.db
+        for outcome in finished:
+            error = (outcome.error or "")[:2000]
+            if outcome.outcome == "sent":
+                args: tuple[Any, ...] = (at, outcome.id)
+            elif outcome.outcome == "retry":
+                args = (ts(outcome.next_at), error, outcome.id)
+            else:
+                args = (at, error, outcome.id)
+            db.execute(_FINISH[outcome.outcome], args)
+        rows = db.execute(_CLAIMABLE, (at, at, limit)).fetchall() if limit else []
+        db.executemany(
+            "UPDATE outbox SET claimed_until = ? WHERE id = ?",
+            [(at + lease_seconds, r[0]) for r in rows],
+        )
         return rows
+
+
+def _forget(assigned: list[Incident]) -> None:
+    for incident in assigned:
+        incident.id = None
+
+
+def _commit(db: sqlite3.Connection) -> None:
+    """COMMIT, on the commit thread; a failed COMMIT is rolled back before it returns."""
+    try:
+        db.execute("COMMIT")
+    except sqlite3.Error:
+        db.execute("ROLLBACK")
+        raise
 
 
 _PRAGMAS = ("PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON")
@@ -344,27 +358,63 @@ class SqliteStore:
         self._executor: ThreadPoolExecutor | None = None
         self._writer: _Writer | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run fn(writer, *args) on the writer thread; SQLite errors become StoreUnavailable."""
-        if self._executor is None or self._writer is None:
+    def _w(self) -> _Writer:
+        if self._writer is None or self._executor is None:
             raise StoreUnavailable("store is not open")
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor, fn, self._writer, *args)
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"SQLite: {exc}") from exc
+        return self._writer
+
+    async def _begin(self, writer: _Writer) -> None:
+        """BEGIN IMMEDIATE, retried without blocking the loop while another process writes."""
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        delay = 0.001
+        while True:
+            try:
+                writer.db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise StoreUnavailable(f"SQLite: {exc}") from exc
+                if time.monotonic() >= deadline:
+                    raise StoreUnavailable(f"SQLite: {exc}") from exc
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    async def _transaction(self, body: Callable[[_Writer], T]) -> T:
+        """Run body's statements in a transaction and commit it durably off the loop."""
+        async with self._lock:
+            writer = self._w()
+            await self._begin(writer)
+            try:
+                result = body(writer)
+            except BaseException as exc:
+                writer.db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreUnavailable(f"SQLite: {exc}") from exc
+                raise
+            loop = asyncio.get_running_loop()
+            committing = loop.run_in_executor(self._executor, _commit, writer.db)
+            try:
+                await asyncio.shield(committing)
+            except asyncio.CancelledError:
+                await asyncio.wait({committing})  # the lock is held until the disk answers
+                raise
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"SQLite commit failed: {exc}") from exc
+            return result
 
     async def open(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-commit")
         loop = asyncio.get_running_loop()
         try:
+            # Opening and migrating may wait on locks: keep that off the loop.
             self._writer = await loop.run_in_executor(
                 self._executor, _Writer, self.path, self.busy_timeout_ms
             )
-            await self._run(_Writer.migrate)
+            await loop.run_in_executor(self._executor, self._writer.migrate)
             self._reader = await aiosqlite.connect(self.path, isolation_level=None)
             for pragma in _PRAGMAS:
                 await self._reader.execute(pragma)
@@ -394,10 +444,26 @@ class SqliteStore:
     async def ingest_state(
         self, keys: Sequence[str], fingerprints: Sequence[str]
     ) -> tuple[dict[str, Incident], dict[int, dict[str, AlertRecord]]]:
-        return await self._run(_Writer.ingest_state, keys, fingerprints)
+        async with self._lock:  # never between a transaction's statements and its COMMIT
+            try:
+                return self._w().ingest_state(keys, fingerprints)
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"SQLite: {exc}") from exc
 
     async def commit(self, unit: UnitOfWork, now: datetime) -> None:
-        await self._run(_Writer.commit, unit, now)
+        assigned: list[Incident] = []
+
+        def body(writer: _Writer) -> None:
+            assigned.extend(writer.write(unit, now))
+
+        try:
+            await self._transaction(body)
+        except BaseException:
+            _forget(assigned)
+            raise
+        for incident in unit.incidents:
+            if all(incident is not a for a in assigned):
+                incident.version += 1
 
     async def claim_outbox(
         self,
@@ -406,7 +472,18 @@ class SqliteStore:
         lease_seconds: float,
         finished: Sequence[DeliveryOutcome] = (),
     ) -> list[OutboxItem]:
-        rows = await self._run(_Writer.claim, now.timestamp(), limit, lease_seconds, finished)
+        at = now.timestamp()
+        if not finished:
+            async with self._lock:
+                try:
+                    idle = not self._w().has_claimable(at)
+                except sqlite3.Error as exc:
+                    raise StoreUnavailable(f"SQLite: {exc}") from exc
+            if idle:
+                return []  # an idle poll takes no write lock and forces no fsync
+        rows = await self._transaction(
+            lambda writer: writer.claim(at, limit, lease_seconds, finished)
+        )
         return [OutboxItem(r[0], r[1], r[2], r[3], loads(r[4]), r[5], _dt(r[6])) for r in rows]
 
     async def _all(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:

@@ -1,0 +1,115 @@
+"""Builders of incidents, alerts and notifications at fixed UTC times."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from receiver.domain.model import AlertRecord, AlertStatus, Event, Incident, Status
+from receiver.store import Store, UnitOfWork
+from receiver.store.base import NewNotification, OutboxItem
+
+T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+JOINED = "incident.alerts_joined"
+
+
+def at(seconds: float) -> datetime:
+    """T0 plus some seconds."""
+    return T0 + timedelta(seconds=seconds)
+
+
+def new_incident(
+    key: str,
+    *,
+    severity: str = "critical",
+    status: Status = Status.TRIGGERED,
+    opened: datetime = T0,
+    firing: int = 1,
+) -> Incident:
+    """An incident not stored yet (id None)."""
+    incident = Incident(
+        id=None,
+        key=key,
+        rule="database",
+        severity=severity,
+        category="infra",
+        team="platform",
+        status=status,
+        summary=f"{key} is down — zone ü",
+        group_labels={"alertname": "DbDown", "service": key, "zone": "ü-1"},
+        opened_at=opened,
+        triggered_at=opened,
+        first_starts_at=opened - timedelta(minutes=2),
+        firing_alerts=firing,
+    )
+    if status is Status.ACKNOWLEDGED:
+        incident.acknowledged_at = opened + timedelta(minutes=1)
+        incident.acknowledged_by = "alice"
+    if status is Status.RESOLVED:
+        incident.resolved_at = opened + timedelta(minutes=5)
+        incident.resolved_by = "alertmanager"
+        incident.firing_alerts = 0
+    return incident
+
+
+def alert_record(
+    fingerprint: str,
+    *,
+    status: AlertStatus = AlertStatus.FIRING,
+    severity: str = "critical",
+    first_seen: datetime = T0,
+    last_seen: datetime | None = None,
+) -> AlertRecord:
+    """A stored alert."""
+    resolved = status is AlertStatus.RESOLVED
+    return AlertRecord(
+        fingerprint=fingerprint,
+        status=status,
+        severity=severity,
+        labels={"alertname": "DbDown", "instance": fingerprint},
+        annotations={"summary": f"{fingerprint} down"},
+        starts_at=first_seen - timedelta(seconds=30),
+        ends_at=first_seen + timedelta(seconds=90) if resolved else None,
+        generator_url=f"http://prometheus.example:9090/graph?fp={fingerprint}",
+        first_seen=first_seen,
+        last_seen=last_seen or first_seen,
+    )
+
+
+def note(
+    kind: str, payload: dict[str, Any] | None = None, *, channel: str = "jira", coalesce: float = 0
+) -> NewNotification:
+    """A notification to enqueue."""
+    return NewNotification(channel, kind, payload or {"kind": kind}, coalesce)
+
+
+def joined(key: str, firing: int, *fingerprints: str) -> NewNotification:
+    """A coalescing alerts-joined notification on the jira channel."""
+    payload = {
+        "kind": JOINED,
+        "incident": {"key": key, "firing_alerts": firing},
+        "events": [{"event": "alert_joined", "fingerprint": fp} for fp in fingerprints],
+    }
+    return NewNotification("jira", JOINED, payload, 60.0)
+
+
+async def seed(store: Store, *incidents: Incident, now: datetime = T0) -> None:
+    """Store new incidents (they get their ids)."""
+    await store.commit(UnitOfWork(incidents=list(incidents)), now)
+
+
+async def enqueue(
+    store: Store, now: datetime, *rows: tuple[Incident | None, NewNotification]
+) -> None:
+    """Commit a unit holding only outbox rows."""
+    await store.commit(UnitOfWork(outbox=list(rows)), now)
+
+
+def stored_event(name: str, when: datetime, **data: Any) -> Event:
+    """A timeline entry."""
+    return Event(name, when, dict(data))
+
+
+def view(items: list[OutboxItem]) -> list[tuple[int | None, str, str, int, datetime]]:
+    """Claimed items without their ids and payloads: (incident, channel, kind, attempts, created)."""
+    return [(i.incident_id, i.channel, i.kind, i.attempts, i.created_at) for i in items]
