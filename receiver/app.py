@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -107,20 +108,26 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[STORE].close()
 
 
+@contextlib.asynccontextmanager
+async def _running(work: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
+    """A background task for the app's lifetime: started on entry, cancelled and awaited."""
+    task = asyncio.create_task(work, name=name)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def _ingest_ctx(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(app[INGEST].run(), name="ingest")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with _running(app[INGEST].run(), "ingest"):
+        yield
 
 
 async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(app[WORKER].run(), name="outbox-worker")
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with _running(app[WORKER].run(), "outbox-worker"):
+        yield
     with contextlib.suppress(Exception):  # unrecorded deliveries are redone after the lease
         await app[WORKER].flush()
 

@@ -228,7 +228,6 @@ class _Writer:
         self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         for pragma in _PRAGMAS:
             self.db.execute(pragma)
-        self.db.execute("PRAGMA busy_timeout = 0")  # waiting happens in SqliteStore._begin
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -381,8 +380,14 @@ class SqliteStore:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
 
-    async def _transaction(self, body: Callable[[_Writer], T]) -> T:
-        """Run body's statements in a transaction and commit it durably off the loop."""
+    async def _transaction(
+        self, body: Callable[[_Writer], T], committed: Callable[[], None] = lambda: None
+    ) -> T:
+        """Run body's statements in a transaction and commit it durably off the loop.
+
+        ``committed`` runs once the COMMIT is durable, even if the caller was cancelled
+        while waiting for it, so objects never disagree with what was stored.
+        """
         async with self._lock:
             writer = self._w()
             await self._begin(writer)
@@ -399,9 +404,12 @@ class SqliteStore:
                 await asyncio.shield(committing)
             except asyncio.CancelledError:
                 await asyncio.wait({committing})  # the lock is held until the disk answers
+                if committing.exception() is None:
+                    committed()
                 raise
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"SQLite commit failed: {exc}") from exc
+            committed()
             return result
 
     async def open(self) -> None:
@@ -415,6 +423,8 @@ class SqliteStore:
                 self._executor, _Writer, self.path, self.busy_timeout_ms
             )
             await loop.run_in_executor(self._executor, self._writer.migrate)
+            # From now on BEGIN runs on the loop: it must not block, SqliteStore._begin waits.
+            self._writer.db.execute("PRAGMA busy_timeout = 0")
             self._reader = await aiosqlite.connect(self.path, isolation_level=None)
             for pragma in _PRAGMAS:
                 await self._reader.execute(pragma)
@@ -452,18 +462,24 @@ class SqliteStore:
 
     async def commit(self, unit: UnitOfWork, now: datetime) -> None:
         assigned: list[Incident] = []
+        durable = False
 
         def body(writer: _Writer) -> None:
             assigned.extend(writer.write(unit, now))
 
+        def committed() -> None:
+            nonlocal durable
+            durable = True
+            for incident in unit.incidents:
+                if all(incident is not a for a in assigned):
+                    incident.version += 1
+
         try:
-            await self._transaction(body)
+            await self._transaction(body, committed)
         except BaseException:
-            _forget(assigned)
+            if not durable:
+                _forget(assigned)
             raise
-        for incident in unit.incidents:
-            if all(incident is not a for a in assigned):
-                incident.version += 1
 
     async def claim_outbox(
         self,

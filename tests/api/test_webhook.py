@@ -205,9 +205,23 @@ async def test_storm_of_5000_alerts_is_one_incident(make_client: ClientFactory) 
 
 
 async def test_non_loopback_without_token_refuses_to_start(tmp_path: Path) -> None:
+    from pydantic import SecretStr
+
     from receiver.settings import Settings
 
-    s = Settings(host="0.0.0.0", rules="x")
-    assert s.startup_problem() is not None and "RECEIVER_WEBHOOK_TOKEN" in s.startup_problem()
-    assert Settings(host="0.0.0.0", rules="x", allow_unauthenticated=True).startup_problem() is None
-    assert Settings(host="127.0.0.1", rules="x").startup_problem() is None
+    def settings(host: str, webhook: str | None = None, allow: bool = False) -> Settings:
+        return Settings(
+            host=host,
+            rules="x",
+            webhook_token=SecretStr(webhook) if webhook else None,
+            api_token=None,
+            allow_unauthenticated=allow,
+        )
+
+    problem = settings("0.0.0.0").startup_problem()
+    assert problem is not None and "RECEIVER_WEBHOOK_TOKEN" in problem
+    problem = settings("0.0.0.0", webhook="w").startup_problem()
+    assert problem is not None and "RECEIVER_API_TOKEN" in problem
+    assert settings("0.0.0.0", allow=True).startup_problem() is None
+    assert settings("127.0.0.1").startup_problem() is None
+    assert settings("::1").startup_problem() is None

@@ -111,5 +111,5 @@ def stored_event(name: str, when: datetime, **data: Any) -> Event:
 
 
 def view(items: list[OutboxItem]) -> list[tuple[int | None, str, str, int, datetime]]:
-    """Claimed items without their ids and payloads: (incident, channel, kind, attempts, created)."""
+    """Claimed items as (incident, channel, kind, attempts, created), without id and payload."""
     return [(i.incident_id, i.channel, i.kind, i.attempts, i.created_at) for i in items]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from copy import deepcopy
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -85,6 +88,34 @@ async def test_new_incidents_get_distinct_ids_in_unit_order(store: Store) -> Non
     assert len(set(assigned)) == 3
     for incident in incidents:
         assert await store.get_incident(stored_id(incident)) == incident
+
+
+async def test_times_keep_microseconds_and_come_back_aware(store: Store) -> None:
+    precise = T0.replace(microsecond=123_457)
+    incident = replace(new_incident("db/primary", opened=precise), acknowledged_at=at(0.5))
+    record = alert_record("fp-a", first_seen=precise, last_seen=precise + timedelta(days=400))
+    event = stored_event("opened", precise)
+    await store.commit(
+        UnitOfWork(incidents=[incident], alerts=[(incident, record)], events=[(incident, event)]),
+        precise,
+    )
+    incident_id = stored_id(incident)
+    stored = await store.get_incident(incident_id)
+    assert stored == incident
+    assert stored is not None
+    assert stored.opened_at.utcoffset() == timedelta(0)
+    [stored_record] = (await store.incident_alerts([incident_id]))[incident_id]
+    assert stored_record == record
+    assert stored_record.first_seen.utcoffset() == timedelta(0)
+    [stored_event_] = await store.timeline(incident_id)
+    assert stored_event_ == event
+    assert stored_event_.at.utcoffset() == timedelta(0)
+
+
+async def test_empty_unit_writes_nothing(store: Store) -> None:
+    await store.commit(UnitOfWork(), T0)
+    assert await store.list_incidents(None, None, 10, None) == []
+    assert await store.deliveries(None, None, 10) == []
 
 
 async def test_get_incident_unknown_is_none(store: Store) -> None:
@@ -273,9 +304,7 @@ async def test_ingest_state_newest_incident_per_key_and_known_alerts_only(store:
     newest_shared = alert_record("fp-shared", first_seen=at(100))
     alerts.append((incidents[0], newest_shared))
     alerts.append((resolved_only, alert_record("fp-r", status=AlertStatus.RESOLVED)))
-    await store.commit(
-        UnitOfWork(incidents=[*incidents, resolved_only], alerts=alerts), at(100)
-    )
+    await store.commit(UnitOfWork(incidents=[*incidents, resolved_only], alerts=alerts), at(100))
 
     keys = [f"k{n}" for n in range(600)] + ["only-resolved", "never-seen"]
     fingerprints = [f"fp-{n}" for n in range(0, 600, 2)]  # the even ones
@@ -289,11 +318,18 @@ async def test_ingest_state_newest_incident_per_key_and_known_alerts_only(store:
         for n in range(0, 600, 2)
     }
     expected[stored_id(incidents[0])]["fp-shared"] = newest_shared
-    expected[stored_id(resolved_only)] = {
-        "fp-r": alert_record("fp-r", status=AlertStatus.RESOLVED)
-    }
+    expected[stored_id(resolved_only)] = {"fp-r": alert_record("fp-r", status=AlertStatus.RESOLVED)}
     assert {i: found for i, found in known.items() if found} == expected
     assert set(known) <= {stored_id(i) for i in latest.values()}
+
+    # The per-incident reads cross the same batching.
+    all_ids = [stored_id(i) for i in incidents]
+    assert await store.alert_counts(all_ids) == {
+        stored_id(incident): 1 + (n % 3 == 0) + (n == 0) for n, incident in enumerate(incidents)
+    }
+    first_alerts = await store.incident_alerts(all_ids, limit_per_incident=1)
+    assert list(first_alerts) == all_ids
+    assert all(len(found) == 1 for found in first_alerts.values())
 
 
 async def test_ingest_state_of_nothing(store: Store) -> None:
@@ -447,7 +483,7 @@ async def test_failed_commit_leaves_new_ids_unset_so_a_retry_inserts(store: Stor
     assert await store.list_incidents(None, None, 10, None) == []
     assert await store.deliveries(None, None, 10) == []
 
-    unit.incidents.remove(twin)
+    unit.incidents = [first, other]  # the twin dropped (by identity: it equals `first`)
     await store.commit(unit, T0)
     assert twin.id is None
     assert await store.list_incidents(None, None, 10, None) == [other, first]
@@ -466,7 +502,8 @@ async def test_failed_commit_leaves_new_ids_unset_so_a_retry_inserts(store: Stor
 
 
 async def test_ping_on_open_store(store: Store) -> None:
-    assert await store.ping() is None
+    await store.ping()  # raises StoreUnavailable when the store cannot be reached
+    await store.ping()
 
 
 async def test_every_call_on_a_closed_store_is_unavailable(store: Store) -> None:
@@ -494,3 +531,84 @@ async def test_every_call_on_a_closed_store_is_unavailable(store: Store) -> None
         with pytest.raises(StoreUnavailable):
             await call()
     assert fresh.id is None
+
+
+# --- concurrent callers ---------------------------------------------------------------------
+
+
+async def test_concurrent_commits_of_two_copies_one_conflicts(store: Store) -> None:
+    incident = new_incident("db/primary")
+    await seed(store, incident)
+    copy_a = await store.get_incident(stored_id(incident))
+    copy_b = await store.get_incident(stored_id(incident))
+    assert copy_a is not None
+    assert copy_b is not None
+    copy_a.summary, copy_b.summary = "from a", "from b"
+
+    results = await asyncio.gather(
+        store.commit(UnitOfWork(incidents=[copy_a]), at(1)),
+        store.commit(UnitOfWork(incidents=[copy_b]), at(1)),
+        return_exceptions=True,
+    )
+
+    assert sorted(type(r).__name__ for r in results) == ["Conflict", "NoneType"]
+    winner = copy_a if results[0] is None else copy_b
+    assert winner.version == 1
+    assert await store.get_incident(stored_id(incident)) == winner
+
+
+async def test_concurrent_new_incidents_for_one_key_one_conflicts(store: Store) -> None:
+    first, second = new_incident("db/primary"), new_incident("db/primary")
+    results = await asyncio.gather(
+        store.commit(UnitOfWork(incidents=[first]), T0),
+        store.commit(UnitOfWork(incidents=[second]), T0),
+        return_exceptions=True,
+    )
+    assert sorted(type(r).__name__ for r in results) == ["Conflict", "NoneType"]
+    winner, loser = (first, second) if results[0] is None else (second, first)
+    assert loser.id is None
+    assert await store.list_incidents(None, None, 10, None) == [winner]
+
+
+async def test_many_concurrent_commits_all_land(store: Store) -> None:
+    incidents = [new_incident(f"key-{n}") for n in range(20)]
+    await asyncio.gather(
+        *(
+            store.commit(UnitOfWork(incidents=[i], events=[(i, stored_event("opened", T0))]), T0)
+            for i in incidents
+        )
+    )
+    assert len({stored_id(i) for i in incidents}) == 20
+    stored = await store.list_incidents(None, None, 100, None)
+    assert sorted(map(stored_id, stored)) == sorted(map(stored_id, incidents))
+    for incident in incidents:
+        assert await store.timeline(stored_id(incident)) == [stored_event("opened", T0)]
+
+
+async def test_cancelled_commit_leaves_objects_matching_the_store(store: Store) -> None:
+    existing = new_incident("db/replica")
+    await seed(store, existing)
+    incident = new_incident("db/primary")
+    existing.summary = "changed"
+    unit = UnitOfWork(incidents=[incident, existing])
+
+    task = asyncio.create_task(store.commit(unit, at(1)))
+    await asyncio.sleep(0)  # let it start, then cancel it mid-flight
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+    stored = await store.list_incidents(None, None, 10, None)
+    stored_existing = await store.get_incident(stored_id(existing))
+    assert stored_existing is not None
+    if len(stored) == 2:  # it committed anyway: the objects must say so
+        assert incident.id == stored[0].id
+        assert stored[0] == incident
+        assert existing.version == stored_existing.version == 1
+    else:  # it did not: a retry must insert again and update from the version read
+        assert incident.id is None
+        assert existing.version == stored_existing.version == 0
+    # Either way the objects can be committed on from here without a spurious conflict.
+    existing.summary = "changed again"
+    await store.commit(UnitOfWork(incidents=[existing]), at(2))
+    assert await store.get_incident(stored_id(existing)) == existing

@@ -1,0 +1,145 @@
+"""SQLite only: migrations, pragmas and locking, checked on the database file itself.
+
+Everything else about the store is backend-neutral and lives in the other modules.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+
+import pytest
+
+from receiver.store import SqliteStore, StoreUnavailable, UnitOfWork
+from receiver.store.base import DeliveryOutcome
+from receiver.store.schema import SQLITE_MIGRATIONS
+from tests.store.builders import T0, alert_record, at, new_incident, note, seed, stored_event
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "s.db"
+
+
+@pytest.fixture
+async def sqlite_store(path: Path) -> AsyncIterator[SqliteStore]:
+    store = SqliteStore(str(path), busy_timeout_ms=50)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[sqlite3.Connection]:
+    """Another connection holding the write lock until the block ends."""
+    with closing(sqlite3.connect(path, isolation_level=None)) as other:
+        other.execute("BEGIN EXCLUSIVE")
+        try:
+            yield other
+        finally:
+            other.execute("ROLLBACK")
+
+
+def schema_versions(path: Path) -> list[int]:
+    with closing(sqlite3.connect(path)) as db:
+        return [row[0] for row in db.execute("SELECT version FROM schema_version ORDER BY 1")]
+
+
+async def test_migrations_apply_once_and_reopening_keeps_data(path: Path) -> None:
+    first = SqliteStore(str(path))
+    await first.open()
+    incident = new_incident("db/primary")
+    await seed(first, incident)
+    await first.close()
+    expected = list(range(1, len(SQLITE_MIGRATIONS) + 1))
+    assert schema_versions(path) == expected
+
+    for _ in range(2):
+        again = SqliteStore(str(path))
+        await again.open()
+        try:
+            assert await again.list_incidents(None, None, 10, None) == [incident]
+        finally:
+            await again.close()
+    assert schema_versions(path) == expected
+
+
+async def test_wal_and_synchronous_full(path: Path, sqlite_store: SqliteStore) -> None:
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    # synchronous belongs to a connection, not to the file (and FULL is also the default of
+    # many builds), so it is read on the store's own connections.
+    writer = sqlite_store._writer
+    reader = sqlite_store._reader
+    assert writer is not None
+    assert reader is not None
+    assert writer.db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+    assert list(await reader.execute_fetchall("PRAGMA synchronous")) == [(2,)]
+
+
+async def test_locked_database_makes_commit_unavailable_and_writes_nothing(
+    path: Path, sqlite_store: SqliteStore
+) -> None:
+    incident = new_incident("db/primary")
+    unit = UnitOfWork(
+        incidents=[incident],
+        alerts=[(incident, alert_record("fp-a"))],
+        events=[(incident, stored_event("opened", T0))],
+        outbox=[(incident, note("incident.opened"))],
+    )
+    with exclusive_lock(path):
+        with pytest.raises(StoreUnavailable):
+            await sqlite_store.commit(unit, T0)
+        assert incident.id is None
+        # Readers are not blocked by a writer in WAL mode.
+        await sqlite_store.ping()
+        assert await sqlite_store.ingest_state(["db/primary"], ["fp-a"]) == ({}, {})
+
+    assert await sqlite_store.list_incidents(None, None, 10, None) == []
+    assert await sqlite_store.deliveries(None, None, 10) == []
+    assert await sqlite_store.outbox_stats(T0) == (0, 0.0)
+    with closing(sqlite3.connect(path)) as db:
+        for table in ("incidents", "alerts", "timeline", "outbox"):
+            assert db.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
+
+    # Once the lock is gone the same unit commits.
+    await sqlite_store.commit(unit, T0)
+    assert await sqlite_store.list_incidents(None, None, 10, None) == [incident]
+
+
+async def test_locked_database_makes_claims_unavailable_and_keeps_outcomes(
+    path: Path, sqlite_store: SqliteStore
+) -> None:
+    incident = new_incident("db/primary")
+    await sqlite_store.commit(
+        UnitOfWork(incidents=[incident], outbox=[(incident, note("incident.opened"))]), T0
+    )
+    [item] = await sqlite_store.claim_outbox(T0, 10, 30)
+    with exclusive_lock(path):
+        with pytest.raises(StoreUnavailable):
+            await sqlite_store.claim_outbox(at(1), 10, 30, [DeliveryOutcome(item.id, "sent")])
+        with pytest.raises(StoreUnavailable):
+            await sqlite_store.claim_outbox(at(31), 10, 30)  # due again, but cannot claim
+    [row] = await sqlite_store.deliveries(None, None, 10)
+    assert (row.status, row.attempts) == ("pending", 0)
+
+
+async def test_open_waits_for_a_lock_held_briefly_by_another_connection(path: Path) -> None:
+    with closing(sqlite3.connect(path, isolation_level=None, check_same_thread=False)) as other:
+        other.execute("PRAGMA journal_mode = WAL")
+        other.execute("BEGIN EXCLUSIVE")
+        release = threading.Timer(0.2, other.execute, ["ROLLBACK"])
+        release.start()
+        store = SqliteStore(str(path), busy_timeout_ms=3000)
+        try:
+            await store.open()  # the lock goes after 0.2 s, well within busy_timeout
+            await store.ping()
+            assert schema_versions(path) == list(range(1, len(SQLITE_MIGRATIONS) + 1))
+        finally:
+            release.join()
+            await store.close()
