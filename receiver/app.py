@@ -21,6 +21,7 @@ from receiver.config.loader import ConfigError
 from receiver.ingest import IngestQueue
 from receiver.metrics import CHANNELS, Metrics
 from receiver.notify.base import LogNotifier, Notifier
+from receiver.notify.jira import JiraNotifier, jira_connector
 from receiver.outbox.worker import OutboxWorker
 from receiver.service import IncidentService
 from receiver.settings import Settings
@@ -34,9 +35,26 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def default_notifiers(settings: Settings) -> dict[str, Notifier]:
-    """Log-only notifiers for every channel whose settings are absent."""
-    return {channel: LogNotifier(channel) for channel in CHANNELS}
+def default_notifiers(
+    settings: Settings,
+    store: Store,
+    rules: RulesHolder,
+    metrics: Metrics,
+    clock: Callable[[], datetime],
+) -> dict[str, Notifier]:
+    """A real notifier for every channel that has its settings, log-only for the rest."""
+    notifiers: dict[str, Notifier] = {channel: LogNotifier(channel) for channel in CHANNELS}
+    if settings.jira_url:
+        token = settings.jira_token.get_secret_value() if settings.jira_token else None
+        notifiers["jira"] = JiraNotifier(
+            jira_connector(settings.jira_url, settings.jira_user, token),
+            store,
+            rules,
+            metrics,
+            clock,
+            settings.jira_url,
+        )
+    return notifiers
 
 
 def create_app(
@@ -56,7 +74,9 @@ def create_app(
     store = store or store_from_url(settings.database_url)
     worker = OutboxWorker(
         store,
-        notifiers if notifiers is not None else default_notifiers(settings),
+        notifiers
+        if notifiers is not None
+        else default_notifiers(settings, store, rules, metrics, clock),
         metrics,
         clock,
         max_age=timedelta(seconds=settings.outbox_max_age_seconds),

@@ -90,6 +90,12 @@ class Metrics:
             "Resolved notifications for alerts the receiver never saw firing.",
             registry=r,
         )
+        self.jira_missing_transition = Counter(
+            "receiver_jira_missing_transitions",
+            "JIRA transitions the workflow did not offer (logged, not retried).",
+            ["transition"],
+            registry=r,
+        )
         for channel in CHANNELS:
             for outcome in OUTCOMES:
                 self.notifications.labels(channel, outcome)

@@ -79,6 +79,7 @@ async def list_incidents(request: web.Request) -> web.Response:
         return _bad(exc)
     assert limit is not None
     store = request.app[STORE]
+    jira_base = request.app[SETTINGS].jira_url
     try:
         incidents = await store.list_incidents(status, severity, limit, before)
         ids = [i.id for i in incidents if i.id is not None]
@@ -88,7 +89,8 @@ async def list_incidents(request: web.Request) -> web.Response:
         return error_response(503, "store unavailable; retry later")
     body: dict[str, Any] = {
         "incidents": [
-            incident_view(i, alerts.get(i.id or 0, []), counts.get(i.id or 0, 0)) for i in incidents
+            incident_view(i, alerts.get(i.id or 0, []), counts.get(i.id or 0, 0), jira_base)
+            for i in incidents
         ]
     }
     if len(incidents) == limit and ids:
@@ -114,7 +116,7 @@ async def get_incident(request: web.Request) -> web.Response:
         deliveries = await store.deliveries(None, incident_id, MAX_LIMIT)
     except StoreUnavailable:
         return error_response(503, "store unavailable; retry later")
-    view = incident_view(incident, alerts)
+    view = incident_view(incident, alerts, jira_base=request.app[SETTINGS].jira_url)
     view["timeline"] = [event_view(e) for e in timeline]
     view["deliveries"] = [delivery_view(d) for d in deliveries]
     return web.json_response(view)
@@ -156,7 +158,7 @@ async def _act(request: web.Request, action: str) -> web.Response:
     if reason is Reason.CONFLICT:
         return error_response(409, f"incident is {incident.status.value}", id=incident_id)
     alerts = (await request.app[STORE].incident_alerts([incident_id]))[incident_id]
-    view = incident_view(incident, alerts)
+    view = incident_view(incident, alerts, jira_base=request.app[SETTINGS].jira_url)
     view["changed"] = reason is Reason.APPLIED
     return web.json_response(view)
 

@@ -44,7 +44,7 @@ class WebhookAlert(_Model):
             raise ValueError("startsAt must be a real time, not empty or Go's zero time")
         return value
 
-    def to_domain(self) -> Alert:
+    def to_domain(self, alertmanager_url: str = "") -> Alert:
         """The domain's view of this alert."""
         assert self.startsAt is not None
         return Alert(
@@ -55,6 +55,7 @@ class WebhookAlert(_Model):
             starts_at=self.startsAt,
             ends_at=self.endsAt,
             generator_url=self.generatorURL,
+            alertmanager_url=alertmanager_url,
         )
 
 

@@ -34,9 +34,17 @@ def event_view(event: Event) -> dict[str, Any]:
 
 
 def incident_view(
-    incident: Incident, alerts: list[AlertRecord], alerts_total: int | None = None
+    incident: Incident,
+    alerts: list[AlertRecord],
+    alerts_total: int | None = None,
+    jira_base: str | None = None,
 ) -> dict[str, Any]:
-    """An incident with its alerts."""
+    """An incident with its alerts; ``jira_url`` links the issue when JIRA is configured."""
+    jira_url = (
+        f"{jira_base.rstrip('/')}/browse/{incident.jira_key}"
+        if jira_base and incident.jira_key
+        else None
+    )
     return {
         "id": incident.id,
         "key": incident.key,
@@ -50,6 +58,8 @@ def incident_view(
         "alerts": [alert_view(a) for a in alerts],
         "alerts_total": len(alerts) if alerts_total is None else alerts_total,
         "jira_key": incident.jira_key,
+        "jira_url": jira_url,
+        "alertmanager_url": incident.alertmanager_url or None,
         "opened_at": iso(incident.opened_at),
         "triggered_at": iso(incident.triggered_at),
         "first_alert_at": iso(incident.first_starts_at),

@@ -55,7 +55,7 @@ async def webhook(request: web.Request) -> web.Response:
         payload = WebhookPayload.model_validate_json(body)
     except ValidationError as exc:
         return _rejected(exc)
-    alerts = [a.to_domain() for a in payload.alerts]
+    alerts = [a.to_domain(payload.externalURL) for a in payload.alerts]
     try:
         result = await request.app[INGEST].submit(alerts)
     except StoreUnavailable as exc:

@@ -107,6 +107,7 @@ def _new_incident(fresh: list[tuple[Alert, Route]], now: datetime, policy: Polic
         opened_at=now,
         triggered_at=now,
         first_starts_at=min(a.starts_at for a, _ in fresh),
+        alertmanager_url=alert.alertmanager_url,
     )
 
 

@@ -34,6 +34,7 @@ class Alert:
     starts_at: datetime
     ends_at: datetime | None
     generator_url: str = ""
+    alertmanager_url: str = ""  # the externalURL of the Alertmanager that sent it
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class Incident:
     resolved_by: str | None = None
     jira_key: str | None = None
     firing_alerts: int = 0
+    alertmanager_url: str = ""
     version: int = 0  # bumped by every stored update; guards against lost updates
 
     @property

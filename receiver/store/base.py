@@ -133,6 +133,9 @@ class Store(Protocol):
     async def open_counts(self) -> dict[tuple[str, str], int]:
         """Open incidents by (severity, status)."""
 
+    async def set_jira_key(self, incident_id: int, key: str) -> None:
+        """Record an incident's JIRA issue (bumps its version, so stale copies conflict)."""
+
     async def claim_outbox(
         self,
         now: datetime,

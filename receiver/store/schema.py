@@ -72,4 +72,7 @@ SQLITE_MIGRATIONS: list[str] = [
     CREATE INDEX outbox_pending ON outbox (id, next_attempt_at) WHERE status = 'pending';
     CREATE INDEX outbox_order ON outbox (channel, incident_id, id) WHERE status = 'pending';
     """,
+    """
+    ALTER TABLE incidents ADD COLUMN alertmanager_url TEXT NOT NULL DEFAULT '';
+    """,
 ]

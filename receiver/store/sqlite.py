@@ -55,7 +55,7 @@ def _dt(value: float) -> datetime:
 _INCIDENT_COLUMNS = (
     "id, key, rule, severity, category, team, status, summary, group_labels, opened_at, "
     "triggered_at, first_starts_at, acknowledged_at, acknowledged_by, resolved_at, "
-    "resolved_by, jira_key, firing_alerts, version"
+    "resolved_by, jira_key, firing_alerts, version, alertmanager_url"
 )
 
 
@@ -80,6 +80,7 @@ def _incident(row: Sequence[Any]) -> Incident:
         jira_key=row[16],
         firing_alerts=row[17],
         version=row[18],
+        alertmanager_url=row[19],
     )
 
 
@@ -127,6 +128,7 @@ def _incident_values(incident: Incident) -> tuple[Any, ...]:
         incident.resolved_by,
         incident.jira_key,
         incident.firing_alerts,
+        incident.alertmanager_url,
     )
 
 
@@ -138,11 +140,13 @@ _UPDATE_INCIDENT = (
     "UPDATE incidents SET key=?, rule=?, severity=?, category=?, team=?, status=?, "
     "summary=?, group_labels=?, opened_at=?, triggered_at=?, first_starts_at=?, "
     "acknowledged_at=?, acknowledged_by=?, resolved_at=?, resolved_by=?, jira_key=?, "
-    "firing_alerts=?, version=version + 1 WHERE id=? AND version=?"
+    "firing_alerts=?, alertmanager_url=?, version=version + 1 WHERE id=? AND version=?"
 )
 _INSERT_INCIDENT = (
-    f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) "
-    "VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"
+    "INSERT INTO incidents (key, rule, severity, category, team, status, summary, "
+    "group_labels, opened_at, triggered_at, first_starts_at, acknowledged_at, "
+    "acknowledged_by, resolved_at, resolved_by, jira_key, firing_alerts, alertmanager_url) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _UPSERT_ALERT = (
     f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -480,6 +484,14 @@ class SqliteStore:
             if not durable:
                 _forget(assigned)
             raise
+
+    async def set_jira_key(self, incident_id: int, key: str) -> None:
+        await self._transaction(
+            lambda writer: writer.db.execute(
+                "UPDATE incidents SET jira_key = ?, version = version + 1 WHERE id = ?",
+                (key, incident_id),
+            )
+        )
 
     async def claim_outbox(
         self,

@@ -1,0 +1,214 @@
+"""What goes into a JIRA issue and its comments: pure functions of an incident and the rules.
+
+Everything here respects JIRA's limits: a summary is one line of at most 255 characters,
+labels have no spaces and at most 255 characters, a description or comment is at most
+32,767 characters (an alert list that does not fit says how many alerts it left out).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from receiver.config.durations import format_duration
+from receiver.config.models import RulesConfig
+from receiver.domain.model import AlertRecord, Incident
+
+SUMMARY_MAX = 255
+LABEL_MAX = 255
+TEXT_MAX = 32_767
+INCIDENT_LABEL_PREFIX = "receiver-incident-"
+# Labels that tell an engineer where something broke, shown in their own table.
+ENVIRONMENT_LABELS = (
+    "env", "environment", "cluster", "region", "namespace", "service", "job", "instance", "pod"
+)  # fmt: skip
+_WIKI_SPECIAL = re.compile(r"([\[\]{}|*_^~+\-#!])")
+
+
+def one_line(text: str) -> str:
+    """Collapse newlines, tabs and runs of spaces into single spaces."""
+    return " ".join(text.split())
+
+
+def cut(text: str, limit: int) -> str:
+    """At most ``limit`` characters, ending in an ellipsis when something was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def wiki(text: str) -> str:
+    """Escape JIRA wiki markup so alert text cannot format or link."""
+    return _WIKI_SPECIAL.sub(r"\\\1", text)
+
+
+def incident_label(incident_id: int) -> str:
+    """The label that identifies an incident's issue, used to find it again."""
+    return f"{INCIDENT_LABEL_PREFIX}{incident_id}"
+
+
+def label(text: str) -> str:
+    """A JIRA-safe label: no whitespace, at most 255 characters."""
+    return cut(re.sub(r"\s+", "-", text.strip()), LABEL_MAX) or "-"
+
+
+def summary(incident: Incident) -> str:
+    """``[P1][api] KIS token refresh failing — kis-gateway``: one line, at most 255."""
+    return cut(
+        one_line(f"[{incident.severity}][{incident.category}] {incident.summary}"), SUMMARY_MAX
+    )
+
+
+def labels(incident: Incident) -> list[str]:
+    """The incident label first, then severity, category, rule and team."""
+    assert incident.id is not None
+    return [
+        incident_label(incident.id),
+        label(f"severity-{incident.severity.lower()}"),
+        label(f"category-{incident.category}"),
+        label(f"rule-{incident.rule}"),
+        label(f"team-{incident.team}"),
+        "alert-receiver",
+    ]
+
+
+def respond_by(incident: Incident, cfg: RulesConfig) -> datetime | None:
+    """The deadline for a response under the severity's policy."""
+    policy = cfg.severities.get(incident.severity)
+    return incident.first_starts_at + policy.respond_within if policy else None
+
+
+def _table(rows: Sequence[tuple[str, str]]) -> list[str]:
+    return ["||Label||Value||", *(f"|{wiki(k)}|{wiki(v) or ' '}|" for k, v in rows)]
+
+
+def _expected_actual(alerts: Sequence[AlertRecord]) -> list[str]:
+    for alert in alerts:
+        found = {**alert.labels, **alert.annotations}
+        expected = found.get("expected") or found.get("threshold")
+        actual = found.get("actual") or found.get("value")
+        if expected or actual:
+            return [
+                "h3. Expected vs actual",
+                f"*Expected:* {wiki(expected or 'not given')}",
+                f"*Actual:* {wiki(actual or 'not given')}",
+            ]
+    return []
+
+
+def _alert_row(alert: AlertRecord) -> str:
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items()))
+    return (
+        f"|{alert.status.value}|{wiki(alert.labels.get('alertname', ''))}|"
+        f"{wiki(cut(shown, 500))}|{alert.starts_at.isoformat()}|"
+    )
+
+
+def description(
+    incident: Incident, alerts: Sequence[AlertRecord], cfg: RulesConfig, total_alerts: int
+) -> str:
+    """The issue description in JIRA wiki markup, at most 32,767 characters."""
+    policy = cfg.severities.get(incident.severity)
+    team = cfg.teams.get(incident.team)
+    deadline = respond_by(incident, cfg)
+    within = f" (within {format_duration(policy.respond_within)})" if policy else ""
+    first = alerts[0] if alerts else None
+    notes = first.annotations if first else {}
+    head = [
+        f"h2. {wiki(summary(incident))}",
+        f"*Severity:* {incident.severity}"
+        + (f" — JIRA priority {policy.jira_priority}" if policy else ""),
+        f"*Respond by:* {deadline.isoformat() if deadline else 'n/a'}{within}",
+        f"*Category:* {wiki(incident.category)} — owning team *{wiki(incident.team)}*"
+        + (f" ({wiki(team.channel)})" if team else ""),
+        f"*Incident:* #{incident.id} {{{{{incident.key}}}}}",
+        f"*First alert:* {incident.first_starts_at.isoformat()}",
+        "h3. Environment",
+        *_table(
+            [(k, first.labels[k]) for k in ENVIRONMENT_LABELS if first and first.labels.get(k)]
+        ),
+        "h3. What the alert says",
+        f"*Summary:* {wiki(notes.get('summary', 'not given'))}",
+        f"*Description:* {wiki(notes.get('description', 'not given'))}",
+        f"*Runbook:* {notes['runbook_url'] if notes.get('runbook_url') else 'not given'}",
+        *_expected_actual(alerts),
+        "h3. Links",
+    ]
+    if first and first.generator_url:
+        head.append(f"* [Prometheus graph|{first.generator_url}]")
+    if incident.alertmanager_url:
+        head.append(f"* [Alertmanager|{incident.alertmanager_url}]")
+    head.append(f"h3. Alerts ({total_alerts})")
+    head.append("||Status||Alert||Labels||Started||")
+    text = "\n".join(head)
+    reserve = 120  # room for the note about left-out alerts
+    shown = 0
+    for alert in alerts:
+        row = "\n" + _alert_row(alert)
+        if len(text) + len(row) > TEXT_MAX - reserve:
+            break
+        text += row
+        shown += 1
+    if shown < total_alerts:
+        text += f"\n_{total_alerts - shown} more alert(s) not listed here; see the receiver's API._"
+    return cut(text, TEXT_MAX)
+
+
+def issue_fields(
+    incident: Incident,
+    alerts: Sequence[AlertRecord],
+    cfg: RulesConfig,
+    total_alerts: int,
+    assignee: dict[str, str] | None,
+) -> dict[str, Any]:
+    """The ``fields`` of the create-issue request."""
+    team = cfg.teams.get(incident.team)
+    policy = cfg.severities.get(incident.severity)
+    fields: dict[str, Any] = {
+        "project": {"key": (team.jira_project if team else None) or cfg.jira.project},
+        "issuetype": {"name": cfg.jira.issue_type},
+        "summary": summary(incident),
+        "description": description(incident, alerts, cfg, total_alerts),
+        "labels": labels(incident),
+    }
+    if policy:
+        fields["priority"] = {"name": policy.jira_priority}
+    if team and team.components:
+        fields["components"] = [{"name": c} for c in team.components]
+    if assignee:
+        fields["assignee"] = assignee
+    return fields
+
+
+def comment(kind: str, payload: dict[str, Any], cfg: RulesConfig) -> str:
+    """The comment an event adds to the issue."""
+    events: list[dict[str, Any]] = payload.get("events", [])
+    incident = payload.get("incident", {})
+    at = events[-1]["at"] if events else ""
+    if kind == "incident.alerts_joined":
+        count = sum(int(e.get("count", 0)) for e in events if e.get("event") == "alerts_joined")
+        dropped = payload.get("events_dropped", 0)
+        more = f" (and more in {dropped} earlier update(s))" if dropped else ""
+        return cut(f"{count} more alert(s) joined this incident{more}, last at {at}.", TEXT_MAX)
+    if kind == "incident.severity_raised":
+        raised = [e for e in events if e.get("event") == "severity_raised"]
+        old, new = (raised[-1]["from"], raised[-1]["to"]) if raised else ("?", "?")
+        priority = cfg.severities[new].jira_priority if new in cfg.severities else "?"
+        return f"Severity raised from {old} to {new} at {at}; priority set to {priority}."
+    if kind == "incident.acknowledged":
+        by = incident.get("acknowledged_by") or "someone"
+        name = cfg.people[by].name if by in cfg.people else by
+        return f"Acknowledged by {wiki(name)} at {at}. Escalation stopped."
+    if kind == "incident.resolved":
+        by = incident.get("resolved_by")
+        how = (
+            f"by {wiki(cfg.people[by].name if by in cfg.people else by)}"
+            if by
+            else ("— all alerts resolved")
+        )
+        return f"Resolved {how} at {at}."
+    if kind == "incident.reopened":
+        return (
+            f"An alert fired again at {at}, within the reopen window: the incident is open again."
+        )
+    return f"{kind} at {at}."

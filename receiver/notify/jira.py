@@ -1,0 +1,187 @@
+"""The JIRA notifier: one issue per incident, kept in step, through the `jira` library.
+
+The library is synchronous, so every call runs in a worker thread. Before creating an
+issue it searches for the incident's label, so a crash between the create and recording
+the key, or a retried delivery, finds the issue instead of opening a second one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import requests
+import structlog
+from jira import JIRA, JIRAError
+
+from receiver.config.holder import RulesHolder
+from receiver.domain import jira_render
+from receiver.domain.model import Incident
+from receiver.domain.oncall import responder
+from receiver.metrics import Metrics
+from receiver.outbox.policy import DeliveryError, is_retryable_status, parse_retry_after
+from receiver.store.base import OutboxItem, Store
+
+log = structlog.get_logger("receiver.notify.jira")
+
+ALERTS_IN_DESCRIPTION = 200
+
+
+def jql_string(value: str) -> str:
+    """A JQL string literal: quoted, with backslashes and quotes escaped."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _error(exc: Exception) -> DeliveryError:
+    """Classify a failed call: 429/5xx/connection trouble retry, other 4xx are permanent."""
+    if isinstance(exc, JIRAError):
+        status = int(exc.status_code or 0)
+        response = getattr(exc, "response", None)
+        header = response.headers.get("Retry-After") if response is not None else None
+        text = (exc.text or str(exc)).strip()[:500]
+        return DeliveryError(
+            f"JIRA answered {status or 'no status'}: {text}",
+            retryable=status == 0 or is_retryable_status(status),
+            retry_after=parse_retry_after(header, datetime.now().astimezone()),
+        )
+    return DeliveryError(f"JIRA unreachable: {type(exc).__name__}: {exc}"[:500], retryable=True)
+
+
+class JiraNotifier:
+    """Delivers incident events to JIRA."""
+
+    def __init__(
+        self,
+        connect: Callable[[], JIRA],
+        store: Store,
+        rules: RulesHolder,
+        metrics: Metrics,
+        clock: Callable[[], datetime],
+        base_url: str,
+    ) -> None:
+        self._connect = connect
+        self._client: JIRA | None = None
+        self._client_lock = threading.Lock()
+        self.store = store
+        self.rules = rules
+        self.metrics = metrics
+        self.clock = clock
+        self.base_url = base_url.rstrip("/")
+
+    def _jira(self) -> JIRA:
+        with self._client_lock:
+            if self._client is None:
+                self._client = self._connect()
+            return self._client
+
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except (JIRAError, requests.RequestException) as exc:
+            raise _error(exc) from exc
+
+    async def deliver(self, item: OutboxItem) -> None:
+        """Bring the incident's issue in step with one event."""
+        if item.incident_id is None:
+            raise DeliveryError("JIRA delivery without an incident", retryable=False)
+        incident = await self.store.get_incident(item.incident_id)
+        if incident is None:
+            raise DeliveryError(f"incident {item.incident_id} does not exist", retryable=False)
+        key = incident.jira_key or await self._ensure_issue(incident)
+        cfg = self.rules.current
+        kind = item.kind
+        if kind == "incident.opened":
+            return
+        if kind == "incident.severity_raised":
+            priority = cfg.severities[incident.severity].jira_priority
+            await self._call(self._update_priority, key, priority)
+        if kind == "incident.reopened":
+            await self._call(self._transition, key, cfg.jira.reopen_transition)
+        await self._call(self._comment, key, jira_render.comment(kind, item.payload, cfg))
+        if kind == "incident.resolved":
+            await self._call(self._transition, key, cfg.jira.resolve_transition)
+
+    async def _ensure_issue(self, incident: Incident) -> str:
+        """Find the incident's issue by its label, or create it; record the key."""
+        assert incident.id is not None
+        cfg = self.rules.current
+        alerts = (await self.store.incident_alerts([incident.id], ALERTS_IN_DESCRIPTION))[
+            incident.id
+        ]
+        total = (await self.store.alert_counts([incident.id]))[incident.id]
+        person = responder(cfg, cfg.teams[incident.team].rotation, incident.opened_at).person
+        jira_user = cfg.people[person].jira_user if person in cfg.people else None
+        key: str = await self._call(self._find_or_create, incident, alerts, total, jira_user)
+        await self.store.set_jira_key(incident.id, key)
+        log.info("jira_issue_ready", incident_id=incident.id, jira_key=key)
+        return key
+
+    # The methods below run in a worker thread.
+
+    def _find_or_create(
+        self, incident: Incident, alerts: Any, total: int, jira_user: str | None
+    ) -> str:
+        assert incident.id is not None
+        client = self._jira()
+        label = jira_render.incident_label(incident.id)
+        found = client.search_issues(f"labels = {jql_string(label)}", maxResults=1, fields="key")
+        if found:
+            return str(found[0].key)
+        assignee = None
+        if jira_user:
+            cloud = getattr(client, "deploymentType", None) == "Cloud"
+            assignee = {"accountId": jira_user} if cloud else {"name": jira_user}
+        cfg = self.rules.current
+        fields = jira_render.issue_fields(incident, alerts, cfg, total, assignee)
+        issue = client.create_issue(fields=fields)
+        return str(issue.key)
+
+    def _comment(self, key: str, text: str) -> None:
+        self._jira().add_comment(key, text)
+
+    def _update_priority(self, key: str, priority: str) -> None:
+        self._jira().issue(key, fields="priority").update(fields={"priority": {"name": priority}})
+
+    def _transition(self, key: str, name: str) -> None:
+        client = self._jira()
+        available = client.transitions(key)
+        match = next((t for t in available if t["name"].lower() == name.lower()), None)
+        if match is None:
+            self.metrics.jira_missing_transition.labels(name).inc()
+            log.warning(
+                "jira_transition_missing",
+                jira_key=key,
+                transition=name,
+                available=[t["name"] for t in available],
+            )
+            return
+        client.transition_issue(key, match["id"])
+
+
+def jira_connector(
+    url: str, user: str | None, token: str | None, timeout: float = 15.0
+) -> Callable[[], JIRA]:
+    """Build clients: basic auth with an API token (Cloud), or a bearer personal access token
+    (Server/Data Center) when no user is given. The library never retries by itself:
+    the outbox does, with backoff."""
+
+    def connect() -> JIRA:
+        auth: dict[str, Any] = {}
+        if user and token:
+            auth["basic_auth"] = (user, token)
+        elif token:
+            auth["token_auth"] = token
+        return JIRA(
+            server=url,
+            max_retries=0,
+            timeout=timeout,
+            get_server_info=True,
+            validate=False,
+            options={"check_update": False},
+            **auth,
+        )
+
+    return connect
