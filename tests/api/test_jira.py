@@ -1,0 +1,241 @@
+"""The JIRA notifier end to end: webhook -> outbox -> real `jira` client -> fake JIRA over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from tests.conftest import API, AUTH, ClientFactory
+from tests.fakes.jira import FakeJira
+from tests.helpers import FakeClock, alert, metric, resolved, webhook
+
+JIRA_USER, JIRA_TOKEN = "receiver-bot", "jira-api-token"
+Client = TestClient[Any, web.Application]
+
+
+@pytest.fixture
+async def jira() -> AsyncIterator[FakeJira]:
+    async with FakeJira(user=JIRA_USER, token=JIRA_TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def cloud_jira() -> AsyncIterator[FakeJira]:
+    async with FakeJira(cloud=True, user=JIRA_USER, token=JIRA_TOKEN) as fake:
+        yield fake
+
+
+def receiver_for(make_client: ClientFactory) -> Callable[[FakeJira], Awaitable[Client]]:
+    async def build(fake: FakeJira) -> Client:
+        return await make_client(
+            jira_url=fake.url, jira_user=JIRA_USER, jira_token=JIRA_TOKEN, coalesce_seconds=60
+        )
+
+    return build
+
+
+async def post(client: Client, *alerts: dict[str, Any]) -> None:
+    resp = await client.post("/webhook", json=webhook(*alerts), headers=AUTH)
+    assert resp.status == 200, await resp.text()
+
+
+async def wait_for(check: Callable[[], bool], seconds: float = 10.0) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+async def incident_with_key(client: Client) -> dict[str, Any]:
+    """The newest incident, once its JIRA key is recorded (bounded wait)."""
+    for _ in range(200):
+        body = await (await client.get("/api/v1/incidents", headers=API)).json()
+        found: dict[str, Any] = body["incidents"][0]
+        if found["jira_key"]:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError("the incident never got its JIRA key")
+
+
+async def test_p1_alert_opens_one_well_formed_issue(
+    make_client: ClientFactory, jira: FakeJira
+) -> None:
+    client = await receiver_for(make_client)(jira)
+    await post(client, alert(annotations={"summary": "KIS token refresh failing"}))
+    await wait_for(lambda: len(jira.issues) == 1)
+    [issue] = jira.issues.values()
+    fields = issue["fields"]
+    assert fields["summary"] == "[P1][api] KIS token refresh failing — kis-gateway"
+    assert fields["priority"] == "High" and fields["project"] == "OPS"
+    assert "receiver-incident-1" in fields["labels"]
+    inc = await incident_with_key(client)
+    assert inc["jira_key"] == issue["key"]
+    assert inc["jira_url"] == f"{jira.url}/browse/{issue['key']}"
+
+
+async def test_replays_and_concurrent_webhooks_give_one_issue(
+    make_client: ClientFactory, jira: FakeJira
+) -> None:
+    client = await receiver_for(make_client)(jira)
+    body = webhook(alert(instance="a"), alert(instance="b"))
+    results = await asyncio.gather(
+        *(client.post("/webhook", json=body, headers=AUTH) for _ in range(20))
+    )
+    assert {r.status for r in results} == {200}
+    for _ in range(30):
+        await post(client, alert(instance="a"))
+    await wait_for(lambda: len(jira.issues) == 1)
+    await asyncio.sleep(0.3)
+    assert len(jira.issues) == 1
+    assert len(jira.requests_to("POST", "/rest/api/2/issue")) == 1
+
+
+async def test_crash_after_create_finds_the_issue_instead_of_a_second(
+    make_client: ClientFactory, jira: FakeJira, clock: FakeClock
+) -> None:
+    jira.fail_next_create_after_commit(mode="error", status=500)
+    client = await receiver_for(make_client)(jira)
+    await post(client, alert())
+    await wait_for(lambda: len(jira.issues) == 1)
+    clock.advance(seconds=10)  # past the retry's backoff
+    assert (await incident_with_key(client))["jira_key"] == next(iter(jira.issues))
+    assert len(jira.issues) == 1
+    assert any('labels = "receiver-incident-1"' in jql for jql in jira.jql_log)
+
+
+async def test_outage_then_recovery_delivers_everything_in_order(
+    make_client: ClientFactory, jira: FakeJira, clock: FakeClock
+) -> None:
+    client = await receiver_for(make_client)(jira)
+    jira.down()
+    a, b = alert(service="kis-gateway"), alert(alertname="ServiceDown", service="order-api")
+    await post(client, a)
+    await post(client, b)
+    clock.advance(minutes=1)
+    await post(client, resolved(a, clock.now))
+    for _ in range(5):  # JIRA stays down through several retries
+        clock.advance(minutes=2)
+        await asyncio.sleep(0.2)
+    assert jira.issues == {}
+    jira.up()
+    for _ in range(10):
+        clock.advance(minutes=5)
+        await asyncio.sleep(0.2)
+        if len(jira.issues) == 2 and all(
+            i["status"] == "Done" for i in jira.issues.values() if "P1" in i["fields"]["summary"]
+        ):
+            break
+    assert len(jira.issues) == 2
+    kis = next(i for i in jira.issues.values() if "[P1]" in i["fields"]["summary"])
+    down = next(i for i in jira.issues.values() if "[P0]" in i["fields"]["summary"])
+    assert kis["status"] == "Done"
+    assert jira.comments(kis["key"])[-1].startswith("Resolved — all alerts resolved")
+    assert down["status"] == "Open" and down["fields"]["priority"] == "Highest"
+    metrics = await (await client.get("/metrics")).text()
+    assert (
+        metric(metrics, "receiver_notifications_total", channel="jira", outcome="retried") or 0
+    ) >= 2
+
+
+async def test_429_waits_for_retry_after(
+    make_client: ClientFactory, jira: FakeJira, clock: FakeClock
+) -> None:
+    jira.fail_next(429, retry_after=120, path_contains="/search")
+    client = await receiver_for(make_client)(jira)
+    await post(client, alert())
+    await wait_for(lambda: bool(jira.jql_log) or len(jira.requests) > 1)
+    await asyncio.sleep(0.3)
+    pending = await (await client.get("/api/v1/deliveries?status=pending", headers=API)).json()
+    jira_rows = [d for d in pending["deliveries"] if d["channel"] == "jira"]
+    assert jira_rows and "429" in jira_rows[0]["last_error"]
+    clock.advance(seconds=100)
+    await asyncio.sleep(0.3)
+    assert jira.issues == {}
+    clock.advance(seconds=25)
+    await wait_for(lambda: len(jira.issues) == 1)
+
+
+async def test_permanent_400_is_dead_lettered_with_jiras_message(
+    make_client: ClientFactory, jira: FakeJira
+) -> None:
+    jira.fail_next(400, path_contains="/rest/api/2/issue", method="POST")
+    client = await receiver_for(make_client)(jira)
+    await post(client, alert())
+    dead: list[dict[str, Any]] = []
+    for _ in range(100):
+        body = await (await client.get("/api/v1/deliveries?status=dead", headers=API)).json()
+        dead = body["deliveries"]
+        if dead:
+            break
+        await asyncio.sleep(0.05)
+    assert [(d["channel"], d["kind"]) for d in dead] == [("jira", "incident.opened")]
+    assert dead[0]["last_error"].startswith("JIRA answered 400")
+    metrics = await (await client.get("/metrics")).text()
+    assert metric(metrics, "receiver_notifications_total", channel="jira", outcome="failed") == 1
+    assert jira.issues == {}
+
+
+async def test_resolve_then_refire_transitions_done_and_reopen(
+    make_client: ClientFactory, jira: FakeJira, clock: FakeClock
+) -> None:
+    client = await receiver_for(make_client)(jira)
+    a = alert()
+    await post(client, a)
+    clock.advance(minutes=5)
+    await post(client, resolved(a, clock.now))
+    await wait_for(lambda: any(i["status"] == "Done" for i in jira.issues.values()))
+    clock.advance(hours=1)
+    await post(client, alert(starts=clock.now))
+    await wait_for(lambda: any(i["status"] == "Reopened" for i in jira.issues.values()))
+    [issue] = jira.issues.values()
+    texts = jira.comments(issue["key"])
+    assert texts[0].startswith("Resolved") and "fired again" in texts[1]
+
+
+async def test_cloud_searches_through_the_enhanced_endpoint(
+    make_client: ClientFactory, cloud_jira: FakeJira
+) -> None:
+    client = await receiver_for(make_client)(cloud_jira)
+    await post(client, alert())
+    await wait_for(lambda: len(cloud_jira.issues) == 1)
+    searched = [r.path for r in cloud_jira.requests if "search" in r.path]
+    assert searched and all(p.endswith("/search/jql") for p in searched)
+
+
+async def test_storm_of_joins_is_one_comment_per_window(
+    make_client: ClientFactory, jira: FakeJira, clock: FakeClock
+) -> None:
+    client = await receiver_for(make_client)(jira)
+    await post(client, alert(instance="first"))
+    await wait_for(lambda: len(jira.issues) == 1)
+    for n in range(10):
+        await post(client, alert(instance=f"joiner-{n}"))
+    await asyncio.sleep(0.3)
+    [issue] = jira.issues.values()
+    assert jira.comments(issue["key"]) == []  # held for the coalescing window
+    clock.advance(seconds=61)
+    await wait_for(lambda: len(jira.comments(issue["key"])) == 1)
+    await asyncio.sleep(0.2)
+    assert jira.comments(issue["key"]) == [jira.comments(issue["key"])[0]] and jira.comments(
+        issue["key"]
+    )[0].startswith("10 more alert(s) joined")
+
+
+async def test_severity_upgrade_updates_priority(
+    make_client: ClientFactory, jira: FakeJira
+) -> None:
+    client = await receiver_for(make_client)(jira)
+    warn = alert(alertname="HighResponseTime", service="order-api", severity="warning")
+    await post(client, warn)
+    await wait_for(lambda: len(jira.issues) == 1)
+    crit = alert(alertname="HighResponseTime", service="order-api", severity="critical", pod="2")
+    await post(client, crit)
+    [issue] = jira.issues.values()
+    await wait_for(lambda: issue["fields"]["priority"] == "High")
+    assert any("Severity raised from P2 to P1" in c for c in jira.comments(issue["key"]))
