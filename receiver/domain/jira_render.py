@@ -24,7 +24,9 @@ INCIDENT_LABEL_PREFIX = "receiver-incident-"
 ENVIRONMENT_LABELS = (
     "env", "environment", "cluster", "region", "namespace", "service", "job", "instance", "pod"
 )  # fmt: skip
-_WIKI_SPECIAL = re.compile(r"([\[\]{}|*_^~+\-#!])")
+# Characters that start links, tables, images, macros or bold anywhere in a line; the
+# effects that need word boundaries (-strike-, _em_, +ins+) cannot be set off by a value.
+_WIKI_SPECIAL = re.compile(r"([\[\]{}|*!^~])")
 
 
 def one_line(text: str) -> str:
@@ -121,7 +123,7 @@ def description(
         f"*Respond by:* {deadline.isoformat() if deadline else 'n/a'}{within}",
         f"*Category:* {wiki(incident.category)} — owning team *{wiki(incident.team)}*"
         + (f" ({wiki(team.channel)})" if team else ""),
-        f"*Incident:* #{incident.id} {{{{{incident.key}}}}}",
+        f"*Incident:* #{incident.id} {wiki(incident.key)}",
         f"*First alert:* {incident.first_starts_at.isoformat()}",
         "h3. Environment",
         *_table(

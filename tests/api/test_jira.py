@@ -239,3 +239,38 @@ async def test_severity_upgrade_updates_priority(
     [issue] = jira.issues.values()
     await wait_for(lambda: issue["fields"]["priority"] == "High")
     assert any("Severity raised from P2 to P1" in c for c in jira.comments(issue["key"]))
+
+
+async def test_missing_transition_is_counted_not_retried(
+    make_client: ClientFactory, clock: FakeClock
+) -> None:
+    from tests.fakes.jira import Transition
+
+    only_close = {"Open": [Transition("71", "Close", "Closed")], "Closed": []}
+    async with FakeJira(workflow=only_close, user=JIRA_USER, token=JIRA_TOKEN) as fake:
+        client = await receiver_for(make_client)(fake)
+        a = alert()
+        await post(client, a)
+        clock.advance(minutes=1)
+        await post(client, resolved(a, clock.now))
+        await wait_for(
+            lambda: any(c.startswith("Resolved") for i in fake.issues for c in fake.comments(i))
+        )
+        for _ in range(100):
+            metrics = await (await client.get("/metrics")).text()
+            if metric(metrics, "receiver_jira_missing_transitions_total", transition="Done"):
+                break
+            await asyncio.sleep(0.05)
+        assert metric(metrics, "receiver_jira_missing_transitions_total", transition="Done") == 1
+        [issue] = fake.issues.values()
+        assert issue["status"] == "Open"
+        pending = await (await client.get("/api/v1/deliveries?status=pending", headers=API)).json()
+        assert pending["deliveries"] == []  # nothing keeps retrying
+
+
+async def test_personal_access_token_as_bearer_when_no_user(make_client: ClientFactory) -> None:
+    async with FakeJira(token="server-pat") as fake:
+        client = await make_client(jira_url=fake.url, jira_token="server-pat")
+        await post(client, alert())
+        # The fake refuses every request without the token, so an issue proves the bearer.
+        await wait_for(lambda: len(fake.issues) == 1)
