@@ -182,6 +182,11 @@ def issue_fields(
     return fields
 
 
+def delivery_tag(delivery: int) -> str:
+    """The last line of each comment: lets a retry see that the comment already went out."""
+    return f"_alert receiver · delivery {delivery}_"
+
+
 def comment(kind: str, payload: dict[str, Any], cfg: RulesConfig) -> str:
     """The comment an event adds to the issue."""
     events: list[dict[str, Any]] = payload.get("events", [])

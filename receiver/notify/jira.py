@@ -100,7 +100,8 @@ class JiraNotifier:
             await self._call(self._update_priority, key, priority)
         if kind == "incident.reopened":
             await self._call(self._transition, key, cfg.jira.reopen_transition)
-        await self._call(self._comment, key, jira_render.comment(kind, item.payload, cfg))
+        text = jira_render.comment(kind, item.payload, cfg)
+        await self._call(self._comment, key, text, item.id, item.maybe_delivered)
         if kind == "incident.resolved":
             await self._call(self._transition, key, cfg.jira.resolve_transition)
 
@@ -139,8 +140,14 @@ class JiraNotifier:
         issue = client.create_issue(fields=fields)
         return str(issue.key)
 
-    def _comment(self, key: str, text: str) -> None:
-        self._jira().add_comment(key, text)
+    def _comment(self, key: str, text: str, delivery: int, check: bool) -> None:
+        """Add a comment tagged with its delivery; on a redelivery, only if it is not there."""
+        tag = jira_render.delivery_tag(delivery)
+        client = self._jira()
+        if check and any(tag in str(c.body) for c in client.comments(key)):
+            log.info("jira_comment_already_there", jira_key=key, outbox_id=delivery)
+            return
+        client.add_comment(key, f"{text}\n\n{tag}")
 
     def _update_priority(self, key: str, priority: str) -> None:
         self._jira().issue(key, fields="priority").update(fields={"priority": {"name": priority}})

@@ -25,6 +25,12 @@ class OutboxItem:
     payload: dict[str, Any]
     attempts: int
     created_at: datetime
+    claims: int = 1  # this claim included
+
+    @property
+    def maybe_delivered(self) -> bool:
+        """An earlier attempt may have had its effect without it being recorded."""
+        return self.attempts > 0 or self.claims > 1
 
 
 @dataclass(frozen=True)

@@ -75,4 +75,13 @@ SQLITE_MIGRATIONS: list[str] = [
     """
     ALTER TABLE incidents ADD COLUMN alertmanager_url TEXT NOT NULL DEFAULT '';
     """,
+    # Firing counts live on the incident row now: the index only slowed every insert.
+    """
+    DROP INDEX IF EXISTS alerts_status;
+    """,
+    # How often a row was handed to a worker: above one, an earlier attempt may have
+    # reached the outside world without being recorded, and notifiers check first.
+    """
+    ALTER TABLE outbox ADD COLUMN claims INTEGER NOT NULL DEFAULT 0;
+    """,
 ]

@@ -157,7 +157,8 @@ _UPSERT_ALERT = (
     "last_seen=excluded.last_seen"
 )
 _CLAIMABLE = (
-    "SELECT id, incident_id, channel, kind, payload, attempts, created_at FROM outbox o "
+    "SELECT id, incident_id, channel, kind, payload, attempts, created_at, claims "
+    "FROM outbox o "
     "WHERE status = 'pending' AND next_attempt_at <= ? "
     "AND (claimed_until IS NULL OR claimed_until < ?) "
     "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.status = 'pending' "
@@ -329,7 +330,7 @@ class _Writer:
             db.execute(_FINISH[outcome.outcome], args)
         rows = db.execute(_CLAIMABLE, (at, at, limit)).fetchall() if limit else []
         db.executemany(
-            "UPDATE outbox SET claimed_until = ? WHERE id = ?",
+            "UPDATE outbox SET claimed_until = ?, claims = claims + 1 WHERE id = ?",
             [(at + lease_seconds, r[0]) for r in rows],
         )
         return rows
@@ -512,7 +513,9 @@ class SqliteStore:
         rows = await self._transaction(
             lambda writer: writer.claim(at, limit, lease_seconds, finished)
         )
-        return [OutboxItem(r[0], r[1], r[2], r[3], loads(r[4]), r[5], _dt(r[6])) for r in rows]
+        return [
+            OutboxItem(r[0], r[1], r[2], r[3], loads(r[4]), r[5], _dt(r[6]), r[7] + 1) for r in rows
+        ]
 
     async def _all(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
         try:

@@ -274,3 +274,22 @@ async def test_personal_access_token_as_bearer_when_no_user(make_client: ClientF
         await post(client, alert())
         # The fake refuses every request without the token, so an issue proves the bearer.
         await wait_for(lambda: len(fake.issues) == 1)
+
+
+async def test_comment_whose_answer_was_lost_is_not_posted_twice(
+    make_client: ClientFactory, jira: FakeJira, clock: FakeClock
+) -> None:
+    client = await receiver_for(make_client)(jira)
+    a = alert()
+    await post(client, a)
+    await wait_for(lambda: len(jira.issues) == 1)
+    jira.fail_next_comment_after_commit(502)  # JIRA stores it, the proxy answers 502
+    clock.advance(minutes=1)
+    await post(client, resolved(a, clock.now))
+    [issue] = jira.issues.values()
+    await wait_for(lambda: len(jira.comments(issue["key"])) == 1)
+    clock.advance(seconds=10)  # the retry comes, finds its comment, and only transitions
+    await wait_for(lambda: issue["status"] == "Done")
+    [only] = jira.comments(issue["key"])
+    assert only.startswith("Resolved — all alerts resolved")
+    assert only.endswith("_alert receiver · delivery 3_")

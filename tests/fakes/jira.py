@@ -655,6 +655,7 @@ class FakeJira:
 
         self._failures: list[_Failure] = []
         self._after_commit: list[_AfterCommit] = []
+        self._comment_failures: list[int] = []
         self._down = False
         self._next_issue_id = 10000
         self._next_comment_id = 10000
@@ -743,6 +744,11 @@ class FakeJira:
         for ``hang_seconds`` (so a client timeout fires) and then sends the normal 201, or
         drops the connection if the server stops first."""
         self._after_commit.append(_AfterCommit(mode, status, hang_seconds))
+
+    def fail_next_comment_after_commit(self, status: int = 500) -> None:
+        """Make the next comment be stored and then answered with ``status`` (a timeout or a
+        proxy error after JIRA did the work)."""
+        self._comment_failures.append(status)
 
     def down(self) -> None:
         """Answer every request with 503 until :meth:`up`."""
@@ -1574,6 +1580,8 @@ class FakeJira:
         if problem:
             raise ApiError(400, [], {"comment": problem})
         comment = self._add_comment(issue, text)
+        if self._comment_failures:
+            return self._error(self._comment_failures.pop(0), ["Internal server error"])
         return _json(self._comment_json(issue, comment), 201)
 
     async def _transition_list(
