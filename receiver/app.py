@@ -47,7 +47,7 @@ def default_notifiers(
     if settings.jira_url:
         token = settings.jira_token.get_secret_value() if settings.jira_token else None
         notifiers["jira"] = JiraNotifier(
-            jira_connector(settings.jira_url, settings.jira_user, token),
+            jira_connector(settings.jira_url, settings.jira_user, token, settings.jira_deployment),
             store,
             rules,
             metrics,

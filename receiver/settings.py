@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     jira_url: str | None = None
     jira_user: str | None = None
     jira_token: SecretStr | None = None
+    jira_deployment: Literal["auto", "server", "cloud"] = "auto"  # auto: ask serverInfo
     slack_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
     slack_signing_secret: SecretStr | None = None

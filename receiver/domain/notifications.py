@@ -15,6 +15,7 @@ CHANNELS_BY_KIND: dict[str, tuple[str, ...]] = {
     "incident.reopened": ("jira", "slack"),
     "incident.acknowledged": ("jira", "slack"),
     "incident.resolved": ("jira", "slack"),
+    "incident.escalated": ("jira",),  # the pages themselves go to the pager channel
 }
 
 

@@ -169,7 +169,11 @@ class JiraNotifier:
 
 
 def jira_connector(
-    url: str, user: str | None, token: str | None, timeout: float = 15.0
+    url: str,
+    user: str | None,
+    token: str | None,
+    deployment: str = "auto",
+    timeout: float = 15.0,
 ) -> Callable[[], JIRA]:
     """Build clients: basic auth with an API token (Cloud), or a bearer personal access token
     (Server/Data Center) when no user is given. The library never retries by itself:
@@ -181,14 +185,17 @@ def jira_connector(
             auth["basic_auth"] = (user, token)
         elif token:
             auth["token_auth"] = token
-        return JIRA(
+        client = JIRA(
             server=url,
             max_retries=0,
             timeout=timeout,
-            get_server_info=True,
+            get_server_info=deployment == "auto",
             validate=False,
             options={"check_update": False},
             **auth,
         )
+        if deployment != "auto":  # the library picks its search endpoint from this
+            client.deploymentType = "Cloud" if deployment == "cloud" else "Server"
+        return client
 
     return connect

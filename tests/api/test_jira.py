@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -293,3 +295,76 @@ async def test_comment_whose_answer_was_lost_is_not_posted_twice(
     [only] = jira.comments(issue["key"])
     assert only.startswith("Resolved — all alerts resolved")
     assert only.endswith("_alert receiver · delivery 3_")
+
+
+async def test_configured_cloud_skips_detection(
+    make_client: ClientFactory, cloud_jira: FakeJira
+) -> None:
+    client = await make_client(
+        jira_url=cloud_jira.url,
+        jira_user=JIRA_USER,
+        jira_token=JIRA_TOKEN,
+        jira_deployment="cloud",
+    )
+    await post(client, alert())
+    await wait_for(lambda: len(cloud_jira.issues) == 1)
+    assert not cloud_jira.requests_to("GET", "serverInfo")
+    assert cloud_jira.requests_to("GET", "/search/jql") or cloud_jira.requests_to(
+        "POST", "/search/jql"
+    )
+
+
+async def test_worker_killed_after_the_create_call_leaves_one_issue(
+    tmp_path: Path, jira: FakeJira, clock: FakeClock
+) -> None:
+    """The worker dies while JIRA holds the answer to a create it has already done; the
+    delivery is claimed again after its lease and finds the issue by its label."""
+    from receiver.api.payload import WebhookPayload
+    from receiver.config.holder import RulesHolder
+    from receiver.metrics import Metrics
+    from receiver.notify.jira import JiraNotifier, jira_connector
+    from receiver.outbox.worker import OutboxWorker
+    from receiver.service import IncidentService
+    from receiver.store.sqlite import SqliteStore
+    from tests.fakes.notifiers import RecordingNotifier
+    from tests.helpers import SHIPPED_RULES
+
+    store = SqliteStore(str(tmp_path / "kill.db"))
+    await store.open()
+    metrics = Metrics()
+    rules = RulesHolder(SHIPPED_RULES, metrics)
+
+    def worker() -> OutboxWorker:
+        connect = jira_connector(jira.url, JIRA_USER, JIRA_TOKEN, timeout=30)
+        notifier = JiraNotifier(connect, store, rules, metrics, clock, jira.url)
+        notifiers = {"jira": notifier, "slack": RecordingNotifier()}
+        return OutboxWorker(store, notifiers, metrics, clock, poll_seconds=0.02)
+
+    try:
+        payload = WebhookPayload.model_validate(webhook(alert()))
+        await IncidentService(store, rules, metrics, clock).ingest(
+            [a.to_domain() for a in payload.alerts]
+        )
+        jira.fail_next_create_after_commit(mode="hang", hang_seconds=5)
+        first = asyncio.create_task(worker().run())
+        await wait_for(lambda: len(jira.issues) == 1)
+        first.cancel()  # the process dies; its claim stays until the lease runs out
+        with contextlib.suppress(asyncio.CancelledError):
+            await first
+        clock.advance(seconds=121)
+        second = asyncio.create_task(worker().run())
+        try:
+            for _ in range(200):
+                incident = await store.get_incident(1)
+                if incident and incident.jira_key:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            second.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await second
+        assert incident is not None and incident.jira_key == next(iter(jira.issues))
+        assert len(jira.issues) == 1
+        assert len(jira.requests_to("POST", "/rest/api/2/issue")) == 1
+    finally:
+        await store.close()

@@ -147,6 +147,11 @@ COMMENTS = [
         "Acknowledged by Kim Minjun at t. Escalation stopped.",
     ),
     (
+        "incident.escalated",
+        {"events": [{"event": "escalated", "step": 1, "people": ["kim"], "at": "t"}]},
+        "Escalated (step 1) at t to Kim Minjun.",
+    ),
+    (
         "incident.resolved",
         {"incident": {"resolved_by": None}, "events": [{"event": "resolved", "at": "t"}]},
         "Resolved — all alerts resolved at t.",
