@@ -322,6 +322,7 @@ async def test_worker_killed_after_the_create_call_leaves_one_issue(
     from receiver.api.payload import WebhookPayload
     from receiver.config.holder import RulesHolder
     from receiver.metrics import Metrics
+    from receiver.notify.base import Notifier
     from receiver.notify.jira import JiraNotifier, jira_connector
     from receiver.outbox.worker import OutboxWorker
     from receiver.service import IncidentService
@@ -337,7 +338,7 @@ async def test_worker_killed_after_the_create_call_leaves_one_issue(
     def worker() -> OutboxWorker:
         connect = jira_connector(jira.url, JIRA_USER, JIRA_TOKEN, timeout=30)
         notifier = JiraNotifier(connect, store, rules, metrics, clock, jira.url)
-        notifiers = {"jira": notifier, "slack": RecordingNotifier()}
+        notifiers: dict[str, Notifier] = {"jira": notifier, "slack": RecordingNotifier()}
         return OutboxWorker(store, notifiers, metrics, clock, poll_seconds=0.02)
 
     try:
