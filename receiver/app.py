@@ -13,7 +13,17 @@ import structlog
 from aiohttp import web
 
 from receiver.api import incidents, ops
-from receiver.api.keys import CLOCK, INGEST, METRICS, RULES, SERVICE, SETTINGS, STORE, WORKER
+from receiver.api.keys import (
+    CLOCK,
+    INGEST,
+    METRICS,
+    RULES,
+    SERVICE,
+    SETTINGS,
+    STORE,
+    TIMERS,
+    WORKER,
+)
 from receiver.api.middleware import observe
 from receiver.api.webhook import webhook
 from receiver.config.holder import RulesHolder
@@ -26,6 +36,7 @@ from receiver.outbox.worker import OutboxWorker
 from receiver.service import IncidentService
 from receiver.settings import Settings
 from receiver.store import Store, store_from_url
+from receiver.timers import TimerLoop
 
 log = structlog.get_logger("receiver")
 
@@ -82,14 +93,19 @@ def create_app(
         max_age=timedelta(seconds=settings.outbox_max_age_seconds),
         poll_seconds=settings.outbox_poll_seconds,
     )
+    def committed() -> None:  # new outbox rows or timers may be due right away
+        worker.wake()
+        timers.wake()
+
     service = IncidentService(
         store,
         rules,
         metrics,
         clock,
-        on_commit=worker.wake,
+        on_commit=committed,
         coalesce_seconds=settings.coalesce_seconds,
     )
+    timers = TimerLoop(service, settings.outbox_poll_seconds)
 
     app = web.Application(middlewares=[observe], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
@@ -99,6 +115,7 @@ def create_app(
     app[SERVICE] = service
     app[WORKER] = worker
     app[INGEST] = IngestQueue(service)
+    app[TIMERS] = timers
     app[CLOCK] = clock
 
     app.router.add_post("/webhook", webhook)
@@ -116,6 +133,7 @@ def create_app(
     app.cleanup_ctx.append(_ingest_ctx)
     if run_worker:
         app.cleanup_ctx.append(_worker_ctx)
+        app.cleanup_ctx.append(_timers_ctx)
     if handle_signals:
         app.cleanup_ctx.append(_sighup_ctx)
     return app
@@ -142,6 +160,11 @@ async def _running(work: Coroutine[Any, Any, None], name: str) -> AsyncIterator[
 
 async def _ingest_ctx(app: web.Application) -> AsyncIterator[None]:
     async with _running(app[INGEST].run(), "ingest"):
+        yield
+
+
+async def _timers_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with _running(app[TIMERS].run(), "timers"):
         yield
 
 

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from receiver.config.holder import RulesHolder
 from receiver.config.models import RulesConfig
+from receiver.domain.escalation import Timer, fire, plan
 from receiver.domain.incidents import (
     Change,
     Policy,
@@ -22,6 +23,7 @@ from receiver.domain.notifications import (
     CHANNELS_BY_KIND,
     COALESCED_KINDS,
     notification_payload,
+    page_payload,
 )
 from receiver.metrics import Metrics
 from receiver.store.base import Conflict, NewNotification, Store, StoreUnavailable, UnitOfWork
@@ -196,7 +198,59 @@ class IncidentService:
             for kind in change.notifications
             for channel in CHANNELS_BY_KIND.get(kind, ())
         )
+        kinds = set(change.notifications)
+        if kinds & {"incident.opened", "incident.reopened", "incident.severity_raised"}:
+            trigger = incident.triggered_at
+            if "incident.severity_raised" in kinds and change.events:
+                trigger = max(trigger, change.events[-1].at)  # page under the new policy
+            self._replan(unit, incident, cfg, trigger)
+        if kinds & {"incident.acknowledged", "incident.resolved"}:
+            unit.timers = [t for t in unit.timers if t[0] is not incident]
+            unit.cancel_timers.append(incident)
         return incident
+
+    @staticmethod
+    def _replan(unit: UnitOfWork, incident: Incident, cfg: RulesConfig, trigger: datetime) -> None:
+        """Replace the incident's pending timers with those of a new trigger."""
+        unit.timers = [t for t in unit.timers if t[0] is not incident]
+        if incident.id is not None and all(i is not incident for i in unit.cancel_timers):
+            unit.cancel_timers.append(incident)
+        unit.timers.extend((incident, timer) for timer in plan(incident, cfg, trigger))
+
+    async def fire_due_timers(self, lease_seconds: float = 120.0, limit: int = 100) -> int:
+        """Fire every due timer once: pages, escalation comments, SLA breaches."""
+        cfg = self.rules.current
+        timers = await self.store.claim_timers(self.clock(), limit, lease_seconds)
+        for timer in timers:
+            await self._fire(timer, cfg)
+        return len(timers)
+
+    async def _fire(self, timer: Timer, cfg: RulesConfig) -> None:
+        assert timer.id is not None and timer.incident_id is not None
+        now = self.clock()
+        incident = await self.store.get_incident(timer.incident_id)
+        if incident is None:
+            return
+        fired = fire(incident, timer, cfg, now)
+        unit = UnitOfWork(fired_timers=[timer.id])
+        unit.events.extend((incident, e) for e in fired.events)
+        for kind in fired.notifications:
+            payload = notification_payload(kind, incident, fired.events, cfg)
+            for channel in CHANNELS_BY_KIND.get(kind, ()):
+                unit.outbox.append((incident, NewNotification(channel, kind, payload)))
+        for page in fired.pages:
+            payload = page_payload(page, incident, cfg)
+            unit.outbox.append((incident, NewNotification("pager", "page", payload)))
+        try:
+            await self.store.commit(unit, now)
+        except Conflict:
+            return  # cancelled by an ack or resolve, or fired by another replica, meanwhile
+        if fired.pages:
+            self.metrics.escalations.labels(incident.severity, str(timer.step)).inc()
+        if fired.breach:
+            self.metrics.ack_sla_breaches.labels(incident.severity).inc()
+        if unit.outbox:
+            self.on_commit()
 
     async def _manual(
         self,

@@ -91,3 +91,12 @@ def metric(text: str, name: str, **labels: str) -> float | None:
             if sample.name == name and sample.labels == labels:
                 return float(sample.value)
     return None
+
+
+# Timeline entries the escalation timers add, whenever they happen to fire.
+PAGING_EVENTS = frozenset({"paged", "escalated", "ack_sla_breached"})
+
+
+def lifecycle(timeline: list[dict[str, Any]]) -> list[str]:
+    """The timeline's event names without the paging ones."""
+    return [e["event"] for e in timeline if e["event"] not in PAGING_EVENTS]

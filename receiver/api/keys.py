@@ -14,6 +14,7 @@ from receiver.outbox.worker import OutboxWorker
 from receiver.service import IncidentService
 from receiver.settings import Settings
 from receiver.store.base import Store
+from receiver.timers import TimerLoop
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
@@ -22,5 +23,6 @@ METRICS = web.AppKey("metrics", Metrics)
 SERVICE = web.AppKey("service", IncidentService)
 WORKER = web.AppKey("worker", OutboxWorker)
 INGEST = web.AppKey("ingest", IngestQueue)
+TIMERS = web.AppKey("timers", TimerLoop)
 Clock = Callable[[], datetime]
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")

@@ -215,13 +215,14 @@ def comment(kind: str, payload: dict[str, Any], cfg: RulesConfig) -> str:
         )
         return f"Resolved {how} at {at}."
     if kind == "incident.escalated":
-        steps = [e for e in events if e.get("event") == "escalated"]
+        steps = [e for e in events if e.get("event") in ("paged", "escalated")]
         lines = []
         for step in steps:
             people = ", ".join(
                 cfg.people[p].name if p in cfg.people else p for p in step.get("people", [])
             )
-            lines.append(f"Escalated (step {step.get('step', '?')}) at {step['at']} to {people}.")
+            verb = "Paged" if step.get("event") == "paged" else "Escalated"
+            lines.append(f"{verb} (step {step.get('step', '?')}) at {step['at']} to {people}.")
         return wiki("\n".join(lines)) or f"Escalated at {at}."
     if kind == "incident.reopened":
         return (

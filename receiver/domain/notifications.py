@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from receiver.config.models import RulesConfig
+from receiver.domain.escalation import Page
 from receiver.domain.model import Event, Incident
 
 # JIRA follows everything; the alerts channel hears state changes, not every join.
@@ -61,6 +62,20 @@ def snapshot(incident: Incident, cfg: RulesConfig) -> dict[str, Any]:
         "team_channel": team.channel if team else None,
         "acknowledged_by": incident.acknowledged_by,
         "resolved_by": incident.resolved_by,
+    }
+
+
+def page_payload(page: Page, incident: Incident, cfg: RulesConfig) -> dict[str, Any]:
+    """What the pager needs to reach one person about an incident."""
+    person = cfg.people.get(page.person)
+    return {
+        "person": page.person,
+        "name": person.name if person else page.person,
+        "slack_id": person.slack_id if person else None,
+        "email": person.email if person else None,
+        "target": page.target,
+        "step": page.step,
+        "incident": snapshot(incident, cfg),
     }
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from receiver.domain.escalation import Timer
 from receiver.domain.model import AlertRecord, Event, Incident
 
 
@@ -90,6 +91,12 @@ class UnitOfWork:
     alerts: list[tuple[Incident, AlertRecord]] = field(default_factory=list)
     events: list[tuple[Incident, Event]] = field(default_factory=list)
     outbox: list[tuple[Incident | None, NewNotification]] = field(default_factory=list)
+    timers: list[tuple[Incident, Timer]] = field(default_factory=list)
+    # Incidents whose pending timers stop (ack, resolve, or re-planned on a severity raise);
+    # applied before the new timers above are added.
+    cancel_timers: list[Incident] = field(default_factory=list)
+    # Timers this unit fires: each must still be pending, else the commit raises Conflict.
+    fired_timers: list[int] = field(default_factory=list)
 
     def touch(self, incident: Incident) -> None:
         """Include an incident once, however many changes touch it."""
@@ -138,6 +145,9 @@ class Store(Protocol):
 
     async def open_counts(self) -> dict[tuple[str, str], int]:
         """Open incidents by (severity, status)."""
+
+    async def claim_timers(self, now: datetime, limit: int, lease_seconds: float) -> list[Timer]:
+        """Claim due pending timers (hidden from other claims until the lease passes)."""
 
     async def set_jira_key(self, incident_id: int, key: str) -> None:
         """Record an incident's JIRA issue (bumps its version, so stale copies conflict)."""

@@ -84,4 +84,22 @@ SQLITE_MIGRATIONS: list[str] = [
     """
     ALTER TABLE outbox ADD COLUMN claims INTEGER NOT NULL DEFAULT 0;
     """,
+    # Escalation steps and ack deadlines as due times, so a restart neither loses nor
+    # repeats one. "trigger" names the open, reopen or severity raise they belong to.
+    """
+    CREATE TABLE timers (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        kind TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        trigger_at REAL NOT NULL,
+        due_at REAL NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        claimed_until REAL,
+        done_at REAL
+    );
+    CREATE UNIQUE INDEX timers_once ON timers (incident_id, kind, step, trigger_at);
+    CREATE INDEX timers_due ON timers (due_at) WHERE status = 'pending';
+    CREATE INDEX timers_incident ON timers (incident_id) WHERE status = 'pending';
+    """,
 ]

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from receiver.domain.escalation import Timer, TimerKind
 from receiver.domain.model import AlertRecord, AlertStatus, Event, Incident, Status
 from receiver.domain.notifications import merge_payloads
 from receiver.jsonfast import dumps, loads
@@ -303,6 +304,28 @@ class _Writer:
             )
             for owner, note in unit.outbox:
                 _enqueue(db, owner.id if owner else None, note, now.timestamp())
+            for stopped in unit.cancel_timers:
+                db.execute(
+                    "UPDATE timers SET status = 'cancelled', done_at = ? "
+                    "WHERE incident_id = ? AND status = 'pending'",
+                    (now.timestamp(), stopped.id),
+                )
+            for timer_id in unit.fired_timers:
+                done = db.execute(
+                    "UPDATE timers SET status = 'fired', done_at = ? "
+                    "WHERE id = ? AND status = 'pending'",
+                    (now.timestamp(), timer_id),
+                )
+                if done.rowcount != 1:
+                    raise Conflict(f"timer {timer_id} was handled meanwhile")
+            db.executemany(
+                "INSERT OR IGNORE INTO timers (incident_id, kind, step, trigger_at, due_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [
+                    (owner.id, t.kind.value, t.step, ts(t.trigger), ts(t.due_at))
+                    for owner, t in unit.timers
+                ],
+            )
         except sqlite3.IntegrityError as exc:  # another open incident for the key appeared
             _forget(assigned)
             raise Conflict(str(exc)) from exc
@@ -485,6 +508,35 @@ class SqliteStore:
             if not durable:
                 _forget(assigned)
             raise
+
+    async def claim_timers(self, now: datetime, limit: int, lease_seconds: float) -> list[Timer]:
+        at = now.timestamp()
+        due = (
+            "SELECT id, incident_id, kind, step, trigger_at, due_at FROM timers "
+            "WHERE status = 'pending' AND due_at <= ? "
+            "AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY due_at, id LIMIT ?"
+        )
+        async with self._lock:
+            try:
+                idle = not self._w().db.execute(due, (at, at, 1)).fetchone()
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"SQLite: {exc}") from exc
+        if idle:
+            return []
+
+        def claim(writer: _Writer) -> list[Any]:
+            rows = writer.db.execute(due, (at, at, limit)).fetchall()
+            writer.db.executemany(
+                "UPDATE timers SET claimed_until = ? WHERE id = ?",
+                [(at + lease_seconds, r[0]) for r in rows],
+            )
+            return rows
+
+        rows = await self._transaction(claim)
+        return [
+            Timer(TimerKind(r[2]), r[3], _dt(r[5]), _dt(r[4]), id=r[0], incident_id=r[1])
+            for r in rows
+        ]
 
     async def set_jira_key(self, incident_id: int, key: str) -> None:
         await self._transaction(

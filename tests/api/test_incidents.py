@@ -8,7 +8,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.conftest import API, AUTH, ClientFactory
-from tests.helpers import FakeClock, alert, metric, resolved, webhook
+from tests.helpers import FakeClock, alert, lifecycle, metric, resolved, webhook
 
 
 async def post(client: TestClient[Any, Any], *alerts: dict[str, Any]) -> dict[str, Any]:
@@ -51,7 +51,7 @@ async def test_alerts_join_and_incident_resolves_when_all_resolve(
     assert inc["status"] == "resolved"
     assert inc["resolved_at"] == "2026-11-26T01:03:00Z"
     assert {x["status"] for x in inc["alerts"]} == {"resolved"}
-    events = [e["event"] for e in (await detail(client, inc["id"]))["timeline"]]
+    events = lifecycle((await detail(client, inc["id"]))["timeline"])
     assert events == ["opened", "alerts_joined", "alerts_resolved", "alerts_resolved", "resolved"]
 
 
@@ -71,7 +71,7 @@ async def test_refire_inside_window_reopens_after_window_opens_new(
     await post(client, again)
     [inc] = await incidents(client)
     assert inc["status"] == "triggered" and inc["resolved_at"] is None
-    timeline = [e["event"] for e in (await detail(client, inc["id"]))["timeline"]]
+    timeline = lifecycle((await detail(client, inc["id"]))["timeline"])
     assert timeline[-1] == "reopened"
     clock.advance(minutes=1)
     await post(client, resolved(again, clock.now))
@@ -127,7 +127,7 @@ async def test_ack_records_who_and_when_once_and_feeds_histogram(
     assert metric(metrics, "receiver_alert_to_ack_seconds_bucket", le="300.0", **labels) == 1
     assert metric(metrics, "receiver_alert_to_ack_seconds_bucket", le="120.0", **labels) == 0
     assert metric(metrics, "receiver_incidents_open", severity="P1", status="acknowledged") == 1
-    events = [e["event"] for e in (await detail(client, inc["id"]))["timeline"]]
+    events = lifecycle((await detail(client, inc["id"]))["timeline"])
     assert events == ["opened", "acknowledged"]
 
 
@@ -177,7 +177,7 @@ async def test_action_errors_change_nothing(
     assert "error" in await resp.json()
     [inc] = await incidents(client)
     assert inc["status"] == "triggered"
-    assert [e["event"] for e in (await detail(client, inc["id"]))["timeline"]] == ["opened"]
+    assert lifecycle((await detail(client, inc["id"]))["timeline"]) == ["opened"]
 
 
 async def test_list_filters_and_paging(make_client: ClientFactory) -> None:

@@ -14,6 +14,7 @@ from prometheus_client import generate_latest
 from receiver.api.payload import WebhookPayload
 from receiver.config.holder import RulesHolder
 from receiver.metrics import Metrics
+from receiver.notify.base import Notifier
 from receiver.outbox.policy import DeliveryError, backoff_delay, is_retryable_status
 from receiver.outbox.worker import OutboxWorker
 from receiver.service import IncidentService
@@ -182,12 +183,16 @@ async def test_worker_runs_in_the_app_after_commit(tmp_path: Path) -> None:
     from receiver.app import create_app
     from tests.conftest import AUTH, make_settings
 
-    jira, slack = RecordingNotifier(), RecordingNotifier()
-    app = create_app(make_settings(tmp_path), notifiers={"jira": jira, "slack": slack})
+    jira, slack, pager = RecordingNotifier(), RecordingNotifier(), RecordingNotifier()
+    notifiers: dict[str, Notifier] = {"jira": jira, "slack": slack, "pager": pager}
+    app = create_app(make_settings(tmp_path), notifiers=notifiers)
     async with TestClient(TestServer(app)) as client:
         assert (await client.post("/webhook", json=webhook(alert()), headers=AUTH)).status == 200
         for _ in range(100):
-            if jira.delivered and slack.delivered:
+            if len(jira.delivered) == 2 and slack.delivered and pager.delivered:
                 break
             await asyncio.sleep(0.02)
-    assert kinds(jira) == ["incident.opened"] and kinds(slack) == ["incident.opened"]
+    assert kinds(jira)[0] == "incident.opened" and kinds(slack) == ["incident.opened"]
+    # The P1 pages its on-call at once: a page to the pager, its note on the JIRA issue.
+    assert [p.payload["person"] for p in pager.delivered] == ["kim"]
+    assert kinds(jira) == ["incident.opened", "incident.escalated"]

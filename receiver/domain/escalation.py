@@ -1,0 +1,90 @@
+"""Escalation as stored timers: what to schedule when an incident triggers, and what a due
+timer does. Pure functions; the clock and the rules are arguments.
+
+A timer belongs to one *trigger* of an incident (its open, a reopen, or a severity raise),
+named by that moment; acknowledging or resolving cancels what is left of it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from receiver.config.models import RulesConfig
+from receiver.domain.model import Event, Incident, Status
+from receiver.domain.oncall import page_time, resolve_targets
+
+
+class TimerKind(enum.StrEnum):
+    """What a timer is for."""
+
+    ESCALATION = "escalation"  # page the step's targets
+    ACK_SLA = "ack_sla"  # count a breach if nobody acknowledged by then
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A stored due time; ``id`` is None until stored."""
+
+    kind: TimerKind
+    step: int
+    due_at: datetime
+    trigger: datetime
+    id: int | None = None
+    incident_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """One person paged by a fired step."""
+
+    person: str
+    target: str
+    step: int
+
+
+@dataclass
+class Fired:
+    """What a due timer does to its incident."""
+
+    events: list[Event] = field(default_factory=list)
+    notifications: list[str] = field(default_factory=list)
+    pages: list[Page] = field(default_factory=list)
+    breach: bool = False
+
+
+def plan(incident: Incident, cfg: RulesConfig, trigger: datetime) -> list[Timer]:
+    """The timers for a trigger: each escalation step at trigger + after (held to business
+    hours when the severity pages only then, none when it never pages) and the ack SLA."""
+    policy = cfg.severities.get(incident.severity)
+    if policy is None or incident.team not in cfg.teams:
+        return []
+    timers = [Timer(TimerKind.ACK_SLA, 0, trigger + policy.ack_timeout, trigger)]
+    for step, rule in enumerate(cfg.steps_for(incident.severity)):
+        due = page_time(cfg, incident.team, incident.severity, trigger + rule.after)
+        if due is not None:
+            timers.append(Timer(TimerKind.ESCALATION, step, due, trigger))
+    return timers
+
+
+def fire(incident: Incident, timer: Timer, cfg: RulesConfig, now: datetime) -> Fired:
+    """What a due timer does; nothing once the incident is acknowledged or resolved, or when
+    the timer belongs to an earlier trigger."""
+    fired = Fired()
+    if incident.status is not Status.TRIGGERED or timer.trigger < incident.triggered_at:
+        return fired
+    if timer.kind is TimerKind.ACK_SLA:
+        fired.breach = True
+        fired.events.append(Event("ack_sla_breached", now, {"severity": incident.severity}))
+        return fired
+    steps = cfg.steps_for(incident.severity)
+    if timer.step >= len(steps) or incident.team not in cfg.teams:
+        return fired
+    targets = resolve_targets(cfg, incident.team, steps[timer.step].notify, now)
+    fired.pages = [Page(person, target, timer.step) for person, target in targets]
+    people = [p.person for p in fired.pages]
+    name = "paged" if timer.step == 0 else "escalated"
+    fired.events.append(Event(name, now, {"step": timer.step, "people": people}))
+    fired.notifications.append("incident.escalated")
+    return fired
