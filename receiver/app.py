@@ -93,6 +93,7 @@ def create_app(
         max_age=timedelta(seconds=settings.outbox_max_age_seconds),
         poll_seconds=settings.outbox_poll_seconds,
     )
+
     def committed() -> None:  # new outbox rows or timers may be due right away
         worker.wake()
         timers.wake()

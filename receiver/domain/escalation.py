@@ -55,14 +55,19 @@ class Fired:
 
 
 def plan(incident: Incident, cfg: RulesConfig, trigger: datetime) -> list[Timer]:
-    """The timers for a trigger: each escalation step at trigger + after (held to business
-    hours when the severity pages only then, none when it never pages) and the ack SLA."""
+    """The timers for a trigger: the ack SLA, and each escalation step ``after`` the moment
+    paging may start (at once, or the next business hours; never for ``page: never``)."""
     policy = cfg.severities.get(incident.severity)
     if policy is None or incident.team not in cfg.teams:
         return []
     timers = [Timer(TimerKind.ACK_SLA, 0, trigger + policy.ack_timeout, trigger)]
+    # The ladder starts when paging may start (the next business morning for a page held
+    # back at night), so its steps keep their spacing instead of all falling due at once.
+    start = page_time(cfg, incident.team, incident.severity, trigger)
+    if start is None:
+        return timers
     for step, rule in enumerate(cfg.steps_for(incident.severity)):
-        due = page_time(cfg, incident.team, incident.severity, trigger + rule.after)
+        due = page_time(cfg, incident.team, incident.severity, start + rule.after)
         if due is not None:
             timers.append(Timer(TimerKind.ESCALATION, step, due, trigger))
     return timers
