@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from receiver.api import incidents, ops
+from receiver.api import incidents, ops, slack
 from receiver.api.keys import (
     CLOCK,
     INGEST,
@@ -129,6 +129,7 @@ def create_app(
     app.router.add_post("/api/v1/incidents/{id}/ack", incidents.acknowledge)
     app.router.add_post("/api/v1/incidents/{id}/resolve", incidents.resolve)
     app.router.add_get("/api/v1/deliveries", incidents.list_deliveries)
+    app.router.add_post("/slack/interactions", slack.interactions)
 
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_ingest_ctx)
