@@ -32,6 +32,7 @@ from receiver.ingest import IngestQueue
 from receiver.metrics import CHANNELS, Metrics
 from receiver.notify.base import LogNotifier, Notifier
 from receiver.notify.jira import JiraNotifier, jira_connector
+from receiver.notify.slack import slack_notifiers
 from receiver.outbox.worker import OutboxWorker
 from receiver.service import IncidentService
 from receiver.settings import Settings
@@ -64,6 +65,10 @@ def default_notifiers(
             metrics,
             clock,
             settings.jira_url,
+        )
+    if settings.slack_token:
+        notifiers["slack"], notifiers["pager"] = slack_notifiers(
+            settings.slack_token.get_secret_value(), settings.slack_api_url, store, rules
         )
     return notifiers
 

@@ -102,4 +102,15 @@ SQLITE_MIGRATIONS: list[str] = [
     CREATE INDEX timers_due ON timers (due_at) WHERE status = 'pending';
     CREATE INDEX timers_incident ON timers (incident_id) WHERE status = 'pending';
     """,
+    # Slack messages about an incident, to update them in place when its state changes.
+    """
+    CREATE TABLE slack_messages (
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        channel_id TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        PRIMARY KEY (channel_id, ts)
+    );
+    CREATE INDEX slack_messages_incident ON slack_messages (incident_id);
+    """,
 ]
