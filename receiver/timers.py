@@ -33,6 +33,9 @@ class TimerLoop:
             except StoreUnavailable as exc:
                 log.warning("timers_store_unavailable", error=str(exc))
                 fired = 0
+            except Exception:  # a bug must not stop paging for good: log, wait, go on
+                log.exception("timers_failed")
+                fired = 0
             if fired == 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)

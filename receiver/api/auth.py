@@ -11,7 +11,11 @@ from pydantic import SecretStr
 
 
 def _same(given: str, expected: SecretStr) -> bool:
-    return hmac.compare_digest(given.encode(), expected.get_secret_value().encode())
+    try:
+        presented = given.encode()
+    except UnicodeEncodeError:  # bytes that were not UTF-8 in the header
+        return False
+    return hmac.compare_digest(presented, expected.get_secret_value().encode())
 
 
 def presented_secret(request: web.Request, allow_basic: bool) -> str | None:

@@ -157,7 +157,10 @@ async def _act(request: web.Request, action: str) -> web.Response:
     request[LOG_FIELDS].update(incident_id=incident_id, action=action, by=by, outcome=reason.value)
     if reason is Reason.CONFLICT:
         return error_response(409, f"incident is {incident.status.value}", id=incident_id)
-    alerts = (await request.app[STORE].incident_alerts([incident_id]))[incident_id]
+    try:
+        alerts = (await request.app[STORE].incident_alerts([incident_id]))[incident_id]
+    except StoreUnavailable:
+        alerts = []  # the change is committed; only the alert list could not be read
     view = incident_view(incident, alerts, jira_base=request.app[SETTINGS].jira_url)
     view["changed"] = reason is Reason.APPLIED
     return web.json_response(view)

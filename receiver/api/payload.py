@@ -14,7 +14,10 @@ def _go_time(value: datetime | None) -> datetime | None:
     """Go's zero time, 0001-01-01T00:00:00Z, means "not set"; everything else in UTC."""
     if value is None or value.year == 1:
         return None
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("timestamp out of range") from None
 
 
 # RFC 3339 with up to nanoseconds (Go's format); pydantic keeps microseconds.

@@ -61,6 +61,8 @@ def _action(body: bytes) -> tuple[str, str, int] | None:
         return None
     if not isinstance(user, str) or action.get("action_id") not in (ACK, RESOLVE):
         return None
+    if not 0 < incident_id < 2**63:
+        return None
     return user, action["action_id"], incident_id
 
 

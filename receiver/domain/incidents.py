@@ -130,6 +130,9 @@ def _split(
                     replace(
                         rec,
                         status=AlertStatus.RESOLVED,
+                        # A re-fire we only saw as a repeat still started this instance:
+                        # a late copy of its firing must read as a duplicate.
+                        starts_at=max(rec.starts_at, alert.starts_at),
                         ends_at=alert.ends_at or now,
                         last_seen=now,
                         annotations=dict(alert.annotations),

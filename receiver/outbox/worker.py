@@ -58,6 +58,9 @@ class OutboxWorker:
             except StoreUnavailable as exc:
                 log.warning("outbox_store_unavailable", error=str(exc))
                 done = 0
+            except Exception:  # a bug must not stop deliveries for good: log, wait, go on
+                log.exception("outbox_worker_failed")
+                done = 0
             if done == 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)

@@ -17,11 +17,13 @@ from receiver.store.sqlite import SqliteStore
 
 
 def store_from_url(url: str) -> Store:
-    """``sqlite:///relative.db``, ``sqlite:////abs/path.db`` or ``sqlite://:memory:``."""
+    """``sqlite:///relative.db`` or ``sqlite:////abs/path.db``."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
-        path = (parts.netloc + parts.path).removeprefix("/") if parts.netloc != ":memory:" else ""
-        return SqliteStore(path or ":memory:")
+        path = (parts.netloc + parts.path).removeprefix("/")
+        if not path or ":memory:" in path:
+            raise ValueError("SQLite needs a file (sqlite:///path.db); in-memory is not durable")
+        return SqliteStore(path)
     if parts.scheme in ("postgres", "postgresql"):
         raise ValueError("the PostgreSQL store is not available in this version; use sqlite:///")
     raise ValueError(f"unsupported database URL scheme {parts.scheme!r}: use sqlite:///path")

@@ -113,4 +113,10 @@ SQLITE_MIGRATIONS: list[str] = [
     );
     CREATE INDEX slack_messages_incident ON slack_messages (incident_id);
     """,
+    # A trigger at the same instant as a cancelled one must still get its timers.
+    """
+    DROP INDEX timers_once;
+    CREATE UNIQUE INDEX timers_once ON timers (incident_id, kind, step, trigger_at)
+        WHERE status = 'pending';
+    """,
 ]

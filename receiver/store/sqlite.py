@@ -241,13 +241,9 @@ class _Writer:
         try:
             yield self.db
         except BaseException:
-            self.db.execute("ROLLBACK")
+            _rollback(self.db)
             raise
-        try:
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
+        _commit(self.db)
 
     def migrate(self) -> None:
         self.db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -364,12 +360,18 @@ def _forget(assigned: list[Incident]) -> None:
         incident.id = None
 
 
+def _rollback(db: sqlite3.Connection) -> None:
+    """ROLLBACK unless SQLite already rolled back by itself (disk full, I/O error)."""
+    if db.in_transaction:
+        db.execute("ROLLBACK")
+
+
 def _commit(db: sqlite3.Connection) -> None:
     """COMMIT, on the commit thread; a failed COMMIT is rolled back before it returns."""
     try:
         db.execute("COMMIT")
     except sqlite3.Error:
-        db.execute("ROLLBACK")
+        _rollback(db)
         raise
 
 
@@ -422,22 +424,27 @@ class SqliteStore:
             try:
                 result = body(writer)
             except BaseException as exc:
-                writer.db.execute("ROLLBACK")
+                _rollback(writer.db)
                 if isinstance(exc, sqlite3.Error):
                     raise StoreUnavailable(f"SQLite: {exc}") from exc
                 raise
             loop = asyncio.get_running_loop()
             committing = loop.run_in_executor(self._executor, _commit, writer.db)
-            try:
-                await asyncio.shield(committing)
-            except asyncio.CancelledError:
-                await asyncio.wait({committing})  # the lock is held until the disk answers
-                if committing.exception() is None:
-                    committed()
-                raise
-            except sqlite3.Error as exc:
-                raise StoreUnavailable(f"SQLite commit failed: {exc}") from exc
-            committed()
+            cancelled = False
+            while not committing.done():  # the lock is held until the disk answers
+                try:
+                    await asyncio.shield(committing)
+                except asyncio.CancelledError:
+                    cancelled = True
+                except sqlite3.Error:
+                    break
+            failure = committing.exception()
+            if failure is None:
+                committed()
+            if cancelled:
+                raise asyncio.CancelledError
+            if failure is not None:
+                raise StoreUnavailable(f"SQLite commit failed: {failure}") from failure
             return result
 
     async def open(self) -> None:

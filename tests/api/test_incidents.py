@@ -205,3 +205,23 @@ async def test_health_and_readiness(make_client: ClientFactory) -> None:
     resp = await client.get("/readyz")
     assert resp.status == 200
     assert "16 rules" in (await resp.json())["rules"]
+
+
+async def test_late_copy_of_an_unseen_refire_does_not_reopen(
+    make_client: ClientFactory, clock: FakeClock
+) -> None:
+    """Resolved and fired again within one group interval: Alertmanager only ever sends the
+    re-fire as a repeat, then its resolve; a late copy of that re-fire is a duplicate."""
+    client = await make_client()
+    first = alert()
+    await post(client, first)
+    clock.advance(minutes=5)
+    refire = alert(starts=clock.now)  # same fingerprint, later startsAt
+    await post(client, refire)  # still firing as far as we know: a repeat
+    clock.advance(minutes=5)
+    await post(client, resolved(refire, clock.now))
+    assert (await incidents(client))[0]["status"] == "resolved"
+    await post(client, refire)  # the HA peer's late copy
+    [inc] = await incidents(client)
+    assert inc["status"] == "resolved"
+    assert "reopened" not in lifecycle((await detail(client, inc["id"]))["timeline"])

@@ -132,3 +132,11 @@ async def test_without_a_signing_secret_nothing_is_accepted(
     incident = await opened(client)
     body, headers = signed("incident_ack", incident["id"], "U0KIM", clock.now.timestamp())
     assert (await client.post("/slack/interactions", data=body, headers=headers)).status == 401
+
+
+async def test_out_of_range_incident_id_is_a_bad_request(
+    make_client: ClientFactory, clock: FakeClock
+) -> None:
+    client = await make_client(slack_signing_secret=SECRET)
+    body, headers = signed("incident_ack", "9" * 20, "U0KIM", clock.now.timestamp())
+    assert (await client.post("/slack/interactions", data=body, headers=headers)).status == 400

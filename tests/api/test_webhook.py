@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import sqlite3
@@ -227,3 +228,21 @@ async def test_non_loopback_without_token_refuses_to_start(tmp_path: Path) -> No
     assert settings("0.0.0.0", allow=True).startup_problem() is None
     assert settings("127.0.0.1").startup_problem() is None
     assert settings("::1").startup_problem() is None
+
+
+async def test_hostile_inputs_are_refused_not_crashed(make_client: ClientFactory) -> None:
+    client = await make_client()
+    far = webhook({**alert(), "startsAt": "9999-12-31T23:59:59-01:00"})
+    resp = await client.post("/webhook", json=far, headers=AUTH)
+    assert resp.status == 400 and (await resp.json())["field"] == "alerts[0].startsAt"
+    # Header bytes that are not UTF-8 are just wrong credentials.
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(
+        b"POST /webhook HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\n"
+        b"Content-Length: 2\r\nConnection: close\r\n\r\n{}"
+    )
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    assert b" 401 " in status_line
+    assert await incident_count(client) == 0
