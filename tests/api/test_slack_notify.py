@@ -1,0 +1,115 @@
+"""Slack through the real slack_sdk client against a fake Slack Web API over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from receiver.config import load_rules
+from tests.api.test_slack import SECRET, signed
+from tests.conftest import API, AUTH, ClientFactory
+from tests.fakes.slack import FakeSlack
+from tests.helpers import SHIPPED_RULES, FakeClock, alert, webhook
+
+CFG = load_rules(SHIPPED_RULES)
+USERS = {p.slack_id: pid for pid, p in CFG.people.items() if p.slack_id}
+CHANNELS = [CFG.channels.alerts, CFG.channels.announce, *(t.channel for t in CFG.teams.values())]
+Client = TestClient[Any, web.Application]
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack(token="xoxb-receiver", users=USERS, channels=CHANNELS) as fake:
+        yield fake
+
+
+async def receiver(make_client: ClientFactory, fake: FakeSlack) -> Client:
+    return await make_client(
+        slack_token="xoxb-receiver", slack_api_url=fake.url, slack_signing_secret=SECRET
+    )
+
+
+async def wait_for(check: Callable[[], bool], seconds: float = 10.0) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def buttons(message: dict[str, Any]) -> list[str]:
+    return [
+        element["action_id"]
+        for block in FakeSlack.latest(message).get("blocks") or []
+        if block.get("type") == "actions"
+        for element in block["elements"]
+    ]
+
+
+async def test_p0_pages_four_people_at_once(make_client: ClientFactory, slack: FakeSlack) -> None:
+    client = await receiver(make_client, slack)
+    down = alert(alertname="ServiceDown", service="order-api")
+    assert (await client.post("/webhook", json=webhook(down), headers=AUTH)).status == 200
+    paged = ["U0HAN", "U0OH", "U0LEE", "U0PARK"]
+    await wait_for(lambda: all(slack.dms_to(u) for u in paged))
+    for user in paged:
+        [dm] = slack.dms_to(user)
+        assert buttons(dm) == ["incident_ack", "incident_resolve"]
+    mentions = slack.posted_to("#team-features")
+    assert {u for u in paged if any(f"<@{u}>" in m["text"] for m in mentions)} == set(paged)
+    await wait_for(lambda: bool(slack.posted_to(CFG.channels.alerts)))
+    [opened] = slack.posted_to(CFG.channels.alerts)
+    assert opened["text"].startswith("New incident: [P0][functional]")
+
+
+async def test_ack_from_slack_updates_every_message(
+    make_client: ClientFactory, slack: FakeSlack, clock: FakeClock
+) -> None:
+    client = await receiver(make_client, slack)
+    assert (await client.post("/webhook", json=webhook(alert()), headers=AUTH)).status == 200
+    await wait_for(lambda: bool(slack.dms_to("U0KIM")) and bool(slack.posted_to("#beta-alert")))
+    incident = (await (await client.get("/api/v1/incidents", headers=API)).json())["incidents"][0]
+    body, headers = signed("incident_ack", incident["id"], "U0KIM", clock.now.timestamp())
+    assert (await client.post("/slack/interactions", data=body, headers=headers)).status == 200
+    [dm] = slack.dms_to("U0KIM")
+    [opened] = [m for m in slack.posted_to("#beta-alert") if not m["thread_ts"]]
+    await wait_for(lambda: bool(dm["updates"]) and bool(opened["updates"]))
+    for message in (dm, opened):
+        assert buttons(message) == ["incident_resolve"]  # Acknowledge is gone
+        assert "Acknowledged by Kim Minjun" in str(FakeSlack.latest(message)["blocks"])
+    thread = [m for m in slack.posted_to("#beta-alert") if m["thread_ts"] == opened["ts"]]
+    assert [m["text"].split(":")[0] for m in thread] == ["Acknowledged by Kim Minjun"]
+
+
+async def test_unacknowledged_p1_escalates_to_the_tech_lead(
+    make_client: ClientFactory, slack: FakeSlack, clock: FakeClock
+) -> None:
+    client = await receiver(make_client, slack)
+    assert (await client.post("/webhook", json=webhook(alert()), headers=AUTH)).status == 200
+    await wait_for(lambda: bool(slack.dms_to("U0KIM")))
+    assert slack.dms_to("U0LEE") == []
+    clock.advance(minutes=45)
+    await wait_for(lambda: bool(slack.dms_to("U0LEE")))
+    assert len(slack.dms_to("U0KIM")) == 2  # on-call at once, then again as team lead
+
+
+async def test_rate_limit_is_honoured(
+    make_client: ClientFactory, slack: FakeSlack, clock: FakeClock
+) -> None:
+    slack.fail_next(429, retry_after=30, method="chat.postMessage", count=2)
+    client = await receiver(make_client, slack)
+    assert (await client.post("/webhook", json=webhook(alert()), headers=AUTH)).status == 200
+    await wait_for(lambda: len(slack.calls_to("chat.postMessage")) == 2)  # both refused
+    await asyncio.sleep(0.3)
+    clock.advance(seconds=29)
+    await asyncio.sleep(0.3)
+    assert slack.messages == []  # nothing before Retry-After has passed
+    clock.advance(seconds=2)
+    await wait_for(lambda: bool(slack.dms_to("U0KIM")) and bool(slack.posted_to("#beta-alert")))
+    pending = await (await client.get("/api/v1/deliveries?status=dead", headers=API)).json()
+    assert pending["deliveries"] == []
