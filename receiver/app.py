@@ -37,7 +37,7 @@ from receiver.outbox.worker import OutboxWorker
 from receiver.service import IncidentService
 from receiver.settings import Settings
 from receiver.store import Store, store_from_url
-from receiver.timers import TimerLoop
+from receiver.timers import timer_loop
 
 log = structlog.get_logger("receiver")
 
@@ -111,7 +111,7 @@ def create_app(
         on_commit=committed,
         coalesce_seconds=settings.coalesce_seconds,
     )
-    timers = TimerLoop(service, settings.outbox_poll_seconds)
+    timers = timer_loop(service, settings.outbox_poll_seconds)
 
     app = web.Application(middlewares=[observe], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings

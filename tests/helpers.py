@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -100,3 +102,12 @@ PAGING_EVENTS = frozenset({"paged", "escalated", "ack_sla_breached"})
 def lifecycle(timeline: list[dict[str, Any]]) -> list[str]:
     """The timeline's event names without the paging ones."""
     return [e["event"] for e in timeline if e["event"] not in PAGING_EVENTS]
+
+
+async def wait_for(check: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Poll a condition on the test's loop until it holds (bounded)."""
+    for _ in range(int(seconds / 0.05)):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached in time")

@@ -11,10 +11,10 @@ from receiver.config.holder import RulesHolder
 from receiver.ingest import IngestQueue
 from receiver.metrics import Metrics
 from receiver.outbox.worker import OutboxWorker
+from receiver.polling import Poller
 from receiver.service import IncidentService
 from receiver.settings import Settings
 from receiver.store.base import Store
-from receiver.timers import TimerLoop
 
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
@@ -23,6 +23,6 @@ METRICS = web.AppKey("metrics", Metrics)
 SERVICE = web.AppKey("service", IncidentService)
 WORKER = web.AppKey("worker", OutboxWorker)
 INGEST = web.AppKey("ingest", IngestQueue)
-TIMERS = web.AppKey("timers", TimerLoop)
+TIMERS = web.AppKey("timers", Poller)
 Clock = Callable[[], datetime]
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")

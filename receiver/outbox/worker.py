@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -13,7 +12,8 @@ import structlog
 from receiver.metrics import Metrics
 from receiver.notify.base import Notifier
 from receiver.outbox.policy import DeliveryError, backoff_delay
-from receiver.store.base import DeliveryOutcome, OutboxItem, Store, StoreUnavailable
+from receiver.polling import Poller
+from receiver.store.base import DeliveryOutcome, OutboxItem, Store
 
 log = structlog.get_logger("receiver.outbox")
 
@@ -43,28 +43,16 @@ class OutboxWorker:
         self.lease_seconds = lease_seconds
         self.batch = batch
         self.rng = rng or random.Random()
-        self._wake = asyncio.Event()
+        self._poller = Poller("outbox", self.run_once, poll_seconds)
         self._finished: list[DeliveryOutcome] = []
 
     def wake(self) -> None:
         """Look for work now instead of at the next poll."""
-        self._wake.set()
+        self._poller.wake()
 
     async def run(self) -> None:
         """Work until cancelled."""
-        while True:
-            try:
-                done = await self.run_once()
-            except StoreUnavailable as exc:
-                log.warning("outbox_store_unavailable", error=str(exc))
-                done = 0
-            except Exception:  # a bug must not stop deliveries for good: log, wait, go on
-                log.exception("outbox_worker_failed")
-                done = 0
-            if done == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
-                self._wake.clear()
+        await self._poller.run()
 
     async def run_once(self) -> int:
         """Record the last batch's outcomes and claim the next batch in one transaction,

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from tests.conftest import API, AUTH, ClientFactory
 from tests.fakes.jira import FakeJira
-from tests.helpers import FakeClock, alert, metric, resolved, webhook
+from tests.helpers import FakeClock, alert, metric, resolved, wait_for, webhook
 
 JIRA_USER, JIRA_TOKEN = "receiver-bot", "jira-api-token"
 Client = TestClient[Any, web.Application]
@@ -54,14 +54,6 @@ def creates(fake: FakeJira) -> list[Any]:
 def updates(fake: FakeJira, key: str) -> list[str]:
     """The issue's comments without the paging ones (the escalation timers add those)."""
     return [c for c in fake.comments(key) if not c.startswith(("Paged", "Escalated"))]
-
-
-async def wait_for(check: Callable[[], bool], seconds: float = 10.0) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 async def incident_with_key(client: Client) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,7 +14,7 @@ from receiver.config import load_rules
 from tests.api.test_slack import SECRET, signed
 from tests.conftest import API, AUTH, ClientFactory
 from tests.fakes.slack import FakeSlack
-from tests.helpers import SHIPPED_RULES, FakeClock, alert, webhook
+from tests.helpers import SHIPPED_RULES, FakeClock, alert, wait_for, webhook
 
 CFG = load_rules(SHIPPED_RULES)
 USERS = {p.slack_id: pid for pid, p in CFG.people.items() if p.slack_id}
@@ -32,14 +32,6 @@ async def receiver(make_client: ClientFactory, fake: FakeSlack) -> Client:
     return await make_client(
         slack_token="xoxb-receiver", slack_api_url=fake.url, slack_signing_secret=SECRET
     )
-
-
-async def wait_for(check: Callable[[], bool], seconds: float = 10.0) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 def buttons(message: dict[str, Any]) -> list[str]:
@@ -60,8 +52,12 @@ async def test_p0_pages_four_people_at_once(make_client: ClientFactory, slack: F
     for user in paged:
         [dm] = slack.dms_to(user)
         assert buttons(dm) == ["incident_ack", "incident_resolve"]
-    mentions = slack.posted_to("#team-features")
-    assert {u for u in paged if any(f"<@{u}>" in m["text"] for m in mentions)} == set(paged)
+
+    def mentioned() -> set[str]:
+        posts = slack.posted_to("#team-features")
+        return {u for u in paged if any(f"<@{u}>" in m["text"] for m in posts)}
+
+    await wait_for(lambda: mentioned() == set(paged))  # each DM is followed by its mention
     await wait_for(lambda: bool(slack.posted_to(CFG.channels.alerts)))
     [opened] = slack.posted_to(CFG.channels.alerts)
     assert opened["text"].startswith("New incident: [P0][functional]")
