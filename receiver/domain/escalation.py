@@ -74,11 +74,19 @@ def plan(incident: Incident, cfg: RulesConfig, trigger: datetime) -> list[Timer]
 
 
 def fire(incident: Incident, timer: Timer, cfg: RulesConfig, now: datetime) -> Fired:
-    """What a due timer does; nothing once the incident is acknowledged or resolved, or when
-    the timer belongs to an earlier trigger."""
+    """What a due timer does; nothing once the incident is resolved, acknowledged (unless
+    its severity was raised after the ack), or when the timer belongs to an earlier trigger."""
     fired = Fired()
-    if incident.status is not Status.TRIGGERED or timer.trigger < incident.triggered_at:
+    if incident.status is Status.RESOLVED or timer.trigger < incident.triggered_at:
         return fired
+    if incident.status is Status.ACKNOWLEDGED:
+        # Acknowledged work is paged again when its severity was raised after the ack, under
+        # the new policy's first step; someone is on it, so it does not escalate further.
+        acked = incident.acknowledged_at
+        if timer.kind is TimerKind.ACK_SLA or timer.step > 0:
+            return fired
+        if acked is None or timer.trigger <= acked:
+            return fired
     if timer.kind is TimerKind.ACK_SLA:
         fired.breach = True
         fired.events.append(Event("ack_sla_breached", now, {"severity": incident.severity}))

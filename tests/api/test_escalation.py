@@ -162,3 +162,23 @@ async def test_resolve_stops_everything(receiver: Receiver, clock: FakeClock) ->
     clock.advance(days=1)
     await receiver.fire()
     assert await paged(receiver) == [("kim", 0)]
+
+
+async def test_severity_raised_after_ack_pages_under_the_new_policy(
+    receiver: Receiver, clock: FakeClock
+) -> None:
+    warn = alert(alertname="HighResponseTime", service="order-api", severity="warning")
+    incident = await receiver.post(warn)  # P2, devops, inside business hours
+    await receiver.fire()
+    assert await paged(receiver) == [("kang", 0)]
+    clock.advance(minutes=5)
+    await receiver.service.acknowledge(incident, "kang")
+    clock.advance(minutes=5)
+    crit = alert(alertname="HighResponseTime", service="order-api", severity="critical", pod="b")
+    await receiver.post(crit)  # raised to P1 while acknowledged
+    await receiver.fire()
+    assert await paged(receiver) == [("kang", 0), ("kang", 0)]
+    clock.advance(hours=3)
+    await receiver.fire()  # the ack stands: no further steps, no breach
+    assert await paged(receiver) == [("kang", 0), ("kang", 0)]
+    assert receiver.metric("receiver_ack_sla_breaches_total", severity="P1") is None
