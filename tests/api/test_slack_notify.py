@@ -80,6 +80,10 @@ async def test_ack_from_slack_updates_every_message(
         assert "Acknowledged by Kim Minjun" in str(FakeSlack.latest(message)["blocks"])
     thread = [m for m in slack.posted_to("#beta-alert") if m["thread_ts"] == opened["ts"]]
     assert [m["text"].split(":")[0] for m in thread] == ["Acknowledged by Kim Minjun"]
+    clock.advance(hours=3)  # past every escalation step: the ack stopped them all
+    await asyncio.sleep(0.5)
+    assert slack.dms_to("U0LEE") == [] and slack.dms_to("U0PARK") == []
+    assert len(slack.dms_to("U0KIM")) == 1
 
 
 async def test_unacknowledged_p1_escalates_to_the_tech_lead(
