@@ -106,12 +106,3 @@ class Event:
     event: str
     at: datetime
     data: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Notification:
-    """An external effect to be delivered through the outbox, one row per channel."""
-
-    kind: str
-    channel: str
-    payload: dict[str, Any]

@@ -28,10 +28,11 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
-from types import TracebackType
-from typing import Any, Literal, NamedTuple, Self
+from typing import Any, Literal, NamedTuple
 
 from aiohttp import web
+
+from tests.fakes.server import LoopbackServer
 
 JsonDict = dict[str, Any]
 
@@ -591,7 +592,7 @@ class _Route:
     versions: frozenset[str] = field(default_factory=lambda: frozenset({"2", "latest"}))
 
 
-class FakeJira:
+class FakeJira(LoopbackServer):
     """A JIRA REST server on ``127.0.0.1`` with an ephemeral port.
 
     Attributes for assertions:
@@ -604,6 +605,8 @@ class FakeJira:
       including those answered by injected failures or 401.
     * ``jql_log`` -- every JQL string that reached a search endpoint.
     """
+
+    max_body = 8 * 1024 * 1024
 
     def __init__(
         self,
@@ -662,54 +665,21 @@ class FakeJira:
         self._next_link_id = 10000
         self._project_counters: dict[str, int] = {}
         self._status_ids: dict[str, str] = {}
-        self._runner: web.AppRunner | None = None
+        super().__init__()
         self._stopping = asyncio.Event()
-        self._base_url = ""
         self._routes = self._build_routes()
 
     # ----------------------------------------------------------------- lifecycle
 
     async def start(self) -> str:
         """Bind ``127.0.0.1:0`` and return the base URL (``http://127.0.0.1:PORT``)."""
-        if self._runner is not None:
-            return self._base_url
-        app = web.Application(client_max_size=8 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        self._runner = runner
         self._stopping.clear()
-        self._base_url = f"http://{host}:{port}"
-        return self._base_url
+        return await super().start()
 
     async def stop(self) -> None:
-        """Close the listening socket and every connection; idempotent."""
+        """Release hanging answers, then close; idempotent."""
         self._stopping.set()
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def url(self) -> str:
-        """The base URL; only valid after ``start()``."""
-        if not self._base_url:
-            raise RuntimeError("FakeJira is not started")
-        return self._base_url
+        await super().stop()
 
     # --------------------------------------------------------- failure injection
 
@@ -945,7 +915,7 @@ class FakeJira:
         return web.Response(status=500)
 
     def _api(self, path: str) -> str:
-        return f"{self._base_url}/rest/api/2/{path}"
+        return f"{self._root}/rest/api/2/{path}"
 
     # ------------------------------------------------------------ JSON renderers
 
@@ -992,7 +962,7 @@ class FakeJira:
             "key": key,
             "name": key,
             "projectTypeKey": "software",
-            "avatarUrls": {"48x48": f"{self._base_url}/secure/projectavatar?pid={project_id}"},
+            "avatarUrls": {"48x48": f"{self._root}/secure/projectavatar?pid={project_id}"},
         }
         if full:
             data["expand"] = "description,lead,issueTypes,url,projectKeys,permissions,insight"
@@ -1008,7 +978,7 @@ class FakeJira:
             "self": self._api(f"issuetype/{type_id}"),
             "id": type_id,
             "description": "",
-            "iconUrl": f"{self._base_url}/images/icons/issuetypes/{name.lower()}.png",
+            "iconUrl": f"{self._root}/images/icons/issuetypes/{name.lower()}.png",
             "name": name,
             "subtask": False,
             "avatarId": 10300,
@@ -1018,7 +988,7 @@ class FakeJira:
         priority_id = self.priorities[name]
         return {
             "self": self._api(f"priority/{priority_id}"),
-            "iconUrl": f"{self._base_url}/images/icons/priorities/{name.lower()}.svg",
+            "iconUrl": f"{self._root}/images/icons/priorities/{name.lower()}.svg",
             "name": name,
             "id": priority_id,
         }
@@ -1044,7 +1014,7 @@ class FakeJira:
         return {
             "self": self._api(f"status/{status_id}"),
             "description": "",
-            "iconUrl": f"{self._base_url}/images/icons/statuses/generic.png",
+            "iconUrl": f"{self._root}/images/icons/statuses/generic.png",
             "name": name,
             "id": status_id,
             "statusCategory": category,
@@ -1430,7 +1400,7 @@ class FakeJira:
             version, numbers, build = "9.12.0", [9, 12, 0], 9120000
         return _json(
             {
-                "baseUrl": self._base_url,
+                "baseUrl": self._root,
                 "version": version,
                 "versionNumbers": numbers,
                 "deploymentType": "Cloud" if self.cloud else "Server",

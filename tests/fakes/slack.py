@@ -29,10 +29,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple
 
 from aiohttp import web
+
+from tests.fakes.server import LoopbackServer
 
 JsonDict = dict[str, Any]
 
@@ -118,7 +119,7 @@ def _decode_json_field(value: Any, error: str) -> Any:
     return value
 
 
-class FakeSlack:
+class FakeSlack(LoopbackServer):
     """A Slack Web API server on ``127.0.0.1`` with an ephemeral port.
 
     Constructor:
@@ -145,6 +146,8 @@ class FakeSlack:
       an error or an injected failure.
     * ``channels`` (name -> id), ``users`` (id -> name), ``dm_channels`` (user id -> DM id).
     """
+
+    url_suffix = "/api/"
 
     def __init__(
         self,
@@ -179,50 +182,9 @@ class FakeSlack:
         self._failures: list[_Failure] = []
         self._down = False
         self._next_ts = FIRST_TS_MICROS
-        self._runner: web.AppRunner | None = None
-        self._url = ""
+        super().__init__()
 
     # ----------------------------------------------------------------- lifecycle
-
-    async def start(self) -> str:
-        """Bind ``127.0.0.1:0`` and return the API base URL ``http://127.0.0.1:PORT/api/``."""
-        if self._runner is not None:
-            return self._url
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        self._runner = runner
-        self._url = f"http://{host}:{port}/api/"
-        return self._url
-
-    async def stop(self) -> None:
-        """Close the listening socket and every connection; idempotent."""
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def url(self) -> str:
-        """The API base URL with its trailing ``/api/``; only valid after ``start()``."""
-        if not self._url:
-            raise RuntimeError("FakeSlack is not started")
-        return self._url
 
     # --------------------------------------------------------- failure injection
 
