@@ -97,6 +97,7 @@ def create_app(
         clock,
         max_age=timedelta(seconds=settings.outbox_max_age_seconds),
         poll_seconds=settings.outbox_poll_seconds,
+        lease_seconds=settings.outbox_lease_seconds,
     )
 
     def committed() -> None:  # new outbox rows or timers may be due right away
@@ -111,7 +112,7 @@ def create_app(
         on_commit=committed,
         coalesce_seconds=settings.coalesce_seconds,
     )
-    timers = timer_loop(service, settings.outbox_poll_seconds)
+    timers = timer_loop(service, settings.outbox_poll_seconds, settings.outbox_lease_seconds)
 
     app = web.Application(middlewares=[observe], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
@@ -170,16 +171,35 @@ async def _ingest_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+# On shutdown the HTTP server has stopped accepting and answered the requests in flight
+# before these run; background loops then get this long to finish the step under way.
+SHUTDOWN_GRACE_SECONDS = 5.0
+
+
 async def _timers_ctx(app: web.Application) -> AsyncIterator[None]:
-    async with _running(app[TIMERS].run(), "timers"):
-        yield
+    poller = app[TIMERS]
+    task = asyncio.create_task(poller.run(), name="timers")
+    yield
+    poller.stop()
+    try:
+        async with asyncio.timeout(SHUTDOWN_GRACE_SECONDS):
+            await asyncio.shield(task)
+    except TimeoutError:  # claimed timers not fired come back after their lease
+        log.warning("timers_shutdown_timeout")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
-    async with _running(app[WORKER].run(), "outbox-worker"):
-        yield
-    with contextlib.suppress(Exception):  # unrecorded deliveries are redone after the lease
-        await app[WORKER].flush()
+    worker = app[WORKER]
+    task = asyncio.create_task(worker.run(), name="outbox-worker")
+    yield
+    try:
+        await worker.shutdown(task, SHUTDOWN_GRACE_SECONDS)
+    except Exception:  # unrecorded deliveries are redone after the lease
+        log.warning("outbox_flush_failed", exc_info=True)
 
 
 async def _sighup_ctx(app: web.Application) -> AsyncIterator[None]:

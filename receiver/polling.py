@@ -22,14 +22,21 @@ class Poller:
         self.step = step
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def wake(self) -> None:
         """Look for work now instead of at the next poll."""
         self._wake.set()
 
+    def stop(self) -> None:
+        """Return from ``run`` once the step under way is done, without starting another."""
+        self._stopping = True
+        self._wake.set()
+
     async def run(self) -> None:
-        """Work until cancelled; a failing step is logged and tried again at the next poll."""
-        while True:
+        """Work until stopped or cancelled; a failing step is logged and tried again at the
+        next poll."""
+        while not self._stopping:
             try:
                 done = await self.step()
             except StoreUnavailable as exc:
@@ -38,7 +45,7 @@ class Poller:
             except Exception:  # a bug must not stop deliveries or pages for good
                 log.exception("loop_step_failed", loop=self.name)
                 done = 0
-            if done == 0:
+            if done == 0 and not self._stopping:
                 # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that
                 # arrives as the wake does, and the loop would then never stop.
                 with contextlib.suppress(TimeoutError):

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     outbox_max_age_seconds: float = Field(default=24 * 3600, gt=0)
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    # How long a claimed delivery or timer is hidden from other workers and replicas; a
+    # claim of a process that died is taken over after it. Keep it above the notifiers'
+    # request timeouts.
+    outbox_lease_seconds: float = Field(default=120.0, ge=1)
     coalesce_seconds: float = Field(default=60.0, ge=0)
 
     def is_loopback(self) -> bool:

@@ -6,6 +6,12 @@ from receiver.polling import Poller
 from receiver.service import IncidentService
 
 
-def timer_loop(service: IncidentService, poll_seconds: float = 1.0) -> Poller:
+def timer_loop(
+    service: IncidentService, poll_seconds: float = 1.0, lease_seconds: float = 120.0
+) -> Poller:
     """Fires due timers; a commit that plans new ones wakes it at once."""
-    return Poller("timers", service.fire_due_timers, poll_seconds)
+
+    async def step() -> int:
+        return await service.fire_due_timers(lease_seconds)
+
+    return Poller("timers", step, poll_seconds)

@@ -32,6 +32,8 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[SETTINGS].max_body_bytes
         return error_response(413, "request body too large", limit_bytes=limit)
+    except web.RequestPayloadError:  # a body its Content-Encoding or chunking cannot decode
+        return error_response(400, "request body could not be decoded", field="<body>")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

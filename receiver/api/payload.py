@@ -9,20 +9,31 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from receiver.domain.model import Alert, AlertStatus
 
+# Times are stored as epoch seconds and deadlines are computed from them: near the end of
+# datetime's range (year 9999) they round or overflow past it and the incident cannot be read.
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
 
 def _go_time(value: datetime | None) -> datetime | None:
     """Go's zero time, 0001-01-01T00:00:00Z, means "not set"; everything else in UTC."""
     if value is None or value.year == 1:
         return None
     try:
-        return value.astimezone(UTC)
+        utc = value.astimezone(UTC)
     except OverflowError:
         raise ValueError("timestamp out of range") from None
+    if utc >= LATEST:
+        raise ValueError("timestamp out of range (must be before 9000-01-01)")
+    return utc
 
 
 # RFC 3339 with up to nanoseconds (Go's format); pydantic keeps microseconds.
 Timestamp = Annotated[AwareDatetime | None, AfterValidator(_go_time)]
-LabelSet = dict[Annotated[str, Field(max_length=1024)], Annotated[str, Field(max_length=65536)]]
+# NUL cannot be stored as text by PostgreSQL, and no real label or annotation has one.
+NoNul = Field(pattern=r"^[^\x00]*$")
+LabelSet = dict[
+    Annotated[str, Field(max_length=1024), NoNul], Annotated[str, Field(max_length=65536), NoNul]
+]
 
 
 class _Model(BaseModel):
@@ -37,8 +48,8 @@ class WebhookAlert(_Model):
     annotations: LabelSet = Field(default_factory=dict)
     startsAt: Timestamp
     endsAt: Timestamp = None
-    generatorURL: str = ""
-    fingerprint: str = Field(min_length=1, max_length=128)
+    generatorURL: Annotated[str, NoNul] = ""
+    fingerprint: Annotated[str, Field(min_length=1, max_length=128), NoNul]
 
     @field_validator("startsAt")
     @classmethod
@@ -66,12 +77,12 @@ class WebhookPayload(_Model):
     """The body Alertmanager POSTs to a webhook receiver."""
 
     version: Literal["4"]
-    groupKey: str = ""
+    groupKey: Annotated[str, NoNul] = ""
     truncatedAlerts: int = Field(default=0, ge=0)
     status: Literal["firing", "resolved"]
     receiver: str = ""
     groupLabels: LabelSet = Field(default_factory=dict)
     commonLabels: LabelSet = Field(default_factory=dict)
     commonAnnotations: LabelSet = Field(default_factory=dict)
-    externalURL: str = ""
+    externalURL: Annotated[str, NoNul] = ""
     alerts: list[WebhookAlert] = Field(min_length=1)

@@ -38,13 +38,12 @@ def _verified(request: web.Request, body: bytes) -> bool:
     secret = request.app[SETTINGS].slack_signing_secret
     if secret is None:
         return False
+    signature = request.headers.get("X-Slack-Signature")
+    if signature is None or not signature.isascii():  # compare_digest raises on non-ASCII
+        return False
     verifier = SignatureVerifier(secret.get_secret_value(), _AppClock(request.app[CLOCK]))
     try:
-        return verifier.is_valid(
-            body,
-            request.headers.get("X-Slack-Request-Timestamp"),
-            request.headers.get("X-Slack-Signature"),
-        )
+        return verifier.is_valid(body, request.headers.get("X-Slack-Request-Timestamp"), signature)
     except ValueError:  # a timestamp that is not a number
         return False
 

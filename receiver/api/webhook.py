@@ -14,6 +14,8 @@ from receiver.api.payload import WebhookPayload
 from receiver.store.base import StoreUnavailable
 
 MAX_REPORTED_ERRORS = 20
+# The payload's only string pattern is "no NUL character".
+_MESSAGES = {"string_pattern_mismatch": "must not contain NUL (\\u0000) characters"}
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
@@ -26,7 +28,7 @@ def _field(loc: tuple[int | str, ...]) -> str:
 def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
     """Pydantic errors as ``{"field", "message"}``, values never echoed back."""
     return [
-        {"field": _field(tuple(e["loc"])), "message": e["msg"]}
+        {"field": _field(tuple(e["loc"])), "message": _MESSAGES.get(e["type"], e["msg"])}
         for e in exc.errors(include_input=False, include_url=False)[:MAX_REPORTED_ERRORS]
     ]
 

@@ -2,12 +2,18 @@
 Acknowledge and Resolve buttons, and messages updated in place as the incident moves on.
 
 slack_sdk's own retries are off: the outbox retries, honouring Slack's Retry-After.
+
+Every post carries message metadata naming its delivery (outbox id and part). A delivery
+that may already have had its effect looks for that tag in the conversation before posting,
+so a post whose outcome was never recorded is not made twice.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import structlog
@@ -27,6 +33,16 @@ RETRYABLE_ERRORS = frozenset(
 )
 UPDATES = ("incident.acknowledged", "incident.resolved", "incident.reopened",
            "incident.severity_raised")  # fmt: skip
+DELIVERY_EVENT = "alert_receiver_delivery"
+# How far before an outbox row was written an earlier copy is looked for: clock skew with Slack.
+LOOKBACK_MARGIN_SECONDS = 120.0
+HISTORY_LIMIT = 200
+HISTORY_PAGES = 5
+LIST_LIMIT = 1000
+LIST_PAGES = 10
+CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
+USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
+SlackErrors = (SlackApiError, aiohttp.ClientError, TimeoutError)
 
 
 def _error(exc: Exception) -> DeliveryError:
@@ -42,22 +58,52 @@ def _error(exc: Exception) -> DeliveryError:
     return DeliveryError(f"Slack unreachable: {type(exc).__name__}: {exc}"[:500], retryable=True)
 
 
+def delivery_metadata(tag: str) -> dict[str, Any]:
+    """The message metadata that marks a post as made by one delivery."""
+    return {"event_type": DELIVERY_EVENT, "event_payload": {"delivery": tag}}
+
+
+def is_tagged(message: Mapping[str, Any], tag: str) -> bool:
+    """Whether a message from conversations.history or .replies carries the delivery tag."""
+    metadata = message.get("metadata")
+    if not isinstance(metadata, Mapping) or metadata.get("event_type") != DELIVERY_EVENT:
+        return False
+    payload = metadata.get("event_payload")
+    return isinstance(payload, Mapping) and payload.get("delivery") == tag
+
+
+class Posted(NamedTuple):
+    """Where a message is; ``earlier`` when an earlier attempt had posted it."""
+
+    channel_id: str
+    ts: str
+    earlier: bool = False
+
+
 class SlackClient:
     """The calls the receiver makes, each raising DeliveryError on failure."""
 
     def __init__(self, token: str, api_url: str) -> None:
         self.web = AsyncWebClient(token=token, base_url=api_url, retry_handlers=[], timeout=15)
+        self._ids: dict[str, str] = {}  # channel name or user id -> conversation id
 
-    async def post(self, channel: str, text: str, blocks: list[dict[str, Any]],
+    async def post(self, channel: str, text: str, blocks: list[dict[str, Any]], *, tag: str,
                    thread_ts: str | None = None) -> tuple[str, str]:  # fmt: skip
-        """Post a message; returns (channel id, ts)."""
+        """Post a message marked with a delivery tag; returns (channel id, ts)."""
         try:
             answer = await self.web.chat_postMessage(
-                channel=channel, text=text, blocks=blocks, thread_ts=thread_ts
+                channel=channel,
+                text=text,
+                blocks=blocks,
+                thread_ts=thread_ts,
+                metadata=delivery_metadata(tag),
             )
-        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+        except SlackErrors as exc:
             raise _error(exc) from exc
-        return str(answer["channel"]), str(answer["ts"])
+        channel_id = str(answer["channel"])
+        if channel != channel_id:
+            self._ids[channel] = channel_id
+        return channel_id, str(answer["ts"])
 
     async def update(
         self, channel_id: str, ts: str, text: str, blocks: list[dict[str, Any]]
@@ -65,8 +111,80 @@ class SlackClient:
         """Replace a message in place."""
         try:
             await self.web.chat_update(channel=channel_id, ts=ts, text=text, blocks=blocks)
-        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+        except SlackErrors as exc:
             raise _error(exc) from exc
+
+    async def find(
+        self, channel: str, tag: str, oldest: datetime, thread_ts: str | None = None
+    ) -> tuple[str, str] | None:
+        """(channel id, ts) of a message tagged ``tag`` posted since ``oldest``: top-level in
+        ``channel`` (an id, a name or a user's DM), or a reply in the thread ``thread_ts``."""
+        channel_id = await self.conversation_id(channel)
+        if channel_id is None:
+            return None
+        since = f"{oldest.timestamp() - LOOKBACK_MARGIN_SECONDS:.6f}"
+        cursor: str | None = None
+        for _ in range(HISTORY_PAGES):
+            try:
+                if thread_ts is None:
+                    answer = await self.web.conversations_history(
+                        channel=channel_id,
+                        oldest=since,
+                        limit=HISTORY_LIMIT,
+                        cursor=cursor,
+                        include_all_metadata=True,
+                    )
+                else:
+                    answer = await self.web.conversations_replies(
+                        channel=channel_id,
+                        ts=thread_ts,
+                        oldest=since,
+                        limit=HISTORY_LIMIT,
+                        cursor=cursor,
+                        include_all_metadata=True,
+                    )
+            except SlackErrors as exc:
+                raise _error(exc) from exc
+            for message in answer.get("messages") or []:
+                if is_tagged(message, tag):
+                    return channel_id, str(message["ts"])
+            cursor = (answer.get("response_metadata") or {}).get("next_cursor") or None
+            if cursor is None:
+                return None
+        log.warning("slack_history_not_exhausted", channel=channel_id, delivery=tag)
+        return None
+
+    async def conversation_id(self, channel: str) -> str | None:
+        """The id of a channel given by id or name, or of the DM with a user; None for a
+        name no conversation has."""
+        name = channel.lstrip("#")
+        if CHANNEL_ID.fullmatch(channel):
+            return channel
+        if channel in self._ids:
+            return self._ids[channel]
+        try:
+            if USER_ID.fullmatch(channel):
+                answer = await self.web.conversations_open(users=channel)
+                self._ids[channel] = str(answer["channel"]["id"])
+                return self._ids[channel]
+            cursor: str | None = None
+            for _ in range(LIST_PAGES):
+                answer = await self.web.conversations_list(
+                    types="public_channel,private_channel",
+                    exclude_archived=True,
+                    limit=LIST_LIMIT,
+                    cursor=cursor,
+                )
+                for found in answer.get("channels") or []:
+                    self._ids[f"#{found['name']}"] = self._ids[found["name"]] = str(found["id"])
+                cursor = (answer.get("response_metadata") or {}).get("next_cursor") or None
+                if name in self._ids or cursor is None:
+                    break
+        except SlackErrors as exc:
+            raise _error(exc) from exc
+        if name not in self._ids:
+            log.warning("slack_channel_not_listed", channel=channel)
+        return self._ids.get(name)
 
 
 class _Base:
@@ -94,6 +212,36 @@ class _Base:
             )
         return item.incident_id, snapshot
 
+    async def _post_once(
+        self,
+        item: OutboxItem,
+        part: str,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]],
+        thread_ts: str | None = None,
+    ) -> Posted:
+        """Post ``part`` of a delivery, unless an earlier attempt of it already did."""
+        tag = f"{item.id}:{part}"
+        if item.maybe_delivered:
+            try:
+                found = await self.client.find(channel, tag, item.created_at, thread_ts)
+            except DeliveryError as exc:
+                if exc.retryable:
+                    raise
+                # e.g. missing_scope for history: a page posted twice beats a page lost
+                log.warning("slack_lookup_refused", delivery=tag, error=str(exc))
+                found = None
+            if found is not None:
+                log.info("slack_post_found", delivery=tag, channel=found[0], ts=found[1])
+                return Posted(*found, earlier=True)
+        return Posted(*await self.client.post(channel, text, blocks, tag=tag, thread_ts=thread_ts))
+
+    async def _recorded(self, incident_id: int, posted: Posted) -> bool:
+        """Whether the store already holds the message."""
+        known = await self.store.slack_messages(incident_id)
+        return any((c, t) == (posted.channel_id, posted.ts) for c, t, _ in known)
+
 
 class SlackNotifier(_Base):
     """Incident traffic in the alerts channel; every message updated as the incident moves."""
@@ -109,8 +257,8 @@ class SlackNotifier(_Base):
             if item.maybe_delivered and any(p == "alerts" for _, _, p in messages):
                 return
             channel = self.rules.current.channels.alerts
-            channel_id, ts = await self.client.post(channel, text, blocks)
-            await self.store.add_slack_message(incident_id, channel_id, ts, "alerts")
+            posted = await self._post_once(item, "alerts", channel, text, blocks)
+            await self.store.add_slack_message(incident_id, posted.channel_id, posted.ts, "alerts")
             return
         if item.kind in UPDATES:
             for channel_id, ts, _ in messages:
@@ -118,7 +266,8 @@ class SlackNotifier(_Base):
         opening = next(((c, t) for c, t, p in messages if p == "alerts"), None)
         channel = opening[0] if opening else self.rules.current.channels.alerts
         plain = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
-        await self.client.post(channel, text, plain, thread_ts=opening[1] if opening else None)
+        thread_ts = opening[1] if opening else None
+        await self._post_once(item, "thread", channel, text, plain, thread_ts)
 
 
 class SlackPager(_Base):
@@ -135,13 +284,14 @@ class SlackPager(_Base):
         note = f"You are paged (step {page.get('step')}, as {page.get('target')})."
         blocks = slack_render.incident_blocks(incident_id, snapshot, names, note)
         text = f"Page: {slack_render.event_text('incident.opened', snapshot, names)}"
-        channel_id, ts = await self.client.post(str(user), text, blocks)
-        await self.store.add_slack_message(incident_id, channel_id, ts, "page")
+        dm = await self._post_once(item, "dm", str(user), text, blocks)
+        if not dm.earlier or not await self._recorded(incident_id, dm):
+            await self.store.add_slack_message(incident_id, dm.channel_id, dm.ts, "page")
         team = snapshot.get("team_channel")
         if team:
             mention = f"<@{user}> paged for #{incident_id}: {slack_render.headline(snapshot)}"
             section = [{"type": "section", "text": {"type": "mrkdwn", "text": mention}}]
-            await self.client.post(str(team), mention, section)
+            await self._post_once(item, "mention", str(team), mention, section)
 
 
 def slack_notifiers(

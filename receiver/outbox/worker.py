@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -45,13 +46,14 @@ class OutboxWorker:
         self.rng = rng or random.Random()
         self._poller = Poller("outbox", self.run_once, poll_seconds)
         self._finished: list[DeliveryOutcome] = []
+        self._claimed: dict[int, OutboxItem] = {}  # claimed, not yet delivered
 
     def wake(self) -> None:
         """Look for work now instead of at the next poll."""
         self._poller.wake()
 
     async def run(self) -> None:
-        """Work until cancelled."""
+        """Work until stopped or cancelled."""
         await self._poller.run()
 
     async def run_once(self) -> int:
@@ -65,19 +67,42 @@ class OutboxWorker:
         except BaseException:
             self._finished = finished + self._finished  # try to record them again
             raise
-        if items:
-            outcomes = await asyncio.gather(*(self._deliver(item) for item in items))
-            self._finished = list(outcomes)
-            for item, outcome in zip(items, outcomes, strict=True):
-                label = {"sent": "sent", "retry": "retried", "dead": "failed"}[outcome.outcome]
-                self.metrics.notifications.labels(item.channel, label).inc()
+        self._claimed.update((item.id, item) for item in items)
+        await asyncio.gather(*(self._deliver_and_note(item) for item in items))
         return len(items)
 
+    async def shutdown(self, task: asyncio.Task[None], grace_seconds: float) -> None:
+        """Stop ``task`` (running ``run``): deliveries under way get ``grace_seconds`` to
+        finish; then outcomes are recorded and unfinished claims released, so another
+        replica can deliver them at once instead of after the lease."""
+        self._poller.stop()
+        try:
+            async with asyncio.timeout(grace_seconds):
+                await asyncio.shield(task)
+        except TimeoutError:
+            log.warning("outbox_shutdown_timeout", in_flight=len(self._claimed))
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.flush()
+
     async def flush(self) -> None:
-        """Record outcomes not yet written (on shutdown), claiming nothing new."""
-        if self._finished:
-            await self.store.claim_outbox(self.clock(), 0, self.lease_seconds, self._finished)
-            self._finished = []
+        """Record outcomes not yet written and release unfinished claims, claiming nothing
+        new (on shutdown)."""
+        released = [DeliveryOutcome(item_id, "release") for item_id in self._claimed]
+        if self._finished or released:
+            await self.store.claim_outbox(
+                self.clock(), 0, self.lease_seconds, [*self._finished, *released]
+            )
+            self._finished, self._claimed = [], {}
+
+    async def _deliver_and_note(self, item: OutboxItem) -> None:
+        outcome = await self._deliver(item)
+        self._claimed.pop(item.id, None)
+        self._finished.append(outcome)
+        label = {"sent": "sent", "retry": "retried", "dead": "failed"}[outcome.outcome]
+        self.metrics.notifications.labels(item.channel, label).inc()
 
     async def _deliver(self, item: OutboxItem) -> DeliveryOutcome:
         notifier = self.notifiers.get(item.channel)

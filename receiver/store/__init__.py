@@ -13,11 +13,13 @@ from receiver.store.base import (
     StoreUnavailable,
     UnitOfWork,
 )
+from receiver.store.postgres import PostgresStore
 from receiver.store.sqlite import SqliteStore
 
 
 def store_from_url(url: str) -> Store:
-    """``sqlite:///relative.db`` or ``sqlite:////abs/path.db``."""
+    """``sqlite:///relative.db``, ``sqlite:////abs/path.db``, or ``postgresql://…``
+    (also ``postgres://…``), which several replicas may share."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         path = (parts.netloc + parts.path).removeprefix("/")
@@ -25,8 +27,10 @@ def store_from_url(url: str) -> Store:
             raise ValueError("SQLite needs a file (sqlite:///path.db); in-memory is not durable")
         return SqliteStore(path)
     if parts.scheme in ("postgres", "postgresql"):
-        raise ValueError("the PostgreSQL store is not available in this version; use sqlite:///")
-    raise ValueError(f"unsupported database URL scheme {parts.scheme!r}: use sqlite:///path")
+        return PostgresStore(url)
+    raise ValueError(
+        f"unsupported database URL scheme {parts.scheme!r}: use sqlite:///path or postgresql://"
+    )
 
 
 __all__ = [
@@ -34,6 +38,7 @@ __all__ = [
     "Delivery",
     "NewNotification",
     "OutboxItem",
+    "PostgresStore",
     "SqliteStore",
     "Store",
     "StoreUnavailable",

@@ -66,10 +66,11 @@ class NewNotification:
 
 @dataclass(frozen=True)
 class DeliveryOutcome:
-    """What became of one claimed delivery: sent, retry at ``next_at``, or dead."""
+    """What became of one claimed delivery: sent, retry at ``next_at``, dead, or released
+    (not attempted to the end: the claim is dropped so any worker may take the row now)."""
 
     id: int
-    outcome: str  # "sent" | "retry" | "dead"
+    outcome: str  # "sent" | "retry" | "dead" | "release"
     error: str | None = None
     next_at: datetime | None = None
 

@@ -120,3 +120,105 @@ SQLITE_MIGRATIONS: list[str] = [
         WHERE status = 'pending';
     """,
 ]
+
+# The same tables for PostgreSQL. Ids are BIGSERIAL, times DOUBLE PRECISION epoch seconds
+# and JSON TEXT, so rows read back exactly as SQLite's do. Each script runs as one
+# multi-statement query inside the migration transaction.
+POSTGRES_MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE incidents (
+        id BIGSERIAL PRIMARY KEY,
+        key TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        category TEXT NOT NULL,
+        team TEXT NOT NULL,
+        status TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        group_labels TEXT NOT NULL,
+        opened_at DOUBLE PRECISION NOT NULL,
+        triggered_at DOUBLE PRECISION NOT NULL,
+        first_starts_at DOUBLE PRECISION NOT NULL,
+        acknowledged_at DOUBLE PRECISION,
+        acknowledged_by TEXT,
+        resolved_at DOUBLE PRECISION,
+        resolved_by TEXT,
+        jira_key TEXT,
+        firing_alerts INTEGER NOT NULL DEFAULT 0,
+        version INTEGER NOT NULL DEFAULT 0,
+        alertmanager_url TEXT NOT NULL DEFAULT ''
+    );
+    -- At most one unresolved incident per key, whichever replica writes it.
+    CREATE UNIQUE INDEX incidents_open_key ON incidents (key) WHERE status != 'resolved';
+    CREATE INDEX incidents_key ON incidents (key, id);
+    CREATE INDEX incidents_status ON incidents (status, severity);
+    CREATE TABLE alerts (
+        incident_id BIGINT NOT NULL REFERENCES incidents (id),
+        fingerprint TEXT NOT NULL,
+        status TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        annotations TEXT NOT NULL,
+        starts_at DOUBLE PRECISION NOT NULL,
+        ends_at DOUBLE PRECISION,
+        generator_url TEXT NOT NULL,
+        first_seen DOUBLE PRECISION NOT NULL,
+        last_seen DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (incident_id, fingerprint)
+    );
+    CREATE TABLE timeline (
+        id BIGSERIAL PRIMARY KEY,
+        incident_id BIGINT NOT NULL REFERENCES incidents (id),
+        at DOUBLE PRECISION NOT NULL,
+        event TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX timeline_incident ON timeline (incident_id, id);
+    CREATE TABLE outbox (
+        id BIGSERIAL PRIMARY KEY,
+        incident_id BIGINT REFERENCES incidents (id),
+        channel TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at DOUBLE PRECISION NOT NULL,
+        next_attempt_at DOUBLE PRECISION NOT NULL,
+        claimed_until DOUBLE PRECISION,
+        last_error TEXT,
+        done_at DOUBLE PRECISION,
+        claims INTEGER NOT NULL DEFAULT 0
+    );
+    -- Claims walk pending rows in id order, so sent and dead rows never slow them down.
+    CREATE INDEX outbox_pending ON outbox (id, next_attempt_at) WHERE status = 'pending';
+    -- Rows without an incident form one queue per channel: incident 0 never exists.
+    CREATE INDEX outbox_order ON outbox (channel, (coalesce(incident_id, 0)), id)
+        WHERE status = 'pending';
+    CREATE INDEX outbox_incident ON outbox (incident_id, id);
+    CREATE TABLE timers (
+        id BIGSERIAL PRIMARY KEY,
+        incident_id BIGINT NOT NULL REFERENCES incidents (id),
+        kind TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        trigger_at DOUBLE PRECISION NOT NULL,
+        due_at DOUBLE PRECISION NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        claimed_until DOUBLE PRECISION,
+        done_at DOUBLE PRECISION
+    );
+    CREATE UNIQUE INDEX timers_once ON timers (incident_id, kind, step, trigger_at)
+        WHERE status = 'pending';
+    CREATE INDEX timers_due ON timers (due_at) WHERE status = 'pending';
+    CREATE INDEX timers_incident ON timers (incident_id) WHERE status = 'pending';
+    -- id keeps the order the messages were recorded in.
+    CREATE TABLE slack_messages (
+        id BIGSERIAL NOT NULL,
+        incident_id BIGINT NOT NULL REFERENCES incidents (id),
+        channel_id TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        PRIMARY KEY (channel_id, ts)
+    );
+    CREATE INDEX slack_messages_incident ON slack_messages (incident_id, id);
+    """,
+]

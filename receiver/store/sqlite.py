@@ -14,14 +14,14 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
-from receiver.domain.escalation import Timer, TimerKind
-from receiver.domain.model import AlertRecord, AlertStatus, Event, Incident, Status
+from receiver.domain.escalation import Timer
+from receiver.domain.model import AlertRecord, Event, Incident
 from receiver.domain.notifications import merge_payloads
 from receiver.jsonfast import dumps, loads
 from receiver.store.base import (
@@ -33,108 +33,29 @@ from receiver.store.base import (
     StoreUnavailable,
     UnitOfWork,
 )
+from receiver.store.rows import (
+    ALERT_COLUMNS,
+    INCIDENT_COLUMNS,
+    alert_from_row,
+    alert_values,
+    incident_from_row,
+    incident_values,
+    timer_from_row,
+    ts,
+    utc,
+)
 from receiver.store.schema import SQLITE_MIGRATIONS
 
 CHUNK = 500  # keeps IN (...) lists under SQLite's variable limit
 T = TypeVar("T")
 
 
-def ts(value: datetime | None) -> float | None:
-    """A datetime as epoch seconds."""
-    return None if value is None else value.timestamp()
-
-
-def dt(value: float | None) -> datetime | None:
-    """Epoch seconds as an aware UTC datetime."""
-    return None if value is None else datetime.fromtimestamp(value, UTC)
-
-
-def _dt(value: float) -> datetime:
-    return datetime.fromtimestamp(value, UTC)
-
-
-_INCIDENT_COLUMNS = (
-    "id, key, rule, severity, category, team, status, summary, group_labels, opened_at, "
-    "triggered_at, first_starts_at, acknowledged_at, acknowledged_by, resolved_at, "
-    "resolved_by, jira_key, firing_alerts, version, alertmanager_url"
-)
-
-
-def _incident(row: Sequence[Any]) -> Incident:
-    return Incident(
-        id=row[0],
-        key=row[1],
-        rule=row[2],
-        severity=row[3],
-        category=row[4],
-        team=row[5],
-        status=Status(row[6]),
-        summary=row[7],
-        group_labels=loads(row[8]),
-        opened_at=_dt(row[9]),
-        triggered_at=_dt(row[10]),
-        first_starts_at=_dt(row[11]),
-        acknowledged_at=dt(row[12]),
-        acknowledged_by=row[13],
-        resolved_at=dt(row[14]),
-        resolved_by=row[15],
-        jira_key=row[16],
-        firing_alerts=row[17],
-        version=row[18],
-        alertmanager_url=row[19],
-    )
-
-
-_ALERT_COLUMNS = (
-    "incident_id, fingerprint, status, severity, labels, annotations, starts_at, ends_at, "
-    "generator_url, first_seen, last_seen"
-)
-
-
-def _alert(row: Sequence[Any]) -> AlertRecord:
-    return AlertRecord(
-        fingerprint=row[1],
-        status=AlertStatus(row[2]),
-        severity=row[3],
-        labels=loads(row[4]),
-        annotations=loads(row[5]),
-        starts_at=_dt(row[6]),
-        ends_at=dt(row[7]),
-        generator_url=row[8],
-        first_seen=_dt(row[9]),
-        last_seen=_dt(row[10]),
-    )
-
-
 def _chunks(items: Sequence[Any]) -> list[Sequence[Any]]:
     return [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
 
 
-def _incident_values(incident: Incident) -> tuple[Any, ...]:
-    return (
-        incident.key,
-        incident.rule,
-        incident.severity,
-        incident.category,
-        incident.team,
-        incident.status.value,
-        incident.summary,
-        dumps(incident.group_labels),
-        ts(incident.opened_at),
-        ts(incident.triggered_at),
-        ts(incident.first_starts_at),
-        ts(incident.acknowledged_at),
-        incident.acknowledged_by,
-        ts(incident.resolved_at),
-        incident.resolved_by,
-        incident.jira_key,
-        incident.firing_alerts,
-        incident.alertmanager_url,
-    )
-
-
 _LATEST = (
-    f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id IN "
+    f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id IN "
     "(SELECT max(id) FROM incidents WHERE key IN ({marks}) GROUP BY key)"
 )
 _UPDATE_INCIDENT = (
@@ -150,7 +71,7 @@ _INSERT_INCIDENT = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _UPSERT_ALERT = (
-    f"INSERT INTO alerts ({_ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO alerts ({ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (incident_id, fingerprint) DO UPDATE SET status=excluded.status, "
     "severity=excluded.severity, labels=excluded.labels, "
     "annotations=excluded.annotations, starts_at=excluded.starts_at, "
@@ -170,7 +91,7 @@ _CLAIMABLE = (
 _WAITING = (
     "SELECT id, kind, payload FROM outbox WHERE id = (SELECT max(id) FROM outbox "
     "WHERE status = 'pending' AND channel = ? AND incident_id IS ?) "
-    "AND attempts = 0 AND claimed_until IS NULL AND channel = ? AND incident_id IS ?"
+    "AND attempts = 0 AND claims = 0 AND claimed_until IS NULL AND channel = ? AND incident_id IS ?"
 )
 _RELEASE = (
     "UPDATE outbox SET next_attempt_at = ? WHERE status = 'pending' AND channel = ? "
@@ -183,23 +104,8 @@ _FINISH = {
     "claimed_until = NULL WHERE id = ?",
     "dead": "UPDATE outbox SET status = 'dead', attempts = attempts + 1, done_at = ?, "
     "last_error = ?, claimed_until = NULL WHERE id = ?",
+    "release": "UPDATE outbox SET claimed_until = NULL WHERE id = ? AND status = 'pending'",
 }
-
-
-def _alert_values(incident_id: int, a: AlertRecord) -> tuple[Any, ...]:
-    return (
-        incident_id,
-        a.fingerprint,
-        a.status.value,
-        a.severity,
-        dumps(a.labels),
-        dumps(a.annotations),
-        ts(a.starts_at),
-        ts(a.ends_at),
-        a.generator_url,
-        ts(a.first_seen),
-        ts(a.last_seen),
-    )
 
 
 def _enqueue(
@@ -263,7 +169,7 @@ class _Writer:
         for part in _chunks(list(keys)):
             sql = _LATEST.format(marks=",".join("?" * len(part)))
             for row in self.db.execute(sql, part):
-                latest[row[1]] = _incident(row)
+                latest[row[1]] = incident_from_row(row)
         ids = [i.id for i in latest.values() if i.id is not None]
         known: dict[int, dict[str, AlertRecord]] = {i: {} for i in ids}
         if ids:
@@ -271,11 +177,11 @@ class _Writer:
             for part in _chunks(list(dict.fromkeys(fingerprints))):
                 marks = ",".join("?" * len(part))
                 sql = (
-                    f"SELECT {_ALERT_COLUMNS} FROM alerts "
+                    f"SELECT {ALERT_COLUMNS} FROM alerts "
                     f"WHERE fingerprint IN ({marks}) AND incident_id IN ({id_list})"
                 )
                 for row in self.db.execute(sql, part):
-                    known[row[0]][row[1]] = _alert(row)
+                    known[row[0]][row[1]] = alert_from_row(row)
         return latest, known
 
     def write(self, unit: UnitOfWork, now: datetime) -> list[Incident]:
@@ -285,7 +191,7 @@ class _Writer:
         assigned: list[Incident] = []
         try:
             for incident in unit.incidents:
-                values = _incident_values(incident)
+                values = incident_values(incident)
                 if incident.id is None:
                     incident.id = db.execute(_INSERT_INCIDENT, values).lastrowid
                     assigned.append(incident)
@@ -293,7 +199,7 @@ class _Writer:
                 updated = db.execute(_UPDATE_INCIDENT, (*values, incident.id, incident.version))
                 if updated.rowcount != 1:
                     raise Conflict(f"incident {incident.id} changed meanwhile")
-            db.executemany(_UPSERT_ALERT, [_alert_values(i.id or 0, a) for i, a in unit.alerts])
+            db.executemany(_UPSERT_ALERT, [alert_values(i.id or 0, a) for i, a in unit.alerts])
             db.executemany(
                 "INSERT INTO timeline (incident_id, at, event, data) VALUES (?, ?, ?, ?)",
                 [(i.id, ts(e.at), e.event, dumps(e.data)) for i, e in unit.events],
@@ -344,6 +250,8 @@ class _Writer:
                 args: tuple[Any, ...] = (at, outcome.id)
             elif outcome.outcome == "retry":
                 args = (ts(outcome.next_at), error, outcome.id)
+            elif outcome.outcome == "release":
+                args = (outcome.id,)
             else:
                 args = (at, error, outcome.id)
             db.execute(_FINISH[outcome.outcome], args)
@@ -540,10 +448,7 @@ class SqliteStore:
             return rows
 
         rows = await self._transaction(claim)
-        return [
-            Timer(TimerKind(r[2]), r[3], _dt(r[5]), _dt(r[4]), id=r[0], incident_id=r[1])
-            for r in rows
-        ]
+        return [timer_from_row(r) for r in rows]
 
     async def add_slack_message(
         self, incident_id: int, channel_id: str, ts: str, purpose: str
@@ -592,7 +497,7 @@ class SqliteStore:
             lambda writer: writer.claim(at, limit, lease_seconds, finished)
         )
         return [
-            OutboxItem(r[0], r[1], r[2], r[3], loads(r[4]), r[5], _dt(r[6]), r[7] + 1) for r in rows
+            OutboxItem(r[0], r[1], r[2], r[3], loads(r[4]), r[5], utc(r[6]), r[7] + 1) for r in rows
         ]
 
     async def _all(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
@@ -614,17 +519,17 @@ class SqliteStore:
             where.append("id < ?")
             args.append(before)
         rows = await self._all(
-            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE {' AND '.join(where)} "
+            f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE {' AND '.join(where)} "
             "ORDER BY id DESC LIMIT ?",
             (*args, limit),
         )
-        return [_incident(r) for r in rows]
+        return [incident_from_row(r) for r in rows]
 
     async def get_incident(self, incident_id: int) -> Incident | None:
         rows = await self._all(
-            f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,)
+            f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,)
         )
-        return _incident(rows[0]) if rows else None
+        return incident_from_row(rows[0]) if rows else None
 
     async def incident_alerts(
         self, incident_ids: Sequence[int], limit_per_incident: int | None = None
@@ -633,12 +538,12 @@ class SqliteStore:
         for part in _chunks(list(incident_ids)):
             marks = ",".join("?" * len(part))
             sql = (
-                f"SELECT {_ALERT_COLUMNS} FROM (SELECT *, row_number() OVER "
+                f"SELECT {ALERT_COLUMNS} FROM (SELECT *, row_number() OVER "
                 "(PARTITION BY incident_id ORDER BY first_seen, fingerprint) AS n FROM alerts "
                 f"WHERE incident_id IN ({marks})) WHERE ? IS NULL OR n <= ? ORDER BY incident_id, n"
             )
             for row in await self._all(sql, (*part, limit_per_incident, limit_per_incident)):
-                out[row[0]].append(_alert(row))
+                out[row[0]].append(alert_from_row(row))
         return out
 
     async def alert_counts(self, incident_ids: Sequence[int]) -> dict[int, int]:
@@ -658,7 +563,7 @@ class SqliteStore:
             "SELECT at, event, data FROM timeline WHERE incident_id = ? ORDER BY id",
             (incident_id,),
         )
-        return [Event(event=r[1], at=_dt(r[0]), data=loads(r[2])) for r in rows]
+        return [Event(event=r[1], at=utc(r[0]), data=loads(r[2])) for r in rows]
 
     async def open_counts(self) -> dict[tuple[str, str], int]:
         rows = await self._all(
@@ -693,5 +598,5 @@ class SqliteStore:
             (*args, limit),
         )
         return [
-            Delivery(r[0], r[1], r[2], r[3], r[4], r[5], _dt(r[6]), _dt(r[7]), r[8]) for r in rows
+            Delivery(r[0], r[1], r[2], r[3], r[4], r[5], utc(r[6]), utc(r[7]), r[8]) for r in rows
         ]

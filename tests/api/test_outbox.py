@@ -18,9 +18,10 @@ from receiver.notify.base import Notifier
 from receiver.outbox.policy import DeliveryError, backoff_delay, is_retryable_status
 from receiver.outbox.worker import OutboxWorker
 from receiver.service import IncidentService
+from receiver.store.base import OutboxItem
 from receiver.store.sqlite import SqliteStore
 from tests.fakes.notifiers import RecordingNotifier
-from tests.helpers import SHIPPED_RULES, FakeClock, alert, metric, resolved, webhook
+from tests.helpers import SHIPPED_RULES, FakeClock, alert, metric, resolved, wait_for, webhook
 
 
 class Rig:
@@ -146,6 +147,68 @@ async def test_crashed_claim_is_picked_up_after_the_lease(rig: Rig, clock: FakeC
     clock.advance(seconds=61)
     await rig.worker.run_once()
     assert kinds(rig.jira) == ["incident.opened"]
+
+
+class HangingNotifier:
+    """Takes a delivery and never answers, like a JIRA that stopped responding."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+
+    async def deliver(self, item: OutboxItem) -> None:
+        self.started.set()
+        await asyncio.Event().wait()
+
+
+async def test_shutdown_records_what_was_sent_and_releases_the_rest(
+    rig: Rig, clock: FakeClock
+) -> None:
+    """A stopping worker gives deliveries a grace period, records the finished ones and
+    drops its claim on the others, so the next worker takes them without a lease wait."""
+    await rig.post(alert())
+    hanging = HangingNotifier()
+    first = OutboxWorker(
+        rig.store, {"jira": hanging, "slack": rig.slack}, rig.metrics, clock, poll_seconds=0.02
+    )
+    task = asyncio.create_task(first.run())
+    await asyncio.wait_for(hanging.started.wait(), 5)
+    await wait_for(lambda: len(rig.slack.delivered) == 1)
+    await first.shutdown(task, grace_seconds=0.1)
+    assert task.done()
+
+    await rig.worker.run_once()  # same instant: no lease has run out
+    assert kinds(rig.jira) == ["incident.opened"]
+    assert rig.jira.delivered[0].maybe_delivered  # the first attempt may have reached JIRA
+    assert kinds(rig.slack) == ["incident.opened"]  # recorded as sent, not sent again
+    await rig.worker.flush()
+    deliveries = await rig.store.deliveries(None, None, 10)
+    assert sorted(d.status for d in deliveries) == ["sent", "sent"]
+
+
+async def test_shutdown_lets_a_delivery_under_way_finish(rig: Rig, clock: FakeClock) -> None:
+    await rig.post(alert())
+    gate = asyncio.Event()
+
+    class Slow(RecordingNotifier):
+        async def deliver(self, item: OutboxItem) -> None:
+            await gate.wait()
+            await super().deliver(item)
+
+    slow = Slow()
+    worker = OutboxWorker(
+        rig.store, {"jira": slow, "slack": rig.slack}, rig.metrics, clock, poll_seconds=0.02
+    )
+    task = asyncio.create_task(worker.run())
+    await wait_for(lambda: len(rig.slack.delivered) == 1)
+    stopping = asyncio.create_task(worker.shutdown(task, grace_seconds=5))
+    await asyncio.sleep(0.05)
+    assert not stopping.done()  # waiting for the delivery under way
+    gate.set()
+    await asyncio.wait_for(stopping, 5)
+    assert kinds(slow) == ["incident.opened"]
+    deliveries = await rig.store.deliveries(None, None, 10)
+    assert sorted(d.status for d in deliveries) == ["sent", "sent"]
+    assert await rig.worker.run_once() == 0
 
 
 @pytest.mark.parametrize(

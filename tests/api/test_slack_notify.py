@@ -23,8 +23,11 @@ Client = TestClient[Any, web.Application]
 
 
 @pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with FakeSlack(token="xoxb-receiver", users=USERS, channels=CHANNELS) as fake:
+async def slack(clock: FakeClock) -> AsyncIterator[FakeSlack]:
+    """The fake Slack, its message timestamps on the test's clock like the receiver's."""
+    async with FakeSlack(
+        token="xoxb-receiver", users=USERS, channels=CHANNELS, clock=clock
+    ) as fake:
         yield fake
 
 

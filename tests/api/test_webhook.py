@@ -69,6 +69,13 @@ BAD_BODIES: list[tuple[str, bytes, str]] = [
         "alerts[0].labels.alertname",
     ),
     ("deep nesting", b"[" * 100000 + b"]" * 100000, "<body>"),
+    (
+        "NUL in an annotation",
+        json.dumps(
+            webhook({**alert(), "annotations": {"summary": "down\u0000"}}, status="firing")
+        ).encode(),
+        "alerts[0].annotations.summary",
+    ),
 ]
 
 
@@ -86,6 +93,8 @@ async def test_bad_payload_is_400_naming_the_field(
     answer = await resp.json()
     assert answer["field"] == field
     assert answer["error"]
+    if name.startswith("NUL"):
+        assert answer["errors"][0]["message"] == "must not contain NUL (\\u0000) characters"
     assert await incident_count(client) == 1
 
 

@@ -13,22 +13,37 @@ service reads its Slack API URL setting. Every method is ``POST {url}{method}`` 
 a query string works too) with a JSON, form-encoded or multipart body and
 ``Authorization: Bearer <token>``.
 
-Implemented methods: ``auth.test``, ``chat.postMessage``, ``chat.update``,
-``chat.postEphemeral`` and ``conversations.open``; anything else answers
+Implemented methods: ``auth.test``, ``chat.postMessage`` (with message ``metadata``),
+``chat.update``, ``chat.postEphemeral``, ``conversations.open``, ``conversations.list``,
+``conversations.history`` and ``conversations.replies``; anything else answers
 ``{"ok": false, "error": "unknown_method"}``. Errors follow Slack's convention: HTTP 200
 with ``{"ok": false, "error": "..."}`` (``not_authed``, ``invalid_auth``,
 ``channel_not_found``, ``user_not_found``, ``no_text``, ``msg_too_long``,
-``invalid_blocks``, ``message_not_found``); injected failures (``fail_next``, ``down``,
-``drop_next``) use real HTTP status codes, and a 429 carries ``Retry-After``.
+``invalid_blocks``, ``invalid_metadata_format``, ``message_not_found``,
+``thread_not_found``, ``invalid_cursor``, ``invalid_ts_oldest``, ``invalid_ts_latest``);
+injected failures (``fail_next``, ``down``, ``drop_next``) use real HTTP status codes, and a
+429 carries ``Retry-After``; ``lose_next_answer`` does the work and then drops the answer.
+
+``conversations.history`` gives a channel's or DM's top-level messages newest first (thread
+replies only through ``conversations.replies``, the parent first, then replies oldest first),
+each in its current version, with ``metadata`` only when ``include_all_metadata`` is set;
+both take ``oldest``/``latest``/``inclusive`` (no ``latest`` means no upper bound), ``limit``
+and ``cursor``, and need a conversation id, not a name.
+
+Message timestamps follow the ``clock`` given to the constructor (the wall clock by
+default), each at least 100 microseconds after the one before, as Slack's are unique.
 
 All state lives on the event loop that called ``start()``.
 """
 
 from __future__ import annotations
 
+import base64
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
 from aiohttp import web
@@ -40,8 +55,10 @@ JsonDict = dict[str, Any]
 DEFAULT_CHANNELS = ("#beta-alert", "#beta-announcements")
 TEXT_MAX = 40000
 BLOCKS_MAX = 50
-FIRST_TS_MICROS = 1_700_000_000 * 1_000_000 + 100
 TS_STEP_MICROS = 100
+HISTORY_LIMIT = (100, 999)  # default and maximum of conversations.history
+REPLIES_LIMIT = (1000, 1000)
+LIST_LIMIT = (100, 1000)
 TEAM_ID = "T0FAKE"
 TEAM_NAME = "Fake Workspace"
 
@@ -78,6 +95,7 @@ class _Failure:
     method: str | None
     error: str | None
     drop: bool = False
+    after: bool = False  # do the work, then drop the answer
 
     def matches(self, method: str) -> bool:
         return self.method is None or self.method == method
@@ -107,6 +125,48 @@ def _bearer(request: web.Request) -> str | None:
     return credentials.strip()
 
 
+def _flag(value: Any) -> bool:
+    """A boolean parameter as JSON (``true``) or form/query (``"1"``, ``"true"``) sends it."""
+    return value is True or (isinstance(value, str) and value.lower() in ("1", "true"))
+
+
+def _micros(ts: Any, error: str) -> int:
+    """A Slack timestamp (``"1700000000.000100"``) in integer microseconds."""
+    try:
+        return int(Decimal(str(ts)) * 1_000_000)
+    except (InvalidOperation, ValueError):
+        raise SlackError(error) from None
+
+
+def _limit(value: Any, bounds: tuple[int, int]) -> int:
+    default, most = bounds
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise SlackError("invalid_limit") from None
+    return min(most, number) if number > 0 else default
+
+
+def _cursor(position: int | None) -> str:
+    """An opaque ``next_cursor`` for a position (an offset or a timestamp), "" at the end."""
+    if position is None:
+        return ""
+    return base64.urlsafe_b64encode(f"next:{position}".encode()).decode()
+
+
+def _position(value: Any) -> int | None:
+    """The position a ``cursor`` parameter names, None for the first page."""
+    if not value:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(str(value).encode()).decode()
+        return int(text.removeprefix("next:"))
+    except ValueError:
+        raise SlackError("invalid_cursor") from None
+
+
 def _decode_json_field(value: Any, error: str) -> Any:
     """Form bodies carry ``blocks``/``attachments`` as JSON strings; JSON bodies as lists."""
     if value is None or value == "":
@@ -131,13 +191,17 @@ class FakeSlack(LoopbackServer):
       ``channel_not_found`` (``user_not_found`` for ``conversations.open``).
     * ``channels`` -- known channels, as names (``"#beta-alert"``; ids are generated) or a
       mapping name -> id. Default: :data:`DEFAULT_CHANNELS`. ``chat.postMessage`` accepts a
-      channel id, ``"#name"`` or bare ``"name"``; ``chat.update`` only an id, like Slack.
+      channel id, ``"#name"`` or bare ``"name"``; ``chat.update`` and the ``conversations.*``
+      methods only an id, like Slack. All are public channels the bot is a member of.
+    * ``clock`` -- what message timestamps follow, e.g. a test's fake clock; default the
+      wall clock.
 
     Attributes for assertions:
 
     * ``messages`` -- every posted message, oldest first, as a dict: ``channel`` (as the
       caller wrote it), ``channel_id``, ``is_dm``, ``user`` (the DM's user id, else None),
-      ``text``, ``blocks``, ``attachments``, ``thread_ts``, ``ts`` and ``updates`` (later
+      ``text``, ``blocks``, ``attachments``, ``metadata`` (as given, else None),
+      ``thread_ts``, ``ts`` and ``updates`` (later
       versions from ``chat.update``, each with ``text``, ``blocks``, ``attachments``). The
       top-level fields keep the original post; :meth:`latest` gives the current version.
     * ``ephemerals`` -- ``chat.postEphemeral`` messages (``channel``, ``channel_id``,
@@ -157,8 +221,10 @@ class FakeSlack(LoopbackServer):
         channels: Mapping[str, str] | Iterable[str] | None = None,
         bot_user_id: str = "U0BOT",
         bot_id: str = "B0BOT",
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.token = token
+        self._clock = clock or (lambda: datetime.now(UTC))
         self.users: dict[str, str] = dict(users or {})
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
@@ -181,7 +247,7 @@ class FakeSlack(LoopbackServer):
         self._by_key: dict[tuple[str, str], JsonDict] = {}
         self._failures: list[_Failure] = []
         self._down = False
-        self._next_ts = FIRST_TS_MICROS
+        self._last_ts = 0
         super().__init__()
 
     # ----------------------------------------------------------------- lifecycle
@@ -210,6 +276,12 @@ class FakeSlack(LoopbackServer):
         """Close the connection of the next ``count`` matching requests without answering
         (the client sees a connection error); nothing is processed."""
         self._failures.append(_Failure(0, count, None, method, None, drop=True))
+
+    def lose_next_answer(self, count: int = 1, method: str | None = None) -> None:
+        """Process the next ``count`` matching requests, then close the connection instead of
+        answering: the work is done (a message posted) but the client sees a connection
+        error."""
+        self._failures.append(_Failure(0, count, None, method, None, after=True))
 
     def down(self) -> None:
         """Answer every request with HTTP 503 until :meth:`up`."""
@@ -275,14 +347,21 @@ class FakeSlack(LoopbackServer):
 
         if self._down:
             return self._failure_response(503, None, None)
+        lose = False
         for failure in self._failures:
             if failure.remaining > 0 and failure.matches(method):
                 failure.remaining -= 1
                 self._failures = [f for f in self._failures if f.remaining > 0]
+                if failure.after:
+                    lose = True
+                    break
                 if failure.drop:
                     return self._drop(request)
                 return self._failure_response(failure.status, failure.retry_after, failure.error)
+        response = self._answer(request, method, params)
+        return self._drop(request) if lose else response
 
+    def _answer(self, request: web.Request, method: str, params: JsonDict) -> web.Response:
         if not request.path.startswith("/api/"):
             return _json({"ok": False, "error": "unknown_method", "req_method": method}, 404)
         token = _bearer(request) or params.pop("token", None)
@@ -297,6 +376,9 @@ class FakeSlack(LoopbackServer):
             "chat.update": self._update,
             "chat.postEphemeral": self._post_ephemeral,
             "conversations.open": self._open,
+            "conversations.list": self._list,
+            "conversations.history": self._history,
+            "conversations.replies": self._replies,
         }
         handler = handlers.get(method)
         if handler is None:
@@ -322,7 +404,8 @@ class FakeSlack(LoopbackServer):
         return web.Response(status=500)
 
     def _new_ts(self) -> str:
-        micros, self._next_ts = self._next_ts, self._next_ts + TS_STEP_MICROS
+        now = round(self._clock().timestamp() * 1_000_000)
+        micros = self._last_ts = max(now, self._last_ts + TS_STEP_MICROS)
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _channel_id(self, ref: str) -> str | None:
@@ -373,6 +456,21 @@ class FakeSlack(LoopbackServer):
             raise SlackError("msg_too_long")
         return {"text": text or "", "blocks": blocks, "attachments": attachments}
 
+    @staticmethod
+    def _metadata(params: JsonDict) -> JsonDict | None:
+        """``metadata`` of chat.postMessage: an object with ``event_type`` and
+        ``event_payload``, as JSON or a form-encoded JSON string."""
+        metadata = _decode_json_field(params.get("metadata"), "invalid_metadata_format")
+        if metadata is None:
+            return None
+        if (
+            not isinstance(metadata, dict)
+            or not isinstance(metadata.get("event_type"), str)
+            or not isinstance(metadata.get("event_payload"), dict)
+        ):
+            raise SlackError("invalid_metadata_format")
+        return {"event_type": metadata["event_type"], "event_payload": metadata["event_payload"]}
+
     def _message_json(self, content: JsonDict, ts: str, thread_ts: str | None) -> JsonDict:
         message: JsonDict = {
             "type": "message",
@@ -405,6 +503,7 @@ class FakeSlack(LoopbackServer):
     def _post_message(self, params: JsonDict) -> JsonDict:
         target = self._target(params.get("channel"), allow_user=True)
         content = self._content(params)
+        metadata = self._metadata(params)
         thread_ts = params.get("thread_ts") or None
         ts = self._new_ts()
         record: JsonDict = {
@@ -413,17 +512,17 @@ class FakeSlack(LoopbackServer):
             "is_dm": target.is_dm,
             "user": target.user,
             **content,
+            "metadata": metadata,
             "thread_ts": thread_ts,
             "ts": ts,
             "updates": [],
         }
         self.messages.append(record)
         self._by_key[(target.channel_id, ts)] = record
-        return {
-            "channel": target.channel_id,
-            "ts": ts,
-            "message": self._message_json(content, ts, thread_ts),
-        }
+        message = self._message_json(content, ts, thread_ts)
+        if metadata is not None:
+            message["metadata"] = metadata
+        return {"channel": target.channel_id, "ts": ts, "message": message}
 
     def _update(self, params: JsonDict) -> JsonDict:
         target = self._target(params.get("channel"), allow_user=False)
@@ -476,3 +575,125 @@ class FakeSlack(LoopbackServer):
         already = users[0] in self.dm_channels
         channel_id = self._dm_id(users[0])
         return {"no_op": already, "already_open": already, "channel": {"id": channel_id}}
+
+    def _list(self, params: JsonDict) -> JsonDict:
+        types = str(params.get("types") or "public_channel").split(",")
+        listed = sorted(self.channels.items(), key=lambda item: item[1])
+        if "public_channel" not in types:
+            listed = []
+        start = _position(params.get("cursor")) or 0
+        limit = _limit(params.get("limit"), LIST_LIMIT)
+        page = listed[start : start + limit]
+        more = start + limit < len(listed)
+        return {
+            "channels": [
+                {
+                    "id": channel_id,
+                    "name": name.lstrip("#"),
+                    "is_channel": True,
+                    "is_group": False,
+                    "is_im": False,
+                    "is_private": False,
+                    "is_archived": False,
+                    "is_member": True,
+                }
+                for name, channel_id in page
+            ],
+            "response_metadata": {"next_cursor": _cursor(start + limit if more else None)},
+        }
+
+    def _read_target(self, params: JsonDict) -> _Target:
+        """The conversation a read names: a channel or open DM id, never a name."""
+        channel = params.get("channel")
+        if not isinstance(channel, str) or channel not in (
+            *self.channels.values(),
+            *self.dm_channels.values(),
+        ):
+            raise SlackError("channel_not_found")
+        return _Target(channel, self._dm_user(channel))
+
+    def _window(self, params: JsonDict) -> tuple[int | None, int | None, bool]:
+        oldest, latest = params.get("oldest"), params.get("latest")
+        return (
+            _micros(oldest, "invalid_ts_oldest") if oldest not in (None, "") else None,
+            _micros(latest, "invalid_ts_latest") if latest not in (None, "") else None,
+            _flag(params.get("inclusive")),
+        )
+
+    @staticmethod
+    def _within(ts: str, window: tuple[int | None, int | None, bool]) -> bool:
+        oldest, latest, inclusive = window
+        at = _micros(ts, "invalid_ts")
+        if oldest is not None and (at < oldest or (at == oldest and not inclusive)):
+            return False
+        return latest is None or at < latest or (at == latest and inclusive)
+
+    def _as_read(self, record: JsonDict, with_metadata: bool) -> JsonDict:
+        """A recorded message as conversations.history and .replies show it: its current
+        version, thread fields on parents and replies, metadata only when asked for."""
+        message = self._message_json(self.latest(record), record["ts"], record["thread_ts"])
+        replies = [
+            m
+            for m in self.messages
+            if m["channel_id"] == record["channel_id"] and m["thread_ts"] == record["ts"]
+        ]
+        if replies and not record["thread_ts"]:
+            message.update(thread_ts=record["ts"], reply_count=len(replies))
+        if record["thread_ts"]:
+            message["parent_user_id"] = self.bot_user_id
+        if with_metadata and record["metadata"] is not None:
+            message["metadata"] = record["metadata"]
+        return message
+
+    def _page(
+        self, params: JsonDict, messages: list[JsonDict], limit: int, newest_first: bool
+    ) -> JsonDict:
+        """One page of messages after the ``cursor`` position, in Slack's answer shape."""
+        position = _position(params.get("cursor"))
+        if position is not None and newest_first:  # the next page holds older messages
+            messages = [m for m in messages if _micros(m["ts"], "invalid_ts") < position]
+        elif position is not None:
+            messages = [m for m in messages if _micros(m["ts"], "invalid_ts") > position]
+        page, more = messages[:limit], len(messages) > limit
+        with_metadata = _flag(params.get("include_all_metadata"))
+        return {
+            "messages": [self._as_read(m, with_metadata) for m in page],
+            "has_more": more,
+            "response_metadata": {
+                "next_cursor": _cursor(_micros(page[-1]["ts"], "invalid_ts") if more else None)
+            },
+        }
+
+    def _history(self, params: JsonDict) -> JsonDict:
+        target = self._read_target(params)
+        window = self._window(params)
+        found = [
+            m
+            for m in reversed(self.messages)
+            if m["channel_id"] == target.channel_id
+            and not m["thread_ts"]  # thread replies are only in conversations.replies
+            and self._within(m["ts"], window)
+        ]
+        limit = _limit(params.get("limit"), HISTORY_LIMIT)
+        return {**self._page(params, found, limit, newest_first=True), "pin_count": 0}
+
+    def _replies(self, params: JsonDict) -> JsonDict:
+        target = self._read_target(params)
+        ts = params.get("ts")
+        if not ts:
+            raise SlackError("invalid_arguments")
+        record = self._by_key.get((target.channel_id, str(ts)))
+        if record is not None and record["thread_ts"]:  # a reply names its whole thread
+            record = self._by_key.get((target.channel_id, record["thread_ts"]))
+        if record is None:
+            raise SlackError("thread_not_found")
+        window = self._window(params)
+        replies = [
+            m
+            for m in self.messages
+            if m["channel_id"] == target.channel_id
+            and m["thread_ts"] == record["ts"]
+            and self._within(m["ts"], window)
+        ]
+        limit = _limit(params.get("limit"), REPLIES_LIMIT)
+        return self._page(params, [record, *replies], limit, newest_first=False)

@@ -3,28 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
 
-from receiver.store import SqliteStore, Store
+from receiver.store import PostgresStore, SqliteStore, Store
+from tests.postgres import POSTGRES_URL, postgres_schema
 
 # Every backend listed here runs the whole interface suite.
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgres"]
 
 
-def make_store(backend: str, tmp_path: Path) -> Store:
-    """A new, not yet opened store of one backend."""
+def make_store(backend: str, tmp_path: Path, schema: str | None = None) -> Store:
+    """A new, not yet opened store of one backend (PostgreSQL in an existing schema)."""
     if backend == "sqlite":
         return SqliteStore(str(tmp_path / "s.db"))
+    if backend == "postgres":
+        return PostgresStore(POSTGRES_URL, schema=schema, connect_timeout=5)
     raise ValueError(f"unknown store backend {backend!r}")
 
 
 @pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    opened = make_store(request.param, tmp_path)
-    await opened.open()
-    try:
+    async with AsyncExitStack() as stack:
+        schema = None
+        if request.param == "postgres":
+            schema = await stack.enter_async_context(postgres_schema())
+        opened = make_store(request.param, tmp_path, schema)
+        await opened.open()
+        stack.push_async_callback(opened.close)
         yield opened
-    finally:
-        await opened.close()

@@ -211,6 +211,23 @@ async def test_outcomes_are_recorded_with_the_next_claim(
     }
 
 
+async def test_released_claim_is_claimable_at_once_and_counted(
+    store: Store, x: Incident, y: Incident
+) -> None:
+    await enqueue(store, T0, (x, note(OPENED)), (y, note(OPENED)))
+    first, second = await store.claim_outbox(T0, 10, 30)
+    released = [DeliveryOutcome(first.id, "release"), sent(second)]
+    assert await store.claim_outbox(at(1), 0, 30, finished=released) == []
+
+    [again] = await store.claim_outbox(at(2), 10, 30)
+    assert again == replace(first, claims=2)  # not attempted, but it may have gone out
+    assert again.maybe_delivered
+    # Releasing a row that was finished meanwhile changes nothing.
+    late = [sent(again), DeliveryOutcome(second.id, "release")]
+    assert await store.claim_outbox(at(3), 10, 30, finished=late) == []
+    assert {d.status for d in await store.deliveries(None, None, 10)} == {"sent"}
+
+
 async def test_claim_with_limit_zero_only_records_outcomes(
     store: Store, x: Incident, y: Incident
 ) -> None:
@@ -342,6 +359,28 @@ async def test_other_notification_in_the_same_unit_releases_the_waiting_row(
     assert second.kind == RESOLVED
 
 
+async def test_folding_into_the_waiting_row_then_releasing_it_in_one_unit(
+    store: Store, x: Incident
+) -> None:
+    first, second = joined("x", 1, "fp-a"), joined("x", 2, "fp-b")
+    await enqueue(store, T0, (x, first))
+    await enqueue(store, at(5), (x, second), (x, note(RESOLVED)), (x, joined("x", 3, "fp-c")))
+
+    rows = await pending(store, x)
+    assert [(d.kind, d.next_attempt_at) for d in rows] == [
+        (JOINED, at(5)),
+        (RESOLVED, at(5)),
+        (JOINED, at(65)),
+    ]
+    [folded] = await store.claim_outbox(at(5), 10, 30)
+    assert folded.payload == merge_payloads(first.payload, second.payload)
+    [resolved] = await store.claim_outbox(at(6), 10, 30, finished=[sent(folded)])
+    assert resolved.kind == RESOLVED
+    assert await store.claim_outbox(at(7), 10, 30, finished=[sent(resolved)]) == []
+    [late] = await store.claim_outbox(at(65), 10, 30)
+    assert late.payload == joined("x", 3, "fp-c").payload
+
+
 async def test_other_channel_does_not_release_the_waiting_row(store: Store, x: Incident) -> None:
     await enqueue(store, T0, (x, joined("x", 1, "fp-a")))
     await enqueue(store, at(5), (x, note(RESOLVED, channel="slack")))
@@ -404,3 +443,19 @@ async def test_coalesced_after_a_retry_creates_a_new_row(store: Store, x: Incide
     assert await store.claim_outbox(at(66), 10, 30, finished=[sent(again)]) == []
     [new] = await store.claim_outbox(at(122), 10, 30)
     assert new.payload == late.payload
+
+
+async def test_released_row_takes_no_more_folds(store: Store, x: Incident) -> None:
+    """A released row may already have been delivered: later joins start a row of their own."""
+    first, late = joined("x", 1, "fp-a"), joined("x", 2, "fp-b")
+    await enqueue(store, T0, (x, first))
+    [claimed] = await store.claim_outbox(at(60), 10, 30)
+    assert (
+        await store.claim_outbox(at(61), 0, 30, finished=[DeliveryOutcome(claimed.id, "release")])
+        == []
+    )
+    await enqueue(store, at(62), (x, late))
+    rows = await pending(store, x)
+    assert [d.id for d in rows][0] == claimed.id and len(rows) == 2
+    [again] = await store.claim_outbox(at(62), 10, 30)
+    assert again.payload == first.payload and again.maybe_delivered

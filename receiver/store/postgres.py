@@ -1,0 +1,641 @@
+"""PostgreSQL store: an asyncpg pool shared by replicas; the database keeps them consistent.
+
+Every write is one READ COMMITTED transaction. What two replicas could both do is decided
+by the database, never by a lock in this process: incident updates are version-checked,
+the partial unique index on open keys lets one of two simultaneous opens win, claims take
+rows with ``FOR UPDATE SKIP LOCKED`` plus a lease, and enqueues for one (channel, incident)
+queue hold a transaction-scoped advisory lock, so that queue's ids follow commit order and
+a waiting row is folded into by one transaction at a time. Commits are as durable as the
+server's ``synchronous_commit`` makes them (on, by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import asyncpg  # type: ignore[import-untyped]
+
+from receiver.domain.escalation import Timer
+from receiver.domain.model import AlertRecord, Event, Incident
+from receiver.domain.notifications import merge_payloads
+from receiver.jsonfast import dumps, loads
+from receiver.store.base import (
+    Conflict,
+    Delivery,
+    DeliveryOutcome,
+    NewNotification,
+    OutboxItem,
+    StoreUnavailable,
+    UnitOfWork,
+)
+from receiver.store.rows import (
+    ALERT_COLUMNS,
+    INCIDENT_COLUMNS,
+    alert_from_row,
+    alert_values,
+    incident_from_row,
+    incident_values,
+    timer_from_row,
+    ts,
+    utc,
+)
+from receiver.store.schema import POSTGRES_MIGRATIONS
+
+T = TypeVar("T")
+Body = Callable[[Any], Awaitable[T]]
+
+MIGRATION_LOCK = 0x72637672  # advisory lock class of schema migrations ("rcvr")
+
+_LATEST = (
+    f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id IN "
+    "(SELECT max(id) FROM incidents WHERE key = ANY($1::text[]) GROUP BY key)"
+)
+_KNOWN_ALERTS = (
+    f"SELECT {ALERT_COLUMNS} FROM alerts "
+    "WHERE fingerprint = ANY($1::text[]) AND incident_id = ANY($2::bigint[])"
+)
+_LOCK_INCIDENTS = (
+    "SELECT id FROM incidents WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE"
+)
+# Ids for new incidents come from the sequence up front (sorted, so they follow the unit's
+# order), and the inserts then go in batches.
+_NEW_IDS = (
+    "SELECT array_agg(nextval(pg_get_serial_sequence('incidents', 'id'))) "
+    "FROM generate_series(1, $1)"
+)
+_INSERT_INCIDENT = (
+    "INSERT INTO incidents (id, key, rule, severity, category, team, status, summary, "
+    "group_labels, opened_at, triggered_at, first_starts_at, acknowledged_at, "
+    "acknowledged_by, resolved_at, resolved_by, jira_key, firing_alerts, alertmanager_url) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
+    "$19)"
+)
+_UPDATE_INCIDENT = (
+    "UPDATE incidents SET key=$1, rule=$2, severity=$3, category=$4, team=$5, status=$6, "
+    "summary=$7, group_labels=$8, opened_at=$9, triggered_at=$10, first_starts_at=$11, "
+    "acknowledged_at=$12, acknowledged_by=$13, resolved_at=$14, resolved_by=$15, "
+    "jira_key=$16, firing_alerts=$17, alertmanager_url=$18, version=version + 1 "
+    "WHERE id=$19 AND version=$20"
+)
+_UPSERT_ALERT = (
+    f"INSERT INTO alerts ({ALERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+    "ON CONFLICT (incident_id, fingerprint) DO UPDATE SET status=excluded.status, "
+    "severity=excluded.severity, labels=excluded.labels, "
+    "annotations=excluded.annotations, starts_at=excluded.starts_at, "
+    "ends_at=excluded.ends_at, generator_url=excluded.generator_url, "
+    "last_seen=excluded.last_seen"
+)
+_INSERT_EVENT = "INSERT INTO timeline (incident_id, at, event, data) VALUES ($1, $2, $3, $4)"
+_LOCK_QUEUES = "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k"
+# The newest pending row of each queue, if nobody holds a claim on it; locked so that a
+# claim cannot take it between the fold and the commit.
+_WAITING = (
+    "SELECT o.id, q.channel, q.incident, o.incident_id, o.kind, o.payload "
+    "FROM unnest($1::text[], $2::bigint[]) AS q (channel, incident) "
+    "JOIN outbox o ON o.id = (SELECT max(p.id) FROM outbox p WHERE p.status = 'pending' "
+    "AND p.channel = q.channel AND coalesce(p.incident_id, 0) = q.incident) "
+    "WHERE o.status = 'pending' AND o.attempts = 0 AND o.claims = 0 AND o.claimed_until IS NULL "
+    "FOR UPDATE OF o"
+)
+_RELEASE = (
+    "UPDATE outbox o SET next_attempt_at = $1 "
+    "FROM unnest($2::text[], $3::bigint[]) AS q (channel, incident) "
+    "WHERE o.status = 'pending' AND o.channel = q.channel "
+    "AND coalesce(o.incident_id, 0) = q.incident AND o.attempts = 0 AND o.next_attempt_at > $1"
+)
+_INSERT_OUTBOX = (
+    "INSERT INTO outbox (incident_id, channel, kind, payload, created_at, next_attempt_at) "
+    "VALUES ($1, $2, $3, $4, $5, $6)"
+)
+_CANCEL_TIMERS = (
+    "UPDATE timers SET status = 'cancelled', done_at = $1 "
+    "WHERE incident_id = ANY($2::bigint[]) AND status = 'pending'"
+)
+_FIRE_TIMERS = (
+    "UPDATE timers SET status = 'fired', done_at = $1 "
+    "WHERE id = ANY($2::bigint[]) AND status = 'pending' RETURNING id"
+)
+_INSERT_TIMER = (
+    "INSERT INTO timers (incident_id, kind, step, trigger_at, due_at) "
+    "VALUES ($1, $2, $3, $4, $5) "
+    "ON CONFLICT (incident_id, kind, step, trigger_at) WHERE status = 'pending' DO NOTHING"
+)
+# A row is claimable only while no older row of its queue is pending: one locked or leased
+# by another claim still counts, so SKIP LOCKED never lets a younger row overtake it.
+_CLAIM_OUTBOX = (
+    "WITH claimable AS (SELECT id FROM outbox o "
+    "WHERE status = 'pending' AND next_attempt_at <= $1 "
+    "AND (claimed_until IS NULL OR claimed_until < $1) "
+    "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.status = 'pending' "
+    "AND p.channel = o.channel AND coalesce(p.incident_id, 0) = coalesce(o.incident_id, 0) "
+    "AND p.id < o.id) "
+    "ORDER BY id LIMIT $2 FOR UPDATE OF o SKIP LOCKED) "
+    "UPDATE outbox SET claimed_until = $3, claims = outbox.claims + 1 FROM claimable "
+    "WHERE outbox.id = claimable.id "
+    "RETURNING outbox.id, incident_id, channel, kind, payload, attempts, created_at, claims"
+)
+_FINISH = {
+    "sent": "UPDATE outbox SET status = 'sent', done_at = $1, attempts = attempts + 1, "
+    "claimed_until = NULL WHERE id = $2",
+    "retry": "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, "
+    "last_error = $2, claimed_until = NULL WHERE id = $3",
+    "dead": "UPDATE outbox SET status = 'dead', attempts = attempts + 1, done_at = $1, "
+    "last_error = $2, claimed_until = NULL WHERE id = $3",
+    "release": "UPDATE outbox SET claimed_until = NULL WHERE id = $1 AND status = 'pending'",
+}
+_CLAIM_TIMERS = (
+    "WITH due AS (SELECT id FROM timers WHERE status = 'pending' AND due_at <= $1 "
+    "AND (claimed_until IS NULL OR claimed_until < $1) ORDER BY due_at, id LIMIT $2 "
+    "FOR UPDATE SKIP LOCKED) "
+    "UPDATE timers t SET claimed_until = $3 FROM due WHERE t.id = due.id "
+    "RETURNING t.id, t.incident_id, t.kind, t.step, t.trigger_at, t.due_at"
+)
+_INCIDENT_ALERTS = (
+    f"SELECT {ALERT_COLUMNS} FROM (SELECT *, row_number() OVER (PARTITION BY incident_id "
+    'ORDER BY first_seen, fingerprint COLLATE "C") AS n FROM alerts '
+    "WHERE incident_id = ANY($1::bigint[])) a "
+    "WHERE $2::bigint IS NULL OR n <= $2::bigint ORDER BY incident_id, n"
+)
+
+# Raised by the connection or the server for reasons that a later attempt may not meet.
+_UNAVAILABLE = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+    TimeoutError,
+)
+
+
+def _where(url: str) -> str:
+    """The server and database of a URL, without user or password."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{host}{port}{parts.path or '/'}"
+
+
+@contextmanager
+def _errors(conflicts: bool) -> Iterator[None]:
+    """Database errors as Conflict (decide again) or StoreUnavailable (try later)."""
+    try:
+        yield
+    except (Conflict, StoreUnavailable):
+        raise
+    except (
+        asyncpg.IntegrityConstraintViolationError,
+        asyncpg.TransactionRollbackError,  # serialization failure, deadlock
+    ) as exc:
+        if conflicts:
+            raise Conflict(f"PostgreSQL: {exc}") from exc
+        raise StoreUnavailable(f"PostgreSQL: {exc}") from exc
+    except _UNAVAILABLE as exc:
+        raise StoreUnavailable(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
+
+
+def _forget(assigned: list[Incident]) -> None:
+    for incident in assigned:
+        incident.id = None
+
+
+class PostgresStore:
+    """The store several replicas share; ``schema``, if given, must exist and becomes the
+    search path of every connection."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str | None = None,
+        min_connections: int = 1,
+        max_connections: int = 10,
+        connect_timeout: float = 10.0,
+        command_timeout: float | None = 30.0,
+    ) -> None:
+        self.url = url
+        self.schema = schema
+        self.min_connections = min_connections
+        self.max_connections = max_connections
+        self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
+        self._pool: Any = None
+
+    def _p(self) -> Any:
+        if self._pool is None:
+            raise StoreUnavailable("store is not open")
+        return self._pool
+
+    def _queue_key(self, channel: str, incident_id: int | None) -> int:
+        """The advisory lock of one (channel, incident) queue of this schema."""
+        name = f"{self.schema or ''}\0{channel}\0{incident_id or 0}".encode()
+        return int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "big", signed=True)
+
+    async def open(self) -> None:
+        settings: dict[str, str] = {}
+        if self.schema is not None:
+            settings["search_path"] = '"' + self.schema.replace('"', '""') + '"'
+        try:
+            with _errors(conflicts=False):
+                self._pool = await asyncpg.create_pool(
+                    self.url,
+                    min_size=self.min_connections,
+                    max_size=self.max_connections,
+                    timeout=self.connect_timeout,
+                    command_timeout=self.command_timeout,
+                    server_settings=settings,
+                )
+                async with self._pool.acquire() as conn:
+                    await self._migrate(conn)
+        except (StoreUnavailable, ValueError) as exc:
+            await self.close()
+            raise StoreUnavailable(
+                f"cannot open PostgreSQL database {_where(self.url)}: {exc}"
+            ) from exc
+
+    @staticmethod
+    async def _migrate(conn: Any) -> None:
+        """Apply missing migrations in one transaction; concurrent openers wait their turn."""
+        async with conn.transaction():
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext(coalesce(current_schema(), '')))",
+                MIGRATION_LOCK,
+            )
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+            )
+            current = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version")
+            for version, script in enumerate(POSTGRES_MIGRATIONS, start=1):
+                if version > current:
+                    await conn.execute(script)
+                    await conn.execute("INSERT INTO schema_version VALUES ($1)", version)
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        try:  # waits for connections in use to be released
+            await asyncio.wait_for(pool.close(), self.connect_timeout)
+        except TimeoutError:
+            pool.terminate()
+
+    async def _run(self, body: Body[T], committed: Callable[[], None], conflicts: bool) -> T:
+        with _errors(conflicts):
+            async with self._p().acquire() as conn, conn.transaction(isolation="read_committed"):
+                result = await body(conn)
+        committed()
+        return result
+
+    async def _transaction(
+        self, body: Body[T], committed: Callable[[], None] = lambda: None, conflicts: bool = False
+    ) -> T:
+        """Run body in a transaction that finishes even if the caller is cancelled meanwhile.
+
+        ``committed`` runs once the COMMIT is durable, so objects never disagree with what
+        was stored; a cancelled caller then sees CancelledError.
+        """
+        task = asyncio.ensure_future(self._run(body, committed, conflicts))
+        cancelled = False
+        while not task.done():
+            try:
+                await asyncio.wait((task,))
+            except asyncio.CancelledError:
+                cancelled = True
+        if cancelled:
+            if not task.cancelled():
+                task.exception()  # retrieved: the caller hears of the cancel instead
+            raise asyncio.CancelledError
+        return task.result()
+
+    async def _all(self, sql: str, *args: Any) -> list[Any]:
+        with _errors(conflicts=False):
+            return list(await self._p().fetch(sql, *args))
+
+    async def ping(self) -> None:
+        await self._all("SELECT 1")
+
+    async def ingest_state(
+        self, keys: Sequence[str], fingerprints: Sequence[str]
+    ) -> tuple[dict[str, Incident], dict[int, dict[str, AlertRecord]]]:
+        self._p()  # a closed store is unavailable even when there is nothing to look up
+        latest: dict[str, Incident] = {}
+        if keys:
+            for row in await self._all(_LATEST, list(keys)):
+                latest[row[1]] = incident_from_row(row)
+        ids = [i.id for i in latest.values() if i.id is not None]
+        known: dict[int, dict[str, AlertRecord]] = {i: {} for i in ids}
+        if ids and fingerprints:
+            unique = list(dict.fromkeys(fingerprints))
+            for row in await self._all(_KNOWN_ALERTS, unique, ids):
+                known[row[0]][row[1]] = alert_from_row(row)
+        return latest, known
+
+    async def commit(self, unit: UnitOfWork, now: datetime) -> None:
+        assigned: list[Incident] = []
+        durable = False
+
+        async def body(conn: Any) -> None:
+            await self._write(conn, unit, now.timestamp(), assigned)
+
+        def committed() -> None:
+            nonlocal durable
+            durable = True
+            for incident in unit.incidents:
+                if all(incident is not a for a in assigned):
+                    incident.version += 1
+
+        try:
+            await self._transaction(body, committed, conflicts=True)
+        except BaseException:
+            if not durable:
+                _forget(assigned)
+            raise
+
+    async def _write(
+        self, conn: Any, unit: UnitOfWork, at: float, assigned: list[Incident]
+    ) -> None:
+        """The statements of a unit of work, inside its transaction."""
+        updated = [i.id for i in unit.incidents if i.id is not None]
+        if len(updated) > 1:  # row locks in one order, so two units never deadlock on them
+            await conn.execute(_LOCK_INCIDENTS, updated)
+        fresh = sum(1 for i in unit.incidents if i.id is None)
+        new_ids = iter(sorted(await conn.fetchval(_NEW_IDS, fresh)) if fresh else [])
+        inserts: list[tuple[Any, ...]] = []  # sent in unit order, before the next update
+        for incident in unit.incidents:
+            values = incident_values(incident)
+            if incident.id is None:
+                incident.id = next(new_ids)
+                assigned.append(incident)
+                inserts.append((incident.id, *values))
+                continue
+            if inserts:
+                await conn.executemany(_INSERT_INCIDENT, inserts)
+                inserts = []
+            status = await conn.execute(_UPDATE_INCIDENT, *values, incident.id, incident.version)
+            if status != "UPDATE 1":
+                raise Conflict(f"incident {incident.id} changed meanwhile")
+        if inserts:
+            await conn.executemany(_INSERT_INCIDENT, inserts)
+        if unit.alerts:
+            await conn.executemany(
+                _UPSERT_ALERT, [alert_values(i.id or 0, a) for i, a in unit.alerts]
+            )
+        if unit.events:
+            await conn.executemany(
+                _INSERT_EVENT, [(i.id, ts(e.at), e.event, dumps(e.data)) for i, e in unit.events]
+            )
+        if unit.outbox:
+            queues = {self._queue_key(n.channel, o.id if o else None) for o, n in unit.outbox}
+            await conn.execute(_LOCK_QUEUES, sorted(queues))
+            await _enqueue(conn, [(o.id if o else None, n) for o, n in unit.outbox], at)
+        if unit.cancel_timers:
+            await conn.execute(_CANCEL_TIMERS, at, [i.id for i in unit.cancel_timers])
+        if unit.fired_timers:
+            fired = await conn.fetch(_FIRE_TIMERS, at, unit.fired_timers)
+            if len(fired) != len(unit.fired_timers):
+                missing = sorted(set(unit.fired_timers) - {r[0] for r in fired})
+                raise Conflict(f"timers {missing or unit.fired_timers} were handled meanwhile")
+        if unit.timers:
+            await conn.executemany(
+                _INSERT_TIMER,
+                [
+                    (owner.id, t.kind.value, t.step, ts(t.trigger), ts(t.due_at))
+                    for owner, t in unit.timers
+                ],
+            )
+
+    async def claim_timers(self, now: datetime, limit: int, lease_seconds: float) -> list[Timer]:
+        at = now.timestamp()
+
+        async def claim(conn: Any) -> list[Any]:
+            return list(await conn.fetch(_CLAIM_TIMERS, at, limit, at + lease_seconds))
+
+        rows = await self._transaction(claim)
+        timers = [timer_from_row(r) for r in rows]
+        return sorted(timers, key=lambda t: (t.due_at, t.id or 0))
+
+    async def add_slack_message(
+        self, incident_id: int, channel_id: str, ts: str, purpose: str
+    ) -> None:
+        async def add(conn: Any) -> None:
+            await conn.execute(
+                "INSERT INTO slack_messages (incident_id, channel_id, ts, purpose) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                incident_id,
+                channel_id,
+                ts,
+                purpose,
+            )
+
+        await self._transaction(add)
+
+    async def slack_messages(self, incident_id: int) -> list[tuple[str, str, str]]:
+        rows = await self._all(
+            "SELECT channel_id, ts, purpose FROM slack_messages WHERE incident_id = $1 ORDER BY id",
+            incident_id,
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    async def set_jira_key(self, incident_id: int, key: str) -> None:
+        async def record(conn: Any) -> None:
+            await conn.execute(
+                "UPDATE incidents SET jira_key = $1, version = version + 1 WHERE id = $2",
+                key,
+                incident_id,
+            )
+
+        await self._transaction(record)
+
+    async def claim_outbox(
+        self,
+        now: datetime,
+        limit: int,
+        lease_seconds: float,
+        finished: Sequence[DeliveryOutcome] = (),
+    ) -> list[OutboxItem]:
+        at = now.timestamp()
+
+        async def claim(conn: Any) -> list[Any]:
+            for outcome in finished:
+                error = (outcome.error or "")[:2000]
+                if outcome.outcome == "sent":
+                    args: tuple[Any, ...] = (at, outcome.id)
+                elif outcome.outcome == "retry":
+                    args = (ts(outcome.next_at), error, outcome.id)
+                elif outcome.outcome == "release":
+                    args = (outcome.id,)
+                else:
+                    args = (at, error, outcome.id)
+                await conn.execute(_FINISH[outcome.outcome], *args)
+            if not limit:
+                return []
+            return list(await conn.fetch(_CLAIM_OUTBOX, at, limit, at + lease_seconds))
+
+        rows = sorted(await self._transaction(claim), key=lambda r: int(r[0]))
+        return [
+            OutboxItem(r[0], r[1], r[2], r[3], loads(r[4]), r[5], utc(r[6]), r[7]) for r in rows
+        ]
+
+    async def list_incidents(
+        self, status: str | None, severity: str | None, limit: int, before: int | None
+    ) -> list[Incident]:
+        where: list[str] = ["TRUE"]
+        args: list[object] = []
+        for condition, value in (("status =", status), ("severity =", severity), ("id <", before)):
+            if value is not None:
+                args.append(value)
+                where.append(f"{condition} ${len(args)}")
+        rows = await self._all(
+            f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE {' AND '.join(where)} "
+            f"ORDER BY id DESC LIMIT ${len(args) + 1}",
+            *args,
+            limit,
+        )
+        return [incident_from_row(r) for r in rows]
+
+    async def get_incident(self, incident_id: int) -> Incident | None:
+        rows = await self._all(
+            f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1", incident_id
+        )
+        return incident_from_row(rows[0]) if rows else None
+
+    async def incident_alerts(
+        self, incident_ids: Sequence[int], limit_per_incident: int | None = None
+    ) -> dict[int, list[AlertRecord]]:
+        out: dict[int, list[AlertRecord]] = {i: [] for i in incident_ids}
+        if incident_ids:
+            for row in await self._all(_INCIDENT_ALERTS, list(incident_ids), limit_per_incident):
+                out[row[0]].append(alert_from_row(row))
+        return out
+
+    async def alert_counts(self, incident_ids: Sequence[int]) -> dict[int, int]:
+        out = dict.fromkeys(incident_ids, 0)
+        if incident_ids:
+            rows = await self._all(
+                "SELECT incident_id, count(*) FROM alerts WHERE incident_id = ANY($1::bigint[]) "
+                "GROUP BY incident_id",
+                list(incident_ids),
+            )
+            for incident_id, count in rows:
+                out[incident_id] = count
+        return out
+
+    async def timeline(self, incident_id: int) -> list[Event]:
+        rows = await self._all(
+            "SELECT at, event, data FROM timeline WHERE incident_id = $1 ORDER BY id",
+            incident_id,
+        )
+        return [Event(event=r[1], at=utc(r[0]), data=loads(r[2])) for r in rows]
+
+    async def open_counts(self) -> dict[tuple[str, str], int]:
+        rows = await self._all(
+            "SELECT severity, status, count(*) FROM incidents WHERE status != 'resolved' "
+            "GROUP BY severity, status"
+        )
+        return {(r[0], r[1]): r[2] for r in rows}
+
+    async def outbox_stats(self, now: datetime) -> tuple[int, float]:
+        rows = await self._all(
+            "SELECT count(*), min(created_at) FROM outbox WHERE status = 'pending'"
+        )
+        count, oldest = rows[0]
+        age = max(0.0, now.timestamp() - oldest) if oldest is not None else 0.0
+        return int(count), age
+
+    async def deliveries(
+        self, status: str | None, incident_id: int | None, limit: int
+    ) -> list[Delivery]:
+        where: list[str] = ["TRUE"]
+        args: list[object] = []
+        for column, value in (("status", status), ("incident_id", incident_id)):
+            if value is not None:
+                args.append(value)
+                where.append(f"{column} = ${len(args)}")
+        rows = await self._all(
+            "SELECT id, incident_id, channel, kind, status, attempts, created_at, "
+            f"next_attempt_at, last_error FROM outbox WHERE {' AND '.join(where)} "
+            f"ORDER BY id DESC LIMIT ${len(args) + 1}",
+            *args,
+            limit,
+        )
+        return [
+            Delivery(r[0], r[1], r[2], r[3], r[4], r[5], utc(r[6]), utc(r[7]), r[8]) for r in rows
+        ]
+
+
+@dataclass
+class _Row:
+    """An outbox row as a unit's notifications leave it: new, or waiting and folded into."""
+
+    incident_id: int | None
+    channel: str
+    kind: str
+    payload: dict[str, Any]
+    due: float
+    id: int | None = None  # stored before this unit
+
+
+async def _enqueue(
+    conn: Any, notes: Sequence[tuple[int | None, NewNotification]], at: float
+) -> None:
+    """Insert a unit's outbox rows, folding coalescing ones into a waiting row of their kind.
+
+    The result is that of enqueueing them one at a time, in a few statements: of the rows
+    stored before the unit, each queue's waiting row is read (to fold into) and the ones
+    still waiting to coalesce are released by a notification that does not coalesce;
+    everything else happens in memory to the rows this unit adds. The caller holds the
+    queues' advisory locks.
+    """
+    firsts: dict[tuple[str, int], NewNotification] = {}
+    for incident_id, note in notes:
+        firsts.setdefault((note.channel, incident_id or 0), note)
+    asked = [queue for queue, note in firsts.items() if note.coalesce_seconds > 0]
+    newest: dict[tuple[str, int], _Row] = {}
+    if asked:
+        channels, incidents = zip(*asked, strict=True)
+        for r in await conn.fetch(_WAITING, list(channels), list(incidents)):
+            newest[(r[1], r[2])] = _Row(r[3], r[1], r[4], loads(r[5]), 0.0, id=r[0])
+    added: list[_Row] = []
+    folded: dict[int, _Row] = {}  # stored rows folded into
+    held: dict[tuple[str, int], list[_Row]] = {}  # added rows due later than now
+    released: set[tuple[str, int]] = set()
+    for incident_id, note in notes:
+        queue = (note.channel, incident_id or 0)
+        waiting = newest.get(queue)
+        if note.coalesce_seconds > 0:
+            if waiting is not None and waiting.kind == note.kind:
+                waiting.payload = merge_payloads(waiting.payload, note.payload)
+                if waiting.id is not None:
+                    folded[waiting.id] = waiting
+                continue
+            due = at + note.coalesce_seconds
+        else:
+            # Whatever waits to be coalesced goes now, ahead of this row, in order.
+            released.add(queue)
+            for row in held.pop(queue, []):
+                row.due = at
+            due = at
+        row = _Row(incident_id, note.channel, note.kind, note.payload, due)
+        added.append(row)
+        newest[queue] = row
+        if due > at:
+            held.setdefault(queue, []).append(row)
+    if released:
+        channels, incidents = zip(*sorted(released), strict=True)
+        await conn.execute(_RELEASE, at, list(channels), list(incidents))
+    if folded:
+        await conn.executemany(
+            "UPDATE outbox SET payload = $1 WHERE id = $2",
+            [(dumps(r.payload), row_id) for row_id, r in folded.items()],
+        )
+    if added:
+        await conn.executemany(
+            _INSERT_OUTBOX,
+            [(r.incident_id, r.channel, r.kind, dumps(r.payload), at, r.due) for r in added],
+        )

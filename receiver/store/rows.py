@@ -1,0 +1,125 @@
+"""Rows as both stores read and write them: epoch seconds and JSON text."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from receiver.domain.escalation import Timer, TimerKind
+from receiver.domain.model import AlertRecord, AlertStatus, Incident, Status
+from receiver.jsonfast import dumps, loads
+
+
+def ts(value: datetime | None) -> float | None:
+    """A datetime as epoch seconds."""
+    return None if value is None else value.timestamp()
+
+
+def dt(value: float | None) -> datetime | None:
+    """Epoch seconds as an aware UTC datetime."""
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def utc(value: float) -> datetime:
+    """Epoch seconds, never NULL, as an aware UTC datetime."""
+    return datetime.fromtimestamp(value, UTC)
+
+
+INCIDENT_COLUMNS = (
+    "id, key, rule, severity, category, team, status, summary, group_labels, opened_at, "
+    "triggered_at, first_starts_at, acknowledged_at, acknowledged_by, resolved_at, "
+    "resolved_by, jira_key, firing_alerts, version, alertmanager_url"
+)
+ALERT_COLUMNS = (
+    "incident_id, fingerprint, status, severity, labels, annotations, starts_at, ends_at, "
+    "generator_url, first_seen, last_seen"
+)
+
+
+def incident_from_row(row: Sequence[Any]) -> Incident:
+    """An incident from a row of INCIDENT_COLUMNS."""
+    return Incident(
+        id=row[0],
+        key=row[1],
+        rule=row[2],
+        severity=row[3],
+        category=row[4],
+        team=row[5],
+        status=Status(row[6]),
+        summary=row[7],
+        group_labels=loads(row[8]),
+        opened_at=utc(row[9]),
+        triggered_at=utc(row[10]),
+        first_starts_at=utc(row[11]),
+        acknowledged_at=dt(row[12]),
+        acknowledged_by=row[13],
+        resolved_at=dt(row[14]),
+        resolved_by=row[15],
+        jira_key=row[16],
+        firing_alerts=row[17],
+        version=row[18],
+        alertmanager_url=row[19],
+    )
+
+
+def incident_values(incident: Incident) -> tuple[Any, ...]:
+    """An incident's stored fields in the order of INCIDENT_COLUMNS, without id and version."""
+    return (
+        incident.key,
+        incident.rule,
+        incident.severity,
+        incident.category,
+        incident.team,
+        incident.status.value,
+        incident.summary,
+        dumps(incident.group_labels),
+        ts(incident.opened_at),
+        ts(incident.triggered_at),
+        ts(incident.first_starts_at),
+        ts(incident.acknowledged_at),
+        incident.acknowledged_by,
+        ts(incident.resolved_at),
+        incident.resolved_by,
+        incident.jira_key,
+        incident.firing_alerts,
+        incident.alertmanager_url,
+    )
+
+
+def alert_from_row(row: Sequence[Any]) -> AlertRecord:
+    """An alert from a row of ALERT_COLUMNS."""
+    return AlertRecord(
+        fingerprint=row[1],
+        status=AlertStatus(row[2]),
+        severity=row[3],
+        labels=loads(row[4]),
+        annotations=loads(row[5]),
+        starts_at=utc(row[6]),
+        ends_at=dt(row[7]),
+        generator_url=row[8],
+        first_seen=utc(row[9]),
+        last_seen=utc(row[10]),
+    )
+
+
+def alert_values(incident_id: int, a: AlertRecord) -> tuple[Any, ...]:
+    """ALERT_COLUMNS of one alert."""
+    return (
+        incident_id,
+        a.fingerprint,
+        a.status.value,
+        a.severity,
+        dumps(a.labels),
+        dumps(a.annotations),
+        ts(a.starts_at),
+        ts(a.ends_at),
+        a.generator_url,
+        ts(a.first_seen),
+        ts(a.last_seen),
+    )
+
+
+def timer_from_row(row: Sequence[Any]) -> Timer:
+    """A stored timer from a row of (id, incident_id, kind, step, trigger_at, due_at)."""
+    return Timer(TimerKind(row[2]), row[3], utc(row[5]), utc(row[4]), id=row[0], incident_id=row[1])

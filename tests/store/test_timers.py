@@ -1,0 +1,130 @@
+"""The Store interface: timers, Slack messages and the JIRA key."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from receiver.domain.escalation import Timer, TimerKind
+from receiver.domain.model import Incident
+from receiver.store import Conflict, Store, UnitOfWork
+from tests.store.builders import T0, at, new_incident, seed, stored_event
+
+
+def timer(step: int, due: datetime, kind: TimerKind = TimerKind.ESCALATION) -> Timer:
+    return Timer(kind, step, due, T0)
+
+
+def plain(timers: list[Timer]) -> list[tuple[int | None, TimerKind, int, datetime, datetime]]:
+    """Claimed timers without their ids."""
+    return [(t.incident_id, t.kind, t.step, t.due_at, t.trigger) for t in timers]
+
+
+@pytest.fixture
+async def x(store: Store) -> Incident:
+    incident = new_incident("x")
+    await seed(store, incident)
+    return incident
+
+
+async def test_due_timers_are_claimed_in_due_order_under_a_lease(store: Store) -> None:
+    incident = new_incident("x")
+    await store.commit(
+        UnitOfWork(
+            incidents=[incident],
+            timers=[
+                (incident, timer(2, at(300))),
+                (incident, timer(0, at(60), TimerKind.ACK_SLA)),
+                (incident, timer(1, at(120))),
+            ],
+        ),
+        T0,
+    )
+    assert await store.claim_timers(at(59), 10, 30) == []
+    first = await store.claim_timers(at(200), 10, 30)
+    assert plain(first) == [
+        (incident.id, TimerKind.ACK_SLA, 0, at(60), T0),
+        (incident.id, TimerKind.ESCALATION, 1, at(120), T0),
+    ]
+    assert all(t.id is not None for t in first)
+    assert await store.claim_timers(at(229), 10, 30) == []  # leased
+
+    # The claimer went away: after the lease the same timers come back, up to the limit.
+    again = await store.claim_timers(at(231), 1, 30)
+    assert again == first[:1]
+    assert await store.claim_timers(at(255), 10, 30) == first[1:]
+    everything = await store.claim_timers(at(300), 10, 30)
+    assert everything[:2] == first
+    assert plain(everything[2:]) == [(incident.id, TimerKind.ESCALATION, 2, at(300), T0)]
+
+
+async def test_a_timer_is_stored_once_while_pending(store: Store, x: Incident) -> None:
+    await store.commit(UnitOfWork(timers=[(x, timer(1, at(60)))]), T0)
+    await store.commit(UnitOfWork(timers=[(x, timer(1, at(60))), (x, timer(1, at(60)))]), at(1))
+    [claimed] = await store.claim_timers(at(60), 10, 30)
+
+    # Once cancelled, the same trigger may plan it again.
+    await store.commit(UnitOfWork(incidents=[x], cancel_timers=[x]), at(61))
+    assert await store.claim_timers(at(1000), 10, 30) == []
+    await store.commit(UnitOfWork(timers=[(x, timer(1, at(60)))]), at(62))
+    [replanned] = await store.claim_timers(at(1000), 10, 30)
+    assert plain([replanned]) == plain([claimed])
+    assert replanned.id != claimed.id
+
+
+async def test_cancel_applies_before_the_unit_s_new_timers(store: Store, x: Incident) -> None:
+    await store.commit(UnitOfWork(timers=[(x, timer(1, at(60))), (x, timer(2, at(120)))]), T0)
+    replan = UnitOfWork(incidents=[x], cancel_timers=[x], timers=[(x, timer(1, at(90)))])
+    await store.commit(replan, at(10))
+    assert plain(await store.claim_timers(at(1000), 10, 30)) == [
+        (x.id, TimerKind.ESCALATION, 1, at(90), T0)
+    ]
+
+
+async def test_firing_a_timer_twice_conflicts_and_writes_nothing(store: Store, x: Incident) -> None:
+    await store.commit(UnitOfWork(timers=[(x, timer(1, at(60))), (x, timer(2, at(60)))]), T0)
+    one, two = await store.claim_timers(at(60), 10, 30)
+    assert one.id is not None and two.id is not None
+    fired = stored_event("escalated", at(61), step=1)
+    await store.commit(UnitOfWork(fired_timers=[one.id], events=[(x, fired)]), at(61))
+
+    late = stored_event("escalated", at(62), step=1)
+    with pytest.raises(Conflict):
+        await store.commit(UnitOfWork(fired_timers=[two.id, one.id], events=[(x, late)]), at(62))
+    assert await store.timeline(x.id or 0) == [fired]
+    # The timer left pending by the failed unit is still there once its lease passes.
+    assert await store.claim_timers(at(95), 10, 30) == [two]
+
+
+async def test_a_cancelled_timer_cannot_fire(store: Store, x: Incident) -> None:
+    await store.commit(UnitOfWork(timers=[(x, timer(1, at(60)))]), T0)
+    [due] = await store.claim_timers(at(60), 10, 30)
+    assert due.id is not None
+    await store.commit(UnitOfWork(incidents=[x], cancel_timers=[x]), at(61))
+    with pytest.raises(Conflict):
+        await store.commit(UnitOfWork(fired_timers=[due.id]), at(62))
+
+
+async def test_slack_messages_in_recorded_order_once_each(store: Store, x: Incident) -> None:
+    other = new_incident("other")
+    await seed(store, other)
+    assert x.id is not None and other.id is not None
+    await store.add_slack_message(x.id, "C2", "200.1", "alerts")
+    await store.add_slack_message(other.id, "C1", "150.0", "alerts")
+    await store.add_slack_message(x.id, "C1", "100.1", "page")
+    await store.add_slack_message(x.id, "C2", "200.1", "page")  # the same message again
+    assert await store.slack_messages(x.id) == [("C2", "200.1", "alerts"), ("C1", "100.1", "page")]
+    assert await store.slack_messages(other.id) == [("C1", "150.0", "alerts")]
+    assert await store.slack_messages(987_654_321) == []
+
+
+async def test_setting_the_jira_key_makes_older_copies_stale(store: Store, x: Incident) -> None:
+    assert x.id is not None
+    await store.set_jira_key(x.id, "OPS-1")
+    stored = await store.get_incident(x.id)
+    assert stored is not None
+    assert (stored.jira_key, stored.version) == ("OPS-1", 1)
+    x.summary = "changed from a copy read before the key"
+    with pytest.raises(Conflict):
+        await store.commit(UnitOfWork(incidents=[x]), at(1))
