@@ -28,6 +28,7 @@ from receiver.api.middleware import observe
 from receiver.api.webhook import webhook
 from receiver.config.holder import RulesHolder
 from receiver.config.loader import ConfigError
+from receiver.digest import digest_loop
 from receiver.ingest import IngestQueue
 from receiver.metrics import CHANNELS, Metrics
 from receiver.notify.base import LogNotifier, Notifier
@@ -67,9 +68,10 @@ def default_notifiers(
             settings.jira_url,
         )
     if settings.slack_token:
-        notifiers["slack"], notifiers["pager"] = slack_notifiers(
+        slack, pager, poster = slack_notifiers(
             settings.slack_token.get_secret_value(), settings.slack_api_url, store, rules
         )
+        notifiers.update(slack=slack, pager=pager, announce=poster, digest=poster)
     return notifiers
 
 
@@ -132,6 +134,7 @@ def create_app(
     app.router.add_post("/-/reload", ops.reload)
     app.router.add_get("/api/v1/incidents", incidents.list_incidents)
     app.router.add_get("/api/v1/incidents/{id}", incidents.get_incident)
+    app.router.add_get("/api/v1/incidents/{id}/timeline", incidents.get_timeline)
     app.router.add_post("/api/v1/incidents/{id}/ack", incidents.acknowledge)
     app.router.add_post("/api/v1/incidents/{id}/resolve", incidents.resolve)
     app.router.add_get("/api/v1/deliveries", incidents.list_deliveries)
@@ -142,6 +145,7 @@ def create_app(
     if run_worker:
         app.cleanup_ctx.append(_worker_ctx)
         app.cleanup_ctx.append(_timers_ctx)
+        app.cleanup_ctx.append(_digest_ctx)
     if handle_signals:
         app.cleanup_ctx.append(_sighup_ctx)
     return app
@@ -190,6 +194,13 @@ async def _timers_ctx(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _digest_ctx(app: web.Application) -> AsyncIterator[None]:
+    poll = app[SETTINGS].outbox_poll_seconds
+    loop = digest_loop(app[STORE], app[RULES], app[CLOCK], app[WORKER].wake, poll)
+    async with _running(loop.run(), "digest"):  # a cancelled commit still completes
+        yield
 
 
 async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 ACK_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 259200)
-CHANNELS = ("jira", "slack", "pager")
+CHANNELS = ("jira", "slack", "pager", "announce", "digest")
 OUTCOMES = ("sent", "retried", "failed")
 
 
@@ -99,6 +99,17 @@ class Metrics:
         for channel in CHANNELS:
             for outcome in OUTCOMES:
                 self.notifications.labels(channel, outcome)
+
+    def prime(self, severities: list[str], categories: list[str], steps: dict[str, int]) -> None:
+        """Create the labelled series the rules can produce at zero, so rate() and
+        increase() see the first event after a start instead of a series appearing."""
+        for severity in severities:
+            self.ack_sla_breaches.labels(severity)
+            for category in categories:
+                self.incidents_opened.labels(severity, category)
+                self.alert_to_ack.labels(severity, category)
+            for step in range(steps.get(severity, 0)):
+                self.escalations.labels(severity, str(step))
 
     def set_open(self, counts: dict[tuple[str, str], int], severities: list[str]) -> None:
         """Replace the open-incident gauge with fresh counts (zero for absent pairs)."""

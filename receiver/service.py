@@ -9,6 +9,7 @@ from datetime import datetime
 
 from receiver.config.holder import RulesHolder
 from receiver.config.models import RulesConfig
+from receiver.domain.announce import announcements_for
 from receiver.domain.escalation import Timer, fire, plan
 from receiver.domain.incidents import (
     Change,
@@ -198,6 +199,17 @@ class IncidentService:
             for kind in change.notifications
             for channel in CHANNELS_BY_KIND.get(kind, ())
         )
+        postmortem = cfg.jira.postmortem
+        if (
+            "incident.resolved" in change.notifications
+            and postmortem is not None
+            and incident.severity in postmortem.severities
+        ):  # after the resolve on the same queue: the issue is written from the full timeline
+            payload = notification_payload("incident.postmortem", incident, change.events, cfg)
+            unit.outbox.append((incident, NewNotification("jira", "incident.postmortem", payload)))
+        for kind, text in announcements_for(change.notifications, incident, change.events, cfg):
+            payload = {"channel": cfg.channels.announce, "text": text}
+            unit.outbox.append((incident, NewNotification("announce", kind, payload)))
         kinds = set(change.notifications)
         if kinds & {"incident.opened", "incident.reopened", "incident.severity_raised"}:
             trigger = incident.triggered_at

@@ -13,6 +13,7 @@ from receiver.api.middleware import LOG_FIELDS, error_response
 from receiver.api.views import delivery_view, event_view, incident_view
 from receiver.domain.incidents import Reason
 from receiver.domain.model import Status
+from receiver.domain.timeline import as_text
 from receiver.service import NotFound
 from receiver.store.base import StoreUnavailable
 
@@ -120,6 +121,36 @@ async def get_incident(request: web.Request) -> web.Response:
     view["timeline"] = [event_view(e) for e in timeline]
     view["deliveries"] = [delivery_view(d) for d in deliveries]
     return web.json_response(view)
+
+
+async def get_timeline(request: web.Request) -> web.Response:
+    """``GET /api/v1/incidents/{id}/timeline``: JSON, or plain text for pasting into a
+    report with ``?format=text`` or ``Accept: text/plain``."""
+    if (denied := _guard(request)) is not None:
+        return denied
+    try:
+        incident_id = _incident_id(request)
+        wanted = request.query.get("format", "")
+        if wanted not in ("", "json", "text"):
+            raise BadRequest("format", "format must be json or text")
+    except BadRequest as exc:
+        return _bad(exc)
+    as_plain_text = wanted == "text" or (
+        not wanted and request.headers.get("Accept", "").startswith("text/plain")
+    )
+    store = request.app[STORE]
+    try:
+        incident = await store.get_incident(incident_id)
+        if incident is None:
+            return error_response(404, "no such incident", id=incident_id)
+        events = await store.timeline(incident_id)
+    except StoreUnavailable:
+        return error_response(503, "store unavailable; retry later")
+    if as_plain_text:
+        return web.Response(text=as_text(incident, events, request.app[RULES].current))
+    return web.json_response(
+        {"incident_id": incident_id, "timeline": [event_view(e) for e in events]}
+    )
 
 
 async def _by(request: web.Request) -> str:

@@ -29,6 +29,12 @@ class RulesHolder:
     def _loaded(self) -> None:
         self.metrics.config_reload_ok.set(1)
         self.metrics.config_reload_time.set_to_current_time()
+        cfg = self._rules
+        self.metrics.prime(
+            list(cfg.severities),
+            list(cfg.categories),
+            {severity: len(cfg.steps_for(severity)) for severity in cfg.severities},
+        )
 
     @property
     def current(self) -> RulesConfig:

@@ -147,6 +147,9 @@ def _cross_references(cfg: RulesConfig, locate: _Locator) -> Iterator[Problem]:
         yield locate.problem(
             ("escalation",), f"no steps for {', '.join(missing)} and no 'default' policy"
         )
+    for name in cfg.announcements:
+        if name != "default":
+            yield from need("category", name, categories, ("announcements", name))
     if cfg.jira.postmortem:
         for i, sev in enumerate(cfg.jira.postmortem.severities):
             yield from need("severity", sev, severities, ("jira", "postmortem", "severities", i))

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import string
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+)
 
 from receiver.config.durations import parse_duration
 from receiver.config.matchers import Matcher, parse_matcher
@@ -151,6 +159,37 @@ class ChannelsConfig(_Model):
     digest: str
 
 
+def _placeholders_known(text: str | None) -> str | None:
+    """A template may use only {affected}, {since}, {until} and {duration}."""
+    if text is None:
+        return None
+    known = {"affected", "since", "until", "duration"}
+    try:
+        used = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    except ValueError as exc:
+        raise ValueError(f"bad template: {exc}") from None
+    unknown = sorted(used - known)
+    if unknown:
+        raise ValueError(
+            f"unknown placeholder {{{unknown[0]}}}; use {{affected}}, {{since}}, {{until}}, "
+            "{duration}"
+        )
+    return text
+
+
+Template = Annotated[str | None, AfterValidator(_placeholders_known)]
+
+
+class AnnouncementTemplate(_Model):
+    """Wording of beta-tester announcements for a category (or ``default``); what is not
+    given falls back to the default's, then to the built-in wording."""
+
+    affected: str | None = Field(default=None, min_length=1)
+    opened: Template = None
+    raised: Template = None
+    resolved: Template = None
+
+
 class PostmortemConfig(_Model):
     """Which severities get a postmortem issue on resolve."""
 
@@ -221,6 +260,8 @@ class RulesConfig(_Model):
     escalation: dict[str, list[EscalationStep]]
     channels: ChannelsConfig
     jira: JiraConfig
+    # Optional: category name (or "default") -> wording of announcements for beta testers.
+    announcements: dict[str, AnnouncementTemplate] = Field(default_factory=dict)
     rules: list[RuleConfig] = Field(default_factory=list)
 
     def severity_rank(self, severity: str) -> int:

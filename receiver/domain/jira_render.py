@@ -14,7 +14,8 @@ from typing import Any
 
 from receiver.config.durations import format_duration
 from receiver.config.models import RulesConfig
-from receiver.domain.model import AlertRecord, Incident
+from receiver.domain.model import AlertRecord, Event, Incident
+from receiver.domain.timeline import describe, measures, stamp, zone_of
 
 SUMMARY_MAX = 255
 LABEL_MAX = 255
@@ -229,3 +230,73 @@ def comment(kind: str, payload: dict[str, Any], cfg: RulesConfig) -> str:
             f"An alert fired again at {at}, within the reopen window: the incident is open again."
         )
     return f"{kind} at {at}."
+
+
+POSTMORTEM_LABEL_PREFIX = "receiver-postmortem-"
+POSTMORTEM_SECTIONS = ("Root cause", "Response evaluation", "Improvements", "Prevention")
+
+
+def postmortem_label(incident_id: int) -> str:
+    """The label that identifies an incident's postmortem issue."""
+    return f"{POSTMORTEM_LABEL_PREFIX}{incident_id}"
+
+
+def postmortem_description(
+    incident: Incident,
+    events: Sequence[Event],
+    cfg: RulesConfig,
+    issue_key: str,
+    issue_created: datetime | None,
+) -> str:
+    """A postmortem pre-filled with the timeline and the response against its targets,
+    with headed sections left for the team to write."""
+    zone = zone_of(incident, cfg)
+    rows: list[tuple[datetime, str]] = [(incident.first_starts_at, "First alert fired")]
+    if issue_created is not None:
+        rows.append((issue_created, f"JIRA issue {issue_key} created"))
+    rows.extend((e.at, describe(e, cfg)) for e in events)
+    rows.sort(key=lambda r: r[0])  # stable: same-instant events keep the timeline's order
+    lines = [
+        f"h2. Postmortem: {wiki(summary(incident))}",
+        f"*Incident:* #{incident.id} — {issue_key}",
+        f"*Severity:* {incident.severity}; *category:* {wiki(incident.category)}; "
+        f"*owning team:* {wiki(incident.team)}",
+        f"*Times in:* {zone.key}",
+        "h3. Timeline",
+        "||Time||What happened||",
+        *(f"|{stamp(at, zone)}|{wiki(one_line(text))}|" for at, text in rows),
+        "h3. Response against targets",
+        "||Measure||Actual||Target||Met||",
+        *(f"|{a}|{b}|{c}|{d}|" for a, b, c, d in measures(incident, cfg)),
+    ]
+    for section in POSTMORTEM_SECTIONS:
+        lines += [f"h3. {section}", "_To be written by the incident owner._"]
+    return cut("\n".join(lines), TEXT_MAX)
+
+
+def postmortem_fields(
+    incident: Incident,
+    events: Sequence[Event],
+    cfg: RulesConfig,
+    issue_key: str,
+    issue_created: datetime | None,
+) -> dict[str, Any]:
+    """The ``fields`` of the postmortem's create-issue request."""
+    assert incident.id is not None and cfg.jira.postmortem is not None
+    team = cfg.teams.get(incident.team)
+    fields: dict[str, Any] = {
+        "project": {"key": (team.jira_project if team else None) or cfg.jira.project},
+        "issuetype": {"name": cfg.jira.postmortem.issue_type},
+        "summary": cut(one_line(f"Postmortem: {summary(incident)}"), SUMMARY_MAX),
+        "description": postmortem_description(incident, events, cfg, issue_key, issue_created),
+        "labels": [
+            postmortem_label(incident.id),
+            "postmortem",
+            label(f"severity-{incident.severity.lower()}"),
+            "alert-receiver",
+        ],
+    }
+    policy = cfg.severities.get(incident.severity)
+    if policy:
+        fields["priority"] = {"name": policy.jira_priority}
+    return fields

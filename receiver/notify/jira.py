@@ -19,7 +19,7 @@ from jira import JIRA, JIRAError
 
 from receiver.config.holder import RulesHolder
 from receiver.domain import jira_render
-from receiver.domain.model import Incident
+from receiver.domain.model import Event, Incident
 from receiver.domain.oncall import responder
 from receiver.metrics import Metrics
 from receiver.outbox.policy import DeliveryError, is_retryable_status, parse_retry_after
@@ -28,6 +28,15 @@ from receiver.store.base import OutboxItem, Store
 log = structlog.get_logger("receiver.notify.jira")
 
 ALERTS_IN_DESCRIPTION = 200
+POSTMORTEM_LINK = "Relates"  # a link type every JIRA has out of the box
+
+
+def _jira_time(value: object) -> datetime | None:
+    """JIRA's ``2026-11-26T01:00:00.000+0000``, or None when absent or unreadable."""
+    try:
+        return datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%S.%f%z")
+    except ValueError:
+        return None
 
 
 def jql_string(value: str) -> str:
@@ -95,6 +104,10 @@ class JiraNotifier:
         kind = item.kind
         if kind == "incident.opened":
             return
+        if kind == "incident.postmortem":
+            events = await self.store.timeline(item.incident_id)
+            await self._call(self._postmortem, incident, events, key)
+            return
         if kind == "incident.severity_raised":
             priority = cfg.severities[incident.severity].jira_priority
             await self._call(self._update_priority, key, priority)
@@ -148,6 +161,30 @@ class JiraNotifier:
             log.info("jira_comment_already_there", jira_key=key, outbox_id=delivery)
             return
         client.add_comment(key, f"{text}\n\n{tag}")
+
+    def _postmortem(self, incident: Incident, events: list[Event], key: str) -> None:
+        """Find or create the incident's postmortem issue, then link it to the incident's."""
+        assert incident.id is not None
+        client = self._jira()
+        label = jira_render.postmortem_label(incident.id)
+        found = client.search_issues(f"labels = {jql_string(label)}", maxResults=1, fields="key")
+        if found:
+            postmortem = str(found[0].key)
+        else:
+            created = _jira_time(client.issue(key, fields="created").fields.created)
+            fields = jira_render.postmortem_fields(
+                incident, events, self.rules.current, key, created
+            )
+            postmortem = str(client.create_issue(fields=fields).key)
+            log.info("jira_postmortem_created", incident_id=incident.id, jira_key=postmortem)
+        links = client.issue(postmortem, fields="issuelinks").fields.issuelinks or []
+        linked = {
+            getattr(getattr(link, side, None), "key", None)
+            for link in links
+            for side in ("inwardIssue", "outwardIssue")
+        }
+        if key not in linked:
+            client.create_issue_link(POSTMORTEM_LINK, postmortem, key)
 
     def _update_priority(self, key: str, priority: str) -> None:
         self._jira().issue(key, fields="priority").update(fields={"priority": {"name": priority}})

@@ -294,9 +294,24 @@ class SlackPager(_Base):
             await self._post_once(item, "mention", str(team), mention, section)
 
 
+class SlackPoster(_Base):
+    """Plain messages prepared in full when they were decided (announcements for beta
+    testers, the weekly digest): the payload names the channel and carries the text."""
+
+    async def deliver(self, item: OutboxItem) -> None:
+        channel = str(item.payload["channel"])
+        text = str(item.payload["text"])
+        section = [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}]
+        await self._post_once(item, item.kind, channel, text, section)
+
+
 def slack_notifiers(
     token: str, api_url: str, store: Store, rules: RulesHolder
-) -> tuple[SlackNotifier, SlackPager]:
-    """Both Slack-backed notifiers over one client."""
+) -> tuple[SlackNotifier, SlackPager, SlackPoster]:
+    """The Slack-backed notifiers over one client: incident traffic, pages, plain posts."""
     client = SlackClient(token, api_url)
-    return SlackNotifier(client, store, rules), SlackPager(client, store, rules)
+    return (
+        SlackNotifier(client, store, rules),
+        SlackPager(client, store, rules),
+        SlackPoster(client, store, rules),
+    )

@@ -98,6 +98,9 @@ class UnitOfWork:
     cancel_timers: list[Incident] = field(default_factory=list)
     # Timers this unit fires: each must still be pending, else the commit raises Conflict.
     fired_timers: list[int] = field(default_factory=list)
+    # (schedule, next_at as read, new next_at): the schedule must still be due at the time
+    # read, else the commit raises Conflict (another replica ran it meanwhile).
+    advance_schedule: tuple[str, datetime, datetime] | None = None
 
     def touch(self, incident: Incident) -> None:
         """Include an incident once, however many changes touch it."""
@@ -181,3 +184,10 @@ class Store(Protocol):
         self, status: str | None, incident_id: int | None, limit: int
     ) -> list[Delivery]:
         """Outbox rows for the API, newest first."""
+
+    async def schedule_next(self, name: str, initial: datetime) -> datetime:
+        """When a recurring job is next due; a schedule not stored yet starts at ``initial``."""
+
+    async def digest_incidents(self, since: datetime) -> list[Incident]:
+        """Incidents opened, acknowledged or resolved at or after ``since``, and every one
+        not resolved, in id order."""

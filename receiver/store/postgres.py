@@ -157,6 +157,10 @@ _CLAIM_TIMERS = (
     "UPDATE timers t SET claimed_until = $3 FROM due WHERE t.id = due.id "
     "RETURNING t.id, t.incident_id, t.kind, t.step, t.trigger_at, t.due_at"
 )
+# Stored times come back rounded to microseconds: "still the time read" allows for that.
+_ADVANCE_SCHEDULE = (
+    "UPDATE schedules SET next_at = $1 WHERE name = $2 AND abs(next_at - $3) < 0.001"
+)
 _INCIDENT_ALERTS = (
     f"SELECT {ALERT_COLUMNS} FROM (SELECT *, row_number() OVER (PARTITION BY incident_id "
     'ORDER BY first_seen, fingerprint COLLATE "C") AS n FROM alerts '
@@ -361,6 +365,13 @@ class PostgresStore:
         self, conn: Any, unit: UnitOfWork, at: float, assigned: list[Incident]
     ) -> None:
         """The statements of a unit of work, inside its transaction."""
+        if unit.advance_schedule is not None:
+            name, expected, following = unit.advance_schedule
+            moved = await conn.execute(
+                _ADVANCE_SCHEDULE, following.timestamp(), name, expected.timestamp()
+            )
+            if moved != "UPDATE 1":
+                raise Conflict(f"schedule {name} was run meanwhile")
         updated = [i.id for i in unit.incidents if i.id is not None]
         if len(updated) > 1:  # row locks in one order, so two units never deadlock on them
             await conn.execute(_LOCK_INCIDENTS, updated)
@@ -567,6 +578,31 @@ class PostgresStore:
         return [
             Delivery(r[0], r[1], r[2], r[3], r[4], r[5], utc(r[6]), utc(r[7]), r[8]) for r in rows
         ]
+
+    async def schedule_next(self, name: str, initial: datetime) -> datetime:
+        sql = "SELECT next_at FROM schedules WHERE name = $1"
+        rows = await self._all(sql, name)
+        if not rows:
+
+            async def insert(conn: Any) -> list[Any]:
+                await conn.execute(
+                    "INSERT INTO schedules (name, next_at) VALUES ($1, $2) "
+                    "ON CONFLICT (name) DO NOTHING",
+                    name,
+                    initial.timestamp(),
+                )
+                return list(await conn.fetch(sql, name))  # a new snapshot: sees either insert
+
+            rows = await self._transaction(insert)
+        return utc(rows[0][0])
+
+    async def digest_incidents(self, since: datetime) -> list[Incident]:
+        rows = await self._all(
+            f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE status != 'resolved' "
+            "OR opened_at >= $1 OR acknowledged_at >= $1 OR resolved_at >= $1 ORDER BY id",
+            since.timestamp(),
+        )
+        return [incident_from_row(r) for r in rows]
 
 
 @dataclass

@@ -119,6 +119,14 @@ SQLITE_MIGRATIONS: list[str] = [
     CREATE UNIQUE INDEX timers_once ON timers (incident_id, kind, step, trigger_at)
         WHERE status = 'pending';
     """,
+    # Stored due times of recurring jobs (the weekly digest): whoever sends one moves
+    # next_at on in the same transaction, so restarts and replicas send it once.
+    """
+    CREATE TABLE schedules (
+        name TEXT PRIMARY KEY,
+        next_at REAL NOT NULL
+    );
+    """,
 ]
 
 # The same tables for PostgreSQL. Ids are BIGSERIAL, times DOUBLE PRECISION epoch seconds
@@ -220,5 +228,12 @@ POSTGRES_MIGRATIONS: list[str] = [
         PRIMARY KEY (channel_id, ts)
     );
     CREATE INDEX slack_messages_incident ON slack_messages (incident_id, id);
+    """,
+    # Stored due times of recurring jobs (the weekly digest); see SQLITE_MIGRATIONS.
+    """
+    CREATE TABLE schedules (
+        name TEXT PRIMARY KEY,
+        next_at DOUBLE PRECISION NOT NULL
+    );
     """,
 ]

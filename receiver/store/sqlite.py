@@ -97,6 +97,8 @@ _RELEASE = (
     "UPDATE outbox SET next_attempt_at = ? WHERE status = 'pending' AND channel = ? "
     "AND incident_id IS ? AND attempts = 0 AND next_attempt_at > ?"
 )
+# Stored times come back rounded to microseconds: "still the time read" allows for that.
+_ADVANCE_SCHEDULE = "UPDATE schedules SET next_at = ? WHERE name = ? AND abs(next_at - ?) < 0.001"
 _FINISH = {
     "sent": "UPDATE outbox SET status = 'sent', done_at = ?, attempts = attempts + 1, "
     "claimed_until = NULL WHERE id = ?",
@@ -190,6 +192,13 @@ class _Writer:
         db = self.db
         assigned: list[Incident] = []
         try:
+            if unit.advance_schedule is not None:
+                name, expected, following = unit.advance_schedule
+                moved = db.execute(
+                    _ADVANCE_SCHEDULE, (following.timestamp(), name, expected.timestamp())
+                )
+                if moved.rowcount != 1:
+                    raise Conflict(f"schedule {name} was run meanwhile")
             for incident in unit.incidents:
                 values = incident_values(incident)
                 if incident.id is None:
@@ -600,3 +609,27 @@ class SqliteStore:
         return [
             Delivery(r[0], r[1], r[2], r[3], r[4], r[5], utc(r[6]), utc(r[7]), r[8]) for r in rows
         ]
+
+    async def schedule_next(self, name: str, initial: datetime) -> datetime:
+        sql = "SELECT next_at FROM schedules WHERE name = ?"
+        rows = await self._all(sql, (name,))
+        if not rows:
+
+            def insert(writer: _Writer) -> list[Any]:
+                writer.db.execute(
+                    "INSERT OR IGNORE INTO schedules (name, next_at) VALUES (?, ?)",
+                    (name, initial.timestamp()),
+                )
+                return writer.db.execute(sql, (name,)).fetchall()
+
+            rows = await self._transaction(insert)
+        return utc(rows[0][0])
+
+    async def digest_incidents(self, since: datetime) -> list[Incident]:
+        at = since.timestamp()
+        rows = await self._all(
+            f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE status != 'resolved' "
+            "OR opened_at >= ? OR acknowledged_at >= ? OR resolved_at >= ? ORDER BY id",
+            (at, at, at),
+        )
+        return [incident_from_row(r) for r in rows]

@@ -105,7 +105,7 @@ async def test_ack_stops_escalation_and_the_sla_clock(receiver: Receiver, clock:
         clock.advance(hours=1)
         await receiver.fire()
     assert await paged(receiver) == [("kim", 0)]
-    assert receiver.metric("receiver_ack_sla_breaches_total", severity="P1") is None
+    assert receiver.metric("receiver_ack_sla_breaches_total", severity="P1") == 0
 
 
 async def test_restart_between_steps_neither_loses_nor_repeats(
@@ -181,4 +181,4 @@ async def test_severity_raised_after_ack_pages_under_the_new_policy(
     clock.advance(hours=3)
     await receiver.fire()  # the ack stands: no further steps, no breach
     assert await paged(receiver) == [("kang", 0), ("kang", 0)]
-    assert receiver.metric("receiver_ack_sla_breaches_total", severity="P1") is None
+    assert receiver.metric("receiver_ack_sla_breaches_total", severity="P1") == 0

@@ -47,6 +47,11 @@ async def post(client: Client, *alerts: dict[str, Any]) -> None:
     assert resp.status == 200, await resp.text()
 
 
+def incident_issues(fake: FakeJira) -> list[dict[str, Any]]:
+    """The incidents' own issues, without postmortems."""
+    return [i for i in fake.issues.values() if i["fields"]["issuetype"] == "Incident"]
+
+
 def creates(fake: FakeJira) -> list[Any]:
     return [r for r in fake.requests if r.method == "POST" and r.path == "/rest/api/2/issue"]
 
@@ -131,13 +136,19 @@ async def test_outage_then_recovery_delivers_everything_in_order(
     for _ in range(10):
         clock.advance(minutes=5)
         await asyncio.sleep(0.2)
-        if len(jira.issues) == 2 and all(
+        if len(jira.issues) == 3 and all(
             i["status"] == "Done" for i in jira.issues.values() if "P1" in i["fields"]["summary"]
         ):
             break
-    assert len(jira.issues) == 2
-    kis = next(i for i in jira.issues.values() if "[P1]" in i["fields"]["summary"])
-    down = next(i for i in jira.issues.values() if "[P0]" in i["fields"]["summary"])
+    # the two incidents' issues, and the resolved P1's postmortem
+    assert sorted(i["fields"]["issuetype"] for i in jira.issues.values()) == [
+        "Incident",
+        "Incident",
+        "Task",
+    ]
+    incidents = {k: i for k, i in jira.issues.items() if i["fields"]["issuetype"] == "Incident"}
+    kis = next(i for i in incidents.values() if "[P1]" in i["fields"]["summary"])
+    down = next(i for i in incidents.values() if "[P0]" in i["fields"]["summary"])
     assert kis["status"] == "Done"
     assert updates(jira, kis["key"])[-1].startswith("Resolved — all alerts resolved")
     assert down["status"] == "Open" and down["fields"]["priority"] == "Highest"
@@ -200,7 +211,7 @@ async def test_resolve_then_refire_transitions_done_and_reopen(
     clock.advance(hours=1)
     await post(client, alert(starts=clock.now))
     await wait_for(lambda: any(i["status"] == "Reopened" for i in jira.issues.values()))
-    [issue] = jira.issues.values()
+    [issue] = incident_issues(jira)  # and the first resolve's postmortem
     texts = updates(jira, issue["key"])
     assert texts[0].startswith("Resolved") and "fired again" in texts[1]
 
@@ -268,9 +279,14 @@ async def test_missing_transition_is_counted_not_retried(
                 break
             await asyncio.sleep(0.05)
         assert metric(metrics, "receiver_jira_missing_transitions_total", transition="Done") == 1
-        [issue] = fake.issues.values()
+        [issue] = incident_issues(fake)
         assert issue["status"] == "Open"
-        pending = await (await client.get("/api/v1/deliveries?status=pending", headers=API)).json()
+        for _ in range(100):  # the postmortem follows the resolve; then nothing is left
+            url = "/api/v1/deliveries?status=pending"
+            pending = await (await client.get(url, headers=API)).json()
+            if not pending["deliveries"]:
+                break
+            await asyncio.sleep(0.05)
         assert pending["deliveries"] == []  # nothing keeps retrying
 
 

@@ -7,6 +7,7 @@ import random
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from prometheus_client import generate_latest
@@ -21,7 +22,13 @@ from receiver.service import IncidentService
 from receiver.store.base import OutboxItem
 from receiver.store.sqlite import SqliteStore
 from tests.fakes.notifiers import RecordingNotifier
-from tests.helpers import SHIPPED_RULES, FakeClock, alert, metric, resolved, wait_for, webhook
+from tests.helpers import SHIPPED_RULES, FakeClock, metric, resolved, wait_for, webhook
+from tests.helpers import alert as any_alert
+
+
+def alert(**labels: str) -> dict[str, object]:
+    """A P2 alert: JIRA and Slack traffic only, no announcement for beta testers."""
+    return any_alert(**cast(dict[str, Any], {"alertname": "KISTokenExpiringSoon", **labels}))
 
 
 class Rig:
@@ -247,15 +254,28 @@ async def test_worker_runs_in_the_app_after_commit(tmp_path: Path) -> None:
     from tests.conftest import AUTH, make_settings
 
     jira, slack, pager = RecordingNotifier(), RecordingNotifier(), RecordingNotifier()
-    notifiers: dict[str, Notifier] = {"jira": jira, "slack": slack, "pager": pager}
+    announce = RecordingNotifier()
+    notifiers: dict[str, Notifier] = {
+        "jira": jira,
+        "slack": slack,
+        "pager": pager,
+        "announce": announce,
+    }
     app = create_app(make_settings(tmp_path), notifiers=notifiers)
     async with TestClient(TestServer(app)) as client:
-        assert (await client.post("/webhook", json=webhook(alert()), headers=AUTH)).status == 200
+        p1 = webhook(any_alert())
+        assert (await client.post("/webhook", json=p1, headers=AUTH)).status == 200
         for _ in range(100):
-            if len(jira.delivered) == 2 and slack.delivered and pager.delivered:
+            if (
+                len(jira.delivered) == 2
+                and slack.delivered
+                and pager.delivered
+                and announce.delivered
+            ):
                 break
             await asyncio.sleep(0.02)
     assert kinds(jira)[0] == "incident.opened" and kinds(slack) == ["incident.opened"]
+    assert kinds(announce) == ["announce.opened"]  # a P1 is announced to beta testers
     # The P1 pages its on-call at once: a page to the pager, its note on the JIRA issue.
     assert [p.payload["person"] for p in pager.delivered] == ["kim"]
     assert kinds(jira) == ["incident.opened", "incident.escalated"]

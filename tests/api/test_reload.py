@@ -136,3 +136,20 @@ def test_sighup_reloads_and_keeps_old_rules_on_error(tmp_path: Path) -> None:
             _, err = proc.communicate()
     assert "rules_reload_failed" in err
     assert proc.returncode in (0, -signal.SIGTERM)
+
+
+async def test_every_series_the_rules_can_produce_starts_at_zero(
+    make_client: ClientFactory,
+) -> None:
+    """So a dashboard's rate() and increase() count the first event after a start."""
+    client = await make_client()
+    text = await (await client.get("/metrics")).text()
+    for severity in ("P0", "P1", "P2", "P3"):
+        assert metric(text, "receiver_ack_sla_breaches_total", severity=severity) == 0
+        for category in ("functional", "api", "performance", "data", "security", "ui"):
+            labels = {"severity": severity, "category": category}
+            assert metric(text, "receiver_incidents_opened_total", **labels) == 0
+            assert metric(text, "receiver_alert_to_ack_seconds_count", **labels) == 0
+    assert metric(text, "receiver_escalations_total", severity="P0", step="0") == 0
+    assert metric(text, "receiver_escalations_total", severity="P1", step="3") == 0
+    assert metric(text, "receiver_escalations_total", severity="P0", step="1") is None

@@ -18,6 +18,7 @@ from tests.helpers import SHIPPED_RULES, FakeClock, alert, wait_for, webhook
 
 CFG = load_rules(SHIPPED_RULES)
 USERS = {p.slack_id: pid for pid, p in CFG.people.items() if p.slack_id}
+ANNOUNCE = CFG.channels.announce
 CHANNELS = [CFG.channels.alerts, CFG.channels.announce, *(t.channel for t in CFG.teams.values())]
 Client = TestClient[Any, web.Application]
 
@@ -104,15 +105,20 @@ async def test_unacknowledged_p1_escalates_to_the_tech_lead(
 async def test_rate_limit_is_honoured(
     make_client: ClientFactory, slack: FakeSlack, clock: FakeClock
 ) -> None:
-    slack.fail_next(429, retry_after=30, method="chat.postMessage", count=2)
+    # the alerts channel, the page and the announcement for beta testers: all refused
+    slack.fail_next(429, retry_after=30, method="chat.postMessage", count=3)
     client = await receiver(make_client, slack)
     assert (await client.post("/webhook", json=webhook(alert()), headers=AUTH)).status == 200
-    await wait_for(lambda: len(slack.calls_to("chat.postMessage")) == 2)  # both refused
+    await wait_for(lambda: len(slack.calls_to("chat.postMessage")) == 3)
     await asyncio.sleep(0.3)
     clock.advance(seconds=29)
     await asyncio.sleep(0.3)
     assert slack.messages == []  # nothing before Retry-After has passed
     clock.advance(seconds=2)
-    await wait_for(lambda: bool(slack.dms_to("U0KIM")) and bool(slack.posted_to("#beta-alert")))
+    await wait_for(
+        lambda: all(
+            (slack.dms_to("U0KIM"), slack.posted_to("#beta-alert"), slack.posted_to(ANNOUNCE))
+        )
+    )
     pending = await (await client.get("/api/v1/deliveries?status=dead", headers=API)).json()
     assert pending["deliveries"] == []

@@ -83,7 +83,7 @@ async def rig(tmp_path: Path, slack: FakeSlack, clock: FakeClock) -> AsyncIterat
     await store.open()
     metrics = Metrics()
     rules = RulesHolder(SHIPPED_RULES, metrics)
-    notifier, pager = slack_notifiers(TOKEN, slack.url, store, rules)
+    notifier, pager, _ = slack_notifiers(TOKEN, slack.url, store, rules)
     try:
         yield Rig(store, IncidentService(store, rules, metrics, clock), notifier, pager, clock)
     finally:
@@ -265,12 +265,12 @@ async def test_lookup_refused_for_good_posts_anyway(rig: Rig, slack: FakeSlack) 
 
 
 async def undelivered(client: Client) -> list[dict[str, Any]]:
-    """Slack and pager deliveries not yet sent."""
+    """Slack, pager and announcement deliveries not yet sent."""
     found = []
     for status in ("pending", "dead"):
         url = f"/api/v1/deliveries?status={status}"
         body = await (await client.get(url, headers=API)).json()
-        found += [d for d in body["deliveries"] if d["channel"] in ("slack", "pager")]
+        found += [d for d in body["deliveries"] if d["channel"] in ("slack", "pager", "announce")]
     return found
 
 

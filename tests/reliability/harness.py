@@ -243,6 +243,15 @@ async def api_get(session: aiohttp.ClientSession, url: str, path: str) -> Any:
         return await answer.json()
 
 
+async def api_post(
+    session: aiohttp.ClientSession, url: str, path: str, body: dict[str, Any]
+) -> tuple[int, Any]:
+    """POST JSON to an API path with the API token (an ack, a resolve): status and answer."""
+    headers = {"Authorization": f"Bearer {API_TOKEN}"}
+    async with session.post(url + path, json=body, headers=headers) as answer:
+        return answer.status, await answer.json()
+
+
 async def all_incidents(session: aiohttp.ClientSession, url: str) -> list[dict[str, Any]]:
     """Every incident, paging through the list endpoint."""
     found: list[dict[str, Any]] = []
@@ -301,11 +310,31 @@ def check_once_each(
         f"missing {sorted(expected_services - set(services))[:5]}, "
         f"unexpected {sorted(set(services) - expected_services)[:5]}"
     )
-    by_label = Counter(label_of(issue) for issue in jira.issues.values())
+    issues = [i for i in jira.issues.values() if i["fields"]["issuetype"] == "Incident"]
+    by_label = Counter(label_of(issue) for issue in issues)
     assert max(by_label.values(), default=0) <= 1, "an incident has two JIRA issues"
     assert set(by_label) == {f"receiver-incident-{i['id']}" for i in incidents}
+    # Postmortems: exactly one per resolved incident (all incidents here are P1).
+    resolved = {f"receiver-postmortem-{i['id']}" for i in incidents if i["status"] == "resolved"}
+    postmortems = Counter(
+        label
+        for issue in jira.issues.values()
+        if issue["fields"]["issuetype"] == "Task"
+        for label in issue["fields"]["labels"]
+        if label.startswith("receiver-postmortem-")
+    )
+    assert postmortems == Counter(dict.fromkeys(resolved, 1)), "not one postmortem each"
     creates = [r for r in jira.requests if r.method == "POST" and r.path.endswith("/issue")]
-    assert len(creates) == len(incidents), f"{len(creates)} create calls"
+    assert len(creates) == len(incidents) + len(resolved), f"{len(creates)} create calls"
+    # Announcements for beta testers: one opening per incident, one per resolve.
+    announced = Counter(
+        m["text"].split(":")[0] if m["text"].startswith("Fixed:") else "opened"
+        for m in slack.posted_to(CFG.channels.announce)
+    )
+    expected = Counter({"opened": len(incidents)})
+    if resolved:
+        expected["Fixed"] = len(resolved)
+    assert announced == expected, announced
     for incident in incidents:
         assert incident["jira_key"], f"incident {incident['id']} has no JIRA key"
     # Pages: one DM per incident to its on-call engineer; one post in the alerts channel.

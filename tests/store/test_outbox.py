@@ -456,6 +456,6 @@ async def test_released_row_takes_no_more_folds(store: Store, x: Incident) -> No
     )
     await enqueue(store, at(62), (x, late))
     rows = await pending(store, x)
-    assert [d.id for d in rows][0] == claimed.id and len(rows) == 2
+    assert rows[0].id == claimed.id and len(rows) == 2
     [again] = await store.claim_outbox(at(62), 10, 30)
     assert again.payload == first.payload and again.maybe_delivered

@@ -519,6 +519,26 @@ ERROR_CASES = [
         "increasing",
     ),
     (
+        "announcement placeholder unknown",
+        edit(
+            "jira: {project: OPS}\n",
+            "jira: {project: OPS}\nannouncements:\n  api: {opened: 'Down: {host}'}\n",
+        ),
+        "announcements.api.opened",
+        line_of(VALID, "jira: {project: OPS}") + 2,
+        "unknown placeholder {host}",
+    ),
+    (
+        "announcement for an unknown category",
+        edit(
+            "jira: {project: OPS}\n",
+            "jira: {project: OPS}\nannouncements:\n  billing: {affected: bills}\n",
+        ),
+        "announcements.billing",
+        line_of(VALID, "jira: {project: OPS}") + 2,
+        "unknown category 'billing'",
+    ),
+    (
         "missing required section",
         edit('channels: {alerts: "#alerts", announce: "#announce", digest: "#alerts"}\n', ""),
         "channels",

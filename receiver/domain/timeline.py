@@ -1,0 +1,117 @@
+"""An incident's timeline in words: for the plain-text API view and for postmortems."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from receiver.config.models import RulesConfig
+from receiver.domain.model import Event, Incident
+
+
+def duration_text(span: timedelta) -> str:
+    """A span in words read at a glance: "2 h 5 min", "under a minute"."""
+    minutes = int(span.total_seconds() // 60)
+    if minutes < 1:
+        return "under a minute"
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    parts = [
+        f"{days} d" if days else "",
+        f"{hours} h" if hours else "",
+        f"{mins} min" if mins else "",
+    ]
+    return " ".join(p for p in parts if p)
+
+
+def _names(cfg: RulesConfig, people: object) -> str:
+    if not isinstance(people, list) or not people:
+        return "nobody"
+    return ", ".join(cfg.people[p].name if p in cfg.people else str(p) for p in people)
+
+
+def _person(cfg: RulesConfig, person: object) -> str:
+    return (
+        cfg.people[person].name if isinstance(person, str) and person in cfg.people else str(person)
+    )
+
+
+def describe(event: Event, cfg: RulesConfig) -> str:
+    """One event as a sentence."""
+    d = event.data
+    match event.event:
+        case "opened":
+            return f"Opened as {d.get('severity', '?')} with {d.get('alerts', '?')} alert(s)"
+        case "alerts_joined":
+            return f"{d.get('count', '?')} more alert(s) joined"
+        case "alerts_resolved":
+            return f"{d.get('count', '?')} alert(s) resolved"
+        case "paged":
+            return f"Paged {_names(cfg, d.get('people'))} (step {d.get('step', 0)})"
+        case "escalated":
+            return f"Escalated to {_names(cfg, d.get('people'))} (step {d.get('step', '?')})"
+        case "ack_sla_breached":
+            return f"Not acknowledged within the {d.get('severity', '?')} ack timeout"
+        case "acknowledged":
+            return f"Acknowledged by {_person(cfg, d.get('by'))}"
+        case "severity_raised":
+            return f"Severity raised from {d.get('from', '?')} to {d.get('to', '?')}"
+        case "reopened":
+            return f"Reopened: {d.get('alerts', '?')} alert(s) fired again"
+        case "resolved":
+            if d.get("by"):
+                return f"Resolved by {_person(cfg, d.get('by'))}"
+            return f"Resolved: {d.get('reason', 'all alerts resolved')}"
+    extra = ", ".join(f"{k}={v}" for k, v in d.items())
+    return f"{event.event}" + (f" ({extra})" if extra else "")
+
+
+def zone_of(incident: Incident, cfg: RulesConfig) -> ZoneInfo:
+    """The owning team's rotation time zone (UTC when unknown)."""
+    team = cfg.teams.get(incident.team)
+    rotation = cfg.rotations.get(team.rotation) if team else None
+    return ZoneInfo(rotation.timezone) if rotation else ZoneInfo("UTC")
+
+
+def stamp(moment: datetime, zone: ZoneInfo) -> str:
+    """``2026-11-26 10:00:00 KST``."""
+    local = moment.astimezone(zone)
+    return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname() or local.strftime('%z')}"
+
+
+def measures(incident: Incident, cfg: RulesConfig) -> list[tuple[str, str, str, str]]:
+    """(measure, actual, target, met) for alert-to-ack and time-to-resolve."""
+    policy = cfg.severities.get(incident.severity)
+    rows: list[tuple[str, str, str, str]] = []
+
+    def row(name: str, end: datetime | None, target: timedelta | None, what: str) -> None:
+        actual = None if end is None else max(timedelta(0), end - incident.first_starts_at)
+        shown = duration_text(actual) if actual is not None else "not yet"
+        goal = f"{duration_text(target)} ({what})" if target is not None else "none"
+        met = "n/a" if actual is None or target is None else ("yes" if actual <= target else "no")
+        rows.append((name, shown, goal, met))
+
+    row("Alert to ack", incident.acknowledged_at, policy.ack_timeout if policy else None,
+        "ack timeout")  # fmt: skip
+    row("Time to resolve", incident.resolved_at, policy.respond_within if policy else None,
+        "respond within")  # fmt: skip
+    return rows
+
+
+def as_text(incident: Incident, events: Sequence[Event], cfg: RulesConfig) -> str:
+    """The incident and its timeline as plain text, for pasting into a report."""
+    zone = zone_of(incident, cfg)
+    lines = [
+        f"Incident #{incident.id}: [{incident.severity}][{incident.category}] {incident.summary}",
+        f"Status: {incident.status.value}; team: {incident.team}"
+        + (f"; JIRA: {incident.jira_key}" if incident.jira_key else ""),
+        f"First alert: {stamp(incident.first_starts_at, zone)}",
+        "",
+        "Timeline:",
+        *(f"  {stamp(e.at, zone)}  {describe(e, cfg)}" for e in events),
+        "",
+        *(f"{name}: {actual} (target {goal}; met: {met})" for name, actual, goal, met in
+          measures(incident, cfg)),
+    ]  # fmt: skip
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,288 @@
+"""The "Alert response" dashboard: its structure, and every panel query answered with data
+by a real Prometheus scraping a real receiver that has opened, escalated, breached and
+acknowledged incidents.
+
+The live test writes each panel's title, query and values to dashboard-queries.json in
+its tmp_path and prints them (``pytest -s`` shows them).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+
+from receiver.config import load_rules
+from tests.deploy.harness import (
+    DASHBOARD,
+    REPO_ROOT,
+    PanelQuery,
+    Prometheus,
+    derived_prometheus_config,
+    eventually,
+    load_yaml,
+    panel_queries,
+    panels,
+    receiver_metric_names,
+    receiver_metrics_used,
+    running_prometheus,
+    substitute,
+)
+from tests.fakes.jira import FakeJira
+from tests.fakes.slack import FakeSlack
+from tests.helpers import SHIPPED_RULES, alert, webhook
+from tests.reliability.harness import ReceiverProcess, api_get, api_post, post_webhook
+
+DATASOURCES = REPO_ROOT / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
+# Grafana's built-in variables, as concrete ranges (generous: a busy machine is slow).
+BUILTINS = {"__rate_interval": "2m", "__interval": "1m", "__range": "5m"}
+# Gauges of the present state: zero is a fine answer for them once the outbox drained.
+MAY_BE_ZERO = {"receiver_outbox_pending", "receiver_outbox_oldest_seconds"}
+ACK_TIMEOUT_P2 = "2s"
+
+
+def dashboard() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    return loaded
+
+
+# --- structure ---------------------------------------------------------------------------
+
+
+def test_dashboard_structure() -> None:
+    board = dashboard()
+    assert board["uid"] == "alert-response"
+    assert board["title"] == "Alert response"
+    assert 36 <= board["schemaVersion"] <= 41
+    ids = [p["id"] for p in board["panels"]]
+    ids += [p["id"] for row in board["panels"] if row["type"] == "row" for p in row["panels"]]
+    assert len(ids) == len(set(ids)), "panel ids repeat"
+    # No two panels overlap on Grafana's 24-column grid.
+    cells: dict[tuple[int, int], str] = {}
+    for panel in board["panels"]:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        for x in range(grid["x"], grid["x"] + grid["w"]):
+            for y in range(grid["y"], grid["y"] + grid["h"]):
+                assert (x, y) not in cells, f"{panel['title']} overlaps {cells[(x, y)]}"
+                cells[(x, y)] = panel["title"]
+    for panel in panels(board):
+        assert panel["targets"], f"{panel['title']} has no query"
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        for target in panel["targets"]:
+            assert target["datasource"] == panel["datasource"], panel["title"]
+            assert target["expr"].strip(), panel["title"]
+
+
+def test_dashboard_uses_the_provisioned_datasource() -> None:
+    [provisioned] = load_yaml(DATASOURCES)["datasources"]
+    variables = {v["name"]: v for v in dashboard()["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == provisioned["type"] == "prometheus"
+    assert variables["datasource"]["current"]["value"] == provisioned["uid"]
+
+
+def test_dashboard_queries_read_receiver_metrics() -> None:
+    """Every query reads a metric the receiver exports, and every variable it uses exists."""
+    board = dashboard()
+    exported = receiver_metric_names()
+    for query in panel_queries(board):
+        used = receiver_metrics_used(query.expr)
+        assert used, f"{query.panel}: reads no receiver metric"
+        assert used <= exported, f"{query.panel}: unknown {sorted(used - exported)}"
+        substitute(query.expr, board, BUILTINS)  # raises on an unknown variable
+
+
+# --- live --------------------------------------------------------------------------------
+
+
+def short_ack_rules(tmp_path: Path) -> Path:
+    """The shipped rules with a P2 ack timeout of seconds, so a breach happens in the test."""
+    data = yaml.safe_load(SHIPPED_RULES.read_text())
+    data["severities"]["P2"]["ack_timeout"] = ACK_TIMEOUT_P2
+    path = tmp_path / "routing_rules.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    load_rules(path)  # still valid
+    return path
+
+
+def round_alerts(n: int) -> list[dict[str, Any]]:
+    """Round n's alerts: one P0, two P1 (api, data) and one P2 incident, each new."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    return [
+        # P0: the core trading path is down (the service must be one of the core four).
+        alert(
+            starts=now - timedelta(seconds=45),
+            alertname="ServiceDown",
+            service=("order-api", "trading-engine")[n - 1],
+            severity="critical",
+        ),
+        alert(
+            starts=now - timedelta(seconds=150),
+            alertname="KISTokenRefreshFailed",
+            service=f"kis-gateway-{n}",
+            severity="critical",
+        ),
+        alert(
+            starts=now - timedelta(seconds=100),
+            alertname="MarketDataStale",
+            service="market-data",
+            feed=f"krx-equities-{n}",
+            severity="critical",
+        ),
+        alert(
+            starts=now - timedelta(seconds=400),
+            alertname="HighResponseTime",
+            service=f"order-api-{n}",
+            severity="warning",
+        ),
+    ]
+
+
+async def incident_round(
+    n: int, receiver: ReceiverProcess, session: aiohttp.ClientSession, logs: Callable[[], str]
+) -> int:
+    """Open round n's incidents, wait for their first pages, acknowledge the P0 and P1
+    ones, let the P2 one breach its ack timeout, then acknowledge it; the number opened."""
+    alerts = round_alerts(n)
+    for firing in alerts:
+        status = await post_webhook(session, receiver.url, webhook(firing))
+        assert status == 200, f"webhook answered {status}\n{logs()}"
+    keys = {a["fingerprint"] for a in alerts}
+
+    async def ours() -> list[dict[str, Any]]:
+        listed = (await api_get(session, receiver.url, "/api/v1/incidents?limit=100"))["incidents"]
+        return [i for i in listed if {a["fingerprint"] for a in i["alerts"]} & keys]
+
+    incidents = await eventually(ours, lambda found: len(found) == len(alerts), "incidents", logs)
+    assert sorted(i["severity"] for i in incidents) == ["P0", "P1", "P1", "P2"], incidents
+
+    async def wait_event(incident: dict[str, Any], event: str) -> None:
+        async def events() -> list[str]:
+            detail = await api_get(session, receiver.url, f"/api/v1/incidents/{incident['id']}")
+            return [e["event"] for e in detail["timeline"]]
+
+        await eventually(events, lambda seen: event in seen, f"{event} on {incident['key']}", logs)
+
+    async def ack(incident: dict[str, Any]) -> None:
+        path = f"/api/v1/incidents/{incident['id']}/ack"
+        status, body = await api_post(session, receiver.url, path, {"by": "kim"})
+        assert status == 200, f"ack answered {status}: {body}"
+
+    for incident in incidents:
+        if incident["severity"] == "P2":
+            continue
+        # Step 0 pages at once (P0 and P1 page always); an earlier ack would cancel it.
+        await wait_event(incident, "paged")
+        await ack(incident)
+    [p2] = [i for i in incidents if i["severity"] == "P2"]
+    await wait_event(p2, "ack_sla_breached")
+    await ack(p2)
+    return len(incidents)
+
+
+async def wait_total(
+    prometheus: Prometheus, metric: str, count: int, logs: Callable[[], str]
+) -> None:
+    """Wait until Prometheus has scraped a sum of at least count for a metric."""
+
+    async def total() -> float:
+        result = await prometheus.query(f"sum({metric})")
+        return float(result[0]["value"][1]) if result else 0.0
+
+    await eventually(total, lambda seen: seen >= count, f"{metric} >= {count}", logs)
+
+
+async def run_panels(prometheus: Prometheus) -> list[tuple[PanelQuery, str, list[Any]]]:
+    board = dashboard()
+    answers = []
+    for query in panel_queries(board):
+        expr = substitute(query.expr, board, BUILTINS)
+        answers.append((query, expr, await prometheus.query(expr)))
+    return answers
+
+
+def values(result: list[dict[str, Any]]) -> list[float]:
+    return [float(sample["value"][1]) for sample in result]
+
+
+def report(answers: list[tuple[PanelQuery, str, list[Any]]], path: Path) -> None:
+    rows: list[dict[str, Any]] = [
+        {
+            "panel": query.panel,
+            "ref": query.ref_id,
+            "query": expr,
+            "result": [{"labels": s["metric"], "value": s["value"][1]} for s in result],
+        }
+        for query, expr, result in answers
+    ]
+    path.write_text(json.dumps(rows, indent=2))
+    print(f"\npanel queries and answers: {path}")
+    for row in rows:
+        shown = ", ".join(
+            "{" + ",".join(f"{k}={v}" for k, v in sorted(r["labels"].items())) + "} " + r["value"]
+            for r in row["result"]
+        )
+        print(f"- {row['panel']} [{row['ref']}]\n    {row['query']}\n    => {shown or 'EMPTY'}")
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+async def test_every_panel_query_returns_data(
+    tmp_path: Path, jira: FakeJira, slack: FakeSlack, session: aiohttp.ClientSession
+) -> None:
+    receiver = ReceiverProcess(
+        "receiver",
+        f"sqlite:///{tmp_path}/receiver.db",
+        jira,
+        slack,
+        tmp_path,
+        rules=str(short_ack_rules(tmp_path)),
+        coalesce_seconds="1",
+    )
+    receiver.start()
+    try:
+        await receiver.ready(session)
+        config = derived_prometheus_config({"receiver": [f"127.0.0.1:{receiver.port}"]})
+        async with running_prometheus(config, tmp_path, session) as prometheus:
+
+            def logs() -> str:
+                return f"{receiver.log_tail()}\n{prometheus.proc.logs()}"
+
+            await eventually(lambda: prometheus.scraped("receiver"), bool, "a scrape", logs)
+            # One JIRA create answered 503 (retried) and one Slack post refused for good
+            # (dead-lettered), so the delivery failure panel has both outcomes.
+            jira.fail_next(503, path_contains="/issue", method="POST")
+            slack.fail_next(200, error="account_inactive", method="chat.postMessage")
+
+            # Labelled series appear at their first event, which rate() cannot see; the
+            # second round makes every one of them move while Prometheus watches.
+            opened = 0
+            for n in (1, 2):
+                opened += await incident_round(n, receiver, session, logs)
+                want = {
+                    "receiver_incidents_opened_total": opened,
+                    "receiver_alert_to_ack_seconds_count": opened,
+                    "receiver_ack_sla_breaches_total": n,
+                }
+                for metric, count in want.items():
+                    await wait_total(prometheus, metric, count, logs)
+
+            answers = await run_panels(prometheus)
+            report(answers, tmp_path / "dashboard-queries.json")
+            for query, expr, result in answers:
+                where = f"{query.panel} [{query.ref_id}]: {expr}"
+                assert result, f"{where}: no data"
+                finite = [v for v in values(result) if math.isfinite(v)]
+                assert finite, f"{where}: only NaN {result}"
+                if not receiver_metrics_used(expr) <= MAY_BE_ZERO:
+                    assert max(finite) > 0, f"{where}: nothing counted {result}"
+    finally:
+        await receiver.terminate()
