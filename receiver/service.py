@@ -217,17 +217,17 @@ class IncidentService:
                 trigger = max(trigger, change.events[-1].at)  # page under the new policy
             self._replan(unit, incident, cfg, trigger)
         if kinds & {"incident.acknowledged", "incident.resolved"}:
-            unit.timers = [t for t in unit.timers if t[0] is not incident]
-            unit.cancel_timers.append(incident)
+            unit.drop_timers(incident)
+            unit.cancel(incident)
         return incident
 
     @staticmethod
     def _replan(unit: UnitOfWork, incident: Incident, cfg: RulesConfig, trigger: datetime) -> None:
         """Replace the incident's pending timers with those of a new trigger."""
-        unit.timers = [t for t in unit.timers if t[0] is not incident]
-        if incident.id is not None and all(i is not incident for i in unit.cancel_timers):
-            unit.cancel_timers.append(incident)
-        unit.timers.extend((incident, timer) for timer in plan(incident, cfg, trigger))
+        unit.drop_timers(incident)
+        if incident.id is not None:
+            unit.cancel(incident)
+        unit.add_timers(incident, plan(incident, cfg, trigger))
 
     async def fire_due_timers(self, lease_seconds: float = 120.0, limit: int = 100) -> int:
         """Fire every due timer once: pages, escalation comments, SLA breaches."""

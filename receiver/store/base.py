@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -102,10 +102,41 @@ class UnitOfWork:
     # read, else the commit raises Conflict (another replica ran it meanwhile).
     advance_schedule: tuple[str, datetime, datetime] | None = None
 
+    # Identities of the incidents above that are included, timed and cancelled, so a unit
+    # touching thousands of incidents does constant work per change.
+    _included: set[int] = field(default_factory=set, repr=False, compare=False)
+    _timed: set[int] = field(default_factory=set, repr=False, compare=False)
+    _cancelled: set[int] = field(default_factory=set, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._included.update(id(i) for i in self.incidents)
+        self._timed.update(id(owner) for owner, _ in self.timers)
+        self._cancelled.update(id(i) for i in self.cancel_timers)
+
     def touch(self, incident: Incident) -> None:
         """Include an incident once, however many changes touch it."""
-        if all(i is not incident for i in self.incidents):
+        if id(incident) not in self._included:
+            self._included.add(id(incident))
             self.incidents.append(incident)
+
+    def drop_timers(self, incident: Incident) -> None:
+        """Forget the timers this unit was going to add for an incident."""
+        if id(incident) in self._timed:
+            self._timed.discard(id(incident))
+            self.timers = [t for t in self.timers if t[0] is not incident]
+
+    def add_timers(self, incident: Incident, timers: Iterable[Timer]) -> None:
+        """Timers to add for an incident."""
+        planned = [(incident, timer) for timer in timers]
+        if planned:
+            self._timed.add(id(incident))
+            self.timers.extend(planned)
+
+    def cancel(self, incident: Incident) -> None:
+        """Stop an incident's pending timers (once, however often it is asked)."""
+        if id(incident) not in self._cancelled:
+            self._cancelled.add(id(incident))
+            self.cancel_timers.append(incident)
 
 
 class Store(Protocol):

@@ -350,8 +350,9 @@ class PostgresStore:
         def committed() -> None:
             nonlocal durable
             durable = True
+            new = {id(a) for a in assigned}
             for incident in unit.incidents:
-                if all(incident is not a for a in assigned):
+                if id(incident) not in new:
                     incident.version += 1
 
         try:
