@@ -184,16 +184,8 @@ async def _timers_ctx(app: web.Application) -> AsyncIterator[None]:
     poller = app[TIMERS]
     task = asyncio.create_task(poller.run(), name="timers")
     yield
-    poller.stop()
-    try:
-        async with asyncio.timeout(SHUTDOWN_GRACE_SECONDS):
-            await asyncio.shield(task)
-    except TimeoutError:  # claimed timers not fired come back after their lease
-        log.warning("timers_shutdown_timeout")
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    if not await poller.stop_within(task, SHUTDOWN_GRACE_SECONDS):
+        log.warning("timers_shutdown_timeout")  # claimed, unfired timers return after the lease
 
 
 async def _digest_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -33,6 +33,21 @@ class Poller:
         self._stopping = True
         self._wake.set()
 
+    async def stop_within(self, task: asyncio.Task[None], grace_seconds: float) -> bool:
+        """Stop ``task`` (running ``run``): the step under way gets ``grace_seconds`` to
+        finish, then the task is cancelled. True when it finished in time."""
+        self.stop()
+        try:
+            async with asyncio.timeout(grace_seconds):
+                await asyncio.shield(task)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     async def run(self) -> None:
         """Work until stopped or cancelled; a failing step is logged and tried again at the
         next poll."""

@@ -8,11 +8,10 @@ category (or for all under ``default``), what is affected and each message's tem
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from receiver.config.models import AnnouncementTemplate, RulesConfig
 from receiver.domain.model import Event, Incident
-from receiver.domain.timeline import duration_text, zone_of
+from receiver.domain.timeline import duration_text, stamp, zone_of
 
 # What beta testers notice when something in a category breaks.
 AFFECTED: dict[str, str] = {
@@ -40,13 +39,7 @@ DEFAULT_TEMPLATES: dict[str, str] = {
         "{since} and lasted {duration}. Thank you for your patience."
     ),
 }
-PLACEHOLDERS = frozenset({"affected", "since", "until", "duration"})
-
-
-def clock_text(moment: datetime, zone: ZoneInfo) -> str:
-    """A moment as testers read it: "26 Nov 2026 10:00 KST"."""
-    local = moment.astimezone(zone)
-    return f"{local:%d %b %Y %H:%M} {local.tzname() or local.strftime('%z')}"
+TESTER_TIME = "%d %b %Y %H:%M"  # 26 Nov 2026 10:00 KST
 
 
 def _template(cfg: RulesConfig, category: str) -> AnnouncementTemplate:
@@ -73,8 +66,8 @@ def announcement(
     until = incident.resolved_at or since
     values = {
         "affected": template.affected or AFFECTED.get(incident.category, AFFECTED_FALLBACK),
-        "since": clock_text(since, zone),
-        "until": clock_text(until, zone),
+        "since": stamp(since, zone, TESTER_TIME),
+        "until": stamp(until, zone, TESTER_TIME),
         "duration": duration_text(max(timedelta(0), until - since)),
     }
     text = getattr(template, what) or DEFAULT_TEMPLATES[what]

@@ -74,10 +74,10 @@ def zone_of(incident: Incident, cfg: RulesConfig) -> ZoneInfo:
     return ZoneInfo(rotation.timezone) if rotation else ZoneInfo("UTC")
 
 
-def stamp(moment: datetime, zone: ZoneInfo) -> str:
-    """``2026-11-26 10:00:00 KST``."""
+def stamp(moment: datetime, zone: ZoneInfo, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """A moment in a zone with the zone's abbreviation: ``2026-11-26 10:00:00 KST``."""
     local = moment.astimezone(zone)
-    return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname() or local.strftime('%z')}"
+    return f"{local.strftime(fmt)} {local.tzname() or local.strftime('%z')}"
 
 
 def measures(incident: Incident, cfg: RulesConfig) -> list[tuple[str, str, str, str]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -75,16 +74,8 @@ class OutboxWorker:
         """Stop ``task`` (running ``run``): deliveries under way get ``grace_seconds`` to
         finish; then outcomes are recorded and unfinished claims released, so another
         replica can deliver them at once instead of after the lease."""
-        self._poller.stop()
-        try:
-            async with asyncio.timeout(grace_seconds):
-                await asyncio.shield(task)
-        except TimeoutError:
+        if not await self._poller.stop_within(task, grace_seconds):
             log.warning("outbox_shutdown_timeout", in_flight=len(self._claimed))
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         await self.flush()
 
     async def flush(self) -> None:
