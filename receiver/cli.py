@@ -178,7 +178,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
     from pydantic import ValidationError
 
-    from receiver.app import create_app
+    from receiver.app import create_app, settle_heap
     from receiver.logging import configure_logging
     from receiver.settings import Settings
 
@@ -211,6 +211,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    app.on_startup.append(settle_heap)  # after the store and every loop have started
     web.run_app(
         app,
         host=settings.host,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -93,17 +93,22 @@ class IncidentService:
         """Apply several webhooks, in order, in one transaction (one commit for all)."""
         cfg, router = self.rules.current, self.rules.router
         routed: list[dict[str, list[tuple[Alert, Route]]]] = []
+        total = firing = 0
         for alerts in webhooks:
             groups: dict[str, list[tuple[Alert, Route]]] = defaultdict(list)
             for alert in alerts:
                 r = router.route(alert.labels)
                 groups[r.key].append((alert, r))
+                firing += alert.status is AlertStatus.FIRING
+            total += len(alerts)
             routed.append(groups)
-        keys = list(dict.fromkeys(k for groups in routed for k in groups))
-        fingerprints = [a.fingerprint for alerts in webhooks for a in alerts]
+        wanted: dict[str, list[str]] = defaultdict(list)
+        for groups in routed:
+            for key, batch in groups.items():
+                wanted[key].extend(alert.fingerprint for alert, _ in batch)
         for attempt in range(MAX_CONFLICT_RETRIES):
             now = self.clock()
-            latest, known = await self.store.ingest_state(keys, fingerprints)
+            latest, known = await self.store.ingest_state(wanted)
             results, unit, opened = self._decide_ingest(routed, latest, known, cfg, now)
             try:
                 await self.store.commit(unit, now)
@@ -113,9 +118,9 @@ class IncidentService:
                     raise StoreUnavailable("too many concurrent changes; retry later") from None
         for result, incidents in results:
             result.incidents = list(dict.fromkeys(i.id for i in incidents if i.id is not None))
-        statuses = Counter(alert.status.value for alerts in webhooks for alert in alerts)
-        for status, count in statuses.items():
-            self.metrics.alerts_received.labels(status).inc(count)
+        for status, count in ((AlertStatus.FIRING, firing), (AlertStatus.RESOLVED, total - firing)):
+            if count:
+                self.metrics.alerts_received.labels(status.value).inc(count)
         for incident in opened:
             self.metrics.incidents_opened.labels(incident.severity, incident.category).inc()
         answers = [result for result, _ in results]
@@ -186,19 +191,14 @@ class IncidentService:
             state.latest = incident
         unit.touch(incident)
         unit.events.extend((incident, e) for e in change.events)
-        unit.outbox.extend(
-            (
-                incident,
-                NewNotification(
-                    channel,
-                    kind,
-                    notification_payload(kind, incident, change.events, cfg),
-                    self.coalesce_seconds if kind in COALESCED_KINDS else 0.0,
-                ),
-            )
-            for kind in change.notifications
-            for channel in CHANNELS_BY_KIND.get(kind, ())
-        )
+        for kind in change.notifications:
+            channels = CHANNELS_BY_KIND.get(kind, ())
+            if not channels:
+                continue
+            payload = notification_payload(kind, incident, change.events, cfg)
+            wait = self.coalesce_seconds if kind in COALESCED_KINDS else 0.0
+            for channel in channels:
+                unit.notify(incident, NewNotification(channel, kind, payload, wait))
         postmortem = cfg.jira.postmortem
         if (
             "incident.resolved" in change.notifications
@@ -206,10 +206,10 @@ class IncidentService:
             and incident.severity in postmortem.severities
         ):  # after the resolve on the same queue: the issue is written from the full timeline
             payload = notification_payload("incident.postmortem", incident, change.events, cfg)
-            unit.outbox.append((incident, NewNotification("jira", "incident.postmortem", payload)))
+            unit.notify(incident, NewNotification("jira", "incident.postmortem", payload))
         for kind, text in announcements_for(change.notifications, incident, change.events, cfg):
             payload = {"channel": cfg.channels.announce, "text": text}
-            unit.outbox.append((incident, NewNotification("announce", kind, payload)))
+            unit.notify(incident, NewNotification("announce", kind, payload))
         kinds = set(change.notifications)
         if kinds & {"incident.opened", "incident.reopened", "incident.severity_raised"}:
             trigger = incident.triggered_at
@@ -249,10 +249,10 @@ class IncidentService:
         for kind in fired.notifications:
             payload = notification_payload(kind, incident, fired.events, cfg)
             for channel in CHANNELS_BY_KIND.get(kind, ()):
-                unit.outbox.append((incident, NewNotification(channel, kind, payload)))
+                unit.notify(incident, NewNotification(channel, kind, payload))
         for page in fired.pages:
             payload = page_payload(page, incident, cfg)
-            unit.outbox.append((incident, NewNotification("pager", "page", payload)))
+            unit.notify(incident, NewNotification("pager", "page", payload))
         try:
             await self.store.commit(unit, now)
         except Conflict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from receiver.domain.model import Alert, AlertStatus
 
@@ -14,26 +14,47 @@ from receiver.domain.model import Alert, AlertStatus
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
-def _go_time(value: datetime | None) -> datetime | None:
+class PayloadProblem(ValueError):
+    """A payload that passed the schema but cannot be taken: which field, and why."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def _when(value: datetime | None, field: str, required: bool) -> datetime | None:
     """Go's zero time, 0001-01-01T00:00:00Z, means "not set"; everything else in UTC."""
     if value is None or value.year == 1:
+        if required:
+            raise PayloadProblem(field, "must be a real time, not empty or Go's zero time")
         return None
     try:
         utc = value.astimezone(UTC)
     except OverflowError:
-        raise ValueError("timestamp out of range") from None
+        raise PayloadProblem(field, "timestamp out of range") from None
     if utc >= LATEST:
-        raise ValueError("timestamp out of range (must be before 9000-01-01)")
+        raise PayloadProblem(field, "timestamp out of range (must be before 9000-01-01)")
     return utc
 
 
-# RFC 3339 with up to nanoseconds (Go's format); pydantic keeps microseconds.
-Timestamp = Annotated[AwareDatetime | None, AfterValidator(_go_time)]
-# NUL cannot be stored as text by PostgreSQL, and no real label or annotation has one.
-NoNul = Field(pattern=r"^[^\x00]*$")
-LabelSet = dict[
-    Annotated[str, Field(max_length=1024), NoNul], Annotated[str, Field(max_length=65536), NoNul]
-]
+# RFC 3339 with up to nanoseconds (Go's format); pydantic keeps microseconds. Go's zero
+# time and the range are checked when the alerts are taken (WebhookPayload.domain_alerts):
+# one pass in Python per alert rather than a validator call per field.
+LabelSet = dict[Annotated[str, Field(max_length=1024)], Annotated[str, Field(max_length=65536)]]
+# NUL cannot be stored as text by PostgreSQL, and no real label or annotation has one. In
+# JSON it can only be written as the escape \u0000, so a body without that text has none.
+NUL_ESCAPE = b"\\u0000"
+NUL_MESSAGE = "must not contain NUL (\\u0000) characters"
+
+
+def _nul_in(labels: dict[str, str], field: str) -> str | None:
+    for name, value in labels.items():
+        if "\x00" in name:
+            return f"{field}.[key]"
+        if "\x00" in value:
+            return f"{field}.{name}"
+    return None
 
 
 class _Model(BaseModel):
@@ -46,30 +67,33 @@ class WebhookAlert(_Model):
     status: Literal["firing", "resolved"]
     labels: LabelSet
     annotations: LabelSet = Field(default_factory=dict)
-    startsAt: Timestamp
-    endsAt: Timestamp = None
-    generatorURL: Annotated[str, NoNul] = ""
-    fingerprint: Annotated[str, Field(min_length=1, max_length=128), NoNul]
+    startsAt: AwareDatetime
+    endsAt: AwareDatetime | None = None
+    generatorURL: str = ""
+    fingerprint: Annotated[str, Field(min_length=1, max_length=128)]
 
-    @field_validator("startsAt")
-    @classmethod
-    def _starts_set(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            raise ValueError("startsAt must be a real time, not empty or Go's zero time")
-        return value
-
-    def to_domain(self, alertmanager_url: str = "") -> Alert:
-        """The domain's view of this alert."""
-        assert self.startsAt is not None
+    def to_domain(self, alertmanager_url: str = "", field: str = "alert") -> Alert:
+        """The domain's view of this alert; raises PayloadProblem naming the field."""
+        starts_at = _when(self.startsAt, f"{field}.startsAt", required=True)
+        assert starts_at is not None
         return Alert(
             fingerprint=self.fingerprint,
-            status=AlertStatus(self.status),
+            status=_STATUS[self.status],
             labels=self.labels,
             annotations=self.annotations,
-            starts_at=self.startsAt,
-            ends_at=self.endsAt,
+            starts_at=starts_at,
+            ends_at=_when(self.endsAt, f"{field}.endsAt", required=False),
             generator_url=self.generatorURL,
             alertmanager_url=alertmanager_url,
+        )
+
+    def nul_field(self, field: str) -> str | None:
+        """The first of this alert's fields holding a NUL character."""
+        for name in ("fingerprint", "generatorURL"):
+            if "\x00" in getattr(self, name):
+                return f"{field}.{name}"
+        return _nul_in(self.labels, f"{field}.labels") or _nul_in(
+            self.annotations, f"{field}.annotations"
         )
 
 
@@ -77,12 +101,37 @@ class WebhookPayload(_Model):
     """The body Alertmanager POSTs to a webhook receiver."""
 
     version: Literal["4"]
-    groupKey: Annotated[str, NoNul] = ""
+    groupKey: str = ""
     truncatedAlerts: int = Field(default=0, ge=0)
     status: Literal["firing", "resolved"]
     receiver: str = ""
     groupLabels: LabelSet = Field(default_factory=dict)
     commonLabels: LabelSet = Field(default_factory=dict)
     commonAnnotations: LabelSet = Field(default_factory=dict)
-    externalURL: Annotated[str, NoNul] = ""
+    externalURL: str = ""
     alerts: list[WebhookAlert] = Field(min_length=1)
+
+    def domain_alerts(self, body: bytes | None = None) -> list[Alert]:
+        """The alerts to ingest; raises PayloadProblem for what the schema lets through
+        (NUL characters, Go's zero time as startsAt, times out of range). Given the JSON
+        body it was read from, NUL is only looked for when the body can hold one."""
+        if (body is None or NUL_ESCAPE in body) and (field := self.nul_field()) is not None:
+            raise PayloadProblem(field, NUL_MESSAGE)
+        url = self.externalURL
+        return [alert.to_domain(url, f"alerts[{i}]") for i, alert in enumerate(self.alerts)]
+
+    def nul_field(self) -> str | None:
+        """The first field holding a NUL character, in the order of the payload."""
+        for name in ("groupKey", "externalURL"):
+            if "\x00" in getattr(self, name):
+                return name
+        for name in ("groupLabels", "commonLabels", "commonAnnotations"):
+            if (found := _nul_in(getattr(self, name), name)) is not None:
+                return found
+        for i, alert in enumerate(self.alerts):
+            if (found := alert.nul_field(f"alerts[{i}]")) is not None:
+                return found
+        return None
+
+
+_STATUS = {status.value: status for status in AlertStatus}

@@ -10,12 +10,11 @@ from pydantic import ValidationError
 from receiver.api.auth import authorized, unauthorized
 from receiver.api.keys import INGEST, SETTINGS
 from receiver.api.middleware import LOG_FIELDS, error_response
-from receiver.api.payload import WebhookPayload
+from receiver.api.payload import PayloadProblem, WebhookPayload
+from receiver.jsonfast import dumps
 from receiver.store.base import StoreUnavailable
 
 MAX_REPORTED_ERRORS = 20
-# The payload's only string pattern is "no NUL character".
-_MESSAGES = {"string_pattern_mismatch": "must not contain NUL (\\u0000) characters"}
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
@@ -28,7 +27,7 @@ def _field(loc: tuple[int | str, ...]) -> str:
 def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
     """Pydantic errors as ``{"field", "message"}``, values never echoed back."""
     return [
-        {"field": _field(tuple(e["loc"])), "message": _MESSAGES.get(e["type"], e["msg"])}
+        {"field": _field(tuple(e["loc"])), "message": e["msg"]}
         for e in exc.errors(include_input=False, include_url=False)[:MAX_REPORTED_ERRORS]
     ]
 
@@ -57,7 +56,11 @@ async def webhook(request: web.Request) -> web.Response:
         payload = WebhookPayload.model_validate_json(body)
     except ValidationError as exc:
         return _rejected(exc)
-    alerts = [a.to_domain(payload.externalURL) for a in payload.alerts]
+    try:
+        alerts = payload.domain_alerts(body)
+    except PayloadProblem as exc:
+        problem = {"field": exc.field, "message": exc.message}
+        return error_response(400, "invalid payload", field=exc.field, errors=[problem])
     try:
         result = await request.app[INGEST].submit(alerts)
     except StoreUnavailable as exc:
@@ -77,5 +80,6 @@ async def webhook(request: web.Request) -> web.Response:
             "incidents": result.incidents,
             "opened": result.opened,
             "duplicates": result.duplicates,
-        }
+        },
+        dumps=dumps,
     )

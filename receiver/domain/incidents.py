@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
+from copy import copy
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -74,8 +75,8 @@ def _record(alert: Alert, route: Route, now: datetime) -> AlertRecord:
         fingerprint=alert.fingerprint,
         status=AlertStatus.FIRING,
         severity=route.severity,
-        labels=dict(alert.labels),
-        annotations=dict(alert.annotations),
+        labels=alert.labels,  # an alert's label sets are never changed, so shared
+        annotations=alert.annotations,
         starts_at=alert.starts_at,
         ends_at=None,
         generator_url=alert.generator_url,
@@ -166,7 +167,7 @@ def decide_batch(
     old: Change | None = None
     if latest is not None and (resolved or fresh):
         old = Change(
-            incident=replace(latest),
+            incident=copy(latest),
             previous_status=latest.status,
             previous_severity=latest.severity,
         )

@@ -28,14 +28,17 @@ MAX_EVENTS_PER_PAYLOAD = 20
 
 def merge_payloads(older: dict[str, Any], newer: dict[str, Any]) -> dict[str, Any]:
     """Fold a newer notification into a waiting one: the latest snapshot, all events
-    (the oldest dropped past a cap, but counted)."""
+    (the oldest dropped past a cap, but counted).
+
+    Either side may itself be a fold, so folding in any grouping gives the same payload.
+    """
     events = [*older.get("events", []), *newer.get("events", [])]
     dropped = max(0, len(events) - MAX_EVENTS_PER_PAYLOAD)
     return {
         **newer,
         "events": events[dropped:],
-        "events_dropped": older.get("events_dropped", 0) + dropped,
-        "coalesced": older.get("coalesced", 1) + 1,
+        "events_dropped": older.get("events_dropped", 0) + newer.get("events_dropped", 0) + dropped,
+        "coalesced": older.get("coalesced", 1) + newer.get("coalesced", 1),
     }
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
 from receiver.domain.escalation import Timer
 from receiver.domain.model import AlertRecord, Event, Incident
+from receiver.domain.notifications import merge_payloads
 
 
 class StoreUnavailable(Exception):
@@ -107,11 +108,29 @@ class UnitOfWork:
     _included: set[int] = field(default_factory=set, repr=False, compare=False)
     _timed: set[int] = field(default_factory=set, repr=False, compare=False)
     _cancelled: set[int] = field(default_factory=set, repr=False, compare=False)
+    # (owner identity, channel) -> index in outbox of the last notification for that queue.
+    _last_note: dict[tuple[int, str], int] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._included.update(id(i) for i in self.incidents)
         self._timed.update(id(owner) for owner, _ in self.timers)
         self._cancelled.update(id(i) for i in self.cancel_timers)
+        for index, (owner, note) in enumerate(self.outbox):
+            self._last_note[(id(owner), note.channel)] = index
+
+    def notify(self, owner: Incident | None, note: NewNotification) -> None:
+        """Queue a notification; one of a coalescing kind folds into the unit's previous
+        one of that kind for the same incident and channel, as the store would fold it."""
+        queue = (id(owner), note.channel)
+        last = self._last_note.get(queue)
+        if last is not None and note.coalesce_seconds > 0:
+            waiting = self.outbox[last][1]
+            if waiting.kind == note.kind and waiting.coalesce_seconds > 0:
+                merged = merge_payloads(waiting.payload, note.payload)
+                self.outbox[last] = (owner, replace(note, payload=merged))
+                return
+        self._last_note[queue] = len(self.outbox)
+        self.outbox.append((owner, note))
 
     def touch(self, incident: Incident) -> None:
         """Include an incident once, however many changes touch it."""
@@ -152,9 +171,10 @@ class Store(Protocol):
         """Raise StoreUnavailable when the store cannot be reached."""
 
     async def ingest_state(
-        self, keys: Sequence[str], fingerprints: Sequence[str]
+        self, wanted: Mapping[str, Collection[str]]
     ) -> tuple[dict[str, Incident], dict[int, dict[str, AlertRecord]]]:
-        """The newest incident of each key, and their stored alerts among the fingerprints."""
+        """The newest incident of each key, and its stored alerts among that key's
+        fingerprints (one entry, maybe empty, per incident found)."""
 
     async def commit(self, unit: UnitOfWork, now: datetime) -> None:
         """Write a unit of work atomically and durably; raises Conflict or StoreUnavailable."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +37,7 @@ from receiver.store.base import (
 )
 from receiver.store.rows import (
     ALERT_COLUMNS,
+    ALERT_COLUMNS_OF_A,
     INCIDENT_COLUMNS,
     alert_from_row,
     alert_values,
@@ -57,9 +58,11 @@ _LATEST = (
     f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id IN "
     "(SELECT max(id) FROM incidents WHERE key = ANY($1::text[]) GROUP BY key)"
 )
+# The stored alerts among (incident id, fingerprint) pairs: one index probe per pair.
 _KNOWN_ALERTS = (
-    f"SELECT {ALERT_COLUMNS} FROM alerts "
-    "WHERE fingerprint = ANY($1::text[]) AND incident_id = ANY($2::bigint[])"
+    f"SELECT {ALERT_COLUMNS_OF_A} FROM unnest($1::bigint[], $2::text[]) "
+    "AS wanted (incident_id, fingerprint) "
+    "JOIN alerts a ON a.incident_id = wanted.incident_id AND a.fingerprint = wanted.fingerprint"
 )
 _LOCK_INCIDENTS = (
     "SELECT id FROM incidents WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE"
@@ -325,18 +328,23 @@ class PostgresStore:
         await self._all("SELECT 1")
 
     async def ingest_state(
-        self, keys: Sequence[str], fingerprints: Sequence[str]
+        self, wanted: Mapping[str, Collection[str]]
     ) -> tuple[dict[str, Incident], dict[int, dict[str, AlertRecord]]]:
         self._p()  # a closed store is unavailable even when there is nothing to look up
         latest: dict[str, Incident] = {}
-        if keys:
-            for row in await self._all(_LATEST, list(keys)):
+        if wanted:
+            for row in await self._all(_LATEST, list(wanted)):
                 latest[row[1]] = incident_from_row(row)
-        ids = [i.id for i in latest.values() if i.id is not None]
-        known: dict[int, dict[str, AlertRecord]] = {i: {} for i in ids}
-        if ids and fingerprints:
-            unique = list(dict.fromkeys(fingerprints))
-            for row in await self._all(_KNOWN_ALERTS, unique, ids):
+        known: dict[int, dict[str, AlertRecord]] = {
+            i.id: {} for i in latest.values() if i.id is not None
+        }
+        ids, fps = [], []
+        for key, incident in latest.items():
+            for fp in dict.fromkeys(wanted[key]):
+                ids.append(incident.id)
+                fps.append(fp)
+        if ids:
+            for row in await self._all(_KNOWN_ALERTS, ids, fps):
                 known[row[0]][row[1]] = alert_from_row(row)
         return latest, known
 

@@ -35,6 +35,8 @@ ALERT_COLUMNS = (
     "incident_id, fingerprint, status, severity, labels, annotations, starts_at, ends_at, "
     "generator_url, first_seen, last_seen"
 )
+# The same, qualified by the table alias "a", for joins.
+ALERT_COLUMNS_OF_A = ", ".join(f"a.{c.strip()}" for c in ALERT_COLUMNS.split(","))
 
 
 def incident_from_row(row: Sequence[Any]) -> Incident:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
@@ -35,6 +35,7 @@ from receiver.store.base import (
 )
 from receiver.store.rows import (
     ALERT_COLUMNS,
+    ALERT_COLUMNS_OF_A,
     INCIDENT_COLUMNS,
     alert_from_row,
     alert_values,
@@ -50,13 +51,18 @@ CHUNK = 500  # keeps IN (...) lists under SQLite's variable limit
 T = TypeVar("T")
 
 
-def _chunks(items: Sequence[Any]) -> list[Sequence[Any]]:
-    return [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
+def _chunks(items: Sequence[T], size: int = CHUNK) -> list[Sequence[T]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 _LATEST = (
     f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id IN "
     "(SELECT max(id) FROM incidents WHERE key IN ({marks}) GROUP BY key)"
+)
+# The stored alerts among (incident id, fingerprint) pairs: one index probe per pair.
+_KNOWN_ALERTS = (
+    f"SELECT {ALERT_COLUMNS_OF_A} FROM (VALUES {{pairs}}) AS wanted "
+    "JOIN alerts a ON a.incident_id = wanted.column1 AND a.fingerprint = wanted.column2"
 )
 _UPDATE_INCIDENT = (
     "UPDATE incidents SET key=?, rule=?, severity=?, category=?, team=?, status=?, "
@@ -165,25 +171,25 @@ class _Writer:
                 db.execute("INSERT INTO schema_version VALUES (?)", (version,))
 
     def ingest_state(
-        self, keys: Sequence[str], fingerprints: Sequence[str]
+        self, wanted: Mapping[str, Collection[str]]
     ) -> tuple[dict[str, Incident], dict[int, dict[str, AlertRecord]]]:
         latest: dict[str, Incident] = {}
-        for part in _chunks(list(keys)):
+        for part in _chunks(list(wanted)):
             sql = _LATEST.format(marks=",".join("?" * len(part)))
             for row in self.db.execute(sql, part):
                 latest[row[1]] = incident_from_row(row)
-        ids = [i.id for i in latest.values() if i.id is not None]
-        known: dict[int, dict[str, AlertRecord]] = {i: {} for i in ids}
-        if ids:
-            id_list = ",".join(str(int(i)) for i in ids)
-            for part in _chunks(list(dict.fromkeys(fingerprints))):
-                marks = ",".join("?" * len(part))
-                sql = (
-                    f"SELECT {ALERT_COLUMNS} FROM alerts "
-                    f"WHERE fingerprint IN ({marks}) AND incident_id IN ({id_list})"
-                )
-                for row in self.db.execute(sql, part):
-                    known[row[0]][row[1]] = alert_from_row(row)
+        known: dict[int, dict[str, AlertRecord]] = {
+            i.id: {} for i in latest.values() if i.id is not None
+        }
+        pairs = [
+            (incident.id, fp)
+            for key, incident in latest.items()
+            for fp in dict.fromkeys(wanted[key])
+        ]
+        for some in _chunks(pairs, CHUNK // 2):
+            sql = _KNOWN_ALERTS.format(pairs=",".join(["(?, ?)"] * len(some)))
+            for row in self.db.execute(sql, [v for pair in some for v in pair]):
+                known[row[0]][row[1]] = alert_from_row(row)
         return latest, known
 
     def write(self, unit: UnitOfWork, now: datetime) -> list[Incident]:
@@ -404,11 +410,11 @@ class SqliteStore:
         await self._all("SELECT 1")
 
     async def ingest_state(
-        self, keys: Sequence[str], fingerprints: Sequence[str]
+        self, wanted: Mapping[str, Collection[str]]
     ) -> tuple[dict[str, Incident], dict[int, dict[str, AlertRecord]]]:
         async with self._lock:  # never between a transaction's statements and its COMMIT
             try:
-                return self._w().ingest_state(keys, fingerprints)
+                return self._w().ingest_state(wanted)
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"SQLite: {exc}") from exc
 

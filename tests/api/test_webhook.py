@@ -76,6 +76,33 @@ BAD_BODIES: list[tuple[str, bytes, str]] = [
         ).encode(),
         "alerts[0].annotations.summary",
     ),
+    (
+        "NUL in a label name",
+        json.dumps(
+            webhook(alert(), {**alert(), "labels": {**alert()["labels"], "a\u0000": "x"}})
+        ).encode(),
+        "alerts[1].labels.[key]",
+    ),
+    (
+        "NUL in a fingerprint",
+        json.dumps(webhook(alert(), {**alert(), "fingerprint": "f\u0000"})).encode(),
+        "alerts[1].fingerprint",
+    ),
+    (
+        "NUL in the group key",
+        json.dumps({**webhook(alert()), "groupKey": "{}:\u0000"}).encode(),
+        "groupKey",
+    ),
+    (
+        "endsAt out of range",
+        json.dumps(webhook({**alert(), "endsAt": "9999-12-31T23:59:59Z"})).encode(),
+        "alerts[0].endsAt",
+    ),
+    (
+        "startsAt out of range in the second alert",
+        json.dumps(webhook(alert(), {**alert(), "startsAt": "9000-01-01T00:00:00Z"})).encode(),
+        "alerts[1].startsAt",
+    ),
 ]
 
 
@@ -96,6 +123,21 @@ async def test_bad_payload_is_400_naming_the_field(
     if name.startswith("NUL"):
         assert answer["errors"][0]["message"] == "must not contain NUL (\\u0000) characters"
     assert await incident_count(client) == 1
+
+
+async def test_escaped_backslash_before_u0000_is_text_not_nul(make_client: ClientFactory) -> None:
+    """The JSON text \\\\u0000 is a backslash and "u0000", which may be stored."""
+    client = await make_client()
+    summary = "path C:\\u0000\\x"
+    body = json.dumps(webhook({**alert(), "annotations": {"summary": summary}})).encode()
+    assert b"\\\\u0000" in body
+    resp = await client.post(
+        "/webhook", data=body, headers={**AUTH, "Content-Type": "application/json"}
+    )
+    assert resp.status == 200
+    incident_id = (await resp.json())["incidents"][0]
+    stored = await (await client.get(f"/api/v1/incidents/{incident_id}", headers=API)).json()
+    assert stored["alerts"][0]["annotations"]["summary"] == summary
 
 
 def basic(user: str, password: str) -> dict[str, str]:

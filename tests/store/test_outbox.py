@@ -311,6 +311,34 @@ async def test_three_coalesced_notifications_in_one_unit(store: Store) -> None:
     assert [e["fingerprint"] for e in item.payload["events"]] == ["fp-a", "fp-b", "fp-c"]
 
 
+async def test_folding_in_the_unit_stores_what_folding_row_by_row_stores(
+    store: Store, x: Incident, y: Incident
+) -> None:
+    """UnitOfWork.notify folds before the store does: the stored payload is the same."""
+    notes = [joined("x", n, f"fp-{n}") for n in range(1, 31)]  # past the event cap
+    for n in notes[:5]:
+        await store.commit(UnitOfWork(incidents=[x], outbox=[(x, n)]), T0)
+    unit = UnitOfWork(incidents=[y])
+    for n in notes[:5]:
+        unit.notify(y, n)
+    await store.commit(unit, T0)
+    for start in (5, 17):  # two more units of several notes each, onto the waiting rows
+        unit_x, unit_y = UnitOfWork(incidents=[x]), UnitOfWork(incidents=[y])
+        for n in notes[start : start + 12]:
+            unit_x.outbox.append((x, n))
+            unit_y.notify(y, n)
+        assert len(unit_y.outbox) == 1
+        await store.commit(unit_x, at(1))
+        await store.commit(unit_y, at(1))
+
+    rows = await store.claim_outbox(at(60), 10, 30)
+    assert [r.incident_id for r in rows] == [x.id, y.id]
+    folded_by_rows, folded_in_units = rows[0].payload, rows[1].payload
+    assert folded_in_units == folded_by_rows
+    assert folded_in_units["coalesced"] == 29
+    assert len(folded_in_units["events"]) + folded_in_units["events_dropped"] == 29
+
+
 async def test_coalescing_is_per_incident_and_channel(
     store: Store, x: Incident, y: Incident
 ) -> None:

@@ -91,7 +91,7 @@ async def test_one_of_two_replicas_opening_the_same_key_wins(replicas: Replicas)
         assert sorted(type(r).__name__ for r in outcome) == ["Conflict", "NoneType"], outcome
         winner, loser = (first, second) if outcome[0] is None else (second, first)
         assert loser.id is None
-        latest, _ = await b.ingest_state([winner.key], [])
+        latest, _ = await b.ingest_state({winner.key: []})
         assert latest == {winner.key: winner}
     assert len(await a.list_incidents(None, None, 100, None)) == 20
 

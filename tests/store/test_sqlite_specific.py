@@ -98,7 +98,7 @@ async def test_locked_database_makes_commit_unavailable_and_writes_nothing(
         assert incident.id is None
         # Readers are not blocked by a writer in WAL mode.
         await sqlite_store.ping()
-        assert await sqlite_store.ingest_state(["db/primary"], ["fp-a"]) == ({}, {})
+        assert await sqlite_store.ingest_state({"db/primary": ["fp-a"]}) == ({}, {})
 
     assert await sqlite_store.list_incidents(None, None, 10, None) == []
     assert await sqlite_store.deliveries(None, None, 10) == []

@@ -306,10 +306,15 @@ async def test_ingest_state_newest_incident_per_key_and_known_alerts_only(store:
     alerts.append((resolved_only, alert_record("fp-r", status=AlertStatus.RESOLVED)))
     await store.commit(UnitOfWork(incidents=[*incidents, resolved_only], alerts=alerts), at(100))
 
-    keys = [f"k{n}" for n in range(600)] + ["only-resolved", "never-seen"]
-    fingerprints = [f"fp-{n}" for n in range(0, 600, 2)]  # the even ones
-    fingerprints += [f"fp-unknown-{n}" for n in range(400)] + ["fp-shared", "fp-r", "fp-0"]
-    latest, known = await store.ingest_state(keys, fingerprints)
+    # Each key is asked about its own fingerprints: the even ones, unknown ones, and one
+    # stored under another incident (fp-1 belongs to k1, asked under k0).
+    wanted: dict[str, list[str]] = {f"k{n}": [f"fp-unknown-{n}"] for n in range(600)}
+    for n in range(0, 600, 2):
+        wanted[f"k{n}"].append(f"fp-{n}")
+    wanted["k0"] += ["fp-shared", "fp-0", "fp-1"]
+    wanted["only-resolved"] = ["fp-r"]
+    wanted["never-seen"] = ["fp-2"]
+    latest, known = await store.ingest_state(wanted)
 
     assert latest == {i.key: i for i in [*incidents, resolved_only]}
     assert latest["k0"].id == incidents[0].id != old.id
@@ -334,8 +339,8 @@ async def test_ingest_state_newest_incident_per_key_and_known_alerts_only(store:
 
 async def test_ingest_state_of_nothing(store: Store) -> None:
     await seed(store, new_incident("k"))
-    assert await store.ingest_state([], []) == ({}, {})
-    latest, known = await store.ingest_state(["unknown"], ["fp-a"])
+    assert await store.ingest_state({}) == ({}, {})
+    latest, known = await store.ingest_state({"unknown": ["fp-a"]})
     assert latest == {}
     assert not any(known.values())
 
@@ -453,7 +458,7 @@ async def test_second_open_incident_for_a_key_conflicts(store: Store) -> None:
 
     assert second.id is None
     assert await store.list_incidents(None, None, 10, None) == [first]
-    latest, _ = await store.ingest_state(["db/primary"], ["fp-b"])
+    latest, _ = await store.ingest_state({"db/primary": ["fp-b"]})
     assert latest == {"db/primary": first}
     assert await store.deliveries(None, None, 10) == []
     assert await store.outbox_stats(at(5)) == (0, 0.0)
@@ -515,7 +520,7 @@ async def test_every_call_on_a_closed_store_is_unavailable(store: Store) -> None
     fresh = new_incident("db/replica")
     calls: list[Callable[[], Awaitable[Any]]] = [
         store.ping,
-        lambda: store.ingest_state(["db/primary"], ["fp-a"]),
+        lambda: store.ingest_state({"db/primary": ["fp-a"]}),
         lambda: store.commit(UnitOfWork(incidents=[fresh]), T0),
         lambda: store.list_incidents(None, None, 10, None),
         lambda: store.get_incident(incident_id),
