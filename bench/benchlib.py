@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: child processes, wrk runs, the bare baseline, options.
+"""What the benchmark scripts share: child processes, wrk runs, the baselines, options.
 
 Everything binds to 127.0.0.1. Child processes lead their own process group and are
 stopped by id; wrk runs bench/webhook.lua, whose fingerprints are unique per
@@ -29,6 +29,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 LUA_SCRIPT = BENCH_DIR / "webhook.lua"
 BARE_HANDLER = BENCH_DIR / "bare_handler.py"
+FLOOR_HANDLER = BENCH_DIR / "floor_handler.py"
 HOST = "127.0.0.1"
 
 ALERTS_PER_REQUEST = 10
@@ -231,8 +232,10 @@ def http_status(url: str, data: bytes | None = None, timeout: float = 2.0) -> in
         return int(exc.code)
 
 
-def wait_ready(proc: Proc, url: str, data: bytes | None, timeout_s: float) -> float:
-    """Polls url until it answers 200; returns the seconds it took."""
+def wait_ready(
+    proc: Proc, url: str, data: bytes | None, timeout_s: float, status_ready: int = 200
+) -> float:
+    """Polls url until it answers status_ready (200); returns the seconds it took."""
     start = time.monotonic()
     last = "no answer"
     while time.monotonic() - start < timeout_s:
@@ -244,7 +247,7 @@ def wait_ready(proc: Proc, url: str, data: bytes | None, timeout_s: float) -> fl
             )
         try:
             status = http_status(url, data)
-            if status == 200:
+            if status == status_ready:
                 return time.monotonic() - start
             last = f"HTTP {status}"
         except (OSError, urllib.error.URLError) as exc:
@@ -400,6 +403,16 @@ def bare_proc(workdir: Path) -> tuple[Proc, str]:
         child_env(log_format=False),
         workdir / "bare.log",
     )
+    return proc, f"http://{HOST}:{port}/webhook"
+
+
+def floor_proc(workdir: Path) -> tuple[Proc, str]:
+    """The floor handler on a free port, writing workdir/floor.db, not started, and its
+    webhook URL."""
+    port = free_port()
+    argv = [sys.executable, str(FLOOR_HANDLER), "--host", HOST, "--port", str(port)]
+    argv += ["--db", str(workdir / "floor.db")]
+    proc = Proc("floor", argv, child_env(log_format=False), workdir / "floor.log")
     return proc, f"http://{HOST}:{port}/webhook"
 
 

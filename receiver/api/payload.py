@@ -23,18 +23,27 @@ class PayloadProblem(ValueError):
         self.message = message
 
 
-def _when(value: datetime | None, field: str, required: bool) -> datetime | None:
+class _BadTime(ValueError):
+    """A time that is not taken; the caller names the field."""
+
+    def __init__(self, message: str, name: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.name = name
+
+
+def _when(value: datetime | None, required: bool) -> datetime | None:
     """Go's zero time, 0001-01-01T00:00:00Z, means "not set"; everything else in UTC."""
     if value is None or value.year == 1:
         if required:
-            raise PayloadProblem(field, "must be a real time, not empty or Go's zero time")
+            raise _BadTime("must be a real time, not empty or Go's zero time")
         return None
     try:
         utc = value.astimezone(UTC)
     except OverflowError:
-        raise PayloadProblem(field, "timestamp out of range") from None
+        raise _BadTime("timestamp out of range") from None
     if utc >= LATEST:
-        raise PayloadProblem(field, "timestamp out of range (must be before 9000-01-01)")
+        raise _BadTime("timestamp out of range (must be before 9000-01-01)")
     return utc
 
 
@@ -74,7 +83,20 @@ class WebhookAlert(_Model):
 
     def to_domain(self, alertmanager_url: str = "", field: str = "alert") -> Alert:
         """The domain's view of this alert; raises PayloadProblem naming the field."""
-        starts_at = _when(self.startsAt, f"{field}.startsAt", required=True)
+        try:
+            return self._domain(alertmanager_url)
+        except _BadTime as exc:
+            raise PayloadProblem(f"{field}.{exc.name}", exc.message) from None
+
+    def _domain(self, alertmanager_url: str) -> Alert:
+        try:
+            starts_at = _when(self.startsAt, required=True)
+        except _BadTime as exc:
+            raise _BadTime(exc.message, "startsAt") from None
+        try:
+            ends_at = _when(self.endsAt, required=False)
+        except _BadTime as exc:
+            raise _BadTime(exc.message, "endsAt") from None
         assert starts_at is not None
         return Alert(
             fingerprint=self.fingerprint,
@@ -82,7 +104,7 @@ class WebhookAlert(_Model):
             labels=self.labels,
             annotations=self.annotations,
             starts_at=starts_at,
-            ends_at=_when(self.endsAt, f"{field}.endsAt", required=False),
+            ends_at=ends_at,
             generator_url=self.generatorURL,
             alertmanager_url=alertmanager_url,
         )
@@ -117,8 +139,13 @@ class WebhookPayload(_Model):
         body it was read from, NUL is only looked for when the body can hold one."""
         if (body is None or NUL_ESCAPE in body) and (field := self.nul_field()) is not None:
             raise PayloadProblem(field, NUL_MESSAGE)
-        url = self.externalURL
-        return [alert.to_domain(url, f"alerts[{i}]") for i, alert in enumerate(self.alerts)]
+        taken: list[Alert] = []
+        try:
+            for alert in self.alerts:
+                taken.append(alert._domain(self.externalURL))
+        except _BadTime as exc:
+            raise PayloadProblem(f"alerts[{len(taken)}].{exc.name}", exc.message) from None
+        return taken
 
     def nul_field(self) -> str | None:
         """The first field holding a NUL character, in the order of the payload."""

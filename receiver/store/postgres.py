@@ -233,6 +233,9 @@ class PostgresStore:
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
         self._pool: Any = None
+        # The schema the connections work in, however it was chosen (``schema`` or a
+        # search_path in the URL): queue locks of two schemas on one server never meet.
+        self._lock_scope = schema or ""
 
     def _p(self) -> Any:
         if self._pool is None:
@@ -241,7 +244,7 @@ class PostgresStore:
 
     def _queue_key(self, channel: str, incident_id: int | None) -> int:
         """The advisory lock of one (channel, incident) queue of this schema."""
-        name = f"{self.schema or ''}\0{channel}\0{incident_id or 0}".encode()
+        name = f"{self._lock_scope}\0{channel}\0{incident_id or 0}".encode()
         return int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "big", signed=True)
 
     async def open(self) -> None:
@@ -260,6 +263,7 @@ class PostgresStore:
                 )
                 async with self._pool.acquire() as conn:
                     await self._migrate(conn)
+                    self._lock_scope = await conn.fetchval("SELECT current_schema()") or ""
         except (StoreUnavailable, ValueError) as exc:
             await self.close()
             raise StoreUnavailable(

@@ -378,3 +378,24 @@ async def test_outbox_decisions_match_sqlite(seed: int, schema: str, tmp_path: P
 
 async def seed_incidents(store: Store, owners: list[Incident | None]) -> None:
     await store.commit(UnitOfWork(incidents=[o for o in owners if o is not None]), T0)
+
+
+async def test_queue_locks_belong_to_the_schema_however_it_is_chosen(schema: str) -> None:
+    """A schema named in the URL's search_path scopes the queue locks like ``schema=``."""
+
+    def in_url(name: str) -> str:
+        return f"{POSTGRES_URL}{'&' if '?' in POSTGRES_URL else '?'}search_path={name}"
+
+    async with postgres_schema() as other:
+        stores = [
+            store_from_url(in_url(schema)),
+            PostgresStore(POSTGRES_URL, schema=schema),
+            store_from_url(in_url(other)),
+        ]
+        await asyncio.gather(*(s.open() for s in stores))
+        try:
+            keys = [s._queue_key("jira", 7) for s in stores if isinstance(s, PostgresStore)]
+        finally:
+            await asyncio.gather(*(s.close() for s in stores))
+    assert len(keys) == 3
+    assert keys[0] == keys[1] != keys[2]
