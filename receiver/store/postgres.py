@@ -87,6 +87,25 @@ _UPDATE_INCIDENT = (
     "jira_key=$16, firing_alerts=$17, alertmanager_url=$18, version=version + 1 "
     "WHERE id=$19 AND version=$20"
 )
+# Several incidents' updates in one statement; the ids returned are those whose version
+# was still the one read.
+_UPDATE_INCIDENTS = (
+    "UPDATE incidents AS i SET key = u.key, rule = u.rule, severity = u.severity, "
+    "category = u.category, team = u.team, status = u.status, summary = u.summary, "
+    "group_labels = u.group_labels, opened_at = u.opened_at, triggered_at = u.triggered_at, "
+    "first_starts_at = u.first_starts_at, acknowledged_at = u.acknowledged_at, "
+    "acknowledged_by = u.acknowledged_by, resolved_at = u.resolved_at, "
+    "resolved_by = u.resolved_by, jira_key = u.jira_key, firing_alerts = u.firing_alerts, "
+    "alertmanager_url = u.alertmanager_url, version = i.version + 1 "
+    "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
+    "$7::text[], $8::text[], $9::float8[], $10::float8[], $11::float8[], $12::float8[], "
+    "$13::text[], $14::float8[], $15::text[], $16::text[], $17::int[], $18::text[], "
+    "$19::bigint[], $20::int[]) AS u (key, rule, severity, category, team, status, summary, "
+    "group_labels, opened_at, triggered_at, first_starts_at, acknowledged_at, "
+    "acknowledged_by, resolved_at, resolved_by, jira_key, firing_alerts, alertmanager_url, "
+    "id, version) "
+    "WHERE i.id = u.id AND i.version = u.version RETURNING i.id"
+)
 _UPSERT_ALERT = (
     f"INSERT INTO alerts ({ALERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
     "ON CONFLICT (incident_id, fingerprint) DO UPDATE SET status=excluded.status, "
@@ -390,20 +409,23 @@ class PostgresStore:
             await conn.execute(_LOCK_INCIDENTS, updated)
         fresh = sum(1 for i in unit.incidents if i.id is None)
         new_ids = iter(sorted(await conn.fetchval(_NEW_IDS, fresh)) if fresh else [])
-        inserts: list[tuple[Any, ...]] = []  # sent in unit order, before the next update
+        # Runs of inserts and of updates go in unit order: an incident resolved before its
+        # key opens again must be stored resolved first (one open incident per key).
+        inserts: list[tuple[Any, ...]] = []
+        updates: list[tuple[Any, ...]] = []
         for incident in unit.incidents:
             values = incident_values(incident)
             if incident.id is None:
+                await _update_incidents(conn, updates)
                 incident.id = next(new_ids)
                 assigned.append(incident)
                 inserts.append((incident.id, *values))
-                continue
-            if inserts:
-                await conn.executemany(_INSERT_INCIDENT, inserts)
-                inserts = []
-            status = await conn.execute(_UPDATE_INCIDENT, *values, incident.id, incident.version)
-            if status != "UPDATE 1":
-                raise Conflict(f"incident {incident.id} changed meanwhile")
+            else:
+                if inserts:
+                    await conn.executemany(_INSERT_INCIDENT, inserts)
+                    inserts = []
+                updates.append((*values, incident.id, incident.version))
+        await _update_incidents(conn, updates)
         if inserts:
             await conn.executemany(_INSERT_INCIDENT, inserts)
         if unit.alerts:
@@ -628,6 +650,23 @@ class _Row:
     payload: dict[str, Any]
     due: float
     id: int | None = None  # stored before this unit
+
+
+async def _update_incidents(conn: Any, updates: list[tuple[Any, ...]]) -> None:
+    """Store incidents' new fields (each ``incident_values`` + id + version read) at once;
+    raises Conflict if any was changed meanwhile. Empties the list."""
+    if not updates:
+        return
+    if len(updates) == 1:
+        status = await conn.execute(_UPDATE_INCIDENT, *updates[0])
+        changed = [] if status == "UPDATE 1" else [updates[0][-2]]
+    else:
+        columns = [list(column) for column in zip(*updates, strict=True)]
+        done = {r[0] for r in await conn.fetch(_UPDATE_INCIDENTS, *columns)}
+        changed = [u[-2] for u in updates if u[-2] not in done]
+    updates.clear()
+    if changed:
+        raise Conflict(f"incidents {changed[:10]} changed meanwhile")
 
 
 async def _enqueue(

@@ -348,6 +348,40 @@ async def test_ingest_state_of_nothing(store: Store) -> None:
 # --- optimistic concurrency -----------------------------------------------------------------
 
 
+async def test_one_stale_incident_among_several_updates_conflicts_them_all(store: Store) -> None:
+    incidents = [new_incident(f"k{n}") for n in range(4)]
+    await seed(store, *incidents)
+    copies = [await store.get_incident(stored_id(i)) for i in incidents]
+    assert all(c is not None for c in copies)
+    stale = await store.get_incident(stored_id(incidents[2]))
+    assert stale is not None
+    stale.summary = "changed meanwhile"
+    await store.commit(UnitOfWork(incidents=[stale]), at(5))
+
+    changed = []
+    for n, copy_n in enumerate(copies):
+        assert copy_n is not None
+        copy_n.firing_alerts, copy_n.summary = 7 + n, f"updated {n}"
+        changed.append(copy_n)
+    with pytest.raises(Conflict):
+        await store.commit(UnitOfWork(incidents=changed), at(10))
+    assert [c.version for c in changed] == [0, 0, 0, 0]
+    stored = [await store.get_incident(stored_id(i)) for i in incidents]
+    summaries = [f"k{n} is down — zone ü" for n in range(4)]
+    summaries[2] = "changed meanwhile"
+    assert [s.summary for s in stored if s] == summaries
+
+    fresh = await store.get_incident(stored_id(incidents[2]))
+    assert fresh is not None
+    changed[2] = fresh
+    for n, copy_n in enumerate(changed):
+        copy_n.firing_alerts, copy_n.summary = 7 + n, f"updated {n}"
+    await store.commit(UnitOfWork(incidents=changed), at(20))
+    assert [c.version for c in changed] == [1, 1, 2, 1]
+    stored = [await store.get_incident(stored_id(i)) for i in incidents]
+    assert stored == changed
+
+
 async def test_stale_copy_conflicts_and_writes_nothing(store: Store) -> None:
     incident = new_incident("db/primary")
     first_alert = alert_record("fp-a")
