@@ -26,12 +26,23 @@ def make_app() -> web.Application:
     return app
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def handler_args(description: str | None, db: bool = False) -> argparse.Namespace:
+    """The options of a benchmark handler: where to listen, and with ``db`` its SQLite file."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
-    web.run_app(make_app(), host=args.host, port=args.port, print=None, access_log=None)
+    if db:
+        parser.add_argument("--db", metavar="PATH", required=True, help="SQLite file to write")
+    return parser.parse_args()
+
+
+def serve(app: web.Application, args: argparse.Namespace) -> None:
+    """Serve until SIGINT or SIGTERM; no access log, nothing printed."""
+    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+
+
+def main() -> None:
+    serve(make_app(), handler_args(__doc__))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ Usage: python bench/floor_handler.py --host 127.0.0.1 --port 18081 --db /tmp/flo
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import sqlite3
@@ -23,10 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import orjson
 from aiohttp import web
+from bare_handler import handler_args, serve
 from pydantic import ValidationError
 
 from receiver.api.payload import PayloadProblem, WebhookPayload
 from receiver.domain.model import Alert
+from receiver.store.sqlite import commit_durably, rollback
 
 INVALID_BODY = orjson.dumps({"error": "invalid payload"})
 UNAVAILABLE_BODY = orjson.dumps({"error": "store unavailable"})
@@ -53,21 +54,6 @@ def rows_of(alerts: list[Alert]) -> list[Row]:
         )
         for a in alerts
     ]
-
-
-def _rollback(db: sqlite3.Connection) -> None:
-    if db.in_transaction:
-        with contextlib.suppress(sqlite3.Error):
-            db.execute("ROLLBACK")
-
-
-def _commit(db: sqlite3.Connection) -> None:
-    """COMMIT, on the commit thread; a failed COMMIT is rolled back before it returns."""
-    try:
-        db.execute("COMMIT")
-    except sqlite3.Error:
-        _rollback(db)
-        raise
 
 
 class GroupWriter:
@@ -102,11 +88,11 @@ class GroupWriter:
                 self.db.execute("BEGIN IMMEDIATE")
                 self.db.executemany(INSERT, [row for rows, _ in batch for row in rows])
             except sqlite3.Error:
-                _rollback(self.db)
+                rollback(self.db)
                 ok = False
             else:
                 try:
-                    await loop.run_in_executor(self.executor, _commit, self.db)
+                    await loop.run_in_executor(self.executor, commit_durably, self.db)
                 except sqlite3.Error:
                     ok = False
             for _, future in batch:
@@ -115,7 +101,7 @@ class GroupWriter:
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)  # a COMMIT still running finishes first
-        _rollback(self.db)
+        rollback(self.db)
         self.db.close()
 
 
@@ -154,12 +140,8 @@ def make_app(db_path: str) -> web.Application:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--db", metavar="PATH", required=True, help="SQLite file to write")
-    args = parser.parse_args()
-    web.run_app(make_app(args.db), host=args.host, port=args.port, print=None, access_log=None)
+    args = handler_args(__doc__, db=True)
+    serve(make_app(args.db), args)
 
 
 if __name__ == "__main__":

@@ -155,9 +155,9 @@ class _Writer:
         try:
             yield self.db
         except BaseException:
-            _rollback(self.db)
+            rollback(self.db)
             raise
-        _commit(self.db)
+        commit_durably(self.db)
 
     def migrate(self) -> None:
         self.db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -283,18 +283,19 @@ def _forget(assigned: list[Incident]) -> None:
         incident.id = None
 
 
-def _rollback(db: sqlite3.Connection) -> None:
+def rollback(db: sqlite3.Connection) -> None:
     """ROLLBACK unless SQLite already rolled back by itself (disk full, I/O error)."""
     if db.in_transaction:
         db.execute("ROLLBACK")
 
 
-def _commit(db: sqlite3.Connection) -> None:
-    """COMMIT, on the commit thread; a failed COMMIT is rolled back before it returns."""
+def commit_durably(db: sqlite3.Connection) -> None:
+    """COMMIT (run it off the event loop: it waits for the disk); a failed COMMIT is rolled
+    back before it returns."""
     try:
         db.execute("COMMIT")
     except sqlite3.Error:
-        _rollback(db)
+        rollback(db)
         raise
 
 
@@ -347,12 +348,12 @@ class SqliteStore:
             try:
                 result = body(writer)
             except BaseException as exc:
-                _rollback(writer.db)
+                rollback(writer.db)
                 if isinstance(exc, sqlite3.Error):
                     raise StoreUnavailable(f"SQLite: {exc}") from exc
                 raise
             loop = asyncio.get_running_loop()
-            committing = loop.run_in_executor(self._executor, _commit, writer.db)
+            committing = loop.run_in_executor(self._executor, commit_durably, writer.db)
             cancelled = False
             while not committing.done():  # the lock is held until the disk answers
                 try:
