@@ -24,26 +24,26 @@ class PayloadProblem(ValueError):
 
 
 class _BadTime(ValueError):
-    """A time that is not taken; the caller names the field."""
+    """A time that is not taken: which of the alert's times, and why."""
 
-    def __init__(self, message: str, name: str = "") -> None:
+    def __init__(self, name: str, message: str) -> None:
         super().__init__(message)
-        self.message = message
         self.name = name
+        self.message = message
 
 
-def _when(value: datetime | None, required: bool) -> datetime | None:
+def _when(value: datetime | None, name: str, required: bool) -> datetime | None:
     """Go's zero time, 0001-01-01T00:00:00Z, means "not set"; everything else in UTC."""
     if value is None or value.year == 1:
         if required:
-            raise _BadTime("must be a real time, not empty or Go's zero time")
+            raise _BadTime(name, "must be a real time, not empty or Go's zero time")
         return None
     try:
         utc = value.astimezone(UTC)
     except OverflowError:
-        raise _BadTime("timestamp out of range") from None
+        raise _BadTime(name, "timestamp out of range") from None
     if utc >= LATEST:
-        raise _BadTime("timestamp out of range (must be before 9000-01-01)")
+        raise _BadTime(name, "timestamp out of range (must be before 9000-01-01)")
     return utc
 
 
@@ -89,14 +89,8 @@ class WebhookAlert(_Model):
             raise PayloadProblem(f"{field}.{exc.name}", exc.message) from None
 
     def _domain(self, alertmanager_url: str) -> Alert:
-        try:
-            starts_at = _when(self.startsAt, required=True)
-        except _BadTime as exc:
-            raise _BadTime(exc.message, "startsAt") from None
-        try:
-            ends_at = _when(self.endsAt, required=False)
-        except _BadTime as exc:
-            raise _BadTime(exc.message, "endsAt") from None
+        starts_at = _when(self.startsAt, "startsAt", required=True)
+        ends_at = _when(self.endsAt, "endsAt", required=False)
         assert starts_at is not None
         return Alert(
             fingerprint=self.fingerprint,
