@@ -126,7 +126,8 @@ class IncidentService:
         answers = [result for result, _ in results]
         self.metrics.duplicates_suppressed.inc(sum(r.duplicates for r in answers))
         self.metrics.unknown_resolved.inc(sum(r.unknown_resolved for r in answers))
-        self.on_commit()
+        if unit.timers or any(note.coalesce_seconds == 0 for _, note in unit.outbox):
+            self.on_commit()  # else nothing is due before the workers' next poll
         return answers
 
     def _decide_ingest(

@@ -279,3 +279,33 @@ async def test_worker_runs_in_the_app_after_commit(tmp_path: Path) -> None:
     # The P1 pages its on-call at once: a page to the pager, its note on the JIRA issue.
     assert [p.payload["person"] for p in pager.delivered] == ["kim"]
     assert kinds(jira) == ["incident.opened", "incident.escalated"]
+
+
+async def test_workers_are_woken_only_for_what_is_due_now(tmp_path: Path, clock: FakeClock) -> None:
+    """A commit wakes the outbox and timer loops when it adds a delivery due at once or a
+    timer; a join that only waits to be coalesced leaves them to their next poll."""
+    store = SqliteStore(str(tmp_path / "wake.db"))
+    await store.open()
+    wakes: list[int] = []
+    rules = RulesHolder(SHIPPED_RULES, Metrics())
+    service = IncidentService(store, rules, Metrics(), clock, on_commit=lambda: wakes.append(1))
+
+    async def post(*alerts: dict[str, object]) -> None:
+        payload = WebhookPayload.model_validate(webhook(*alerts))
+        await service.ingest([a.to_domain() for a in payload.alerts])
+
+    try:
+        await post(alert(instance="a"))  # opens: JIRA and Slack now, escalation timers
+        assert len(wakes) == 1
+        clock.advance(seconds=5)
+        await post(alert(instance="b"))  # joins: JIRA in a minute, coalesced
+        await post(alert(instance="c"))
+        assert len(wakes) == 1
+        jira = [d for d in await store.deliveries("pending", None, 10) if d.channel == "jira"]
+        [joined] = [d for d in jira if d.kind == "incident.alerts_joined"]
+        assert joined.next_attempt_at == clock.now + timedelta(minutes=1)
+        clock.advance(seconds=5)
+        await post(*(resolved(alert(instance=i), clock.now) for i in ("a", "b", "c")))
+        assert len(wakes) == 2  # resolved: JIRA and Slack now, the waiting join with them
+    finally:
+        await store.close()
