@@ -116,8 +116,35 @@ _FINISH = {
 }
 
 
+class _Folds:
+    """The payloads this writer last stored in waiting (coalescing) rows, parsed.
+
+    Folding a notification into a waiting row reads the row's payload back; when the text
+    read is exactly the text stored here, its parsed form is taken instead of parsing it
+    again. The text is compared, never trusted: a row changed by anything else (another
+    process, a transaction that did not commit) is parsed as read.
+    """
+
+    MAX_ROWS = 256
+
+    def __init__(self) -> None:
+        self._rows: dict[int, tuple[str, dict[str, Any]]] = {}
+
+    def parsed(self, row_id: int, text: str) -> dict[str, Any]:
+        known = self._rows.get(row_id)
+        if known is not None and known[0] == text:
+            return known[1]
+        payload: dict[str, Any] = loads(text)
+        return payload
+
+    def stored(self, row_id: int, text: str, payload: dict[str, Any]) -> None:
+        if len(self._rows) >= self.MAX_ROWS and row_id not in self._rows:
+            self._rows.clear()
+        self._rows[row_id] = (text, payload)
+
+
 def _enqueue(
-    db: sqlite3.Connection, incident_id: int | None, note: NewNotification, at: float
+    db: sqlite3.Connection, folds: _Folds, incident_id: int | None, note: NewNotification, at: float
 ) -> None:
     """Insert an outbox row, folding it into a waiting one of its kind when it coalesces."""
     if note.coalesce_seconds > 0:
@@ -125,19 +152,24 @@ def _enqueue(
             _WAITING, (note.channel, incident_id, note.channel, incident_id)
         ).fetchone()
         if waiting is not None and waiting[1] == note.kind:
-            merged = merge_payloads(loads(waiting[2]), note.payload)
-            db.execute("UPDATE outbox SET payload = ? WHERE id = ?", (dumps(merged), waiting[0]))
+            merged = merge_payloads(folds.parsed(waiting[0], waiting[2]), note.payload)
+            text = dumps(merged)
+            db.execute("UPDATE outbox SET payload = ? WHERE id = ?", (text, waiting[0]))
+            folds.stored(waiting[0], text, merged)
             return
         due = at + note.coalesce_seconds
     else:
         # Whatever waits to be coalesced goes now, ahead of this row, in order.
         db.execute(_RELEASE, (at, note.channel, incident_id, at))
         due = at
-    db.execute(
+    text = dumps(note.payload)
+    row_id = db.execute(
         "INSERT INTO outbox (incident_id, channel, kind, payload, created_at, next_attempt_at) "
         "VALUES (?, ?, ?, ?, ?, ?)",
-        (incident_id, note.channel, note.kind, dumps(note.payload), at, due),
-    )
+        (incident_id, note.channel, note.kind, text, at, due),
+    ).lastrowid
+    if note.coalesce_seconds > 0 and row_id is not None:
+        folds.stored(row_id, text, note.payload)
 
 
 class _Writer:
@@ -148,6 +180,7 @@ class _Writer:
         self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         for pragma in _PRAGMAS:
             self.db.execute(pragma)
+        self.folds = _Folds()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -220,7 +253,7 @@ class _Writer:
                 [(i.id, ts(e.at), e.event, dumps(e.data)) for i, e in unit.events],
             )
             for owner, note in unit.outbox:
-                _enqueue(db, owner.id if owner else None, note, now.timestamp())
+                _enqueue(db, self.folds, owner.id if owner else None, note, now.timestamp())
             for stopped in unit.cancel_timers:
                 db.execute(
                     "UPDATE timers SET status = 'cancelled', done_at = ? "

@@ -5,6 +5,7 @@ Everything else about the store is backend-neutral and lives in the other module
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -13,10 +14,20 @@ from pathlib import Path
 
 import pytest
 
+from receiver.domain.notifications import merge_payloads
 from receiver.store import SqliteStore, StoreUnavailable, UnitOfWork
 from receiver.store.base import DeliveryOutcome
 from receiver.store.schema import SQLITE_MIGRATIONS
-from tests.store.builders import T0, alert_record, at, new_incident, note, seed, stored_event
+from tests.store.builders import (
+    T0,
+    alert_record,
+    at,
+    joined,
+    new_incident,
+    note,
+    seed,
+    stored_event,
+)
 
 
 @pytest.fixture
@@ -143,3 +154,27 @@ async def test_open_waits_for_a_lock_held_briefly_by_another_connection(path: Pa
         finally:
             release.join()
             await store.close()
+
+
+async def test_folding_reads_a_waiting_row_changed_by_another_connection(
+    path: Path, sqlite_store: SqliteStore
+) -> None:
+    """The writer remembers the payloads it folded, but folds into what the row holds."""
+    x = new_incident("x")
+    await seed(sqlite_store, x)
+    for n in (1, 2):  # the second folds into the row the first made
+        await sqlite_store.commit(
+            UnitOfWork(incidents=[x], outbox=[(x, joined("x", n, f"fp-{n}"))]), T0
+        )
+    other_payload = merge_payloads(
+        joined("x", 0, "fp-other").payload, joined("x", 0, "fp-o").payload
+    )
+    with closing(sqlite3.connect(path, isolation_level=None)) as other:
+        other.execute("UPDATE outbox SET payload = ?", (json.dumps(other_payload),))
+    await sqlite_store.commit(UnitOfWork(incidents=[x], outbox=[(x, joined("x", 3, "fp-3"))]), T0)
+
+    [item] = await sqlite_store.claim_outbox(at(60), 10, 30)
+    assert item.payload == merge_payloads(other_payload, joined("x", 3, "fp-3").payload)
+    fingerprints = [e["fingerprint"] for e in item.payload["events"]]
+    assert fingerprints == ["fp-other", "fp-o", "fp-3"]
+    assert item.payload["coalesced"] == 3
