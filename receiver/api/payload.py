@@ -15,12 +15,13 @@ LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 class PayloadProblem(ValueError):
-    """A payload that passed the schema but cannot be taken: which field, and why."""
+    """A payload that passed the schema but cannot be taken: every field refused, in the
+    order of the model's fields, and why."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.field, self.message = problems[0]
+        super().__init__(f"{self.field}: {self.message}")
+        self.problems = problems
 
 
 class _BadTime(ValueError):
@@ -57,13 +58,13 @@ NUL_ESCAPE = b"\\u0000"
 NUL_MESSAGE = "must not contain NUL (\\u0000) characters"
 
 
-def _nul_in(labels: dict[str, str], field: str) -> str | None:
-    for name, value in labels.items():
-        if "\x00" in name:
-            return f"{field}.[key]"
-        if "\x00" in value:
-            return f"{field}.{name}"
-    return None
+def _nuls(labels: dict[str, str], field: str) -> list[tuple[str, str]]:
+    """Label names (never echoed) and values holding NUL."""
+    return [
+        (f"{field}.[key]" if "\x00" in name else f"{field}.{name}", NUL_MESSAGE)
+        for name, value in labels.items()
+        if "\x00" in name or "\x00" in value
+    ]
 
 
 class _Model(BaseModel):
@@ -76,19 +77,19 @@ class WebhookAlert(_Model):
     status: Literal["firing", "resolved"]
     labels: LabelSet
     annotations: LabelSet = Field(default_factory=dict)
-    startsAt: AwareDatetime
+    startsAt: AwareDatetime | None  # null is refused below, with Go's zero time
     endsAt: AwareDatetime | None = None
     generatorURL: str = ""
     fingerprint: Annotated[str, Field(min_length=1, max_length=128)]
 
     def to_domain(self, alertmanager_url: str = "", field: str = "alert") -> Alert:
-        """The domain's view of this alert; raises PayloadProblem naming the field."""
-        try:
-            return self._domain(alertmanager_url)
-        except _BadTime as exc:
-            raise PayloadProblem(f"{field}.{exc.name}", exc.message) from None
+        """The domain's view of this alert; raises PayloadProblem naming the fields."""
+        if problems := self.problems(field):
+            raise PayloadProblem(problems)
+        return self._domain(alertmanager_url)
 
     def _domain(self, alertmanager_url: str) -> Alert:
+        """The domain's view, its times checked; NUL characters are not looked for."""
         starts_at = _when(self.startsAt, "startsAt", required=True)
         ends_at = _when(self.endsAt, "endsAt", required=False)
         assert starts_at is not None
@@ -103,14 +104,27 @@ class WebhookAlert(_Model):
             alertmanager_url=alertmanager_url,
         )
 
-    def nul_field(self, field: str) -> str | None:
-        """The first of this alert's fields holding a NUL character."""
-        for name in ("fingerprint", "generatorURL"):
-            if "\x00" in getattr(self, name):
-                return f"{field}.{name}"
-        return _nul_in(self.labels, f"{field}.labels") or _nul_in(
-            self.annotations, f"{field}.annotations"
-        )
+    def problems(self, field: str, nul: bool = True) -> list[tuple[str, str]]:
+        """This alert's refused fields: times, and with ``nul`` strings holding NUL."""
+        found: list[tuple[str, str]] = []
+        if nul:
+            found += _nuls(self.labels, f"{field}.labels")
+            found += _nuls(self.annotations, f"{field}.annotations")
+        for name, value, required in (
+            ("startsAt", self.startsAt, True),
+            ("endsAt", self.endsAt, False),
+        ):
+            try:
+                _when(value, name, required)
+            except _BadTime as exc:
+                found.append((f"{field}.{name}", exc.message))
+        if nul:
+            found += [
+                (f"{field}.{name}", NUL_MESSAGE)
+                for name in ("generatorURL", "fingerprint")
+                if "\x00" in getattr(self, name)
+            ]
+        return found
 
 
 class WebhookPayload(_Model):
@@ -129,30 +143,32 @@ class WebhookPayload(_Model):
 
     def domain_alerts(self, body: bytes | None = None) -> list[Alert]:
         """The alerts to ingest; raises PayloadProblem for what the schema lets through
-        (NUL characters, Go's zero time as startsAt, times out of range). Given the JSON
-        body it was read from, NUL is only looked for when the body can hold one."""
-        if (body is None or NUL_ESCAPE in body) and (field := self.nul_field()) is not None:
-            raise PayloadProblem(field, NUL_MESSAGE)
-        taken: list[Alert] = []
+        (NUL characters, Go's zero time or null as startsAt, times out of range). Given the
+        JSON body it was read from, NUL is only looked for when the body can hold one."""
+        nul = body is None or NUL_ESCAPE in body
+        url = self.externalURL
         try:
-            for alert in self.alerts:
-                taken.append(alert._domain(self.externalURL))
-        except _BadTime as exc:
-            raise PayloadProblem(f"alerts[{len(taken)}].{exc.name}", exc.message) from None
+            taken = [alert._domain(url) for alert in self.alerts]
+        except _BadTime:
+            taken = None
+        if (taken is None or nul) and (problems := self.problems(nul)):
+            raise PayloadProblem(problems)
+        assert taken is not None  # a time refused is always among the problems
         return taken
 
-    def nul_field(self) -> str | None:
-        """The first field holding a NUL character, in the order of the payload."""
-        for name in ("groupKey", "externalURL"):
-            if "\x00" in getattr(self, name):
-                return name
-        for name in ("groupLabels", "commonLabels", "commonAnnotations"):
-            if (found := _nul_in(getattr(self, name), name)) is not None:
-                return found
+    def problems(self, nul: bool = True) -> list[tuple[str, str]]:
+        """Every refused field: times, and with ``nul`` strings holding NUL."""
+        found: list[tuple[str, str]] = []
+        if nul:
+            if "\x00" in self.groupKey:
+                found.append(("groupKey", NUL_MESSAGE))
+            for name in ("groupLabels", "commonLabels", "commonAnnotations"):
+                found += _nuls(getattr(self, name), name)
+            if "\x00" in self.externalURL:
+                found.append(("externalURL", NUL_MESSAGE))
         for i, alert in enumerate(self.alerts):
-            if (found := alert.nul_field(f"alerts[{i}]")) is not None:
-                return found
-        return None
+            found += alert.problems(f"alerts[{i}]", nul)
+        return found
 
 
 _STATUS = {status.value: status for status in AlertStatus}

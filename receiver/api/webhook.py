@@ -59,8 +59,8 @@ async def webhook(request: web.Request) -> web.Response:
     try:
         alerts = payload.domain_alerts(body)
     except PayloadProblem as exc:
-        problem = {"field": exc.field, "message": exc.message}
-        return error_response(400, "invalid payload", field=exc.field, errors=[problem])
+        errors = [{"field": f, "message": m} for f, m in exc.problems[:MAX_REPORTED_ERRORS]]
+        return error_response(400, "invalid payload", field=exc.field, errors=errors)
     try:
         result = await request.app[INGEST].submit(alerts)
     except StoreUnavailable as exc:

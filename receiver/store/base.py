@@ -110,17 +110,18 @@ class UnitOfWork:
     _cancelled: set[int] = field(default_factory=set, repr=False, compare=False)
     # (owner identity, channel) -> index in outbox of the last notification for that queue.
     _last_note: dict[tuple[int, str], int] = field(default_factory=dict, repr=False, compare=False)
+    _indexed: int = field(default=0, repr=False, compare=False)  # outbox rows in _last_note
 
     def __post_init__(self) -> None:
         self._included.update(id(i) for i in self.incidents)
         self._timed.update(id(owner) for owner, _ in self.timers)
         self._cancelled.update(id(i) for i in self.cancel_timers)
-        for index, (owner, note) in enumerate(self.outbox):
-            self._last_note[(id(owner), note.channel)] = index
+        self._index_outbox()
 
     def notify(self, owner: Incident | None, note: NewNotification) -> None:
         """Queue a notification; one of a coalescing kind folds into the unit's previous
         one of that kind for the same incident and channel, as the store would fold it."""
+        self._index_outbox()  # rows appended to ``outbox`` directly count too
         queue = (id(owner), note.channel)
         last = self._last_note.get(queue)
         if last is not None and note.coalesce_seconds > 0:
@@ -131,6 +132,13 @@ class UnitOfWork:
                 return
         self._last_note[queue] = len(self.outbox)
         self.outbox.append((owner, note))
+        self._indexed = len(self.outbox)
+
+    def _index_outbox(self) -> None:
+        for index in range(self._indexed, len(self.outbox)):
+            owner, note = self.outbox[index]
+            self._last_note[(id(owner), note.channel)] = index
+        self._indexed = len(self.outbox)
 
     def touch(self, incident: Incident) -> None:
         """Include an incident once, however many changes touch it."""

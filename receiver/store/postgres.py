@@ -254,6 +254,8 @@ class PostgresStore:
         self._pool: Any = None
         # The schema the connections work in, however it was chosen (``schema`` or a
         # search_path in the URL): queue locks of two schemas on one server never meet.
+        # The default schema keeps the empty scope that earlier versions used for every
+        # schema, so that replicas of both versions exclude each other during an upgrade.
         self._lock_scope = schema or ""
 
     def _p(self) -> Any:
@@ -282,7 +284,9 @@ class PostgresStore:
                 )
                 async with self._pool.acquire() as conn:
                     await self._migrate(conn)
-                    self._lock_scope = await conn.fetchval("SELECT current_schema()") or ""
+                    if self.schema is None:
+                        current = await conn.fetchval("SELECT current_schema()")
+                        self._lock_scope = "" if current in (None, "public") else current
         except (StoreUnavailable, ValueError) as exc:
             await self.close()
             raise StoreUnavailable(

@@ -62,6 +62,11 @@ BAD_BODIES: list[tuple[str, bytes, str]] = [
         "alerts[0].startsAt",
     ),
     (
+        "null startsAt",
+        json.dumps(webhook({**alert(), "startsAt": None})).encode(),
+        "alerts[0].startsAt",
+    ),
+    (
         "labels not strings",
         json.dumps(
             {**webhook(alert()), "alerts": [{**alert(), "labels": {"alertname": 5}}]}
@@ -123,6 +128,26 @@ async def test_bad_payload_is_400_naming_the_field(
     if name.startswith("NUL"):
         assert answer["errors"][0]["message"] == "must not contain NUL (\\u0000) characters"
     assert await incident_count(client) == 1
+
+
+async def test_every_refused_field_is_listed_in_the_order_of_the_payload(
+    make_client: ClientFactory,
+) -> None:
+    client = await make_client()
+    first = {**alert(), "startsAt": "0001-01-01T00:00:00Z"}
+    second = {**alert(instance="b"), "endsAt": "9999-01-01T00:00:00Z", "fingerprint": "f\u0000"}
+    body = {**webhook(first, second), "groupKey": "{}:\u0000"}
+    resp = await client.post("/webhook", json=body, headers=AUTH)
+    assert resp.status == 400
+    answer = await resp.json()
+    assert answer["field"] == "groupKey"
+    assert [(e["field"], e["message"]) for e in answer["errors"]] == [
+        ("groupKey", "must not contain NUL (\\u0000) characters"),
+        ("alerts[0].startsAt", "must be a real time, not empty or Go's zero time"),
+        ("alerts[1].endsAt", "timestamp out of range (must be before 9000-01-01)"),
+        ("alerts[1].fingerprint", "must not contain NUL (\\u0000) characters"),
+    ]
+    assert await incident_count(client) == 0
 
 
 async def test_escaped_backslash_before_u0000_is_text_not_nul(make_client: ClientFactory) -> None:

@@ -8,6 +8,7 @@ processes would: whatever they both try, the database must let exactly one do it
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -391,11 +392,18 @@ async def test_queue_locks_belong_to_the_schema_however_it_is_chosen(schema: str
             store_from_url(in_url(schema)),
             PostgresStore(POSTGRES_URL, schema=schema),
             store_from_url(in_url(other)),
+            PostgresStore(POSTGRES_URL),  # the default schema
         ]
         await asyncio.gather(*(s.open() for s in stores))
         try:
             keys = [s._queue_key("jira", 7) for s in stores if isinstance(s, PostgresStore)]
         finally:
             await asyncio.gather(*(s.close() for s in stores))
-    assert len(keys) == 3
+    assert len(keys) == 4
     assert keys[0] == keys[1] != keys[2]
+    # The default schema keeps the scope that earlier versions used for every schema, so
+    # that replicas of both versions take the same locks while an upgrade rolls out.
+    legacy_scope = int.from_bytes(
+        hashlib.blake2b(b"\x00jira\x007", digest_size=8).digest(), "big", signed=True
+    )
+    assert keys[3] == legacy_scope not in keys[:3]

@@ -91,6 +91,9 @@ def test_notify_never_folds_across_another_notification_of_the_queue() -> None:
     unit.notify(a, joined(3))
     unit.notify(a, opened)
     unit.notify(a, opened)  # not a coalescing kind: never folded
+    unit.notify(a, joined(4))
+    unit.outbox.append((a, opened))  # appended directly: still ends the fold
+    unit.notify(a, joined(5))
     kinds = [(n.kind, len(n.payload["events"])) for _, n in unit.outbox]
     assert kinds == [
         ("incident.alerts_joined", 1),
@@ -98,6 +101,9 @@ def test_notify_never_folds_across_another_notification_of_the_queue() -> None:
         ("incident.alerts_joined", 2),
         ("incident.opened", 1),
         ("incident.opened", 1),
+        ("incident.alerts_joined", 1),
+        ("incident.opened", 1),
+        ("incident.alerts_joined", 1),
     ]
 
 
