@@ -38,11 +38,18 @@ from receiver.store.base import (
 from receiver.store.rows import (
     ALERT_COLUMNS,
     ALERT_COLUMNS_OF_A,
+    DELIVERY_COLUMNS,
     INCIDENT_COLUMNS,
+    OPEN_COUNTS,
+    OUTBOX_STATS,
     alert_from_row,
     alert_values,
+    delivery_from_row,
+    event_from_row,
     incident_from_row,
     incident_values,
+    open_counts_of,
+    outbox_stats_of,
     timer_from_row,
     ts,
     utc,
@@ -79,13 +86,6 @@ _INSERT_INCIDENT = (
     "acknowledged_by, resolved_at, resolved_by, jira_key, firing_alerts, alertmanager_url) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, "
     "$19)"
-)
-_UPDATE_INCIDENT = (
-    "UPDATE incidents SET key=$1, rule=$2, severity=$3, category=$4, team=$5, status=$6, "
-    "summary=$7, group_labels=$8, opened_at=$9, triggered_at=$10, first_starts_at=$11, "
-    "acknowledged_at=$12, acknowledged_by=$13, resolved_at=$14, resolved_by=$15, "
-    "jira_key=$16, firing_alerts=$17, alertmanager_url=$18, version=version + 1 "
-    "WHERE id=$19 AND version=$20"
 )
 # Several incidents' updates in one statement; the ids returned are those whose version
 # was still the one read.
@@ -581,22 +581,13 @@ class PostgresStore:
             "SELECT at, event, data FROM timeline WHERE incident_id = $1 ORDER BY id",
             incident_id,
         )
-        return [Event(event=r[1], at=utc(r[0]), data=loads(r[2])) for r in rows]
+        return [event_from_row(r) for r in rows]
 
     async def open_counts(self) -> dict[tuple[str, str], int]:
-        rows = await self._all(
-            "SELECT severity, status, count(*) FROM incidents WHERE status != 'resolved' "
-            "GROUP BY severity, status"
-        )
-        return {(r[0], r[1]): r[2] for r in rows}
+        return open_counts_of(await self._all(OPEN_COUNTS))
 
     async def outbox_stats(self, now: datetime) -> tuple[int, float]:
-        rows = await self._all(
-            "SELECT count(*), min(created_at) FROM outbox WHERE status = 'pending'"
-        )
-        count, oldest = rows[0]
-        age = max(0.0, now.timestamp() - oldest) if oldest is not None else 0.0
-        return int(count), age
+        return outbox_stats_of((await self._all(OUTBOX_STATS))[0], now)
 
     async def deliveries(
         self, status: str | None, incident_id: int | None, limit: int
@@ -608,15 +599,12 @@ class PostgresStore:
                 args.append(value)
                 where.append(f"{column} = ${len(args)}")
         rows = await self._all(
-            "SELECT id, incident_id, channel, kind, status, attempts, created_at, "
-            f"next_attempt_at, last_error FROM outbox WHERE {' AND '.join(where)} "
+            f"SELECT {DELIVERY_COLUMNS} FROM outbox WHERE {' AND '.join(where)} "
             f"ORDER BY id DESC LIMIT ${len(args) + 1}",
             *args,
             limit,
         )
-        return [
-            Delivery(r[0], r[1], r[2], r[3], r[4], r[5], utc(r[6]), utc(r[7]), r[8]) for r in rows
-        ]
+        return [delivery_from_row(r) for r in rows]
 
     async def schedule_next(self, name: str, initial: datetime) -> datetime:
         sql = "SELECT next_at FROM schedules WHERE name = $1"
@@ -661,13 +649,9 @@ async def _update_incidents(conn: Any, updates: list[tuple[Any, ...]]) -> None:
     raises Conflict if any was changed meanwhile. Empties the list."""
     if not updates:
         return
-    if len(updates) == 1:
-        status = await conn.execute(_UPDATE_INCIDENT, *updates[0])
-        changed = [] if status == "UPDATE 1" else [updates[0][-2]]
-    else:
-        columns = [list(column) for column in zip(*updates, strict=True)]
-        done = {r[0] for r in await conn.fetch(_UPDATE_INCIDENTS, *columns)}
-        changed = [u[-2] for u in updates if u[-2] not in done]
+    columns = [list(column) for column in zip(*updates, strict=True)]
+    done = {r[0] for r in await conn.fetch(_UPDATE_INCIDENTS, *columns)}
+    changed = [u[-2] for u in updates if u[-2] not in done]
     updates.clear()
     if changed:
         raise Conflict(f"incidents {changed[:10]} changed meanwhile")

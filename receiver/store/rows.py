@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from receiver.domain.escalation import Timer, TimerKind
-from receiver.domain.model import AlertRecord, AlertStatus, Incident, Status
+from receiver.domain.model import AlertRecord, AlertStatus, Event, Incident, Status
 from receiver.jsonfast import dumps, loads
+from receiver.store.base import Delivery
 
 
 def ts(value: datetime | None) -> float | None:
@@ -125,3 +126,40 @@ def alert_values(incident_id: int, a: AlertRecord) -> tuple[Any, ...]:
 def timer_from_row(row: Sequence[Any]) -> Timer:
     """A stored timer from a row of (id, incident_id, kind, step, trigger_at, due_at)."""
     return Timer(TimerKind(row[2]), row[3], utc(row[5]), utc(row[4]), id=row[0], incident_id=row[1])
+
+
+# Reads both stores make with the same SQL (no parameters) and the same rows.
+OPEN_COUNTS = (
+    "SELECT severity, status, count(*) FROM incidents WHERE status != 'resolved' "
+    "GROUP BY severity, status"
+)
+OUTBOX_STATS = "SELECT count(*), min(created_at) FROM outbox WHERE status = 'pending'"
+
+
+def open_counts_of(rows: Sequence[Sequence[Any]]) -> dict[tuple[str, str], int]:
+    """(severity, status) -> open incidents, from the rows of OPEN_COUNTS."""
+    return {(r[0], r[1]): r[2] for r in rows}
+
+
+def outbox_stats_of(row: Sequence[Any], now: datetime) -> tuple[int, float]:
+    """Pending rows and the age in seconds of the oldest, from the row of OUTBOX_STATS."""
+    count, oldest = row
+    age = max(0.0, now.timestamp() - oldest) if oldest is not None else 0.0
+    return int(count), age
+
+
+def event_from_row(row: Sequence[Any]) -> Event:
+    """A timeline entry from a row of (at, event, data)."""
+    return Event(event=row[1], at=utc(row[0]), data=loads(row[2]))
+
+
+DELIVERY_COLUMNS = (
+    "id, incident_id, channel, kind, status, attempts, created_at, next_attempt_at, last_error"
+)
+
+
+def delivery_from_row(row: Sequence[Any]) -> Delivery:
+    """An outbox row as the API shows it, from a row of DELIVERY_COLUMNS."""
+    return Delivery(
+        row[0], row[1], row[2], row[3], row[4], row[5], utc(row[6]), utc(row[7]), row[8]
+    )

@@ -36,11 +36,18 @@ from receiver.store.base import (
 from receiver.store.rows import (
     ALERT_COLUMNS,
     ALERT_COLUMNS_OF_A,
+    DELIVERY_COLUMNS,
     INCIDENT_COLUMNS,
+    OPEN_COUNTS,
+    OUTBOX_STATS,
     alert_from_row,
     alert_values,
+    delivery_from_row,
+    event_from_row,
     incident_from_row,
     incident_values,
+    open_counts_of,
+    outbox_stats_of,
     timer_from_row,
     ts,
     utc,
@@ -613,22 +620,13 @@ class SqliteStore:
             "SELECT at, event, data FROM timeline WHERE incident_id = ? ORDER BY id",
             (incident_id,),
         )
-        return [Event(event=r[1], at=utc(r[0]), data=loads(r[2])) for r in rows]
+        return [event_from_row(r) for r in rows]
 
     async def open_counts(self) -> dict[tuple[str, str], int]:
-        rows = await self._all(
-            "SELECT severity, status, count(*) FROM incidents WHERE status != 'resolved' "
-            "GROUP BY severity, status"
-        )
-        return {(r[0], r[1]): r[2] for r in rows}
+        return open_counts_of(await self._all(OPEN_COUNTS))
 
     async def outbox_stats(self, now: datetime) -> tuple[int, float]:
-        rows = await self._all(
-            "SELECT count(*), min(created_at) FROM outbox WHERE status = 'pending'"
-        )
-        count, oldest = rows[0]
-        age = max(0.0, now.timestamp() - oldest) if oldest is not None else 0.0
-        return int(count), age
+        return outbox_stats_of((await self._all(OUTBOX_STATS))[0], now)
 
     async def deliveries(
         self, status: str | None, incident_id: int | None, limit: int
@@ -642,14 +640,11 @@ class SqliteStore:
             where.append("incident_id = ?")
             args.append(incident_id)
         rows = await self._all(
-            "SELECT id, incident_id, channel, kind, status, attempts, created_at, "
-            f"next_attempt_at, last_error FROM outbox WHERE {' AND '.join(where)} "
+            f"SELECT {DELIVERY_COLUMNS} FROM outbox WHERE {' AND '.join(where)} "
             "ORDER BY id DESC LIMIT ?",
             (*args, limit),
         )
-        return [
-            Delivery(r[0], r[1], r[2], r[3], r[4], r[5], utc(r[6]), utc(r[7]), r[8]) for r in rows
-        ]
+        return [delivery_from_row(r) for r in rows]
 
     async def schedule_next(self, name: str, initial: datetime) -> datetime:
         sql = "SELECT next_at FROM schedules WHERE name = ?"
