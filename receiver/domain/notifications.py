@@ -24,6 +24,9 @@ CHANNELS_BY_KIND: dict[str, tuple[str, ...]] = {
 # becomes one JIRA comment a minute, not one per webhook.
 COALESCED_KINDS = frozenset({"incident.alerts_joined"})
 MAX_EVENTS_PER_PAYLOAD = 20
+# Event data the timeline keeps but notifications leave out: no notifier shows it, and a
+# waiting row is rewritten with all its events on every fold, once per webhook in a storm.
+TIMELINE_ONLY = frozenset({"fingerprints"})
 
 
 def merge_payloads(older: dict[str, Any], newer: dict[str, Any]) -> dict[str, Any]:
@@ -85,9 +88,16 @@ def page_payload(page: Page, incident: Incident, cfg: RulesConfig) -> dict[str, 
 def notification_payload(
     kind: str, incident: Incident, events: list[Event], cfg: RulesConfig
 ) -> dict[str, Any]:
-    """The outbox payload of one event."""
+    """The outbox payload of one event (its events without TIMELINE_ONLY data)."""
     return {
         "kind": kind,
         "incident": snapshot(incident, cfg),
-        "events": [{"event": e.event, "at": e.at.isoformat(), **e.data} for e in events],
+        "events": [
+            {
+                "event": e.event,
+                "at": e.at.isoformat(),
+                **{k: v for k, v in e.data.items() if k not in TIMELINE_ONLY},
+            }
+            for e in events
+        ],
     }

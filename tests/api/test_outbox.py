@@ -84,6 +84,31 @@ async def test_deliveries_follow_the_incident_in_order(rig: Rig, clock: FakeCloc
     assert rig.metric("receiver_notifications_total", channel="jira", outcome="sent") == 3
 
 
+async def test_folded_joins_carry_counts_and_leave_fingerprints_to_the_timeline(
+    rig: Rig, clock: FakeClock
+) -> None:
+    await rig.post(alert())
+    clock.advance(seconds=1)
+    await rig.post(alert(instance="b"), alert(instance="c"))
+    clock.advance(seconds=1)
+    await rig.post(alert(instance="d"))
+    clock.advance(minutes=1)
+    while await rig.worker.run_once():
+        pass
+    [joined] = [item for item in rig.jira.delivered if item.kind == "incident.alerts_joined"]
+    assert joined.payload["coalesced"] == 2
+    events = joined.payload["events"]
+    assert [(e["event"], e["count"]) for e in events] == [
+        ("alerts_joined", 2),
+        ("alerts_joined", 1),
+    ]
+    assert all("fingerprints" not in e for e in events)
+    assert joined.incident_id is not None
+    timeline = await rig.store.timeline(joined.incident_id)
+    fingerprints = [e.data["fingerprints"] for e in timeline if e.event == "alerts_joined"]
+    assert [len(fps) for fps in fingerprints] == [2, 1]
+
+
 async def test_retryable_failure_backs_off_and_keeps_later_items_waiting(
     rig: Rig, clock: FakeClock
 ) -> None:
