@@ -16,6 +16,10 @@ for name in $(env | sed -n -e 's/^\(RECEIVER_[A-Z0-9_]*\)_FILE=.*/\1/p' \
     exit 2
   fi
   value=$(cat "$file")  # without the trailing newline
+  if [ -z "$(printf '%s' "$value" | tr -d '[:space:]')" ]; then
+    echo "receiver-entrypoint: ${name}_FILE: $file is empty" >&2
+    exit 2
+  fi
   export "$name=$value"
   unset "${name}_FILE"
 done

@@ -5,8 +5,11 @@ from __future__ import annotations
 import ipaddress
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Settings that hold secrets: never blank, never shown.
+SECRETS = ("webhook_token", "api_token", "jira_token", "slack_token", "slack_signing_secret")
 
 
 class Settings(BaseSettings):
@@ -38,6 +41,15 @@ class Settings(BaseSettings):
     # request timeouts.
     outbox_lease_seconds: float = Field(default=120.0, ge=1)
     coalesce_seconds: float = Field(default=60.0, ge=0)
+
+    @field_validator(*SECRETS)
+    @classmethod
+    def _not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        """An empty secret (an empty secret file, ``VAR=``) is a mistake, never "no secret":
+        taken as set it would accept an empty password, taken as unset it would fail open."""
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("is empty or blank; give the secret, or leave the variable unset")
+        return value
 
     def is_loopback(self) -> bool:
         """Whether the listen address only accepts local connections."""

@@ -38,7 +38,7 @@ def authorized(request: web.Request, token: SecretStr | None, allow_basic: bool 
     if token is None:
         return True
     given = presented_secret(request, allow_basic)
-    return given is not None and _same(given, token)
+    return bool(given) and _same(given or "", token)  # an empty password never passes
 
 
 def unauthorized(realm: str) -> web.Response:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ import pytest
 
 from receiver.store.sqlite import SqliteStore
 from tests.conftest import API, AUTH, WEBHOOK_TOKEN, ClientFactory
-from tests.helpers import alert, lifecycle, metric, webhook
+from tests.helpers import SHIPPED_RULES, alert, lifecycle, metric, webhook
 
 
 async def incident_count(client: Any) -> int:
@@ -304,6 +307,47 @@ async def test_non_loopback_without_token_refuses_to_start(tmp_path: Path) -> No
     assert settings("0.0.0.0", allow=True).startup_problem() is None
     assert settings("127.0.0.1").startup_problem() is None
     assert settings("::1").startup_problem() is None
+
+
+@pytest.mark.parametrize("name", ["WEBHOOK_TOKEN", "API_TOKEN", "SLACK_SIGNING_SECRET"])
+@pytest.mark.parametrize(("value", "host"), [("", "0.0.0.0"), (" \t", "127.0.0.1")])
+def test_blank_secrets_refuse_to_start(tmp_path: Path, name: str, value: str, host: str) -> None:
+    """An empty secret (what an empty secret file gives) is a startup error on any address,
+    never a token that an empty password matches."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECEIVER_")} | {
+        "RECEIVER_WEBHOOK_TOKEN": "wh",
+        "RECEIVER_API_TOKEN": "api",
+        f"RECEIVER_{name}": value,
+        "RECEIVER_RULES": str(SHIPPED_RULES),
+        "RECEIVER_DATABASE_URL": f"sqlite:///{tmp_path}/r.db",
+        "RECEIVER_HOST": host,
+        "RECEIVER_PORT": "0",
+    }
+    try:  # a receiver that starts serves until killed: the timeout fails the test
+        result = subprocess.run(
+            [sys.executable, "-m", "receiver", "serve"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"started with a blank RECEIVER_{name}")
+    assert result.returncode == 2, result.stderr
+    assert name.lower() in result.stderr and "empty or blank" in result.stderr
+    assert not (tmp_path / "r.db").exists()
+
+
+def test_blank_secrets_are_refused_by_the_settings() -> None:
+    from pydantic import SecretStr, ValidationError
+
+    from receiver.settings import SECRETS, Settings
+
+    for name in SECRETS:
+        with pytest.raises(ValidationError, match="empty or blank"):
+            Settings(**{name: SecretStr(" \n")})
+        assert Settings(**{name: SecretStr("x")}).model_dump()[name] is not None
 
 
 async def test_hostile_inputs_are_refused_not_crashed(make_client: ClientFactory) -> None:

@@ -206,6 +206,11 @@ def test_entrypoint_exports_secret_files(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "RECEIVER_API_TOKEN_FILE" in missing.stderr
     both = run(RECEIVER_API_TOKEN_FILE=str(secret), RECEIVER_API_TOKEN="x")
     assert both.returncode == 2 and "both" in both.stderr
+    for blank in ("", "\n", "  \t\n"):  # an empty secret file never becomes an empty token
+        secret.write_text(blank)
+        empty = run(RECEIVER_WEBHOOK_TOKEN_FILE=str(secret))
+        assert empty.returncode == 2 and "is empty" in empty.stderr, repr(blank)
+        assert "RECEIVER_WEBHOOK_TOKEN=" not in empty.stdout
 
 
 def make_secrets(directory: Path) -> None:
