@@ -166,7 +166,10 @@ async def settle_heap(app: web.Application) -> None:
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[STORE].open()
-    log.info("store_opened", backend=type(app[STORE]).__name__)
+    store = app[STORE]
+    log.info(
+        "store_opened", backend=type(store).__name__, installation=await store.installation_id()
+    )
     yield
     await app[STORE].close()
 

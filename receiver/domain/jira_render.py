@@ -45,9 +45,10 @@ def wiki(text: str) -> str:
     return _WIKI_SPECIAL.sub(r"\\\1", text)
 
 
-def incident_label(incident_id: int) -> str:
-    """The label that identifies an incident's issue, used to find it again."""
-    return f"{INCIDENT_LABEL_PREFIX}{incident_id}"
+def incident_label(installation: str, incident_id: int) -> str:
+    """The label that identifies an incident's issue, used to find it again: unique to this
+    installation, so another receiver sharing the JIRA never takes the issue for its own."""
+    return f"{INCIDENT_LABEL_PREFIX}{installation}-{incident_id}"
 
 
 def label(text: str) -> str:
@@ -62,17 +63,23 @@ def summary(incident: Incident) -> str:
     )
 
 
-def labels(incident: Incident) -> list[str]:
+def labels(incident: Incident, installation: str) -> list[str]:
     """The incident label first, then severity, category, rule and team."""
     assert incident.id is not None
     return [
-        incident_label(incident.id),
+        incident_label(installation, incident.id),
         label(f"severity-{incident.severity.lower()}"),
         label(f"category-{incident.category}"),
         label(f"rule-{incident.rule}"),
         label(f"team-{incident.team}"),
         "alert-receiver",
     ]
+
+
+def project(incident: Incident, cfg: RulesConfig) -> str:
+    """The JIRA project of an incident's issues: its team's, else the rules' default."""
+    team = cfg.teams.get(incident.team)
+    return (team.jira_project if team else None) or cfg.jira.project
 
 
 def respond_by(incident: Incident, cfg: RulesConfig) -> datetime | None:
@@ -163,16 +170,17 @@ def issue_fields(
     cfg: RulesConfig,
     total_alerts: int,
     assignee: dict[str, str] | None,
+    installation: str,
 ) -> dict[str, Any]:
     """The ``fields`` of the create-issue request."""
     team = cfg.teams.get(incident.team)
     policy = cfg.severities.get(incident.severity)
     fields: dict[str, Any] = {
-        "project": {"key": (team.jira_project if team else None) or cfg.jira.project},
+        "project": {"key": project(incident, cfg)},
         "issuetype": {"name": cfg.jira.issue_type},
         "summary": summary(incident),
         "description": description(incident, alerts, cfg, total_alerts),
-        "labels": labels(incident),
+        "labels": labels(incident, installation),
     }
     if policy:
         fields["priority"] = {"name": policy.jira_priority}
@@ -236,9 +244,9 @@ POSTMORTEM_LABEL_PREFIX = "receiver-postmortem-"
 POSTMORTEM_SECTIONS = ("Root cause", "Response evaluation", "Improvements", "Prevention")
 
 
-def postmortem_label(incident_id: int) -> str:
-    """The label that identifies an incident's postmortem issue."""
-    return f"{POSTMORTEM_LABEL_PREFIX}{incident_id}"
+def postmortem_label(installation: str, incident_id: int) -> str:
+    """The label that identifies an incident's postmortem issue (see ``incident_label``)."""
+    return f"{POSTMORTEM_LABEL_PREFIX}{installation}-{incident_id}"
 
 
 def postmortem_description(
@@ -280,17 +288,17 @@ def postmortem_fields(
     cfg: RulesConfig,
     issue_key: str,
     issue_created: datetime | None,
+    installation: str,
 ) -> dict[str, Any]:
     """The ``fields`` of the postmortem's create-issue request."""
     assert incident.id is not None and cfg.jira.postmortem is not None
-    team = cfg.teams.get(incident.team)
     fields: dict[str, Any] = {
-        "project": {"key": (team.jira_project if team else None) or cfg.jira.project},
+        "project": {"key": project(incident, cfg)},
         "issuetype": {"name": cfg.jira.postmortem.issue_type},
         "summary": cut(one_line(f"Postmortem: {summary(incident)}"), SUMMARY_MAX),
         "description": postmortem_description(incident, events, cfg, issue_key, issue_created),
         "labels": [
-            postmortem_label(incident.id),
+            postmortem_label(installation, incident.id),
             "postmortem",
             label(f"severity-{incident.severity.lower()}"),
             "alert-receiver",

@@ -79,6 +79,13 @@ class JiraNotifier:
         self.metrics = metrics
         self.clock = clock
         self.base_url = base_url.rstrip("/")
+        self._installation: str | None = None
+
+    async def installation(self) -> str:
+        """The store's installation id, read once: it never changes."""
+        if self._installation is None:
+            self._installation = await self.store.installation_id()
+        return self._installation
 
     def _jira(self) -> JIRA:
         with self._client_lock:
@@ -106,7 +113,7 @@ class JiraNotifier:
             return
         if kind == "incident.postmortem":
             events = await self.store.timeline(item.incident_id)
-            await self._call(self._postmortem, incident, events, key)
+            await self._call(self._postmortem, incident, events, key, await self.installation())
             return
         if kind == "incident.severity_raised":
             priority = cfg.severities[incident.severity].jira_priority
@@ -128,28 +135,41 @@ class JiraNotifier:
         total = (await self.store.alert_counts([incident.id]))[incident.id]
         person = responder(cfg, cfg.teams[incident.team].rotation, incident.opened_at).person
         jira_user = cfg.people[person].jira_user if person in cfg.people else None
-        key: str = await self._call(self._find_or_create, incident, alerts, total, jira_user)
+        key: str = await self._call(
+            self._find_or_create, incident, alerts, total, jira_user, await self.installation()
+        )
         await self.store.set_jira_key(incident.id, key)
         log.info("jira_issue_ready", incident_id=incident.id, jira_key=key)
         return key
 
     # The methods below run in a worker thread.
 
+    def _search(self, incident: Incident, label: str) -> str | None:
+        """The key of the issue carrying ``label`` in the incident's project, if any."""
+        project = jira_render.project(incident, self.rules.current)
+        jql = f"project = {jql_string(project)} AND labels = {jql_string(label)}"
+        found = self._jira().search_issues(jql, maxResults=1, fields="key")
+        return str(found[0].key) if found else None
+
     def _find_or_create(
-        self, incident: Incident, alerts: Any, total: int, jira_user: str | None
+        self,
+        incident: Incident,
+        alerts: Any,
+        total: int,
+        jira_user: str | None,
+        installation: str,
     ) -> str:
         assert incident.id is not None
         client = self._jira()
-        label = jira_render.incident_label(incident.id)
-        found = client.search_issues(f"labels = {jql_string(label)}", maxResults=1, fields="key")
+        found = self._search(incident, jira_render.incident_label(installation, incident.id))
         if found:
-            return str(found[0].key)
+            return found
         assignee = None
         if jira_user:
             cloud = getattr(client, "deploymentType", None) == "Cloud"
             assignee = {"accountId": jira_user} if cloud else {"name": jira_user}
         cfg = self.rules.current
-        fields = jira_render.issue_fields(incident, alerts, cfg, total, assignee)
+        fields = jira_render.issue_fields(incident, alerts, cfg, total, assignee, installation)
         issue = client.create_issue(fields=fields)
         return str(issue.key)
 
@@ -162,18 +182,19 @@ class JiraNotifier:
             return
         client.add_comment(key, f"{text}\n\n{tag}")
 
-    def _postmortem(self, incident: Incident, events: list[Event], key: str) -> None:
+    def _postmortem(
+        self, incident: Incident, events: list[Event], key: str, installation: str
+    ) -> None:
         """Find or create the incident's postmortem issue, then link it to the incident's."""
         assert incident.id is not None
         client = self._jira()
-        label = jira_render.postmortem_label(incident.id)
-        found = client.search_issues(f"labels = {jql_string(label)}", maxResults=1, fields="key")
+        found = self._search(incident, jira_render.postmortem_label(installation, incident.id))
         if found:
-            postmortem = str(found[0].key)
+            postmortem = found
         else:
             created = _jira_time(client.issue(key, fields="created").fields.created)
             fields = jira_render.postmortem_fields(
-                incident, events, self.rules.current, key, created
+                incident, events, self.rules.current, key, created, installation
             )
             postmortem = str(client.create_issue(fields=fields).key)
             log.info("jira_postmortem_created", incident_id=incident.id, jira_key=postmortem)

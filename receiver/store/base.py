@@ -178,6 +178,9 @@ class Store(Protocol):
     async def ping(self) -> None:
         """Raise StoreUnavailable when the store cannot be reached."""
 
+    async def installation_id(self) -> str:
+        """This database's installation id, made once when its schema was created."""
+
     async def ingest_state(
         self, wanted: Mapping[str, Collection[str]]
     ) -> tuple[dict[str, Incident], dict[int, dict[str, AlertRecord]]]:

@@ -35,6 +35,7 @@ from receiver.store.base import (
     StoreUnavailable,
     UnitOfWork,
 )
+from receiver.store.pgcommit import TRANSACTION_ID, commit, release, rollback
 from receiver.store.rows import (
     ALERT_COLUMNS,
     ALERT_COLUMNS_OF_A,
@@ -320,11 +321,30 @@ class PostgresStore:
             pool.terminate()
 
     async def _run(self, body: Body[T], committed: Callable[[], None], conflicts: bool) -> T:
+        pool = self._p()
         with _errors(conflicts):
-            async with self._p().acquire() as conn, conn.transaction(isolation="read_committed"):
-                result = await body(conn)
-        committed()
-        return result
+            conn = await pool.acquire()
+        try:
+            with _errors(conflicts):
+                transaction = conn.transaction(isolation="read_committed")
+                await transaction.start()
+                try:
+                    result = await body(conn)
+                    transaction_id = await conn.fetchval(TRANSACTION_ID)
+                except BaseException:
+                    await rollback(transaction)
+                    raise
+                await commit(conn, transaction, transaction_id, self._connect)
+            committed()
+            return result
+        finally:
+            await release(pool, conn)  # a failure here cannot undo the COMMIT
+
+    async def _connect(self) -> Any:
+        """A connection of its own, outside the pool (whose connections may all be dead)."""
+        return await asyncpg.connect(
+            self.url, timeout=self.connect_timeout, command_timeout=self.command_timeout
+        )
 
     async def _transaction(
         self, body: Body[T], committed: Callable[[], None] = lambda: None, conflicts: bool = False
@@ -353,6 +373,10 @@ class PostgresStore:
 
     async def ping(self) -> None:
         await self._all("SELECT 1")
+
+    async def installation_id(self) -> str:
+        [(found,)] = await self._all("SELECT id FROM installation")
+        return str(found)
 
     async def ingest_state(
         self, wanted: Mapping[str, Collection[str]]

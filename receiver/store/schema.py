@@ -127,6 +127,15 @@ SQLITE_MIGRATIONS: list[str] = [
         next_at REAL NOT NULL
     );
     """,
+    # Which installation this database is, made once at random. The JIRA labels carry it, so
+    # a receiver on another database (reset, moved, or staging beside production) sharing
+    # one JIRA never takes this installation's issues for its own.
+    """
+    CREATE TABLE installation (
+        id TEXT PRIMARY KEY
+    );
+    INSERT INTO installation (id) VALUES (lower(hex(randomblob(6))));
+    """,
 ]
 
 # The same tables for PostgreSQL. Ids are BIGSERIAL, times DOUBLE PRECISION epoch seconds
@@ -235,5 +244,14 @@ POSTGRES_MIGRATIONS: list[str] = [
         name TEXT PRIMARY KEY,
         next_at DOUBLE PRECISION NOT NULL
     );
+    """,
+    # Which installation this database is; see SQLITE_MIGRATIONS. Made under the migration
+    # lock, so replicas starting together agree on it.
+    """
+    CREATE TABLE installation (
+        id TEXT PRIMARY KEY
+    );
+    INSERT INTO installation (id)
+        VALUES (substr(md5(random()::text || clock_timestamp()::text), 1, 12));
     """,
 ]

@@ -450,6 +450,10 @@ class SqliteStore:
     async def ping(self) -> None:
         await self._all("SELECT 1")
 
+    async def installation_id(self) -> str:
+        [(found,)] = await self._all("SELECT id FROM installation")
+        return str(found)
+
     async def ingest_state(
         self, wanted: Mapping[str, Collection[str]]
     ) -> tuple[dict[str, Incident], dict[int, dict[str, AlertRecord]]]:

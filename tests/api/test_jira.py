@@ -13,9 +13,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from receiver.api.keys import STORE
 from tests.conftest import API, AUTH, ClientFactory
 from tests.fakes.jira import FakeJira
-from tests.helpers import FakeClock, alert, metric, resolved, wait_for, webhook
+from tests.helpers import T0, FakeClock, alert, metric, resolved, wait_for, webhook
 
 JIRA_USER, JIRA_TOKEN = "receiver-bot", "jira-api-token"
 Client = TestClient[Any, web.Application]
@@ -82,7 +83,9 @@ async def test_p1_alert_opens_one_well_formed_issue(
     fields = issue["fields"]
     assert fields["summary"] == "[P1][api] KIS token refresh failing — kis-gateway"
     assert fields["priority"] == "High" and fields["project"] == "OPS"
-    assert "receiver-incident-1" in fields["labels"]
+    installation = await client.app[STORE].installation_id()
+    assert re.fullmatch("[0-9a-f]{12}", installation)
+    assert f"receiver-incident-{installation}-1" in fields["labels"]
     inc = await incident_with_key(client)
     assert inc["jira_key"] == issue["key"]
     assert inc["jira_url"] == f"{jira.url}/browse/{issue['key']}"
@@ -115,7 +118,42 @@ async def test_crash_after_create_finds_the_issue_instead_of_a_second(
     clock.advance(seconds=10)  # past the retry's backoff
     assert (await incident_with_key(client))["jira_key"] == next(iter(jira.issues))
     assert len(jira.issues) == 1
-    assert any('labels = "receiver-incident-1"' in jql for jql in jira.jql_log)
+    label = f"receiver-incident-{await client.app[STORE].installation_id()}-1"
+    assert f'project = "OPS" AND labels = "{label}"' in jira.jql_log
+
+
+async def test_a_second_installation_never_takes_the_first_ones_issues(
+    make_client: ClientFactory, jira: FakeJira, tmp_path: Path, clock: FakeClock
+) -> None:
+    """Two receivers with their own databases (a reset, a move to another store, staging
+    beside production) on one JIRA: each incident gets an issue of its own, and a retried
+    delivery of the second finds its own issue, not the first installation's."""
+    first = await receiver_for(make_client)(jira)
+    await post(first, alert())
+    await wait_for(lambda: len(jira.issues) == 1)
+    [earlier] = jira.issues
+    await post(first, resolved(alert(), T0))
+    await wait_for(lambda: any("Resolved" in c for c in jira.comments(earlier)))
+    comments_before = len(jira.comments(earlier))
+
+    second_dir = tmp_path / "second"
+    second_dir.mkdir()
+    jira.fail_next_create_after_commit(mode="error", status=500)  # the retry must search
+    second = await make_client(
+        jira_url=jira.url,
+        jira_user=JIRA_USER,
+        jira_token=JIRA_TOKEN,
+        database_url=f"sqlite:///{second_dir}/receiver.db",
+    )
+    assert await second.app[STORE].installation_id() != await first.app[STORE].installation_id()
+    await post(second, alert(instance="again"))
+    await wait_for(lambda: len(incident_issues(jira)) == 2)
+    clock.advance(seconds=10)  # past the retry's backoff
+    inc = await incident_with_key(second)
+    assert inc["id"] == 1 and inc["jira_key"] != earlier
+    await asyncio.sleep(0.3)  # a wrong match would comment on the first issue meanwhile
+    assert len(incident_issues(jira)) == 2
+    assert len(jira.comments(earlier)) == comments_before
 
 
 async def test_outage_then_recovery_delivers_everything_in_order(

@@ -27,6 +27,7 @@ from tests.reliability.harness import (
     ReceiverProcess,
     all_incidents,
     api_post,
+    incident_of_label,
     label_of,
 )
 
@@ -117,7 +118,7 @@ async def test_prometheus_alertmanager_receiver_jira_slack_ack(
                     [received] = incident["alerts"]
                     # Prometheus' external label travelled with the alert.
                     assert received["labels"]["environment"] == "beta"
-                    assert label_of(issue) == f"receiver-incident-{incident['id']}"
+                    assert incident_of_label(label_of(issue)) == incident["id"]
                     assert issue["fields"]["priority"] == "High"
                     assert RUNBOOK in issue["fields"]["description"]
 

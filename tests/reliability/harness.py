@@ -291,11 +291,32 @@ def service_of(incident: dict[str, Any]) -> str:
     return str(incident["group_labels"]["service"])
 
 
+# receiver-incident-<installation>-<incident id>, receiver-postmortem-<installation>-<id>
+RECEIVER_LABEL = re.compile(r"receiver-(incident|postmortem)-([0-9a-f]{12})-([0-9]+)")
+
+
 def label_of(issue: dict[str, Any]) -> str:
     """The receiver's incident label of a fake JIRA issue."""
     labels: Iterable[str] = issue["fields"]["labels"]
     [label] = [x for x in labels if x.startswith("receiver-incident-")]
     return label
+
+
+def incident_of_label(label: str) -> int:
+    """The incident id a receiver label names."""
+    found = RECEIVER_LABEL.fullmatch(label)
+    assert found is not None, f"not a receiver label: {label}"
+    return int(found[3])
+
+
+def installations(jira: FakeJira) -> set[str]:
+    """The installation ids the receiver labels of every issue carry."""
+    return {
+        found[2]
+        for issue in jira.issues.values()
+        for label in issue["fields"]["labels"]
+        if (found := RECEIVER_LABEL.fullmatch(label))
+    }
 
 
 def check_once_each(
@@ -313,11 +334,12 @@ def check_once_each(
     issues = [i for i in jira.issues.values() if i["fields"]["issuetype"] == "Incident"]
     by_label = Counter(label_of(issue) for issue in issues)
     assert max(by_label.values(), default=0) <= 1, "an incident has two JIRA issues"
-    assert set(by_label) == {f"receiver-incident-{i['id']}" for i in incidents}
+    assert len(installations(jira)) == 1, "replicas labelled as different installations"
+    assert {incident_of_label(x) for x in by_label} == {i["id"] for i in incidents}
     # Postmortems: exactly one per resolved incident (all incidents here are P1).
-    resolved = {f"receiver-postmortem-{i['id']}" for i in incidents if i["status"] == "resolved"}
+    resolved = {i["id"] for i in incidents if i["status"] == "resolved"}
     postmortems = Counter(
-        label
+        incident_of_label(label)
         for issue in jira.issues.values()
         if issue["fields"]["issuetype"] == "Task"
         for label in issue["fields"]["labels"]

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Awaitable, Callable
 from copy import deepcopy
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from receiver.domain.model import AlertStatus, Incident, Status
 from receiver.store import Conflict, Store, StoreUnavailable, UnitOfWork
+from tests.postgres import postgres_schema
 from tests.store.builders import (
     JOINED,
     T0,
@@ -25,6 +28,7 @@ from tests.store.builders import (
     seed,
     stored_event,
 )
+from tests.store.conftest import BACKENDS, make_store
 
 
 def ids(incidents: list[Incident]) -> list[int | None]:
@@ -538,6 +542,31 @@ async def test_failed_commit_leaves_new_ids_unset_so_a_retry_inserts(store: Stor
 
 
 # --- lifecycle ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_installation_id_is_made_once_per_database(backend: str, tmp_path: Path) -> None:
+    """Random per database, the same for every replica and after a restart, and new for a
+    new database: JIRA labels carry it, so two installations never share an issue."""
+    async with contextlib.AsyncExitStack() as stack:
+        schemas: list[str | None] = [None, None]
+        if backend == "postgres":
+            schemas = [await stack.enter_async_context(postgres_schema()) for _ in range(2)]
+        (tmp_path / "other").mkdir()
+        stores = [
+            make_store(backend, tmp_path, schemas[0]),
+            make_store(backend, tmp_path, schemas[0]),  # a second replica on the same database
+            make_store(backend, tmp_path / "other", schemas[1]),  # another database
+        ]
+        await asyncio.gather(*(s.open() for s in stores))  # replicas may start together
+        for opened in stores:
+            stack.push_async_callback(opened.close)
+        first, replica, other = [await s.installation_id() for s in stores]
+        assert re.fullmatch("[0-9a-f]{12}", first)
+        assert replica == first and other != first
+        await stores[0].close()
+        await stores[0].open()
+        assert await stores[0].installation_id() == first
 
 
 async def test_ping_on_open_store(store: Store) -> None:

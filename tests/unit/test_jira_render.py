@@ -58,14 +58,16 @@ def alert(n: int, **labels: str) -> AlertRecord:
 
 
 def test_fields_of_a_p1_issue() -> None:
-    fields = jira_render.issue_fields(incident(), [alert(1, env="beta")], CFG, 1, {"name": "kim"})
+    fields = jira_render.issue_fields(
+        incident(), [alert(1, env="beta")], CFG, 1, {"name": "kim"}, "0a1b2c3d4e5f"
+    )
     assert fields["summary"] == "[P1][api] KIS token refresh failing — kis-gateway"
     assert fields["project"] == {"key": "OPS"}
     assert fields["issuetype"] == {"name": "Incident"}
     assert fields["priority"] == {"name": "High"}
     assert fields["components"] == [{"name": "backend"}]
     assert fields["assignee"] == {"name": "kim"}
-    assert fields["labels"][0] == "receiver-incident-42"
+    assert fields["labels"][0] == "receiver-incident-0a1b2c3d4e5f-42"
     assert {"severity-p1", "category-api", "team-backend"} <= set(fields["labels"])
     text = fields["description"]
     for needle in (
@@ -96,7 +98,7 @@ def test_summary_is_one_line_of_at_most_255(raw: str, expected: str) -> None:
 
 
 def test_labels_have_no_spaces_and_fit() -> None:
-    got = jira_render.labels(incident(rule="a rule", team="t" * 300))
+    got = jira_render.labels(incident(rule="a rule", team="t" * 300), "0a1b2c3d4e5f")
     assert all(" " not in lab and 0 < len(lab) <= 255 for lab in got)
     assert "rule-a-rule" in got
 
