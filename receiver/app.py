@@ -36,9 +36,10 @@ from receiver.notify.base import LogNotifier, Notifier
 from receiver.notify.jira import JiraNotifier, jira_connector
 from receiver.notify.slack import slack_notifiers
 from receiver.outbox.worker import OutboxWorker
+from receiver.reload import reload_rules
 from receiver.service import IncidentService
 from receiver.settings import Settings
-from receiver.store import Store, store_from_url
+from receiver.store import Store, StoreUnavailable, store_from_url
 from receiver.timers import timer_loop
 
 log = structlog.get_logger("receiver")
@@ -170,6 +171,10 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     log.info(
         "store_opened", backend=type(store).__name__, installation=await store.installation_id()
     )
+    known = app[RULES].current.severities
+    unknown = sorted({sev for sev, _ in await store.open_counts() if sev not in known})
+    if unknown:  # a reload would refuse these rules; at startup they are kept, and said
+        log.warning("open_incidents_with_unknown_severity", severities=unknown)
     yield
     await app[STORE].close()
 
@@ -223,11 +228,24 @@ async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _sighup_ctx(app: web.Application) -> AsyncIterator[None]:
     loop = asyncio.get_running_loop()
+    running: set[asyncio.Task[None]] = set()
 
-    def reload() -> None:
-        with contextlib.suppress(ConfigError):  # logged and exported by the holder
-            app[RULES].reload()
+    async def reload() -> None:
+        try:
+            await reload_rules(app[RULES], app[STORE])
+        except ConfigError:
+            pass  # logged and exported by the holder
+        except StoreUnavailable as exc:
+            app[RULES].metrics.config_reload_ok.set(0)
+            log.error("rules_reload_failed", reason="store unavailable", error=str(exc)[:200])
 
-    loop.add_signal_handler(signal.SIGHUP, reload)
+    def on_sighup() -> None:
+        task = loop.create_task(reload(), name="reload")
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
     yield
     loop.remove_signal_handler(signal.SIGHUP)
+    for task in running:
+        task.cancel()

@@ -45,9 +45,14 @@ class NotFound(Exception):
 
 
 def policy_of(cfg: RulesConfig) -> Policy:
-    """The decision policy of a rules file; unknown severities rank below every known one."""
+    """The decision policy of a rules file.
+
+    A severity the rules no longer name (an incident stored under older rules) ranks above
+    every known one: it is never replaced automatically, since whether a known severity is
+    higher or lower than it is a guess, and a lowering must never pass for a raise.
+    """
     order = {name: i for i, name in enumerate(cfg.severities)}
-    return Policy(cfg.jira.reopen_window, lambda sev: order.get(sev, len(order)))
+    return Policy(cfg.jira.reopen_window, lambda sev: order.get(sev, -1))
 
 
 MAX_CONFLICT_RETRIES = 5

@@ -11,6 +11,7 @@ from receiver.api.auth import authorized, unauthorized
 from receiver.api.keys import METRICS, RULES, SERVICE, SETTINGS, STORE
 from receiver.api.middleware import error_response
 from receiver.config.loader import ConfigError, summarize
+from receiver.reload import reload_rules
 from receiver.store.base import StoreUnavailable
 
 
@@ -45,7 +46,11 @@ async def reload(request: web.Request) -> web.Response:
     if not authorized(request, request.app[SETTINGS].api_token):
         return unauthorized("api")
     try:
-        rules = request.app[RULES].reload()
+        rules = await reload_rules(request.app[RULES], request.app[STORE])
+    except StoreUnavailable as exc:
+        return error_response(
+            503, "store unavailable; the previous rules stay in force", detail=str(exc)[:200]
+        )
     except ConfigError as exc:
         return error_response(
             400,

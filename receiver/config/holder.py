@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 import structlog
 
-from receiver.config.loader import ConfigError, load_rules, summarize
+from receiver.config.loader import ConfigError, Problem, load_rules, summarize
 from receiver.config.models import RulesConfig
 from receiver.domain.routing import Router
 from receiver.metrics import Metrics
@@ -41,18 +42,22 @@ class RulesHolder:
         """The rules in force."""
         return self._rules
 
-    def reload(self) -> RulesConfig:
-        """Load the file again; on error keep the old rules, log, export and re-raise."""
+    def load(self) -> RulesConfig:
+        """Read the file again without putting it in force; an invalid one is refused."""
         try:
-            rules = load_rules(self.path)
+            return load_rules(self.path)
         except ConfigError as exc:
-            self.metrics.config_reload_ok.set(0)
-            log.error(
-                "rules_reload_failed",
-                path=str(self.path),
-                problems=[str(p) for p in exc.problems],
-            )
-            raise
+            self.refuse(exc.problems)
+        raise AssertionError("unreachable")
+
+    def refuse(self, problems: list[Problem]) -> NoReturn:
+        """Keep the old rules: log and export the refusal, and raise ConfigError."""
+        self.metrics.config_reload_ok.set(0)
+        log.error("rules_reload_failed", path=str(self.path), problems=[str(p) for p in problems])
+        raise ConfigError(problems)
+
+    def install(self, rules: RulesConfig) -> RulesConfig:
+        """Put rules that were loaded and checked in force."""
         self._rules, self.router = rules, Router(rules)
         self._loaded()
         log.info("rules_reloaded", path=str(self.path), summary=summarize(rules))
