@@ -200,12 +200,14 @@ class _Writer:
         commit_durably(self.db)
 
     def migrate(self) -> None:
-        self.db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        current = self.db.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0
-        for version, script in enumerate(SQLITE_MIGRATIONS, start=1):
-            if version <= current:
-                continue
-            with self.transaction() as db:
+        # One write transaction from reading the version to the last script: two processes
+        # opening a new database together take turns instead of both applying the scripts.
+        with self.transaction() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            current = db.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0
+            for version, script in enumerate(SQLITE_MIGRATIONS, start=1):
+                if version <= current:
+                    continue
                 for statement in filter(str.strip, script.split(";")):
                     db.execute(statement)
                 db.execute("INSERT INTO schema_version VALUES (?)", (version,))
@@ -425,9 +427,10 @@ class SqliteStore:
             # From now on BEGIN runs on the loop: it must not block, SqliteStore._begin waits.
             self._writer.db.execute("PRAGMA busy_timeout = 0")
             self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+            # First: the pragmas below wait for another opener's migration to finish.
+            await self._reader.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             for pragma in _PRAGMAS:
                 await self._reader.execute(pragma)
-            await self._reader.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
         except (sqlite3.Error, StoreUnavailable) as exc:
             await self.close()
             raise StoreUnavailable(f"cannot open SQLite database {self.path}: {exc}") from exc
