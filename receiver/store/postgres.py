@@ -6,7 +6,8 @@ the partial unique index on open keys lets one of two simultaneous opens win, cl
 rows with ``FOR UPDATE SKIP LOCKED`` plus a lease, and enqueues for one (channel, incident)
 queue hold a transaction-scoped advisory lock, so that queue's ids follow commit order and
 a waiting row is folded into by one transaction at a time. Commits are as durable as the
-server's ``synchronous_commit`` makes them (on, by default).
+server's ``synchronous_commit`` makes them (on, by default), and a commit succeeds or fails
+as its COMMIT did on the server, not as the connection fared afterwards (``pgcommit``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,140 @@
+"""PostgreSQL only: a commit's outcome is what the server did with its COMMIT.
+
+Each session is cut at one point around its COMMIT by a relay between the store and the
+server (tests.store.pgcut), its backend terminated as an operator would. Whatever the
+store reports must match what is stored: success exactly when the unit's rows are there,
+StoreUnavailable exactly when none of them is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+from structlog.testing import capture_logs
+
+from receiver.store import PostgresStore, StoreUnavailable, UnitOfWork
+from tests.postgres import POSTGRES_URL, postgres_schema
+from tests.store.builders import T0, alert_record, new_incident, note
+from tests.store.pgcut import CommitCutter, Cut
+
+# Refuses every new incident when its transaction commits (a deferred constraint trigger),
+# so the server answers a COMMIT with an error and rolls back.
+_REFUSE_AT_COMMIT = """
+CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
+    $$ BEGIN RAISE EXCEPTION 'refused at commit'; END $$;
+CREATE CONSTRAINT TRIGGER refuse AFTER INSERT ON incidents
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse();
+"""
+
+
+@pytest.fixture
+async def schema() -> AsyncIterator[str]:
+    async with postgres_schema() as name:
+        yield name
+
+
+@pytest.fixture
+async def admin(schema: str) -> AsyncIterator[Any]:
+    """A plain connection to the schema, to look at rows."""
+    conn = await asyncpg.connect(POSTGRES_URL, server_settings={"search_path": schema})
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def cutter() -> AsyncIterator[CommitCutter]:
+    async with CommitCutter(POSTGRES_URL) as relay:
+        yield relay
+
+
+@pytest.fixture
+async def store(schema: str, cutter: CommitCutter) -> AsyncIterator[PostgresStore]:
+    """A store of one pooled connection, all of it through the relay."""
+    opened = PostgresStore(
+        cutter.url(), schema=schema, min_connections=1, max_connections=1, connect_timeout=5
+    )
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def opening_unit(key: str) -> UnitOfWork:
+    """A new incident with an alert, a timeline entry and a notification."""
+    incident = new_incident(key)
+    unit = UnitOfWork(incidents=[incident], alerts=[(incident, alert_record(f"fp-{key}"))])
+    unit.outbox.append((incident, note("incident.opened")))
+    return unit
+
+
+async def stored_rows(admin: Any, key: str) -> dict[str, int]:
+    """How many rows of each kind the unit opening ``key`` left."""
+    incidents = await admin.fetchval("SELECT count(*) FROM incidents WHERE key = $1", key)
+    alerts = await admin.fetchval("SELECT count(*) FROM alerts WHERE fingerprint = $1", f"fp-{key}")
+    outbox = await admin.fetchval(
+        "SELECT count(*) FROM outbox o JOIN incidents i ON i.id = o.incident_id WHERE i.key = $1",
+        key,
+    )
+    return {"incidents": incidents, "alerts": alerts, "outbox": outbox}
+
+
+ALL = {"incidents": 1, "alerts": 1, "outbox": 1}
+NONE = {"incidents": 0, "alerts": 0, "outbox": 0}
+
+
+@pytest.mark.parametrize(
+    ("cut", "refused", "committed"),
+    [
+        (Cut.AFTER, False, True),  # the pool's reset fails on the dead backend
+        (Cut.DURING, False, True),  # committed, but the client never heard
+        (Cut.DURING, True, False),  # rolled back, and the client never heard
+        (Cut.BEFORE, False, False),  # the COMMIT was never sent
+        (Cut.LOST, False, False),  # never sent, and its backend waits on until ended
+        (None, True, False),  # the server answers the COMMIT with an error
+    ],
+)
+async def test_a_commit_reports_what_the_server_did_with_it(
+    store: PostgresStore,
+    cutter: CommitCutter,
+    admin: Any,
+    cut: Cut | None,
+    refused: bool,
+    committed: bool,
+) -> None:
+    if refused:
+        await admin.execute(_REFUSE_AT_COMMIT)
+    unit = opening_unit("db/primary")
+    [incident] = unit.incidents
+    if cut is not None:
+        cutter.arm(cut)
+    with capture_logs() as events:
+        if committed:
+            await store.commit(unit, T0)
+        else:
+            with pytest.raises(StoreUnavailable):
+                await store.commit(unit, T0)
+    # Decided by the server, not given up on as unknown.
+    assert "postgres_commit_outcome_unknown" not in [e["event"] for e in events]
+    if committed:
+        assert incident.id is not None
+        assert await store.get_incident(incident.id) == incident
+        assert await stored_rows(admin, incident.key) == ALL
+    else:
+        assert incident.id is None
+        assert await stored_rows(admin, incident.key) == NONE
+    if cut is not None:  # the cut happened where it was meant to
+        await asyncio.wait_for(cutter.fired.wait(), 30)
+
+    # The broken connection was replaced: the store goes on as before.
+    if refused:
+        await admin.execute("DROP TRIGGER refuse ON incidents")
+    after = opening_unit("db/replica")
+    await store.commit(after, T0)
+    assert await stored_rows(admin, "db/replica") == ALL
