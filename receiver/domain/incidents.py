@@ -43,8 +43,6 @@ class Change:
     alerts: list[AlertRecord] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     notifications: list[str] = field(default_factory=list)
-    previous_status: Status | None = None
-    previous_severity: str | None = None
 
 
 @dataclass
@@ -166,11 +164,7 @@ def decide_batch(
     firing = firing_total - len(resolved)
     old: Change | None = None
     if latest is not None and (resolved or fresh):
-        old = Change(
-            incident=copy(latest),
-            previous_status=latest.status,
-            previous_severity=latest.severity,
-        )
+        old = Change(incident=copy(latest))
         if resolved:
             old.alerts.extend(resolved)
             old.events.append(
@@ -236,7 +230,7 @@ def decide_ack(incident: Incident, by: str, now: datetime) -> tuple[Reason, Chan
         return Reason.ALREADY, None
     if incident.status is Status.RESOLVED:
         return Reason.CONFLICT, None
-    change = Change(incident=replace(incident), previous_status=incident.status)
+    change = Change(incident=replace(incident))
     change.incident.status = Status.ACKNOWLEDGED
     change.incident.acknowledged_at = now
     change.incident.acknowledged_by = by
@@ -249,7 +243,7 @@ def decide_resolve(incident: Incident, by: str, now: datetime) -> tuple[Reason, 
     """Resolve an incident by hand; resolving a resolved incident changes nothing."""
     if incident.status is Status.RESOLVED:
         return Reason.ALREADY, None
-    change = Change(incident=replace(incident), previous_status=incident.status)
+    change = Change(incident=replace(incident))
     change.incident.status = Status.RESOLVED
     change.incident.resolved_at = now
     change.incident.resolved_by = by
