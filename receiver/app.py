@@ -35,7 +35,7 @@ from receiver.metrics import CHANNELS, Metrics
 from receiver.notify.base import LogNotifier, Notifier
 from receiver.notify.jira import JiraNotifier, jira_connector
 from receiver.notify.slack import slack_notifiers
-from receiver.outbox.worker import OutboxWorker
+from receiver.outbox.worker import OutboxWorker, lane_concurrency
 from receiver.reload import reload_rules
 from receiver.service import IncidentService
 from receiver.settings import Settings
@@ -73,6 +73,7 @@ def default_notifiers(
             metrics,
             clock,
             settings.jira_url,
+            threads=lane_concurrency(settings.outbox_concurrency, "jira"),
         )
     if settings.slack_token:
         slack, pager, poster = slack_notifiers(
@@ -107,6 +108,7 @@ def create_app(
         max_age=timedelta(seconds=settings.outbox_max_age_seconds),
         poll_seconds=settings.outbox_poll_seconds,
         lease_seconds=settings.outbox_lease_seconds,
+        concurrency=settings.outbox_concurrency,
     )
 
     def committed() -> None:  # new outbox rows or timers may be due right away

@@ -175,9 +175,11 @@ def cmd_oncall(rules: str | None, rotation: str | None, at: datetime | None, as_
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the service until SIGINT or SIGTERM."""
-    from aiohttp import web
+    import asyncio
+
     from pydantic import ValidationError
 
+    from receiver.api.edge import CannotListen, serve
     from receiver.app import create_app, settle_heap
     from receiver.logging import configure_logging
     from receiver.settings import Settings
@@ -212,14 +214,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(str(exc), file=sys.stderr)
         return 2
     app.on_startup.append(settle_heap)  # after the store and every loop have started
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        print=None,
-        access_log=None,
-        shutdown_timeout=10.0,
-    )
+    try:
+        asyncio.run(
+            serve(
+                app,
+                settings.host,
+                settings.port,
+                header_timeout=settings.header_timeout_seconds,
+                keepalive_timeout=settings.keepalive_timeout_seconds,
+                shutdown_timeout=10.0,
+            )
+        )
+    except CannotListen as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
     return 0
 
 

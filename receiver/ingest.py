@@ -1,7 +1,9 @@
 """Group commit: webhooks that arrive while a transaction runs share the next one.
 
 Each caller still gets its answer only after the transaction holding its alerts has
-committed, so "200 only after commit" holds while one fsync serves many webhooks.
+committed, so "200 only after commit" holds while one fsync serves many webhooks. A webhook
+of many alerts takes seconds to route and decide; it goes alone, beside the queue, so the
+small ones arriving meanwhile are not held behind it.
 """
 
 from __future__ import annotations
@@ -24,15 +26,22 @@ class IngestQueue:
     """Queues webhooks and commits them in batches, in arrival order."""
 
     def __init__(
-        self, service: IncidentService, max_webhooks: int = 64, max_alerts: int = 20_000
+        self,
+        service: IncidentService,
+        max_webhooks: int = 64,
+        max_alerts: int = 20_000,
+        alone_alerts: int = 2_000,
     ) -> None:
         self.service = service
         self.max_webhooks = max_webhooks
         self.max_alerts = max_alerts
+        self.alone_alerts = alone_alerts
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
 
     async def submit(self, alerts: Sequence[Alert]) -> IngestResult:
         """Wait until these alerts are committed; raises StoreUnavailable if they were not."""
+        if len(alerts) >= self.alone_alerts:
+            return await self._alone(alerts)
         future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((alerts, future))
         return await future
@@ -52,6 +61,16 @@ class IngestQueue:
         while True:
             batch = self._take(await self._queue.get())
             await self._commit(batch)
+
+    async def _alone(self, alerts: Sequence[Alert]) -> IngestResult:
+        """Commit a big webhook in a transaction of its own, beside the queue."""
+        try:
+            return (await self.service.ingest_many([alerts]))[0]
+        except StoreUnavailable:
+            raise
+        except Exception:
+            log.exception("ingest_failed", alerts=len(alerts))
+            raise StoreUnavailable("ingest failed") from None
 
     async def _commit(self, batch: list[_Pending]) -> None:
         try:

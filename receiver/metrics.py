@@ -7,6 +7,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 ACK_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 259200)
 CHANNELS = ("jira", "slack", "pager", "announce", "digest")
 OUTCOMES = ("sent", "retried", "failed")
+# Failure classes (receiver.outbox.policy.Reason); "none" goes with "sent" only.
+FAILURE_REASONS = ("timeout", "rate_limited", "server_error", "client_error", "crash")
+PAGE_MEDIA = ("slack", "log")
+PAGE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900)
+DELIVERY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
 class Metrics:
@@ -65,8 +70,23 @@ class Metrics:
         )
         self.notifications = Counter(
             "receiver_notifications",
-            "Delivery attempts by channel and outcome.",
-            ["channel", "outcome"],
+            "Delivery attempts by channel, outcome and failure class.",
+            ["channel", "outcome", "reason"],
+            registry=r,
+        )
+        self.delivery_duration = Histogram(
+            "receiver_delivery_duration_seconds",
+            "One notifier call, by channel.",
+            ["channel"],
+            buckets=DELIVERY_BUCKETS,
+            registry=r,
+        )
+        self.page_latency = Histogram(
+            "receiver_page_latency_seconds",
+            "From a page becoming due (its commit, or its escalation step) to the channel "
+            "accepting it.",
+            ["channel", "severity"],
+            buckets=PAGE_BUCKETS,
             registry=r,
         )
         self.outbox_pending = Gauge(
@@ -97,8 +117,11 @@ class Metrics:
             registry=r,
         )
         for channel in CHANNELS:
-            for outcome in OUTCOMES:
-                self.notifications.labels(channel, outcome)
+            self.notifications.labels(channel, "sent", "none")
+            for outcome in ("retried", "failed"):
+                for reason in FAILURE_REASONS:
+                    self.notifications.labels(channel, outcome, reason)
+            self.delivery_duration.labels(channel)
 
     def prime(self, severities: list[str], categories: list[str], steps: dict[str, int]) -> None:
         """Create the labelled series the rules can produce at zero, so rate() and
@@ -110,6 +133,8 @@ class Metrics:
                 self.alert_to_ack.labels(severity, category)
             for step in range(steps.get(severity, 0)):
                 self.escalations.labels(severity, str(step))
+            for medium in PAGE_MEDIA:
+                self.page_latency.labels(medium, severity)
 
     def set_open(self, counts: dict[tuple[str, str], int], severities: list[str]) -> None:
         """Replace the open-incident gauge with fresh counts (zero for absent pairs)."""

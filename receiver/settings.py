@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +41,15 @@ class Settings(BaseSettings):
     # request timeouts.
     outbox_lease_seconds: float = Field(default=120.0, ge=1)
     coalesce_seconds: float = Field(default=60.0, ge=0)
+    # Deliveries of one channel under way at once (JSON, e.g. {"jira": 8}); the channels
+    # not named keep their defaults (receiver.outbox.worker.DEFAULT_CONCURRENCY).
+    outbox_concurrency: dict[str, Annotated[int, Field(ge=1, le=256)]] = Field(default_factory=dict)
+    # Slow clients: a request's headers must be complete this long after the connection
+    # opened (or after its first byte on a kept-alive connection), its body this long after
+    # its headers; an idle kept-alive connection closes after the keep-alive timeout.
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    keepalive_timeout_seconds: float = Field(default=75.0, gt=0)
 
     @field_validator(*SECRETS)
     @classmethod

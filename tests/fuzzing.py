@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -16,6 +17,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from receiver.api.keys import SETTINGS
+from tests.fakes.jira import FakeJira
+from tests.fakes.slack import FakeSlack
 
 # Hypothesis writes caches (unicode tables, constants) even without an example database;
 # keep them out of the checkout.
@@ -133,6 +136,27 @@ RAW_JSON = st.sampled_from(
 )
 MARKER = "@@raw@@"
 
+# Pieces of Slack mrkdwn and JIRA wiki markup, line breaks and odd addresses, strung
+# together with ordinary text: what an alert's labels and annotations may carry.
+MARKUP = st.sampled_from(
+    [
+        *("<!channel>", "<!here|here>", "<https://evil.example/login|Click>", "<@U0KIM>"),
+        *("&", "&amp;", "&lt;", ">", "> ", ">>> ", "*", "*bold*", "_em_", "~s~", "`", "```"),
+        *("@here", "@channel", ":red_circle:", "[x|javascript:alert(1)]", "[https://e.example]"),
+        *("[", "]", "|", "||", "{code}", "{panel}", "{", "}", "\\", "\\\\", "!img.png!", "^s^"),
+        *("??c??", "+i+", "-x-", "h1. ", "h6. ", "bq. ", "* ", "** ", "# ", "- ", "----", "\n"),
+        *("\r\n", "\n\n", "\t", " ", "\u200b", "😀", "file:///etc/passwd", "mailto:a@b.example"),
+        *("javascript:", "data:text/html,x", "ftp://f.example", "http://", "https://ok.example/"),
+    ]
+)
+_PLAIN = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=6)
+HOSTILE_TEXT = st.lists(MARKUP | _PLAIN, max_size=12).map("".join)
+HOSTILE_URLS = (
+    st.sampled_from(["javascript:alert(3)", "https://evil.example/a|b]c[d", " http://x.example "])
+    | HOSTILE_TEXT.map(lambda text: "https://x.example/" + text)
+    | HOSTILE_TEXT
+)
+
 
 def encode(value: Any, raw: bytes = b"") -> bytes:
     """JSON as UTF-8, with ``raw`` spliced in where the value holds MARKER."""
@@ -216,3 +240,122 @@ async def exchange(
     if status >= 400 or read_only:
         assert stored(client) == before, f"{method} {path} answered {status} and changed the store"
     return status, body
+
+
+# What reached the fake Slack and JIRA: text from alerts is shown, never read as markup.
+SLACK_TEXT_MAX = 3000
+_OWN_MENTION = re.compile(r"<@[UW][A-Z0-9]+>")  # the page's mention of the paged person
+_GUARDED = re.compile("\u200b[*_~`]\u200b")
+_HEADLINE_TAG = re.compile(r"\*\[[^\s*\[\]]*\]\[[^\s*\[\]]*\]\*")  # *[P1][api]*
+_IN_WORD = re.compile(r"(?<=[^\W_])[*_~](?=[^\W_])")
+JIRA_HEADINGS = frozenset(
+    {
+        "h3. Environment",
+        "h3. What the alert says",
+        "h3. Expected vs actual",
+        "h3. Links",
+        "h3. Timeline",
+        "h3. Response against targets",
+        "h3. Root cause",
+        "h3. Response evaluation",
+        "h3. Improvements",
+        "h3. Prevention",
+    }
+)
+_LINK_LINES = ("* [", "* Prometheus graph: ", "* Alertmanager: ")
+_WEB_LINK = re.compile(r"https?://[^\s\[\]{}|]+", re.IGNORECASE)
+_OTHER_SCHEME = re.compile(r"\b(?!https?:)[a-z][a-z0-9+.\-]*://|\bmailto:", re.IGNORECASE)
+
+
+def slack_texts(fake: FakeSlack, since: int = 0) -> list[str]:
+    """Every text of every chat.postMessage and chat.update (from call ``since`` on): the
+    message's and its blocks'."""
+    found: list[str] = []
+    for call in fake.calls[since:]:
+        if call.method not in ("chat.postMessage", "chat.update"):
+            continue
+        blocks = call.params.get("blocks") or []
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks)
+        found.append(str(call.params.get("text") or ""))
+        for block in blocks:
+            parts = [block.get("text"), *(block.get("elements") or [])]
+            if block.get("type") in ("section", "context"):
+                found += [p["text"] for p in parts if isinstance(p, dict) and "text" in p]
+    return found
+
+
+def slack_problems(text: str) -> list[str]:
+    """How a Slack text could link, mention, quote or format, or why Slack would refuse it."""
+    problems = []
+    if len(text.encode("utf-16-le")) // 2 > SLACK_TEXT_MAX:
+        problems.append(f"{len(text)} characters")
+    rest = _OWN_MENTION.sub("", text)
+    if "<" in rest:
+        problems.append("a raw <")
+    if re.search(r"@(?:here|channel|everyone)\b", rest):
+        problems.append("a special mention")
+    if re.search(r"^(?:&gt;|>)", rest, re.MULTILINE):
+        problems.append("a quote")
+    rest = _IN_WORD.sub("", _HEADLINE_TAG.sub("", _GUARDED.sub("", rest)))
+    if re.search(r"[*_~`]", rest):
+        problems.append("a formatting mark")
+    return [f"{problem} in {text[:200]!r}" for problem in problems]
+
+
+def jira_texts(fake: FakeJira, since: int = 0) -> list[str]:
+    """Every description and comment the fake JIRA was sent (from request ``since`` on)."""
+    found: list[str] = []
+    for request in fake.requests[since:]:
+        body: dict[str, Any] = request.json if isinstance(request.json, dict) else {}
+        fields: dict[str, Any] = body["fields"] if isinstance(body.get("fields"), dict) else {}
+        if isinstance(fields.get("description"), str):
+            found.append(fields["description"])
+        if request.path.endswith("/comment") and isinstance(body.get("body"), str):
+            found.append(body["body"])
+    return found
+
+
+def jira_summaries(fake: FakeJira, since: int = 0) -> list[str]:
+    """Every issue summary the fake JIRA was sent (from request ``since`` on)."""
+    return [
+        r.json["fields"]["summary"]
+        for r in fake.requests[since:]
+        if isinstance(r.json, dict) and isinstance(r.json.get("fields"), dict)
+        if isinstance(r.json["fields"].get("summary"), str)
+    ]
+
+
+def jira_problems(text: str) -> list[str]:
+    """How a description or comment could link anywhere but http(s), run a macro, or have a
+    heading, list, quote or table row the receiver did not write."""
+    problems = []
+    bare = re.sub(r"\\.", " ", text, flags=re.DOTALL)  # escaped characters are only text
+    links = re.findall(r"\[([^\[\]]*)\]", bare)
+    problems += [f"link to {inner!r}" for inner in links
+                 if not _WEB_LINK.fullmatch(inner.split("|")[-1])]  # fmt: skip
+    unlinked = re.sub(r"\[[^\[\]]*\]", " ", bare)
+    if re.search(r"[\[\]]", unlinked):
+        problems.append("an unbalanced bracket")
+    if re.search(r"[{}]", bare):
+        problems.append("a macro brace")
+    if _OTHER_SCHEME.search(unlinked):
+        problems.append("an address JIRA would link")
+    columns = 0
+    lines = text.splitlines()
+    if text.endswith("…"):  # cut to JIRA's limit: the last line may stop inside a table row
+        lines[-1] = re.sub(r"^\|.*", "", lines[-1])
+    for n, line in enumerate(lines):
+        if re.match(r"(?:h[1-6]|bq)\.", line, re.IGNORECASE):
+            ours = line in JIRA_HEADINGS or re.fullmatch(r"h3\. Alerts \(\d+\)", line)
+            if not (ours or (n == 0 and line.startswith("h2. "))):
+                problems.append(f"heading {line[:80]!r}")
+        elif re.match(r"[*#\-]+ |----", line) and not line.startswith(_LINK_LINES):
+            problems.append(f"list or rule {line[:80]!r}")
+        elif line.startswith("||"):
+            columns = line.count("||") - 1
+        elif line.startswith("|"):
+            cells = re.sub(r"\\.", "", line).count("|") - 1
+            if cells != columns or not re.search(r"(?<!\\)\|$", line):
+                problems.append(f"table row {line[:80]!r} of {cells} cells, not {columns}")
+    return problems

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic_core import from_json
 
 from receiver.domain.model import Alert, AlertStatus
 
@@ -156,6 +158,20 @@ class WebhookPayload(_Model):
         assert taken is not None  # a time refused is always among the problems
         return taken
 
+    def domain_slices(self, body: bytes | None = None, size: int = 2000) -> Iterator[list[Alert]]:
+        """``domain_alerts`` a slice of ``size`` alerts at a time, so that a caller may let
+        its event loop run in between; PayloadProblem is raised before the last slice."""
+        nul = body is None or NUL_ESCAPE in body
+        if nul and (problems := self.problems(nul)):
+            raise PayloadProblem(problems)
+        url, step = self.externalURL, max(size, 1)
+        for start in range(0, len(self.alerts), step):
+            try:
+                yield [alert._domain(url) for alert in self.alerts[start : start + step]]
+            except _BadTime:
+                # A time refused is always among the problems; they are listed in full.
+                raise PayloadProblem(self.problems(nul)) from None
+
     def problems(self, nul: bool = True) -> list[tuple[str, str]]:
         """Every refused field: times, and with ``nul`` strings holding NUL."""
         found: list[tuple[str, str]] = []
@@ -172,3 +188,53 @@ class WebhookPayload(_Model):
 
 
 _STATUS = {status.value: status for status in AlertStatus}
+_ALERTS = TypeAdapter(list[WebhookAlert])
+
+# Bodies up to this size are validated in one pass (a few milliseconds); larger ones, which
+# only a raised RECEIVER_MAX_BODY_BYTES lets in, a slice of alerts at a time.
+WHOLE_BODY_BYTES = 256 * 1024
+SLICE_ALERTS = 2000
+
+
+def read_webhook(body: bytes, size: int = SLICE_ALERTS) -> Iterator[tuple[str, list[Alert]]]:
+    """The group key and the alerts of a JSON body, a slice of alerts at a time, so that a
+    caller may let its event loop run in between; raises ValidationError or PayloadProblem
+    with the errors that validating the whole body at once gives, before the last slice."""
+    if len(body) <= WHOLE_BODY_BYTES or NUL_ESCAPE in body:
+        yield from _whole(body, size)
+        return
+    try:
+        parsed = from_json(body)
+    except ValueError:
+        parsed = None
+    alerts = parsed.get("alerts") if isinstance(parsed, dict) else None
+    if not isinstance(parsed, dict) or not isinstance(alerts, list) or not alerts:
+        yield from _whole(body, size)  # refused: the whole-body pass names the error
+        return
+    try:
+        head = WebhookPayload.model_validate({**parsed, "alerts": alerts[:1]})
+    except ValidationError:
+        yield from _whole(body, size)
+        return
+    del parsed
+    key, url = head.groupKey, head.externalURL
+    for start in range(0, len(alerts), size):
+        stop = start + size
+        try:
+            part = [alert._domain(url) for alert in _ALERTS.validate_python(alerts[start:stop])]
+        except (ValidationError, _BadTime):
+            # Refused: the whole-body pass names every error, with its index, in order.
+            for _, taken in _whole(body, len(alerts)):  # one slice, all the alerts
+                yield key, taken[start:]
+            return
+        alerts[start:stop] = [None] * len(part)  # the parsed JSON goes as it is taken
+        yield key, part
+
+
+def _whole(body: bytes, size: int) -> Iterator[tuple[str, list[Alert]]]:
+    payload = WebhookPayload.model_validate_json(body)
+    if len(payload.alerts) <= size:  # an ordinary webhook: one slice, taken the direct way
+        yield payload.groupKey, payload.domain_alerts(body)
+        return
+    for part in payload.domain_slices(body, size):
+        yield payload.groupKey, part

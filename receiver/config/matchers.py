@@ -6,12 +6,51 @@ import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+import re2
 
 _MATCHER = re.compile(
     r"""^\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*(?P<op>=~|!~|!=|=)\s*(?P<value>.*?)\s*$""",
     re.DOTALL,
 )
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n"}
+# RE2 bounds each compiled regex, its program and its DFA cache, by this much memory: a
+# pattern needing more is refused, and a DFA outgrowing its cache falls back to the NFA,
+# slower but still linear in the length of the label value.
+REGEX_MAX_MEM = 1 << 20
+
+
+class Regex:
+    """A regex with Alertmanager's semantics: Go's RE2 syntax, anchored as ``^(?:re)$``.
+
+    RE2 matches in time linear in the text, so no pattern and no label value can make
+    routing backtrack; what RE2 does not accept (backreferences, lookarounds, possessive
+    quantifiers) is refused when the rules are loaded, as Alertmanager refuses it.
+    """
+
+    def __init__(self, pattern: str) -> None:
+        options = re2.Options()
+        options.max_mem = REGEX_MAX_MEM
+        options.log_errors = False  # the error is raised to the caller, not printed
+        options.never_capture = True  # only whether it matches is ever asked
+        try:
+            # The very string Alertmanager compiles, so even a pattern with an unbalanced
+            # parenthesis such as "a)|(b" means what it means there.
+            self._compiled: Any = re2.compile(f"^(?:{pattern})$", options)
+        except re2.error as exc:
+            reason = exc.args[0] if exc.args else "invalid"
+            if isinstance(reason, bytes):
+                reason = reason.decode("utf-8", "replace")
+            raise ValueError(str(reason)) from None
+        except UnicodeEncodeError:
+            raise ValueError("pattern is not valid Unicode text") from None
+
+    def matches(self, text: str) -> bool:
+        """Whether the whole text matches."""
+        # Encoded here: bytes skip the wrapper's offset bookkeeping for str, and a lone
+        # surrogate (from a command line, never from JSON) cannot fail the match.
+        return self._compiled.search(text.encode("utf-8", "surrogatepass")) is not None
 
 
 class MatchType(enum.StrEnum):
@@ -30,7 +69,7 @@ class Matcher:
     name: str
     op: MatchType
     value: str
-    _regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    _regex: Regex | None = field(default=None, compare=False, repr=False)
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         """Whether a label set satisfies this matcher; a missing label equals ''."""
@@ -40,7 +79,7 @@ class Matcher:
         if self.op is MatchType.NOT_EQUAL:
             return actual != self.value
         assert self._regex is not None
-        hit = self._regex.fullmatch(actual) is not None
+        hit = self._regex.matches(actual)
         return hit if self.op is MatchType.REGEX else not hit
 
     def __str__(self) -> str:
@@ -88,9 +127,12 @@ def parse_matcher(text: str) -> Matcher:
     regex = None
     if op in (MatchType.REGEX, MatchType.NOT_REGEX):
         try:
-            regex = re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"invalid regex in matcher {text!r}: {exc}") from None
+            regex = Regex(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"invalid regex in matcher {text!r}: {exc} (RE2 syntax, as in Alertmanager: "
+                "no backreferences, lookarounds or possessive quantifiers)"
+            ) from None
     return Matcher(found["name"], op, value, regex)
 
 

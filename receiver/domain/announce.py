@@ -2,7 +2,8 @@
 
 They name no rule, label, host or address: only the category's description of what users
 notice, and times in the owning team's time zone. The rules file may override, per
-category (or for all under ``default``), what is affected and each message's template.
+category (or for all under ``default``), what is affected and each message's template;
+the text is Slack mrkdwn that shows the wording as written (no formatting, link or mention).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from receiver.config.models import AnnouncementTemplate, RulesConfig
 from receiver.domain.model import Event, Incident
+from receiver.domain.slack_render import escape
 from receiver.domain.timeline import duration_text, stamp, zone_of
 
 # What beta testers notice when something in a category breaks.
@@ -71,7 +73,7 @@ def announcement(
         "duration": duration_text(max(timedelta(0), until - since)),
     }
     text = getattr(template, what) or DEFAULT_TEMPLATES[what]
-    return text.format_map(values)
+    return escape(text.format_map(values))
 
 
 def announcements_for(

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from receiver.config.models import RulesConfig
 from receiver.domain.model import Incident
+from receiver.domain.slack_render import escape, shown
 
 DIGEST_WEEKDAY = 0  # Monday
 DIGEST_TIME = time(9, 0)
@@ -205,20 +206,15 @@ def span_text(span: timedelta) -> str:
     return " ".join(f"{count}{unit}" for count, unit in counts[first : first + 2] if count)
 
 
-def _escape(text: str) -> str:
-    """Slack mrkdwn escaping: &, < and > only."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _label(item: OpenItem | Breach) -> str:
     summary = " ".join(item.summary.split())
     if len(summary) > SUMMARY_LIMIT:
         summary = summary[: SUMMARY_LIMIT - 1] + "…"
-    return f"#{item.id} [{item.severity}][{item.category}] {_escape(summary)}"
+    return f"#{item.id} [{shown(item.severity)}][{shown(item.category)}] {escape(summary)}"
 
 
 def _counts(counts: Mapping[str, int]) -> str:
-    return ", ".join(f"{_escape(name)} {count}" for name, count in counts.items())
+    return ", ".join(f"{shown(name)} {count}" for name, count in counts.items())
 
 
 def _tally(title: str, severities: Mapping[str, int], categories: Mapping[str, int]) -> str:
@@ -268,7 +264,7 @@ def render_digest(digest: Digest) -> str:
     if digest.ack:
         lines.append("*Alert-to-ack* (median / worst):")
         lines += [
-            f"• {_escape(severity)}: {span_text(f.median)} / {span_text(f.worst)} "
+            f"• {shown(severity)}: {span_text(f.median)} / {span_text(f.worst)} "
             f"({f.count} incident{'s' if f.count != 1 else ''})"
             for severity, f in digest.ack.items()
         ]

@@ -3,6 +3,8 @@
 Everything here respects JIRA's limits: a summary is one line of at most 255 characters,
 labels have no spaces and at most 255 characters, a description or comment is at most
 32,767 characters (an alert list that does not fit says how many alerts it left out).
+Text from alerts and the rules is shown as written: it cannot format, link, start a
+heading or list, or break a table; only http(s) addresses become links.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from receiver.config.durations import format_duration
 from receiver.config.models import RulesConfig
@@ -20,14 +23,26 @@ from receiver.domain.timeline import describe, measures, stamp, zone_of
 SUMMARY_MAX = 255
 LABEL_MAX = 255
 TEXT_MAX = 32_767
+COMMENT_MAX = TEXT_MAX - 100  # room for the delivery tag the notifier appends
+NOTE_MAX = 1_000  # an annotation, label value or name, before escaping
+DESCRIPTION_MAX = 4_000  # the alert's own description, which may run to several lines
+URL_MAX = 4_000
 INCIDENT_LABEL_PREFIX = "receiver-incident-"
 # Labels that tell an engineer where something broke, shown in their own table.
 ENVIRONMENT_LABELS = (
     "env", "environment", "cluster", "region", "namespace", "service", "job", "instance", "pod"
 )  # fmt: skip
-# Characters that start links, tables, images, macros or bold anywhere in a line; the
-# effects that need word boundaries (-strike-, _em_, +ins+) cannot be set off by a value.
-_WIKI_SPECIAL = re.compile(r"([\[\]{}|*!^~])")
+# Characters that start links, tables, images, macros or effects; those that act only at
+# a word's edge (-strike-, _em_, +ins+, ??cite??) are left alone inside a word, so host
+# names and metric_names read as they are in the page's source too.
+_WIKI_SPECIAL = re.compile(r"[\[\]{}|*!^~\\]|[-_+?]")
+# Schemes JIRA links by itself in plain text; http(s) it may, as the address shows.
+_AUTOLINK = re.compile(r"\b([a-z][a-z0-9+.\-]*):(?=//)|\b(mailto):", re.IGNORECASE)
+# What starts a heading, quote, list or rule at the start of a line (the rest is escaped).
+_LINE_MARKUP = re.compile(r"(?:h[1-6]|bq)\.|[#\-]", re.IGNORECASE)
+_WEB_URL = re.compile(r"https?://[^\s/?#]", re.IGNORECASE)
+# A link's address keeps printable ASCII but for what would end or split the link.
+_URL_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '[]{}|"<>\\^`')
 
 
 def one_line(text: str) -> str:
@@ -40,9 +55,65 @@ def cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _entity(char: str) -> str:
+    return f"&#{ord(char)};"
+
+
+def _mark(match: re.Match[str]) -> str:
+    mark, at, whole = match.group(), match.start(), match.string
+    if mark == "\\":  # "\\" is a line break and "\x" an escape: only an entity shows one
+        return _entity(mark)
+    inside = 0 < at < len(whole) - 1 and whole[at - 1].isalnum() and whole[at + 1].isalnum()
+    return mark if inside and mark in "-_+?" else "\\" + mark
+
+
+def _unlink(match: re.Match[str]) -> str:
+    scheme = match.group(1) or match.group(2)
+    return match.group() if scheme.lower() in ("http", "https") else scheme + _entity(":")
+
+
+def _inline(text: str) -> str:
+    return _AUTOLINK.sub(_unlink, _WIKI_SPECIAL.sub(_mark, text))
+
+
 def wiki(text: str) -> str:
-    """Escape JIRA wiki markup so alert text cannot format or link."""
-    return _WIKI_SPECIAL.sub(r"\\\1", text)
+    """Text as one line of JIRA wiki markup, shown as written: it cannot format or link,
+    and its line breaks become spaces, so it stays in its table cell or field."""
+    return _inline(one_line(text))
+
+
+def wiki_lines(text: str) -> str:
+    """Text of several lines, each shown as ``wiki`` shows a line; none starts a heading,
+    quote, list, table, panel or rule."""
+    lines = []
+    for raw in text.splitlines():
+        line = one_line(raw)
+        marked = _LINE_MARKUP.match(line) is not None
+        lines.append(_entity(line[0]) + _inline(line[1:]) if marked else _inline(line))
+    return "\n".join(lines)
+
+
+def fit(text: str, limit: int) -> str:
+    """``cut`` for wiki markup: never ends inside an escape or an entity."""
+    if len(text) <= limit:
+        return text
+    return re.sub(r"(?:\\|&#?\w*)$", "", text[: limit - 1]) + "…"
+
+
+def web_url(url: str) -> str | None:
+    """An http(s) address made safe to stand in a wiki link; None for any other."""
+    url = url.strip()
+    return quote(url, safe=_URL_SAFE) if _WEB_URL.match(url) else None
+
+
+def link(url: str | None, label: str = "") -> str:
+    """An http(s) address as a link (``[label|url]``, or ``[url]`` showing the address);
+    any other address as escaped text, none as "not given"."""
+    safe = web_url(url or "")
+    if safe is not None and len(safe) <= URL_MAX:
+        return f"[{label}|{safe}]" if label else f"[{safe}]"
+    text = wiki(cut(url, NOTE_MAX)) if url and url.strip() else "not given"
+    return f"{label}: {text}" if label else text
 
 
 def incident_label(installation: str, incident_id: int) -> str:
@@ -89,7 +160,7 @@ def respond_by(incident: Incident, cfg: RulesConfig) -> datetime | None:
 
 
 def _table(rows: Sequence[tuple[str, str]]) -> list[str]:
-    return ["||Label||Value||", *(f"|{wiki(k)}|{wiki(v) or ' '}|" for k, v in rows)]
+    return ["||Label||Value||", *(f"|{wiki(k)}|{wiki(cut(v, NOTE_MAX)) or ' '}|" for k, v in rows)]
 
 
 def _expected_actual(alerts: Sequence[AlertRecord]) -> list[str]:
@@ -100,8 +171,8 @@ def _expected_actual(alerts: Sequence[AlertRecord]) -> list[str]:
         if expected or actual:
             return [
                 "h3. Expected vs actual",
-                f"*Expected:* {wiki(expected or 'not given')}",
-                f"*Actual:* {wiki(actual or 'not given')}",
+                f"*Expected:* {wiki(cut(expected or 'not given', NOTE_MAX))}",
+                f"*Actual:* {wiki(cut(actual or 'not given', NOTE_MAX))}",
             ]
     return []
 
@@ -126,28 +197,28 @@ def description(
     notes = first.annotations if first else {}
     head = [
         f"h2. {wiki(summary(incident))}",
-        f"*Severity:* {incident.severity}"
-        + (f" — JIRA priority {policy.jira_priority}" if policy else ""),
+        f"*Severity:* {wiki(incident.severity)}"
+        + (f" — JIRA priority {wiki(policy.jira_priority)}" if policy else ""),
         f"*Respond by:* {deadline.isoformat() if deadline else 'n/a'}{within}",
         f"*Category:* {wiki(incident.category)} — owning team *{wiki(incident.team)}*"
         + (f" ({wiki(team.channel)})" if team else ""),
-        f"*Incident:* #{incident.id} {wiki(incident.key)}",
+        f"*Incident:* #{incident.id} {wiki(cut(incident.key, NOTE_MAX))}",
         f"*First alert:* {incident.first_starts_at.isoformat()}",
         "h3. Environment",
         *_table(
             [(k, first.labels[k]) for k in ENVIRONMENT_LABELS if first and first.labels.get(k)]
         ),
         "h3. What the alert says",
-        f"*Summary:* {wiki(notes.get('summary', 'not given'))}",
-        f"*Description:* {wiki(notes.get('description', 'not given'))}",
-        f"*Runbook:* {notes['runbook_url'] if notes.get('runbook_url') else 'not given'}",
+        f"*Summary:* {wiki(cut(notes.get('summary', 'not given'), NOTE_MAX))}",
+        f"*Description:* {wiki_lines(cut(notes.get('description', 'not given'), DESCRIPTION_MAX))}",
+        f"*Runbook:* {link(notes.get('runbook_url'))}",
         *_expected_actual(alerts),
         "h3. Links",
     ]
     if first and first.generator_url:
-        head.append(f"* [Prometheus graph|{first.generator_url}]")
+        head.append(f"* {link(first.generator_url, 'Prometheus graph')}")
     if incident.alertmanager_url:
-        head.append(f"* [Alertmanager|{incident.alertmanager_url}]")
+        head.append(f"* {link(incident.alertmanager_url, 'Alertmanager')}")
     head.append(f"h3. Alerts ({total_alerts})")
     head.append("||Status||Alert||Labels||Started||")
     text = "\n".join(head)
@@ -161,7 +232,7 @@ def description(
         shown += 1
     if shown < total_alerts:
         text += f"\n_{total_alerts - shown} more alert(s) not listed here; see the receiver's API._"
-    return cut(text, TEXT_MAX)
+    return fit(text, TEXT_MAX)
 
 
 def issue_fields(
@@ -196,6 +267,11 @@ def delivery_tag(delivery: int) -> str:
     return f"_alert receiver · delivery {delivery}_"
 
 
+def _name(value: object) -> str:
+    """A person, severity or priority named in a comment, escaped and bounded."""
+    return wiki(cut(str(value), NOTE_MAX))
+
+
 def comment(kind: str, payload: dict[str, Any], cfg: RulesConfig) -> str:
     """The comment an event adds to the issue."""
     events: list[dict[str, Any]] = payload.get("events", [])
@@ -205,20 +281,23 @@ def comment(kind: str, payload: dict[str, Any], cfg: RulesConfig) -> str:
         count = sum(int(e.get("count", 0)) for e in events if e.get("event") == "alerts_joined")
         dropped = payload.get("events_dropped", 0)
         more = f" (and more in {dropped} earlier update(s))" if dropped else ""
-        return cut(f"{count} more alert(s) joined this incident{more}, last at {at}.", TEXT_MAX)
+        return cut(f"{count} more alert(s) joined this incident{more}, last at {at}.", COMMENT_MAX)
     if kind == "incident.severity_raised":
         raised = [e for e in events if e.get("event") == "severity_raised"]
         old, new = (raised[-1]["from"], raised[-1]["to"]) if raised else ("?", "?")
         priority = cfg.severities[new].jira_priority if new in cfg.severities else "?"
-        return f"Severity raised from {old} to {new} at {at}; priority set to {priority}."
+        return (
+            f"Severity raised from {_name(old)} to {_name(new)} at {at}; "
+            f"priority set to {_name(priority)}."
+        )
     if kind == "incident.acknowledged":
         by = incident.get("acknowledged_by") or "someone"
         name = cfg.people[by].name if by in cfg.people else by
-        return f"Acknowledged by {wiki(name)} at {at}. Escalation stopped."
+        return f"Acknowledged by {_name(name)} at {at}. Escalation stopped."
     if kind == "incident.resolved":
         by = incident.get("resolved_by")
         how = (
-            f"by {wiki(cfg.people[by].name if by in cfg.people else by)}"
+            f"by {_name(cfg.people[by].name if by in cfg.people else by)}"
             if by
             else ("— all alerts resolved")
         )
@@ -228,11 +307,12 @@ def comment(kind: str, payload: dict[str, Any], cfg: RulesConfig) -> str:
         lines = []
         for step in steps:
             people = ", ".join(
-                cfg.people[p].name if p in cfg.people else p for p in step.get("people", [])
+                _name(cfg.people[p].name if p in cfg.people else p) for p in step.get("people", [])
             )
             verb = "Paged" if step.get("event") == "paged" else "Escalated"
-            lines.append(f"{verb} (step {step.get('step', '?')}) at {step['at']} to {people}.")
-        return wiki("\n".join(lines)) or f"Escalated at {at}."
+            number = _name(step.get("step", "?"))
+            lines.append(f"{verb} (step {number}) at {step['at']} to {people}.")
+        return fit("\n".join(lines), COMMENT_MAX) or f"Escalated at {at}."
     if kind == "incident.reopened":
         return (
             f"An alert fired again at {at}, within the reopen window: the incident is open again."
@@ -266,20 +346,20 @@ def postmortem_description(
     rows.sort(key=lambda r: r[0])  # stable: same-instant events keep the timeline's order
     lines = [
         f"h2. Postmortem: {wiki(summary(incident))}",
-        f"*Incident:* #{incident.id} — {issue_key}",
-        f"*Severity:* {incident.severity}; *category:* {wiki(incident.category)}; "
+        f"*Incident:* #{incident.id} — {wiki(issue_key)}",
+        f"*Severity:* {wiki(incident.severity)}; *category:* {wiki(incident.category)}; "
         f"*owning team:* {wiki(incident.team)}",
-        f"*Times in:* {zone.key}",
+        f"*Times in:* {wiki(zone.key)}",
         "h3. Timeline",
         "||Time||What happened||",
-        *(f"|{stamp(at, zone)}|{wiki(one_line(text))}|" for at, text in rows),
+        *(f"|{stamp(at, zone)}|{wiki(cut(text, NOTE_MAX))}|" for at, text in rows),
         "h3. Response against targets",
         "||Measure||Actual||Target||Met||",
         *(f"|{a}|{b}|{c}|{d}|" for a, b, c, d in measures(incident, cfg)),
     ]
     for section in POSTMORTEM_SECTIONS:
         lines += [f"h3. {section}", "_To be written by the incident owner._"]
-    return cut("\n".join(lines), TEXT_MAX)
+    return fit("\n".join(lines), TEXT_MAX)
 
 
 def postmortem_fields(

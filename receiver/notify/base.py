@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import structlog
 
-from receiver.store.base import OutboxItem
+from receiver.store.base import Effect, OutboxItem
 
 
 class Notifier(Protocol):
     """Delivers one outbox item or raises DeliveryError."""
 
-    async def deliver(self, item: OutboxItem) -> None:
-        """Send the item to the outside world."""
+    async def deliver(self, item: OutboxItem) -> Sequence[Effect] | None:
+        """Send the item to the outside world; return what later deliveries of the incident
+        need to know of it (recorded with the outcome, in one transaction)."""
 
 
 class LogNotifier:
     """Logs what it would have sent: the mode of a channel whose settings are absent."""
+
+    medium = "log"  # pages in log-only mode reach nobody: their latency says so
 
     def __init__(self, channel: str) -> None:
         self.channel = channel

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -22,8 +23,14 @@ from receiver.domain import jira_render
 from receiver.domain.model import Event, Incident
 from receiver.domain.oncall import responder
 from receiver.metrics import Metrics
-from receiver.outbox.policy import DeliveryError, is_retryable_status, parse_retry_after
-from receiver.store.base import OutboxItem, Store
+from receiver.outbox.policy import (
+    DeliveryError,
+    is_retryable_status,
+    parse_retry_after,
+    reason_for_exception,
+    reason_for_status,
+)
+from receiver.store.base import Effect, OutboxItem, Store
 
 log = structlog.get_logger("receiver.notify.jira")
 
@@ -55,8 +62,13 @@ def _error(exc: Exception) -> DeliveryError:
             f"JIRA answered {status or 'no status'}: {text}",
             retryable=status == 0 or is_retryable_status(status),
             retry_after=parse_retry_after(header, datetime.now().astimezone()),
+            reason=reason_for_status(status),
         )
-    return DeliveryError(f"JIRA unreachable: {type(exc).__name__}: {exc}"[:500], retryable=True)
+    return DeliveryError(
+        f"JIRA unreachable: {type(exc).__name__}: {exc}"[:500],
+        retryable=True,
+        reason=reason_for_exception(exc, (requests.Timeout,)),
+    )
 
 
 class JiraNotifier:
@@ -70,7 +82,11 @@ class JiraNotifier:
         metrics: Metrics,
         clock: Callable[[], datetime],
         base_url: str,
+        threads: int = 4,
     ) -> None:
+        # The library is synchronous: its calls get threads of their own, as many as the
+        # lane delivers at once, so they never queue behind other work for the loop's pool.
+        self._threads = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="jira")
         self._connect = connect
         self._client: JIRA | None = None
         self._client_lock = threading.Lock()
@@ -95,26 +111,31 @@ class JiraNotifier:
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
-            return await asyncio.to_thread(fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(self._threads, fn, *args)
         except (JIRAError, requests.RequestException) as exc:
             raise _error(exc) from exc
 
-    async def deliver(self, item: OutboxItem) -> None:
-        """Bring the incident's issue in step with one event."""
+    async def deliver(self, item: OutboxItem) -> list[Effect]:
+        """Bring the incident's issue in step with one event; a new or found issue's key is
+        an effect, recorded with the outcome."""
         if item.incident_id is None:
             raise DeliveryError("JIRA delivery without an incident", retryable=False)
         incident = await self.store.get_incident(item.incident_id)
         if incident is None:
             raise DeliveryError(f"incident {item.incident_id} does not exist", retryable=False)
-        key = incident.jira_key or await self._ensure_issue(incident)
+        effects: list[Effect] = []
+        key = incident.jira_key
+        if key is None:
+            key = await self._ensure_issue(incident)
+            effects.append(Effect("jira_key", item.incident_id, (key,)))
         cfg = self.rules.current
         kind = item.kind
         if kind == "incident.opened":
-            return
+            return effects
         if kind == "incident.postmortem":
             events = await self.store.timeline(item.incident_id)
             await self._call(self._postmortem, incident, events, key, await self.installation())
-            return
+            return effects
         if kind == "incident.severity_raised":
             priority = cfg.severities[incident.severity].jira_priority
             await self._call(self._update_priority, key, priority)
@@ -124,9 +145,10 @@ class JiraNotifier:
         await self._call(self._comment, key, text, item.id, item.maybe_delivered)
         if kind == "incident.resolved":
             await self._call(self._transition, key, cfg.jira.resolve_transition)
+        return effects
 
     async def _ensure_issue(self, incident: Incident) -> str:
-        """Find the incident's issue by its label, or create it; record the key."""
+        """Find the incident's issue by its label, or create it."""
         assert incident.id is not None
         cfg = self.rules.current
         alerts = (await self.store.incident_alerts([incident.id], ALERTS_IN_DESCRIPTION))[
@@ -138,7 +160,6 @@ class JiraNotifier:
         key: str = await self._call(
             self._find_or_create, incident, alerts, total, jira_user, await self.installation()
         )
-        await self.store.set_jira_key(incident.id, key)
         log.info("jira_issue_ready", incident_id=incident.id, jira_key=key)
         return key
 

@@ -22,8 +22,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from receiver.config.holder import RulesHolder
 from receiver.domain import slack_render
-from receiver.outbox.policy import DeliveryError, is_retryable_status, parse_retry_after
-from receiver.store.base import OutboxItem, Store
+from receiver.outbox.policy import (
+    DeliveryError,
+    Reason,
+    is_retryable_status,
+    parse_retry_after,
+    reason_for_exception,
+    reason_for_status,
+)
+from receiver.store.base import Effect, OutboxItem, Store
 
 log = structlog.get_logger("receiver.notify.slack")
 
@@ -45,6 +52,14 @@ USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 SlackErrors = (SlackApiError, aiohttp.ClientError, TimeoutError)
 
 
+def _reason(status: int, code: str) -> Reason:
+    """The failure class of an answer: by its HTTP status, or by Slack's error code when the
+    status was 200 and ``ok`` false."""
+    if code == "ratelimited" or status >= 400:
+        return Reason.RATE_LIMITED if code == "ratelimited" else reason_for_status(status)
+    return Reason.SERVER_ERROR if code in RETRYABLE_ERRORS else Reason.CLIENT_ERROR
+
+
 def _error(exc: Exception) -> DeliveryError:
     if isinstance(exc, SlackApiError):
         status = int(exc.response.status_code)
@@ -54,8 +69,13 @@ def _error(exc: Exception) -> DeliveryError:
             f"Slack answered {status}: {code or 'error'}",
             retryable=is_retryable_status(status) or code in RETRYABLE_ERRORS,
             retry_after=parse_retry_after(header, datetime.now().astimezone()),
+            reason=_reason(status, code),
         )
-    return DeliveryError(f"Slack unreachable: {type(exc).__name__}: {exc}"[:500], retryable=True)
+    return DeliveryError(
+        f"Slack unreachable: {type(exc).__name__}: {exc}"[:500],
+        retryable=True,
+        reason=reason_for_exception(exc),
+    )
 
 
 def delivery_metadata(tag: str) -> dict[str, Any]:
@@ -70,6 +90,11 @@ def is_tagged(message: Mapping[str, Any], tag: str) -> bool:
         return False
     payload = metadata.get("event_payload")
     return isinstance(payload, Mapping) and payload.get("delivery") == tag
+
+
+def message(incident_id: int, posted: Posted, purpose: str) -> Effect:
+    """A posted message to remember (to update it in place later), as a delivery effect."""
+    return Effect("slack_message", incident_id, (posted.channel_id, posted.ts, purpose))
 
 
 class Posted(NamedTuple):
@@ -237,16 +262,11 @@ class _Base:
                 return Posted(*found, earlier=True)
         return Posted(*await self.client.post(channel, text, blocks, tag=tag, thread_ts=thread_ts))
 
-    async def _recorded(self, incident_id: int, posted: Posted) -> bool:
-        """Whether the store already holds the message."""
-        known = await self.store.slack_messages(incident_id)
-        return any((c, t) == (posted.channel_id, posted.ts) for c, t, _ in known)
-
 
 class SlackNotifier(_Base):
     """Incident traffic in the alerts channel; every message updated as the incident moves."""
 
-    async def deliver(self, item: OutboxItem) -> None:
+    async def deliver(self, item: OutboxItem) -> list[Effect]:
         """Post the event, and bring earlier messages about the incident up to date."""
         incident_id, snapshot = await self._current(item)
         names = self.names()
@@ -255,25 +275,27 @@ class SlackNotifier(_Base):
         messages = await self.store.slack_messages(incident_id)
         if item.kind == "incident.opened":
             if item.maybe_delivered and any(p == "alerts" for _, _, p in messages):
-                return
+                return []
             channel = self.rules.current.channels.alerts
             posted = await self._post_once(item, "alerts", channel, text, blocks)
-            await self.store.add_slack_message(incident_id, posted.channel_id, posted.ts, "alerts")
-            return
+            return [message(incident_id, posted, "alerts")]
         if item.kind in UPDATES:
             for channel_id, ts, _ in messages:
                 await self.client.update(channel_id, ts, text, blocks)
         opening = next(((c, t) for c, t, p in messages if p == "alerts"), None)
         channel = opening[0] if opening else self.rules.current.channels.alerts
-        plain = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+        plain = [slack_render.section(text)]
         thread_ts = opening[1] if opening else None
         await self._post_once(item, "thread", channel, text, plain, thread_ts)
+        return []
 
 
 class SlackPager(_Base):
     """A page: a direct message with buttons to the person, and a mention in the team channel."""
 
-    async def deliver(self, item: OutboxItem) -> None:
+    medium = "slack"  # the channel label of receiver_page_latency_seconds
+
+    async def deliver(self, item: OutboxItem) -> list[Effect]:
         """Reach one person."""
         incident_id, snapshot = await self._current(item)
         page = item.payload
@@ -283,15 +305,20 @@ class SlackPager(_Base):
         names = self.names()
         note = f"You are paged (step {page.get('step')}, as {page.get('target')})."
         blocks = slack_render.incident_blocks(incident_id, snapshot, names, note)
-        text = f"Page: {slack_render.event_text('incident.opened', snapshot, names)}"
+        text = slack_render.fit(
+            f"Page: {slack_render.event_text('incident.opened', snapshot, names)}"
+        )
         dm = await self._post_once(item, "dm", str(user), text, blocks)
-        if not dm.earlier or not await self._recorded(incident_id, dm):
-            await self.store.add_slack_message(incident_id, dm.channel_id, dm.ts, "page")
+        effects = [message(incident_id, dm, "page")]  # recorded once, however often found
         team = snapshot.get("team_channel")
         if team:
-            mention = f"<@{user}> paged for #{incident_id}: {slack_render.headline(snapshot)}"
-            section = [{"type": "section", "text": {"type": "mrkdwn", "text": mention}}]
+            # only a well-formed user id becomes a mention; anything else is shown as text
+            who = f"<@{user}>" if USER_ID.fullmatch(str(user)) else slack_render.shown(user)
+            headline = slack_render.headline(snapshot)
+            mention = slack_render.fit(f"{who} paged for #{incident_id}: {headline}")
+            section = [slack_render.section(mention)]
             await self._post_once(item, "mention", str(team), mention, section)
+        return effects
 
 
 class SlackPoster(_Base):
@@ -299,10 +326,11 @@ class SlackPoster(_Base):
     testers, the weekly digest): the payload names the channel and carries the text."""
 
     async def deliver(self, item: OutboxItem) -> None:
+        """Post the prepared text where the payload says."""
         channel = str(item.payload["channel"])
-        text = str(item.payload["text"])
-        section = [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}]
-        await self._post_once(item, item.kind, channel, text, section)
+        # already escaped where it was written; cut here so no escape is split in half
+        text = slack_render.fit(str(item.payload["text"]))
+        await self._post_once(item, item.kind, channel, text, [slack_render.section(text)])
 
 
 def slack_notifiers(

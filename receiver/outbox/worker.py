@@ -1,9 +1,17 @@
-"""The outbox worker: claim due deliveries, deliver, then record the outcome."""
+"""The outbox worker: one lane per channel, each claiming due deliveries as its slots free up.
+
+A lane delivers at most ``concurrency`` rows of its channel at once. When one delivery ends,
+its outcome is recorded in the same transaction that claims the next row, so a slow or
+failing channel (JIRA taking seconds per call, Slack rate-limited) holds up only its own
+lane: a page never waits for a JIRA issue to be created.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
@@ -11,11 +19,119 @@ import structlog
 
 from receiver.metrics import Metrics
 from receiver.notify.base import Notifier
-from receiver.outbox.policy import DeliveryError, backoff_delay
-from receiver.polling import Poller
+from receiver.outbox.policy import DeliveryError, Reason, backoff_delay
 from receiver.store.base import DeliveryOutcome, OutboxItem, Store
 
 log = structlog.get_logger("receiver.outbox")
+
+# How many rows of one channel are delivered at once, unless the settings say otherwise:
+# JIRA Cloud throttles a bot at a few requests a second, Slack posts at about one a second
+# per channel; pages go to different people and should never queue behind each other.
+DEFAULT_CONCURRENCY: dict[str, int] = {
+    "jira": 4,
+    "slack": 2,
+    "pager": 8,
+    "announce": 1,
+    "digest": 1,
+}
+FALLBACK_CONCURRENCY = 2
+# An adapter that raises something unexpected is tried this often in all, then dead-lettered,
+# so a bug never holds back an incident's later deliveries on that channel for long.
+MAX_CRASHES = 3
+OUTCOME_LABELS = {"sent": "sent", "retry": "retried", "dead": "failed"}
+
+
+def lane_concurrency(settings: Mapping[str, int], channel: str) -> int:
+    """How many deliveries of a channel run at once: the setting, else the default."""
+    return settings.get(channel) or DEFAULT_CONCURRENCY.get(channel, FALLBACK_CONCURRENCY)
+
+
+class Lane:
+    """Delivers one channel's rows, at most ``concurrency`` at a time, in order per incident
+    (the store hands out only the oldest pending row of each (channel, incident))."""
+
+    def __init__(self, worker: OutboxWorker, channel: str, concurrency: int) -> None:
+        self.worker = worker
+        self.channel = channel
+        self.concurrency = max(1, concurrency)
+        self.finished: list[DeliveryOutcome] = []
+        self.claimed: dict[int, OutboxItem] = {}  # claimed, not yet delivered
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._kick = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        """Claim now: new rows may be due, or a slot came free."""
+        self._kick.set()
+
+    async def claim(self) -> list[OutboxItem]:
+        """Record finished outcomes and claim as many due rows as there are free slots."""
+        free = self.concurrency - len(self.claimed)
+        finished, self.finished = self.finished, []
+        if free <= 0 and not finished:
+            return []
+        w = self.worker
+        try:
+            items = await w.store.claim_outbox(
+                w.clock(), max(0, free), w.lease_seconds, finished, channel=self.channel
+            )
+        except BaseException:
+            self.finished = finished + self.finished  # recorded with the next claim
+            raise
+        self.claimed.update((item.id, item) for item in items)
+        return items
+
+    def start(self, item: OutboxItem) -> asyncio.Task[None]:
+        """Deliver one claimed row in the background; its end frees the slot."""
+        task = asyncio.create_task(self._deliver(item), name=f"deliver-{self.channel}-{item.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        try:
+            outcome = await self.worker.deliver(item)
+        except asyncio.CancelledError:
+            return  # shutdown: the claim is released by flush
+        self.claimed.pop(item.id, None)
+        self.finished.append(outcome)
+        self._kick.set()
+
+    async def run(self, poll_seconds: float) -> None:
+        """Claim and deliver until stopped; idle, look again after ``poll_seconds`` or a wake."""
+        while not self._stopping:
+            self._kick.clear()
+            try:
+                items = await self.claim()
+            except Exception as exc:  # StoreUnavailable or a bug: try again at the next poll
+                log.warning("outbox_claim_failed", channel=self.channel, error=str(exc)[:300])
+                items = []
+            for item in items:
+                self.start(item)
+            # Full, or nothing more due: a finished delivery or a commit wakes the lane.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(poll_seconds):
+                    await self._kick.wait()
+
+    async def step(self) -> int:
+        """Claim once and deliver what was claimed to the end (tests drive lanes this way)."""
+        items = await self.claim()
+        await asyncio.gather(*(self.start(item) for item in items))
+        return len(items)
+
+    async def stop(self, grace_seconds: float) -> bool:
+        """Stop claiming; deliveries under way get ``grace_seconds``. True if all finished."""
+        self._stopping = True
+        self._kick.set()
+        pending = set(self._tasks)
+        if not pending:
+            return True
+        _, late = await asyncio.wait(pending, timeout=grace_seconds)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
+        return not late
 
 
 class OutboxWorker:
@@ -31,7 +147,7 @@ class OutboxWorker:
         max_age: timedelta = timedelta(hours=24),
         poll_seconds: float = 1.0,
         lease_seconds: float = 120.0,
-        batch: int = 50,
+        concurrency: Mapping[str, int] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.store = store
@@ -41,76 +157,96 @@ class OutboxWorker:
         self.max_age = max_age
         self.poll_seconds = poll_seconds
         self.lease_seconds = lease_seconds
-        self.batch = batch
         self.rng = rng or random.Random()
-        self._poller = Poller("outbox", self.run_once, poll_seconds)
-        self._finished: list[DeliveryOutcome] = []
-        self._claimed: dict[int, OutboxItem] = {}  # claimed, not yet delivered
+        self.lanes = {
+            channel: Lane(self, channel, lane_concurrency(concurrency or {}, channel))
+            for channel in notifiers
+        }
 
     def wake(self) -> None:
         """Look for work now instead of at the next poll."""
-        self._poller.wake()
+        for lane in self.lanes.values():
+            lane.wake()
 
     async def run(self) -> None:
-        """Work until stopped or cancelled."""
-        await self._poller.run()
+        """Run every lane until stopped or cancelled."""
+        await asyncio.gather(*(lane.run(self.poll_seconds) for lane in self.lanes.values()))
 
     async def run_once(self) -> int:
-        """Record the last batch's outcomes and claim the next batch in one transaction,
-        then deliver it; returns how many items were delivered."""
-        finished, self._finished = self._finished, []
-        try:
-            items = await self.store.claim_outbox(
-                self.clock(), self.batch, self.lease_seconds, finished
-            )
-        except BaseException:
-            self._finished = finished + self._finished  # try to record them again
-            raise
-        self._claimed.update((item.id, item) for item in items)
-        await asyncio.gather(*(self._deliver_and_note(item) for item in items))
-        return len(items)
+        """Claim once on every lane and deliver all of it; returns how many were delivered.
+        (The outcomes are recorded with the next claim, or by ``flush``.)"""
+        counts = await asyncio.gather(*(lane.step() for lane in self.lanes.values()))
+        return sum(counts)
 
     async def shutdown(self, task: asyncio.Task[None], grace_seconds: float) -> None:
         """Stop ``task`` (running ``run``): deliveries under way get ``grace_seconds`` to
         finish; then outcomes are recorded and unfinished claims released, so another
         replica can deliver them at once instead of after the lease."""
-        if not await self._poller.stop_within(task, grace_seconds):
-            log.warning("outbox_shutdown_timeout", in_flight=len(self._claimed))
+        stopped = await asyncio.gather(*(lane.stop(grace_seconds) for lane in self.lanes.values()))
+        if not all(stopped):
+            in_flight = sum(len(lane.claimed) for lane in self.lanes.values())
+            log.warning("outbox_shutdown_timeout", in_flight=in_flight)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
         await self.flush()
 
     async def flush(self) -> None:
         """Record outcomes not yet written and release unfinished claims, claiming nothing
         new (on shutdown)."""
-        released = [DeliveryOutcome(item_id, "release") for item_id in self._claimed]
-        if self._finished or released:
-            await self.store.claim_outbox(
-                self.clock(), 0, self.lease_seconds, [*self._finished, *released]
-            )
-            self._finished, self._claimed = [], {}
+        finished: list[DeliveryOutcome] = []
+        for lane in self.lanes.values():
+            finished += lane.finished
+            finished += [DeliveryOutcome(item_id, "release") for item_id in lane.claimed]
+        if finished:
+            await self.store.claim_outbox(self.clock(), 0, self.lease_seconds, finished)
+            for lane in self.lanes.values():
+                lane.finished, lane.claimed = [], {}
 
-    async def _deliver_and_note(self, item: OutboxItem) -> None:
-        outcome = await self._deliver(item)
-        self._claimed.pop(item.id, None)
-        self._finished.append(outcome)
-        label = {"sent": "sent", "retry": "retried", "dead": "failed"}[outcome.outcome]
-        self.metrics.notifications.labels(item.channel, label).inc()
-
-    async def _deliver(self, item: OutboxItem) -> DeliveryOutcome:
+    async def deliver(self, item: OutboxItem) -> DeliveryOutcome:
+        """Hand one row to its channel's notifier; the outcome says what to record."""
         notifier = self.notifiers.get(item.channel)
-        error: DeliveryError
-        if notifier is None:
-            error = DeliveryError(f"no notifier for channel {item.channel!r}", retryable=False)
-        else:
+        started = time.perf_counter()
+        reason = Reason.NONE
+        try:
+            if notifier is None:
+                raise DeliveryError(f"no notifier for channel {item.channel!r}", retryable=False)
             try:
-                await notifier.deliver(item)
-            except DeliveryError as exc:
-                error = exc
-            except Exception as exc:  # an adapter bug must not kill the worker
+                effects = await notifier.deliver(item)
+            except DeliveryError:
+                raise
+            except Exception as exc:  # an adapter bug must not kill the lane
                 log.exception("delivery_crashed", outbox_id=item.id, channel=item.channel)
-                error = DeliveryError(f"{type(exc).__name__}: {exc}", retryable=True)
-            else:
-                return DeliveryOutcome(item.id, "sent")
-        return self._failed(item, error)
+                raise DeliveryError(
+                    f"{type(exc).__name__}: {exc}"[:500],
+                    retryable=item.attempts + 1 < MAX_CRASHES,
+                    reason=Reason.CRASH,
+                ) from exc
+        except DeliveryError as error:
+            reason = error.reason
+            outcome = self._failed(item, error)
+        else:
+            outcome = DeliveryOutcome(item.id, "sent", effects=tuple(effects or ()))
+            self._observe_page(item, notifier)
+        finally:
+            self.metrics.delivery_duration.labels(item.channel).observe(
+                time.perf_counter() - started
+            )
+        self.metrics.notifications.labels(
+            item.channel, OUTCOME_LABELS[outcome.outcome], reason.value
+        ).inc()
+        return outcome
+
+    def _observe_page(self, item: OutboxItem, notifier: Notifier | None) -> None:
+        """A page reached its channel: how long after it became due."""
+        if item.kind != "page":
+            return
+        due = item.payload.get("due_at")
+        due_at = datetime.fromisoformat(due) if isinstance(due, str) else item.created_at
+        severity = str(item.payload.get("incident", {}).get("severity", ""))
+        medium = str(getattr(notifier, "medium", item.channel))
+        latency = max(0.0, (self.clock() - due_at).total_seconds())
+        self.metrics.page_latency.labels(medium, severity).observe(latency)
 
     def _failed(self, item: OutboxItem, error: DeliveryError) -> DeliveryOutcome:
         now = self.clock()
@@ -121,11 +257,13 @@ class OutboxWorker:
             "kind": item.kind,
             "incident_id": item.incident_id,
             "attempts": item.attempts + 1,
+            "reason": error.reason.value,
             "error": str(error),
         }
         if error.retryable and not too_old:
             delay = backoff_delay(item.attempts, error.retry_after, self.rng)
             log.warning("delivery_retry", retry_in_seconds=round(delay, 3), **fields)
             return DeliveryOutcome(item.id, "retry", str(error), now + timedelta(seconds=delay))
-        log.error("delivery_dead_lettered", reason="too old" if too_old else "permanent", **fields)
+        why = "too old" if too_old else ("crashed" if error.reason is Reason.CRASH else "permanent")
+        log.error("delivery_dead_lettered", why=why, **fields)
         return DeliveryOutcome(item.id, "dead", str(error))

@@ -66,14 +66,27 @@ class NewNotification:
 
 
 @dataclass(frozen=True)
+class Effect:
+    """What a delivery did outside that later deliveries of its incident build on, recorded
+    with its outcome: the JIRA issue it created or found (``jira_key``: key), or a Slack
+    message it posted (``slack_message``: channel id, ts, purpose)."""
+
+    kind: str  # "jira_key" | "slack_message"
+    incident_id: int
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class DeliveryOutcome:
     """What became of one claimed delivery: sent, retry at ``next_at``, dead, or released
-    (not attempted to the end: the claim is dropped so any worker may take the row now)."""
+    (not attempted to the end: the claim is dropped so any worker may take the row now),
+    with the effects it had (recorded in the same transaction)."""
 
     id: int
     outcome: str  # "sent" | "retry" | "dead" | "release"
     error: str | None = None
     next_at: datetime | None = None
+    effects: tuple[Effect, ...] = ()
 
 
 class Conflict(Exception):
@@ -224,7 +237,8 @@ class Store(Protocol):
         """(channel id, ts, purpose) of an incident's Slack messages, oldest first."""
 
     async def set_jira_key(self, incident_id: int, key: str) -> None:
-        """Record an incident's JIRA issue (bumps its version, so stale copies conflict)."""
+        """Record an incident's JIRA issue. Its version stays: the key is the notifier's,
+        no decision changes it, so a concurrent ingest need not decide again."""
 
     async def claim_outbox(
         self,
@@ -232,8 +246,10 @@ class Store(Protocol):
         limit: int,
         lease_seconds: float,
         finished: Sequence[DeliveryOutcome] = (),
+        channel: str | None = None,
     ) -> list[OutboxItem]:
-        """Record what became of earlier deliveries, then claim due ones, in one transaction.
+        """Record what became of earlier deliveries, then claim due ones (of one channel,
+        when given), in one transaction.
 
         Only the oldest pending row of each (channel, incident) is claimable, so one
         incident's deliveries on one channel go out in order.

@@ -34,8 +34,11 @@ _END_ORPHAN = (
     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
     "WHERE backend_xid::text = ($1::bigint % 4294967296)::text"
 )
-ORPHAN_AFTER_SECONDS = 2.0
-RESOLVE_SECONDS = 30.0
+ORPHAN_AFTER_SECONDS = 1.0
+# How long a COMMIT whose answer was lost is looked up before it counts as unknown (503).
+# Webhooks queue behind it, and while the database is down they must hear 503 promptly,
+# well within Alertmanager's webhook timeout, rather than all wait for it to come back.
+RESOLVE_SECONDS = 2.5
 
 # A lookup that failed; the next one may find the server (or a new backend) again.
 _LOOKUP_FAILED = (

@@ -97,7 +97,8 @@ _UPDATE_INCIDENTS = (
     "group_labels = u.group_labels, opened_at = u.opened_at, triggered_at = u.triggered_at, "
     "first_starts_at = u.first_starts_at, acknowledged_at = u.acknowledged_at, "
     "acknowledged_by = u.acknowledged_by, resolved_at = u.resolved_at, "
-    "resolved_by = u.resolved_by, jira_key = u.jira_key, firing_alerts = u.firing_alerts, "
+    "resolved_by = u.resolved_by, jira_key = coalesce(u.jira_key, i.jira_key), "
+    "firing_alerts = u.firing_alerts, "
     "alertmanager_url = u.alertmanager_url, version = i.version + 1 "
     "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
     "$7::text[], $8::text[], $9::float8[], $10::float8[], $11::float8[], $12::float8[], "
@@ -156,7 +157,7 @@ _INSERT_TIMER = (
 _CLAIM_OUTBOX = (
     "WITH claimable AS (SELECT id FROM outbox o "
     "WHERE status = 'pending' AND next_attempt_at <= $1 "
-    "AND (claimed_until IS NULL OR claimed_until < $1) "
+    "AND (claimed_until IS NULL OR claimed_until < $1) AND ($4::text IS NULL OR channel = $4) "
     "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.status = 'pending' "
     "AND p.channel = o.channel AND coalesce(p.incident_id, 0) = coalesce(o.incident_id, 0) "
     "AND p.id < o.id) "
@@ -174,6 +175,12 @@ _FINISH = {
     "last_error = $2, claimed_until = NULL WHERE id = $3",
     "release": "UPDATE outbox SET claimed_until = NULL WHERE id = $1 AND status = 'pending'",
 }
+# The key is the JIRA notifier's alone: writing it never conflicts with a decision.
+_SET_JIRA_KEY = "UPDATE incidents SET jira_key = $1 WHERE id = $2"
+_ADD_SLACK_MESSAGE = (
+    "INSERT INTO slack_messages (incident_id, channel_id, ts, purpose) "
+    "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
+)
 _CLAIM_TIMERS = (
     "WITH due AS (SELECT id FROM timers WHERE status = 'pending' AND due_at <= $1 "
     "AND (claimed_until IS NULL OR claimed_until < $1) ORDER BY due_at, id LIMIT $2 "
@@ -499,14 +506,7 @@ class PostgresStore:
         self, incident_id: int, channel_id: str, ts: str, purpose: str
     ) -> None:
         async def add(conn: Any) -> None:
-            await conn.execute(
-                "INSERT INTO slack_messages (incident_id, channel_id, ts, purpose) "
-                "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                incident_id,
-                channel_id,
-                ts,
-                purpose,
-            )
+            await conn.execute(_ADD_SLACK_MESSAGE, incident_id, channel_id, ts, purpose)
 
         await self._transaction(add)
 
@@ -519,11 +519,7 @@ class PostgresStore:
 
     async def set_jira_key(self, incident_id: int, key: str) -> None:
         async def record(conn: Any) -> None:
-            await conn.execute(
-                "UPDATE incidents SET jira_key = $1, version = version + 1 WHERE id = $2",
-                key,
-                incident_id,
-            )
+            await conn.execute(_SET_JIRA_KEY, key, incident_id)
 
         await self._transaction(record)
 
@@ -533,6 +529,7 @@ class PostgresStore:
         limit: int,
         lease_seconds: float,
         finished: Sequence[DeliveryOutcome] = (),
+        channel: str | None = None,
     ) -> list[OutboxItem]:
         at = now.timestamp()
 
@@ -548,9 +545,14 @@ class PostgresStore:
                 else:
                     args = (at, error, outcome.id)
                 await conn.execute(_FINISH[outcome.outcome], *args)
+                for effect in outcome.effects:
+                    if effect.kind == "jira_key":
+                        await conn.execute(_SET_JIRA_KEY, effect.values[0], effect.incident_id)
+                    elif effect.kind == "slack_message":
+                        await conn.execute(_ADD_SLACK_MESSAGE, effect.incident_id, *effect.values)
             if not limit:
                 return []
-            return list(await conn.fetch(_CLAIM_OUTBOX, at, limit, at + lease_seconds))
+            return list(await conn.fetch(_CLAIM_OUTBOX, at, limit, at + lease_seconds, channel))
 
         rows = sorted(await self._transaction(claim), key=lambda r: int(r[0]))
         return [

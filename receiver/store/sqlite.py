@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from types import GeneratorType
 from typing import Any, TypeVar
 
 import aiosqlite
@@ -24,10 +25,12 @@ from receiver.domain.escalation import Timer
 from receiver.domain.model import AlertRecord, Event, Incident
 from receiver.domain.notifications import merge_payloads
 from receiver.jsonfast import dumps, loads
+from receiver.pacing import Pacer
 from receiver.store.base import (
     Conflict,
     Delivery,
     DeliveryOutcome,
+    Effect,
     NewNotification,
     OutboxItem,
     StoreUnavailable,
@@ -55,6 +58,10 @@ from receiver.store.rows import (
 from receiver.store.schema import SQLITE_MIGRATIONS
 
 CHUNK = 500  # keeps IN (...) lists under SQLite's variable limit
+# Between two chances for the loop to run: rows built and written by one executemany, and
+# statements of their own (an incident, an outbox row); each step takes a few milliseconds.
+ROWS_PER_STEP = 1000
+STATEMENTS_PER_STEP = 200
 T = TypeVar("T")
 
 
@@ -74,8 +81,15 @@ _KNOWN_ALERTS = (
 _UPDATE_INCIDENT = (
     "UPDATE incidents SET key=?, rule=?, severity=?, category=?, team=?, status=?, "
     "summary=?, group_labels=?, opened_at=?, triggered_at=?, first_starts_at=?, "
-    "acknowledged_at=?, acknowledged_by=?, resolved_at=?, resolved_by=?, jira_key=?, "
+    "acknowledged_at=?, acknowledged_by=?, resolved_at=?, resolved_by=?, "
+    "jira_key=coalesce(?, jira_key), "
     "firing_alerts=?, alertmanager_url=?, version=version + 1 WHERE id=? AND version=?"
+)
+# The key is the JIRA notifier's alone: writing it never conflicts with a decision.
+_SET_JIRA_KEY = "UPDATE incidents SET jira_key = ? WHERE id = ?"
+_ADD_SLACK_MESSAGE = (
+    "INSERT INTO slack_messages (incident_id, channel_id, ts, purpose) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (channel_id, ts) DO NOTHING"
 )
 _INSERT_INCIDENT = (
     "INSERT INTO incidents (key, rule, severity, category, team, status, summary, "
@@ -94,11 +108,12 @@ _UPSERT_ALERT = (
 _CLAIMABLE = (
     "SELECT id, incident_id, channel, kind, payload, attempts, created_at, claims "
     "FROM outbox o "
-    "WHERE status = 'pending' AND next_attempt_at <= ? "
-    "AND (claimed_until IS NULL OR claimed_until < ?) "
+    "WHERE status = 'pending' AND next_attempt_at <= :at "
+    "AND (claimed_until IS NULL OR claimed_until < :at) "
+    "AND (:channel IS NULL OR channel = :channel) "
     "AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.status = 'pending' "
     "AND p.channel = o.channel AND p.incident_id IS o.incident_id AND p.id < o.id) "
-    "ORDER BY id LIMIT ?"
+    "ORDER BY id LIMIT :limit"
 )
 # The newest pending row of an incident on a channel, if nobody holds a claim on it.
 _WAITING = (
@@ -213,16 +228,19 @@ class _Writer:
                 db.execute("INSERT INTO schema_version VALUES (?)", (version,))
 
     def ingest_state(
-        self, wanted: Mapping[str, Collection[str]]
-    ) -> tuple[dict[str, Incident], dict[int, dict[str, AlertRecord]]]:
-        latest: dict[str, Incident] = {}
+        self,
+        wanted: Mapping[str, Collection[str]],
+        latest: dict[str, Incident],
+        known: dict[int, dict[str, AlertRecord]],
+    ) -> Iterator[None]:
+        """Fill ``latest`` and ``known`` for the keys and fingerprints wanted, yielding
+        between queries so that the loop may run."""
         for part in _chunks(list(wanted)):
             sql = _LATEST.format(marks=",".join("?" * len(part)))
             for row in self.db.execute(sql, part):
                 latest[row[1]] = incident_from_row(row)
-        known: dict[int, dict[str, AlertRecord]] = {
-            i.id: {} for i in latest.values() if i.id is not None
-        }
+            yield
+        known.update({i.id: {} for i in latest.values() if i.id is not None})
         pairs = [
             (incident.id, fp)
             for key, incident in latest.items()
@@ -232,13 +250,13 @@ class _Writer:
             sql = _KNOWN_ALERTS.format(pairs=",".join(["(?, ?)"] * len(some)))
             for row in self.db.execute(sql, [v for pair in some for v in pair]):
                 known[row[0]][row[1]] = alert_from_row(row)
-        return latest, known
+            yield
 
-    def write(self, unit: UnitOfWork, now: datetime) -> list[Incident]:
-        """The statements of a unit of work, inside an open transaction; returns the
-        incidents that got their id (to undo if the transaction does not commit)."""
+    def write(self, unit: UnitOfWork, now: datetime, assigned: list[Incident]) -> Iterator[None]:
+        """The statements of a unit of work, inside an open transaction, yielding between
+        steps so that the loop may run; ``assigned`` gets the incidents that got their id
+        (to undo if the transaction does not commit)."""
         db = self.db
-        assigned: list[Incident] = []
         try:
             if unit.advance_schedule is not None:
                 name, expected, following = unit.advance_schedule
@@ -247,29 +265,40 @@ class _Writer:
                 )
                 if moved.rowcount != 1:
                     raise Conflict(f"schedule {name} was run meanwhile")
-            for incident in unit.incidents:
+            for n, incident in enumerate(unit.incidents, 1):
                 values = incident_values(incident)
                 if incident.id is None:
                     incident.id = db.execute(_INSERT_INCIDENT, values).lastrowid
                     assigned.append(incident)
-                    continue
-                updated = db.execute(_UPDATE_INCIDENT, (*values, incident.id, incident.version))
-                if updated.rowcount != 1:
-                    raise Conflict(f"incident {incident.id} changed meanwhile")
-            db.executemany(_UPSERT_ALERT, [alert_values(i.id or 0, a) for i, a in unit.alerts])
-            db.executemany(
-                "INSERT INTO timeline (incident_id, at, event, data) VALUES (?, ?, ?, ?)",
-                [(i.id, ts(e.at), e.event, dumps(e.data)) for i, e in unit.events],
-            )
-            for owner, note in unit.outbox:
+                else:
+                    updated = db.execute(_UPDATE_INCIDENT, (*values, incident.id, incident.version))
+                    if updated.rowcount != 1:
+                        raise Conflict(f"incident {incident.id} changed meanwhile")
+                if n % STATEMENTS_PER_STEP == 0:
+                    yield
+            # Rows are built a step at a time: a huge unit never holds all of them at once.
+            for alerts in _chunks(unit.alerts, ROWS_PER_STEP):
+                db.executemany(_UPSERT_ALERT, [alert_values(i.id or 0, a) for i, a in alerts])
+                yield
+            for events in _chunks(unit.events, ROWS_PER_STEP):
+                db.executemany(
+                    "INSERT INTO timeline (incident_id, at, event, data) VALUES (?, ?, ?, ?)",
+                    [(i.id, ts(e.at), e.event, dumps(e.data)) for i, e in events],
+                )
+                yield
+            for n, (owner, note) in enumerate(unit.outbox, 1):
                 _enqueue(db, self.folds, owner.id if owner else None, note, now.timestamp())
-            for stopped in unit.cancel_timers:
+                if n % STATEMENTS_PER_STEP == 0:
+                    yield
+            for n, stopped in enumerate(unit.cancel_timers, 1):
                 db.execute(
                     "UPDATE timers SET status = 'cancelled', done_at = ? "
                     "WHERE incident_id = ? AND status = 'pending'",
                     (now.timestamp(), stopped.id),
                 )
-            for timer_id in unit.fired_timers:
+                if n % STATEMENTS_PER_STEP == 0:
+                    yield
+            for n, timer_id in enumerate(unit.fired_timers, 1):
                 done = db.execute(
                     "UPDATE timers SET status = 'fired', done_at = ? "
                     "WHERE id = ? AND status = 'pending'",
@@ -277,27 +306,36 @@ class _Writer:
                 )
                 if done.rowcount != 1:
                     raise Conflict(f"timer {timer_id} was handled meanwhile")
-            db.executemany(
-                "INSERT OR IGNORE INTO timers (incident_id, kind, step, trigger_at, due_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [
-                    (owner.id, t.kind.value, t.step, ts(t.trigger), ts(t.due_at))
-                    for owner, t in unit.timers
-                ],
-            )
+                if n % STATEMENTS_PER_STEP == 0:
+                    yield
+            for timers in _chunks(unit.timers, ROWS_PER_STEP):
+                db.executemany(
+                    "INSERT OR IGNORE INTO timers (incident_id, kind, step, trigger_at, due_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (owner.id, t.kind.value, t.step, ts(t.trigger), ts(t.due_at))
+                        for owner, t in timers
+                    ],
+                )
+                yield
         except sqlite3.IntegrityError as exc:  # another open incident for the key appeared
             _forget(assigned)
             raise Conflict(str(exc)) from exc
-        except BaseException:
+        except BaseException:  # GeneratorExit too: the caller gave up between two steps
             _forget(assigned)
             raise
-        return assigned
 
-    def has_claimable(self, at: float) -> bool:
-        return self.db.execute(_CLAIMABLE, (at, at, 1)).fetchone() is not None
+    def has_claimable(self, at: float, channel: str | None) -> bool:
+        query = {"at": at, "channel": channel, "limit": 1}
+        return self.db.execute(_CLAIMABLE, query).fetchone() is not None
 
     def claim(
-        self, at: float, limit: int, lease_seconds: float, finished: Sequence[DeliveryOutcome]
+        self,
+        at: float,
+        limit: int,
+        lease_seconds: float,
+        finished: Sequence[DeliveryOutcome],
+        channel: str | None,
     ) -> list[Any]:
         """Record outcomes and claim rows, inside an open transaction."""
         db = self.db
@@ -312,12 +350,35 @@ class _Writer:
             else:
                 args = (at, error, outcome.id)
             db.execute(_FINISH[outcome.outcome], args)
-        rows = db.execute(_CLAIMABLE, (at, at, limit)).fetchall() if limit else []
+            record_effects(db, outcome.effects)
+        query = {"at": at, "channel": channel, "limit": limit}
+        rows = db.execute(_CLAIMABLE, query).fetchall() if limit else []
         db.executemany(
             "UPDATE outbox SET claimed_until = ?, claims = claims + 1 WHERE id = ?",
             [(at + lease_seconds, r[0]) for r in rows],
         )
         return rows
+
+
+async def _paced(steps: Iterator[None]) -> None:
+    """Run a body's steps, letting the loop run whenever a slice of them has taken its time."""
+    pacer = Pacer()
+    try:
+        for _ in steps:
+            if pacer.due():
+                await pacer.pause()
+    finally:
+        if isinstance(steps, GeneratorType):
+            steps.close()  # cancelled between two steps: the body undoes what it did
+
+
+def record_effects(db: sqlite3.Connection, effects: Sequence[Effect]) -> None:
+    """Write what deliveries did, in the transaction that records their outcomes."""
+    for effect in effects:
+        if effect.kind == "jira_key":
+            db.execute(_SET_JIRA_KEY, (effect.values[0], effect.incident_id))
+        elif effect.kind == "slack_message":
+            db.execute(_ADD_SLACK_MESSAGE, (effect.incident_id, *effect.values))
 
 
 def _forget(assigned: list[Incident]) -> None:
@@ -389,6 +450,8 @@ class SqliteStore:
             await self._begin(writer)
             try:
                 result = body(writer)
+                if isinstance(result, GeneratorType):  # statements in steps: the loop runs between
+                    await _paced(result)
             except BaseException as exc:
                 rollback(writer.db)
                 if isinstance(exc, sqlite3.Error):
@@ -460,18 +523,21 @@ class SqliteStore:
     async def ingest_state(
         self, wanted: Mapping[str, Collection[str]]
     ) -> tuple[dict[str, Incident], dict[int, dict[str, AlertRecord]]]:
+        latest: dict[str, Incident] = {}
+        known: dict[int, dict[str, AlertRecord]] = {}
         async with self._lock:  # never between a transaction's statements and its COMMIT
             try:
-                return self._w().ingest_state(wanted)
+                await _paced(self._w().ingest_state(wanted, latest, known))
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"SQLite: {exc}") from exc
+        return latest, known
 
     async def commit(self, unit: UnitOfWork, now: datetime) -> None:
         assigned: list[Incident] = []
         durable = False
 
-        def body(writer: _Writer) -> None:
-            assigned.extend(writer.write(unit, now))
+        def body(writer: _Writer) -> Iterator[None]:
+            return writer.write(unit, now, assigned)
 
         def committed() -> None:
             nonlocal durable
@@ -519,9 +585,7 @@ class SqliteStore:
     ) -> None:
         await self._transaction(
             lambda writer: writer.db.execute(
-                "INSERT OR IGNORE INTO slack_messages (incident_id, channel_id, ts, purpose) "
-                "VALUES (?, ?, ?, ?)",
-                (incident_id, channel_id, ts, purpose),
+                _ADD_SLACK_MESSAGE, (incident_id, channel_id, ts, purpose)
             )
         )
 
@@ -536,7 +600,7 @@ class SqliteStore:
     async def set_jira_key(self, incident_id: int, key: str) -> None:
         await self._transaction(
             lambda writer: writer.db.execute(
-                "UPDATE incidents SET jira_key = ?, version = version + 1 WHERE id = ?",
+                _SET_JIRA_KEY,
                 (key, incident_id),
             )
         )
@@ -547,18 +611,19 @@ class SqliteStore:
         limit: int,
         lease_seconds: float,
         finished: Sequence[DeliveryOutcome] = (),
+        channel: str | None = None,
     ) -> list[OutboxItem]:
         at = now.timestamp()
         if not finished:
             async with self._lock:
                 try:
-                    idle = not self._w().has_claimable(at)
+                    idle = not self._w().has_claimable(at, channel)
                 except sqlite3.Error as exc:
                     raise StoreUnavailable(f"SQLite: {exc}") from exc
             if idle:
                 return []  # an idle poll takes no write lock and forces no fsync
         rows = await self._transaction(
-            lambda writer: writer.claim(at, limit, lease_seconds, finished)
+            lambda writer: writer.claim(at, limit, lease_seconds, finished, channel)
         )
         return [
             OutboxItem(r[0], r[1], r[2], r[3], loads(r[4]), r[5], utc(r[6]), r[7] + 1) for r in rows

@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from receiver.api.keys import STORE
+from receiver.metrics import FAILURE_REASONS
 from tests.conftest import API, AUTH, ClientFactory
 from tests.fakes.jira import FakeJira
 from tests.helpers import T0, FakeClock, alert, metric, resolved, wait_for, webhook
@@ -191,9 +192,11 @@ async def test_outage_then_recovery_delivers_everything_in_order(
     assert updates(jira, kis["key"])[-1].startswith("Resolved — all alerts resolved")
     assert down["status"] == "Open" and down["fields"]["priority"] == "Highest"
     metrics = await (await client.get("/metrics")).text()
-    assert (
-        metric(metrics, "receiver_notifications_total", channel="jira", outcome="retried") or 0
-    ) >= 2
+    retried = [
+        metric(metrics, "receiver_notifications_total", channel="jira", outcome="retried", reason=r)
+        for r in FAILURE_REASONS
+    ]
+    assert sum(n or 0 for n in retried) >= 2
 
 
 async def test_429_waits_for_retry_after(
@@ -234,7 +237,8 @@ async def test_permanent_400_is_dead_lettered_with_jiras_message(
     assert [(d["channel"], d["kind"]) for d in dead] == [("jira", "incident.opened")]
     assert dead[0]["last_error"].startswith("JIRA answered 400")
     metrics = await (await client.get("/metrics")).text()
-    assert metric(metrics, "receiver_notifications_total", channel="jira", outcome="failed") == 1
+    labels = {"channel": "jira", "outcome": "failed", "reason": "client_error"}
+    assert metric(metrics, "receiver_notifications_total", **labels) == 1
 
 
 async def test_resolve_then_refire_transitions_done_and_reopen(

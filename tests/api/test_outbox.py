@@ -81,7 +81,8 @@ async def test_deliveries_follow_the_incident_in_order(rig: Rig, clock: FakeCloc
         pass
     assert kinds(rig.jira) == ["incident.opened", "incident.alerts_joined", "incident.resolved"]
     assert kinds(rig.slack) == ["incident.opened", "incident.resolved"]
-    assert rig.metric("receiver_notifications_total", channel="jira", outcome="sent") == 3
+    sent = rig.metric("receiver_notifications_total", channel="jira", outcome="sent", reason="none")
+    assert sent == 3
 
 
 async def test_folded_joins_carry_counts_and_leave_fingerprints_to_the_timeline(
@@ -128,7 +129,8 @@ async def test_retryable_failure_backs_off_and_keeps_later_items_waiting(
     while await rig.worker.run_once():
         pass
     assert kinds(rig.jira) == ["incident.opened", "incident.resolved"]
-    assert rig.metric("receiver_notifications_total", channel="jira", outcome="retried") == 1
+    labels = {"channel": "jira", "outcome": "retried", "reason": "server_error"}
+    assert rig.metric("receiver_notifications_total", **labels) == 1
     pending, _ = await rig.store.outbox_stats(clock.now)
     assert pending == 0
 
@@ -153,7 +155,8 @@ async def test_permanent_failure_is_dead_lettered_and_visible(rig: Rig, clock: F
     dead = await rig.store.deliveries("dead", None, 10)
     assert [(d.channel, d.kind) for d in dead] == [("jira", "incident.opened")]
     assert dead[0].last_error == "400: priority 'Urgent' is not valid"
-    assert rig.metric("receiver_notifications_total", channel="jira", outcome="failed") == 1
+    labels = {"channel": "jira", "outcome": "failed", "reason": "client_error"}
+    assert rig.metric("receiver_notifications_total", **labels) == 1
     assert rig.jira.attempts == 1
 
 

@@ -13,7 +13,9 @@ from aiohttp.test_utils import TestClient
 from receiver.config import load_rules
 from tests.api.test_slack import SECRET, signed
 from tests.conftest import API, AUTH, ClientFactory
+from tests.fakes.jira import FakeJira
 from tests.fakes.slack import FakeSlack
+from tests.fuzzing import jira_problems, jira_summaries, jira_texts, slack_problems, slack_texts
 from tests.helpers import SHIPPED_RULES, FakeClock, alert, wait_for, webhook
 
 CFG = load_rules(SHIPPED_RULES)
@@ -122,3 +124,88 @@ async def test_rate_limit_is_honoured(
     )
     pending = await (await client.get("/api/v1/deliveries?status=dead", headers=API)).json()
     assert pending["deliveries"] == []
+
+
+@pytest.fixture
+async def jira() -> AsyncIterator[FakeJira]:
+    async with FakeJira(user="receiver-bot", token="jira-api-token") as fake:
+        yield fake
+
+
+async def both(make_client: ClientFactory, slack: FakeSlack, jira: FakeJira) -> Client:
+    return await make_client(
+        slack_token="xoxb-receiver",
+        slack_api_url=slack.url,
+        slack_signing_secret=SECRET,
+        jira_url=jira.url,
+        jira_user="receiver-bot",
+        jira_token="jira-api-token",
+    )
+
+
+HOSTILE = "<!channel> <https://evil.example/login|Click to re-auth> *now* _x_ ~y~ `z` @here"
+HOSTILE_NOTES = {
+    "summary": HOSTILE,
+    "description": "ok\nh1. Heading\n* item\n# step\n- dash\n|a|b|\nbq. q\n{panel}x\n----\n"
+    "[x|javascript:alert(1)] back\\",
+    "runbook_url": "https://evil.example/phish] [Open runbook|javascript:alert(2)",
+    "expected": "{code}x{code}",
+    "actual": "h1. big\n|cell|",
+}
+
+
+async def test_hostile_alert_text_is_only_text_in_slack_and_jira(
+    make_client: ClientFactory, slack: FakeSlack, jira: FakeJira, clock: FakeClock
+) -> None:
+    client = await both(make_client, slack, jira)
+    hostile = alert(annotations=HOSTILE_NOTES, instance="db-1\nh1. pwned | x", env="beta]\n* l")
+    hostile["generatorURL"] = "javascript:alert(3)"
+    body = {**webhook(hostile), "externalURL": "data:text/html,<script>alert(4)</script>"}
+    assert (await client.post("/webhook", json=body, headers=AUTH)).status == 200
+    [opened] = (await (await client.get("/api/v1/incidents", headers=API)).json())["incidents"]
+    await wait_for(
+        lambda: bool(slack.dms_to("U0KIM") and slack.posted_to("#team-backend") and jira.issues)
+    )
+    await wait_for(lambda: bool(slack.posted_to(CFG.channels.alerts)))
+    # opened -> paged -> acknowledged from the page's button -> resolved through the API
+    form, headers = signed("incident_ack", opened["id"], "U0KIM", clock.now.timestamp())
+    assert (await client.post("/slack/interactions", data=form, headers=headers)).status == 200
+    path = f"/api/v1/incidents/{opened['id']}/resolve"
+    assert (await client.post(path, json={"by": "kim"}, headers=API)).status == 200
+    [key] = jira.issues
+
+    def replies() -> list[str]:
+        return [m["text"] for m in slack.posted_to(CFG.channels.alerts) if m["thread_ts"]]
+
+    await wait_for(lambda: len(replies()) == 2 and len(jira.issues) == 2)
+    await wait_for(lambda: any(c.startswith("Resolved") for c in jira.comments(key)))
+    await wait_for(lambda: len(slack.posted_to(ANNOUNCE)) == 2)
+
+    sent = slack_texts(slack)
+    assert len(sent) > 10
+    assert [p for text in sent for p in slack_problems(text)] == []
+    assert any("&lt;!channel&gt; &lt;https://evil.example/login|Click" in t for t in sent)
+    texts = jira_texts(jira)
+    assert len(texts) >= 4  # the issue, its comments and the postmortem
+    assert [p for text in texts for p in jira_problems(text)] == []
+    assert all(len(s) <= 255 and "\n" not in s for s in jira_summaries(jira))
+    issue = jira.issues[key]["fields"]["description"]
+    assert "*Runbook:* [https://evil.example/phish%5D%20%5BOpen%20runbook%7Cjavascript:" in issue
+    assert "* Prometheus graph: javascript:alert(3)" in issue
+    assert "* Alertmanager: data:text/html,<script>alert(4)</script>" in issue
+    assert "\n&#104;1. Heading\n\\* item\n&#35; step\n&#45; dash\n" in issue
+
+
+async def test_a_huge_summary_is_cut_and_the_page_arrives(
+    make_client: ClientFactory, slack: FakeSlack
+) -> None:
+    client = await receiver(make_client, slack)
+    huge = alert(annotations={"summary": "&<*" * 3334})  # 10,002 characters, each escaped
+    assert (await client.post("/webhook", json=webhook(huge), headers=AUTH)).status == 200
+    await wait_for(lambda: bool(slack.dms_to("U0KIM") and slack.posted_to("#team-backend")))
+    await wait_for(lambda: bool(slack.posted_to(CFG.channels.alerts)))
+    [dm] = slack.dms_to("U0KIM")
+    assert FakeSlack.latest(dm)["blocks"][0]["text"]["text"].endswith("…")
+    assert [p for text in slack_texts(slack) for p in slack_problems(text)] == []
+    dead = await (await client.get("/api/v1/deliveries?status=dead", headers=API)).json()
+    assert dead["deliveries"] == []

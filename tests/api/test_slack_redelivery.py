@@ -19,7 +19,7 @@ from receiver.metrics import Metrics
 from receiver.notify.slack import SlackNotifier, SlackPager, slack_notifiers
 from receiver.outbox.policy import DeliveryError
 from receiver.service import IncidentService
-from receiver.store.base import DeliveryOutcome, OutboxItem
+from receiver.store.base import DeliveryOutcome, Effect, OutboxItem
 from receiver.store.sqlite import SqliteStore
 from tests.api.test_slack import SECRET, signed
 from tests.api.test_slack_notify import CHANNELS, USERS
@@ -45,14 +45,28 @@ async def slack(clock: FakeClock) -> AsyncIterator[FakeSlack]:
         yield fake
 
 
+class Recorded:
+    """A notifier whose deliveries' effects are recorded as the worker records them: with
+    the outcome, in the store, once the delivery returned."""
+
+    def __init__(self, inner: SlackNotifier | SlackPager, store: SqliteStore, clock: FakeClock):
+        self.inner, self.store, self.clock = inner, store, clock
+
+    async def deliver(self, item: OutboxItem) -> list[Effect]:
+        effects = list(await self.inner.deliver(item) or ())
+        done = DeliveryOutcome(item.id, "sent", effects=tuple(effects))
+        await self.store.claim_outbox(self.clock(), 0, 60, [done])
+        return effects
+
+
 @dataclass
 class Rig:
     """A store and service with the Slack notifiers, deliveries handed over by hand."""
 
     store: SqliteStore
     service: IncidentService
-    notifier: SlackNotifier
-    pager: SlackPager
+    notifier: Recorded
+    pager: Recorded
     clock: FakeClock
 
     async def start(self) -> tuple[OutboxItem, OutboxItem]:
@@ -85,7 +99,9 @@ async def rig(tmp_path: Path, slack: FakeSlack, clock: FakeClock) -> AsyncIterat
     rules = RulesHolder(SHIPPED_RULES, metrics)
     notifier, pager, _ = slack_notifiers(TOKEN, slack.url, store, rules)
     try:
-        yield Rig(store, IncidentService(store, rules, metrics, clock), notifier, pager, clock)
+        service = IncidentService(store, rules, metrics, clock)
+        recorded = Recorded(notifier, store, clock), Recorded(pager, store, clock)
+        yield Rig(store, service, *recorded, clock)
     finally:
         await store.close()
 
@@ -105,7 +121,7 @@ def top_level(slack: FakeSlack, channel: str) -> list[dict[str, Any]]:
     return [m for m in slack.posted_to(channel) if not m["thread_ts"]]
 
 
-async def lost(deliver: Callable[[OutboxItem], Awaitable[None]], item: OutboxItem) -> None:
+async def lost(deliver: Callable[[OutboxItem], Awaitable[object]], item: OutboxItem) -> None:
     """Deliver while the fake drops the answer to the post; the attempt fails retryably."""
     with pytest.raises(DeliveryError) as caught:
         await deliver(item)

@@ -1,6 +1,6 @@
 """The "Alert response" dashboard: its structure, and every panel query answered with data
-by a real Prometheus scraping a real receiver that has opened, escalated, breached and
-acknowledged incidents.
+by a real Prometheus scraping a real receiver that has opened, paged, escalated, breached
+and acknowledged incidents and delivered to JIRA and Slack, some deliveries failing.
 
 The live test writes each panel's title, query and values to dashboard-queries.json in
 its tmp_path and prints them (``pytest -s`` shows them).
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,6 +47,21 @@ BUILTINS = {"__rate_interval": "2m", "__interval": "1m", "__range": "5m"}
 # Gauges of the present state: zero is a fine answer for them once the outbox drained.
 MAY_BE_ZERO = {"receiver_outbox_pending", "receiver_outbox_oldest_seconds"}
 ACK_TIMEOUT_P2 = "2s"
+# Series the live test makes happen, per panel: each of its queries must answer a finite,
+# non-zero value for a series carrying these labels. Pages go to Slack (the pager runs on
+# the fake Slack); one JIRA create is answered 503, and one Slack post is refused for good
+# (that of whichever Slack-backed channel posts first: slack, pager or announce).
+EXPECTED_SERIES: dict[str, list[dict[str, str]]] = {
+    "Page latency": [
+        {"channel": "slack", "severity": "P0"},
+        {"channel": "slack", "severity": "P1"},
+    ],
+    "Delivery duration": [{"channel": "jira"}, {"channel": "slack"}, {"channel": "pager"}],
+    "Delivery failures by channel": [
+        {"channel": "jira", "outcome": "retried", "reason": "server_error"},
+        {"outcome": "failed", "reason": "client_error"},
+    ],
+}
 
 
 def dashboard() -> dict[str, Any]:
@@ -79,6 +95,52 @@ def test_dashboard_structure() -> None:
         for target in panel["targets"]:
             assert target["datasource"] == panel["datasource"], panel["title"]
             assert target["expr"].strip(), panel["title"]
+
+
+def test_dashboard_layout() -> None:
+    """Each line of panels fills the 24 columns, and the delivery panels sit in their row."""
+    board = dashboard()
+    lines: dict[int, list[dict[str, Any]]] = {}
+    row_of: dict[str, str] = {}
+    row = ""
+    for panel in sorted(board["panels"], key=lambda p: (p["gridPos"]["y"], p["gridPos"]["x"])):
+        if panel["type"] == "row":
+            row = panel["title"]
+        else:
+            row_of[panel["title"]] = row
+        lines.setdefault(panel["gridPos"]["y"], []).append(panel)
+    for y, line in lines.items():
+        line.sort(key=lambda p: p["gridPos"]["x"])
+        x = 0
+        for panel in line:
+            assert panel["gridPos"]["x"] == x, f"gap before {panel['title']} at y={y}"
+            x += panel["gridPos"]["w"]
+        assert x == 24, f"the panels at y={y} span {x} of 24 columns"
+    for title in ("Page latency", "Delivery duration", "Delivery failures by channel"):
+        assert row_of.get(title) == "Delivery", f"{title} is not in the Delivery row"
+
+
+def metric_labels() -> dict[str, set[str]]:
+    """Every series name the receiver exports -> its label names (``le`` excluded)."""
+    from receiver.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.prime(["P0"], ["api"], {"P0": 1})  # create the labelled series
+    metrics.set_open({}, ["P0"])
+    labels: dict[str, set[str]] = {}
+    for family in metrics.registry.collect():
+        for sample in family.samples:
+            labels.setdefault(sample.name, set()).update(set(sample.labels) - {"le"})
+    return labels
+
+
+def test_dashboard_queries_honour_the_severity_variable() -> None:
+    """A query reading a metric labelled by severity filters it by ``$severity``."""
+    labels = metric_labels()
+    for query in panel_queries(dashboard()):
+        for name, selector in re.findall(r"\b(receiver_[a-z_]+)(\{[^}]*\})?", query.expr):
+            if "severity" in labels.get(name, set()):
+                assert 'severity=~"$severity"' in selector, f"{query.panel}: {name}{selector}"
 
 
 def test_dashboard_uses_the_provisioned_datasource() -> None:
@@ -213,6 +275,17 @@ def values(result: list[dict[str, Any]]) -> list[float]:
     return [float(sample["value"][1]) for sample in result]
 
 
+def counted(result: list[dict[str, Any]], labels: dict[str, str]) -> list[float]:
+    """The finite, non-zero values of the series carrying ``labels``."""
+    return [
+        value
+        for sample in result
+        if labels.items() <= sample["metric"].items()
+        for value in values([sample])
+        if math.isfinite(value) and value > 0
+    ]
+
+
 def report(answers: list[tuple[PanelQuery, str, list[Any]]], path: Path) -> None:
     rows: list[dict[str, Any]] = [
         {
@@ -274,6 +347,15 @@ async def test_every_panel_query_returns_data(
                 }
                 for metric, count in want.items():
                     await wait_total(prometheus, metric, count, logs)
+            # Every round pages a P0 and two P1 incidents; the one refused Slack post may
+            # have been a page's, so at least one P0 and three P1 pages reached Slack.
+            pages = {"P0": 1, "P1": 3}
+            for severity, count in pages.items():
+                page_count = f'receiver_page_latency_seconds_count{{severity="{severity}"}}'
+                await wait_total(prometheus, page_count, count, logs)
+            for channel in ("jira", "slack", "pager"):
+                calls = f'receiver_delivery_duration_seconds_count{{channel="{channel}"}}'
+                await wait_total(prometheus, calls, 1, logs)
 
             answers = await run_panels(prometheus)
             report(answers, tmp_path / "dashboard-queries.json")
@@ -284,5 +366,9 @@ async def test_every_panel_query_returns_data(
                 assert finite, f"{where}: only NaN {result}"
                 if not receiver_metrics_used(expr) <= MAY_BE_ZERO:
                     assert max(finite) > 0, f"{where}: nothing counted {result}"
+                for labels in EXPECTED_SERIES.get(query.panel, []):
+                    assert counted(result, labels), f"{where}: nothing for {labels} {result}"
+            answered = {query.panel for query, _, _ in answers}
+            assert set(EXPECTED_SERIES) <= answered, sorted(set(EXPECTED_SERIES) - answered)
     finally:
         await receiver.terminate()

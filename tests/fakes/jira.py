@@ -10,7 +10,8 @@ The real ``jira`` client, or any HTTP client, can talk to it::
 It answers with JIRA's JSON shapes, status codes and validation messages for the calls a
 service makes (server info, create/read/edit issues, comments, transitions by id, issue
 links, JQL search, projects/issue types/priorities/fields), records what it was sent, and
-fails on command (``fail_next``, ``drop_next``, ``down``, ``fail_next_create_after_commit``).
+fails on command (``fail_next``, ``drop_next``, ``down``, ``fail_next_create_after_commit``)
+and can be made slow to create issues (``create_delay``).
 
 All state lives on the event loop that called ``start()``; handlers are coroutines, so a
 synchronous client running in a worker thread is fine.
@@ -604,6 +605,11 @@ class FakeJira(LoopbackServer):
     * ``requests`` -- every request received, as ``RecordedRequest(method, path, json)``,
       including those answered by injected failures or 401.
     * ``jql_log`` -- every JQL string that reached a search endpoint.
+
+    ``create_delay`` (seconds, default 0) holds every ``POST .../issue`` that long before it
+    is handled and answered, as a slow JIRA does; it may be changed while the server runs
+    (a request reads it when it arrives). The server's stop cuts the wait short and drops
+    the connection.
     """
 
     max_body = 8 * 1024 * 1024
@@ -629,6 +635,7 @@ class FakeJira(LoopbackServer):
             "security",
             "market-data",
         ),
+        create_delay: float = 0.0,
     ) -> None:
         """``user``/``token``: when ``token`` is set every request needs either basic auth
         ``user:token`` (any user name if ``user`` is None) or ``Authorization: Bearer token``.
@@ -651,6 +658,7 @@ class FakeJira(LoopbackServer):
         self.token = token
         self.extra_fields = frozenset(extra_fields)
         self.components = frozenset(components)
+        self.create_delay = create_delay
 
         self.issues: dict[str, JsonDict] = {}
         self.requests: list[RecordedRequest] = []
@@ -1470,6 +1478,13 @@ class FakeJira(LoopbackServer):
     async def _issue_create(
         self, request: web.Request, m: re.Match[str], body: Any
     ) -> web.StreamResponse:
+        if self.create_delay > 0:
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.create_delay)
+            except TimeoutError:
+                pass
+            else:
+                return self._drop(request)
         if not isinstance(body, dict):
             raise ApiError(400, ["Can not deserialize the request body: expected a JSON object."])
         fields = body.get("fields")

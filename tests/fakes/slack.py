@@ -19,7 +19,8 @@ Implemented methods: ``auth.test``, ``chat.postMessage`` (with message ``metadat
 ``{"ok": false, "error": "unknown_method"}``. Errors follow Slack's convention: HTTP 200
 with ``{"ok": false, "error": "..."}`` (``not_authed``, ``invalid_auth``,
 ``channel_not_found``, ``user_not_found``, ``no_text``, ``msg_too_long``,
-``invalid_blocks``, ``invalid_metadata_format``, ``message_not_found``,
+``invalid_blocks`` (also for a section or context text over 3,000 characters),
+``invalid_metadata_format``, ``message_not_found``,
 ``thread_not_found``, ``invalid_cursor``, ``invalid_ts_oldest``, ``invalid_ts_latest``);
 injected failures (``fail_next``, ``down``, ``drop_next``) use real HTTP status codes, and a
 429 carries ``Retry-After``; ``lose_next_answer`` does the work and then drops the answer.
@@ -55,6 +56,7 @@ JsonDict = dict[str, Any]
 DEFAULT_CHANNELS = ("#beta-alert", "#beta-announcements")
 TEXT_MAX = 40000
 BLOCKS_MAX = 50
+BLOCK_TEXT_MAX = 3000  # a section's text, a context element's text
 TS_STEP_MICROS = 100
 HISTORY_LIMIT = (100, 999)  # default and maximum of conversations.history
 REPLIES_LIMIT = (1000, 1000)
@@ -165,6 +167,14 @@ def _position(value: Any) -> int | None:
         return int(text.removeprefix("next:"))
     except ValueError:
         raise SlackError("invalid_cursor") from None
+
+
+def _block_texts(block: Any) -> list[str]:
+    """The texts of a section (its text and fields) or a context block (its elements)."""
+    if block.get("type") not in ("section", "context"):
+        return []
+    parts = [block.get("text"), *(block.get("fields") or []), *(block.get("elements") or [])]
+    return [p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)]
 
 
 def _decode_json_field(value: Any, error: str) -> Any:
@@ -446,6 +456,7 @@ class FakeSlack(LoopbackServer):
             not isinstance(blocks, list)
             or len(blocks) > BLOCKS_MAX
             or not all(isinstance(b, dict) and isinstance(b.get("type"), str) for b in blocks)
+            or any(len(t) > BLOCK_TEXT_MAX for b in blocks for t in _block_texts(b))
         ):
             raise SlackError("invalid_blocks")
         if attachments is not None and not isinstance(attachments, list):

@@ -9,7 +9,8 @@ import pytest
 from receiver.domain.escalation import Timer, TimerKind
 from receiver.domain.model import Incident
 from receiver.store import Conflict, Store, UnitOfWork
-from tests.store.builders import T0, at, new_incident, seed, stored_event
+from receiver.store.base import DeliveryOutcome, Effect
+from tests.store.builders import T0, at, new_incident, note, seed, stored_event
 
 
 def timer(step: int, due: datetime, kind: TimerKind = TimerKind.ESCALATION) -> Timer:
@@ -119,12 +120,34 @@ async def test_slack_messages_in_recorded_order_once_each(store: Store, x: Incid
     assert await store.slack_messages(987_654_321) == []
 
 
-async def test_setting_the_jira_key_makes_older_copies_stale(store: Store, x: Incident) -> None:
+async def test_the_jira_key_never_conflicts_with_a_decision(store: Store, x: Incident) -> None:
+    """The key is the notifier's alone: recording it leaves the version, so a decision made
+    on a copy read before it commits, and keeps the key."""
     assert x.id is not None
     await store.set_jira_key(x.id, "OPS-1")
     stored = await store.get_incident(x.id)
     assert stored is not None
-    assert (stored.jira_key, stored.version) == ("OPS-1", 1)
+    assert (stored.jira_key, stored.version) == ("OPS-1", 0)
     x.summary = "changed from a copy read before the key"
-    with pytest.raises(Conflict):
-        await store.commit(UnitOfWork(incidents=[x]), at(1))
+    await store.commit(UnitOfWork(incidents=[x]), at(1))
+    stored = await store.get_incident(x.id)
+    assert stored is not None
+    assert (stored.summary, stored.jira_key) == (x.summary, "OPS-1")
+
+
+async def test_effects_are_recorded_with_the_outcome(store: Store, x: Incident) -> None:
+    """What a delivery did (the issue it made, the message it posted) is written in the
+    transaction that records it as sent."""
+    assert x.id is not None
+    await store.commit(UnitOfWork(incidents=[x], outbox=[(x, note("jira"))]), at(1))
+    [item] = await store.claim_outbox(at(2), 10, 60)
+    effects = (
+        Effect("jira_key", x.id, ("OPS-7",)),
+        Effect("slack_message", x.id, ("C1", "1.5", "alerts")),
+    )
+    await store.claim_outbox(at(3), 0, 60, [DeliveryOutcome(item.id, "sent", effects=effects)])
+    stored = await store.get_incident(x.id)
+    assert stored is not None and stored.jira_key == "OPS-7"
+    assert await store.slack_messages(x.id) == [("C1", "1.5", "alerts")]
+    [sent] = await store.deliveries("sent", x.id, 10)
+    assert sent.id == item.id

@@ -269,6 +269,23 @@ ERROR_CASES = [
         "regex",
     ),
     (
+        "regex RE2 refuses: backreference",
+        edit("""['alertname="B"']""", """['alertname=~"(a)\\\\1"']"""),
+        "rules[1].matchers[0]",
+        line_of(VALID, 'alertname="B"'),
+        "invalid regex",
+    ),
+    (
+        "regex RE2 refuses: lookahead in a block list",
+        edit(
+            """    matchers: ['alertname="B"']\n""",
+            """    matchers:\n      - 'alertname="B"'\n      - 'service=~"api(?!-canary)"'\n""",
+        ),
+        "rules[1].matchers[1]",
+        line_of(VALID, 'alertname="B"') + 2,
+        "invalid regex",
+    ),
+    (
         "malformed matcher without operator",
         edit("""['alertname="C"']""", """['alertname']"""),
         "rules[2].matchers[0]",

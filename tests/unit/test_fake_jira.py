@@ -516,6 +516,40 @@ async def test_create_committed_then_hang_times_out(fake: FakeJira) -> None:
     jira.close()  # type: ignore[no-untyped-call]
 
 
+async def test_create_delay_holds_creates_only(fake: FakeJira, client: JIRA) -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert (await call(client.create_issue, fields=dict(VALID))).key == "OPS-1"
+    assert loop.time() - started < 0.3  # no delay by default
+
+    fake.create_delay = 0.4  # changed while the server runs
+    started = loop.time()
+    creating = asyncio.ensure_future(call(client.create_issue, fields=dict(VALID)))
+    await asyncio.sleep(0.2)
+    assert list(fake.issues) == ["OPS-1"]  # not handled yet
+    assert (await call(client.server_info))["deploymentType"] == "Server"  # others unheld
+    assert loop.time() - started < 0.4
+    assert (await creating).key == "OPS-2"
+    assert loop.time() - started >= 0.4
+    assert list(fake.issues) == ["OPS-1", "OPS-2"]
+
+
+async def test_create_delay_cut_short_by_stop() -> None:
+    fake = FakeJira(create_delay=30)
+    await fake.start()
+    jira = await call(connect, fake.url)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    creating = asyncio.ensure_future(call(jira.create_issue, fields=dict(VALID)))
+    await asyncio.sleep(0.2)
+    await fake.stop()
+    with pytest.raises(requests.ConnectionError):
+        await creating
+    assert loop.time() - started < 5
+    assert fake.issues == {}
+    jira.close()  # type: ignore[no-untyped-call]
+
+
 # -------------------------------------------------------------------------- auth
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -9,8 +10,9 @@ import pytest
 
 from receiver.config import load_rules
 from receiver.domain import jira_render
-from receiver.domain.model import AlertRecord, AlertStatus, Incident, Status
+from receiver.domain.model import AlertRecord, AlertStatus, Event, Incident, Status
 from receiver.notify.jira import jql_string
+from tests.fuzzing import jira_problems
 from tests.helpers import SHIPPED_RULES
 
 CFG = load_rules(SHIPPED_RULES)
@@ -164,3 +166,124 @@ COMMENTS = [
 @pytest.mark.parametrize(("kind", "payload", "text"), COMMENTS, ids=[c[0] for c in COMMENTS])
 def test_comments(kind: str, payload: dict[str, object], text: str) -> None:
     assert jira_render.comment(kind, payload, CFG) == text
+
+
+WIKI = [
+    ("[x|javascript:alert(1)]", "\\[x\\|javascript:alert(1)\\]"),
+    ("[click|http://evil.example]", "\\[click\\|http://evil.example\\]"),
+    ("{code}x{code} {panel}", "\\{code\\}x\\{code\\} \\{panel\\}"),
+    ("*bold* !image.png! ^sup^ ~sub~", "\\*bold\\* \\!image.png\\! \\^sup\\^ \\~sub\\~"),
+    ("-struck- _em_ +ins+ ??cite??", "\\-struck\\- \\_em\\_ \\+ins\\+ \\?\\?cite\\?\\?"),
+    ("kis-gateway http_requests_total a+b", "kis-gateway http_requests_total a+b"),
+    ("back\\slash \\\\ end\\", "back&#92;slash &#92;&#92; end&#92;"),
+    ("a|b", "a\\|b"),
+    ("one\nh1. two\r\n* three", "one h1. two \\* three"),
+    ("file:///etc/passwd", "file&#58;///etc/passwd"),
+    ("ftp://x mailto:kim@example.com", "ftp&#58;//x mailto&#58;kim@example.com"),
+    ("see http://ok.example/a", "see http://ok.example/a"),
+]
+
+
+@pytest.mark.parametrize(("raw", "escaped"), WIKI, ids=[raw for raw, _ in WIKI])
+def test_wiki_shows_text_as_written_on_one_line(raw: str, escaped: str) -> None:
+    assert jira_render.wiki(raw) == escaped
+    assert jira_problems(escaped) == []
+
+
+LINES = [
+    ("h1. Heading", "&#104;1. Heading"),
+    ("H6. shout", "&#72;6. shout"),
+    ("bq. quoted", "&#98;q. quoted"),
+    ("* item", "\\* item"),
+    ("** nested", "\\*\\* nested"),
+    ("# step", "&#35; step"),
+    ("- dash", "&#45; dash"),
+    ("----", "&#45;\\-\\-\\-"),
+    ("|a|b|", "\\|a\\|b\\|"),
+    ("||head||", "\\|\\|head\\|\\|"),
+    ("{panel}", "\\{panel\\}"),
+    ("   h2. indented", "&#104;2. indented"),
+    ("plain words", "plain words"),
+]
+
+
+@pytest.mark.parametrize(("line", "escaped"), LINES, ids=[line for line, _ in LINES])
+def test_no_line_of_a_value_starts_markup(line: str, escaped: str) -> None:
+    assert jira_render.wiki_lines(f"first\n{line}") == f"first\n{escaped}"
+    assert jira_problems(f"first\n{escaped}") == []
+
+
+LINKS = [
+    ("https://runbooks.example/kis", "[L|https://runbooks.example/kis]"),
+    ("HTTP://ok.example", "[L|HTTP://ok.example]"),
+    (" http://ok.example/a b ", "[L|http://ok.example/a%20b]"),
+    ("https://evil.example/a|b]c[d{e}", "[L|https://evil.example/a%7Cb%5Dc%5Bd%7Be%7D]"),
+    ("https://x.example/?q=%41&a=1#f", "[L|https://x.example/?q=%41&a=1#f]"),
+    ("https://x.example/é", "[L|https://x.example/%C3%A9]"),
+    ("javascript:alert(3)", "L: javascript:alert(3)"),
+    ("data:text/html,<b>x</b>", "L: data:text/html,<b>x</b>"),
+    ("file:///etc/passwd", "L: file&#58;///etc/passwd"),
+    ("https:javascript:x", "L: https:javascript:x"),
+    ("http://", "L: http://"),
+    ("[x|javascript:1]", "L: \\[x\\|javascript:1\\]"),
+    ("", "L: not given"),
+    (None, "L: not given"),
+]
+
+
+@pytest.mark.parametrize(("url", "shown"), LINKS, ids=[str(url) for url, _ in LINKS])
+def test_only_http_addresses_become_links(url: str | None, shown: str) -> None:
+    assert jira_render.link(url, "L") == shown
+    assert jira_problems(shown) == []
+
+
+def hostile_alert() -> AlertRecord:
+    bad = alert(1, env="beta\nh1. pwned", instance="db|1]\n* x", pod="p\\")
+    bad.annotations.update(
+        summary="[Open runbook|https://evil.example/phish] {code}",
+        description="ok\nh1. Heading\n* item\n# step\n|a|b|\nbq. q\n{panel}x\n----\nend\\",
+        runbook_url="javascript:alert(2)",
+        expected="x\n|y|",
+    )
+    return replace(bad, generator_url="https://g.example/x|y] [a|javascript:alert(4)")
+
+
+def test_a_hostile_alert_makes_a_well_formed_description() -> None:
+    hostile = incident(alertmanager_url="javascript:alert(3)", summary="line\nh1. x")
+    text = jira_render.description(hostile, [hostile_alert(), alert(2)], CFG, 2)
+    assert jira_problems(text) == []
+    assert "*Runbook:* javascript:alert(2)" in text
+    assert "* Alertmanager: javascript:alert(3)" in text
+    assert "* [Prometheus graph|https://g.example/x%7Cy%5D%20%5Ba%7Cjavascript:alert(4)]" in text
+    assert "|env|beta h1. pwned|" in text
+    assert "\n&#104;1. Heading\n\\* item\n&#35; step\n" in text
+
+
+@pytest.mark.parametrize("filler", ["\\", "x\\", "\\|"])
+def test_a_description_cut_to_fit_ends_on_no_half_escape(filler: str) -> None:
+    long = alert(1, **{k: filler * 2000 for k in jira_render.ENVIRONMENT_LABELS})
+    long.annotations["description"] = filler * 40_000
+    text = jira_render.description(incident(), [long], CFG, 1)
+    assert len(text) <= jira_render.TEXT_MAX and text.endswith("…")
+    assert jira_problems(text) == []
+    rest = text.removesuffix("…").replace("&#92;", "")
+    assert not rest.endswith("\\") and not re.search(r"&#?\d*$", rest)
+
+
+def test_comments_and_the_postmortem_escape_names_and_events() -> None:
+    people = {"kim": CFG.people["kim"].model_copy(update={"name": "Kim\nh1. [x|file:///a]"})}
+    cfg = CFG.model_copy(update={"people": {**CFG.people, **people}})
+    events = [{"event": "escalated", "step": 1, "people": ["kim", "*who*"], "at": "t"}]
+    escalated = jira_render.comment("incident.escalated", {"events": events}, cfg)
+    assert escalated == "Escalated (step 1) at t to Kim h1. \\[x\\|file&#58;///a\\], \\*who\\*."
+    ack = {"incident": {"acknowledged_by": "{panel}"}, "events": [{"at": "t"}]}
+    assert jira_render.comment("incident.acknowledged", ack, cfg).startswith("Acknowledged by \\{")
+    timeline = [
+        Event("acknowledged", T0, {"by": "kim"}),
+        Event("resolved", T0, {"reason": "x\n|y|[z|javascript:1]"}),
+    ]
+    text = jira_render.postmortem_description(
+        incident(summary="{code}"), timeline, cfg, "OPS-1", T0
+    )
+    assert jira_problems(text) == []
+    assert "Acknowledged by Kim h1. \\[x\\|file&#58;///a\\]|" in text

@@ -166,3 +166,49 @@ def test_matches_all(labels: dict[str, str], expected: bool) -> None:
 
 def test_matches_all_empty_list_matches() -> None:
     assert matches_all([], {"a": "b"}) is True
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "(a)\\\\1",  # backreference
+        "a(?=b)",  # lookahead
+        "a(?!b)",  # negative lookahead
+        "(?<=a)b",  # lookbehind
+        "(?<!a)b",  # negative lookbehind
+        "a++",  # possessive quantifier
+        "(?>a+)",  # atomic group
+        "a{1001}",  # repetition beyond RE2's (and Go's) limit of 1000
+    ],
+)
+def test_what_re2_does_not_accept_is_refused(pattern: str) -> None:
+    # Alertmanager compiles matchers with Go's RE2: these would never load there.
+    with pytest.raises(ValueError, match="invalid regex"):
+        parse_matcher(f'alertname=~"{pattern}"')
+
+
+@pytest.mark.parametrize(
+    ("text", "labels", "expected"),
+    [
+        ('a=~"\\\\pL+"', {"a": "héllo"}, True),  # Unicode classes, as in Go
+        ('a=~"[[:alpha:]]+"', {"a": "abc"}, True),  # POSIX classes, as in Go
+        ('a=~"[[:alpha:]]+"', {"a": "ab1"}, False),
+        ('a=~"(?P<x>b)c"', {"a": "bc"}, True),
+        ('a=~"(?i)order"', {"a": "ORDER"}, True),
+        ('a=~"b"', {"a": "b\n"}, False),  # $ is the end of the text, not before a newline
+        ('a=~"b.c"', {"a": "b\nc"}, False),  # . does not match a newline
+    ],
+)
+def test_go_regex_semantics(text: str, labels: dict[str, str], expected: bool) -> None:
+    assert parse_matcher(text).matches(labels) is expected
+
+
+@pytest.mark.parametrize("length", [50, 1_000_000])
+def test_catastrophic_pattern_matches_in_linear_time(length: int) -> None:
+    # A backtracking engine takes 2^n steps on n a's and a b here; RE2 takes n.
+    matcher = parse_matcher('alertname=~"(a+)+$"')
+    negated = parse_matcher('alertname!~"(a+)+$"')
+    value = "a" * length + "b"
+    assert matcher.matches({"alertname": value}) is False
+    assert negated.matches({"alertname": value}) is True
+    assert matcher.matches({"alertname": "a" * length}) is True
