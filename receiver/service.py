@@ -10,7 +10,7 @@ from datetime import datetime
 from receiver.config.holder import RulesHolder
 from receiver.config.models import RulesConfig
 from receiver.domain.announce import announcements_for
-from receiver.domain.escalation import Timer, fire, plan
+from receiver.domain.escalation import Fired, Timer, TimerKind, fire, plan
 from receiver.domain.incidents import (
     Change,
     Policy,
@@ -68,6 +68,36 @@ class _KeyState:
     known: dict[str, AlertRecord]
 
 
+def _apply_fired(
+    unit: UnitOfWork, incident: Incident, fired: Fired, cfg: RulesConfig, due_at: datetime
+) -> None:
+    """Add what a fired timer does to a unit: its timeline entries, the JIRA note, pages."""
+    unit.events.extend((incident, e) for e in fired.events)
+    for kind in fired.notifications:
+        payload = notification_payload(kind, incident, fired.events, cfg)
+        for channel in CHANNELS_BY_KIND.get(kind, ()):
+            unit.notify(incident, NewNotification(channel, kind, payload))
+    for page in fired.pages:
+        payload = page_payload(page, incident, cfg, due_at)
+        unit.notify(incident, NewNotification("pager", "page", payload))
+
+
+def _fire_due_now(unit: UnitOfWork, cfg: RulesConfig, now: datetime) -> list[tuple[str, int]]:
+    """Fire within the unit the escalation steps due at once (step 0 of an open, reopen or
+    raise): their pages commit with the alerts that caused them and go out as soon as the
+    commit lands, with no round through the timer loop. Returns (severity, step) of each
+    step that paged someone."""
+    paged = []
+    for incident, timer in unit.take_timers(
+        lambda t: t.kind is TimerKind.ESCALATION and t.due_at <= now
+    ):
+        fired = fire(incident, timer, cfg, now)
+        _apply_fired(unit, incident, fired, cfg, timer.due_at)
+        if fired.pages:
+            paged.append((incident.severity, timer.step))
+    return paged
+
+
 class IncidentService:
     """Turns alerts and manual actions into stored incidents and outbox rows.
 
@@ -123,6 +153,7 @@ class IncidentService:
             results, unit, opened = await self._decide_ingest(
                 routed, latest, known, cfg, now, pacer
             )
+            paged = _fire_due_now(unit, cfg, now)
             try:
                 await self.store.commit(unit, now)
                 break
@@ -138,6 +169,8 @@ class IncidentService:
             (incident.severity, incident.category) for incident in opened
         ).items():
             self.metrics.incidents_opened.labels(severity, category).inc(count)
+        for (severity, step), count in Counter(paged).items():
+            self.metrics.escalations.labels(severity, str(step)).inc(count)
         answers = [result for result, _ in results]
         self.metrics.duplicates_suppressed.inc(sum(r.duplicates for r in answers))
         self.metrics.unknown_resolved.inc(sum(r.unknown_resolved for r in answers))
@@ -264,14 +297,7 @@ class IncidentService:
             return
         fired = fire(incident, timer, cfg, now)
         unit = UnitOfWork(fired_timers=[timer.id])
-        unit.events.extend((incident, e) for e in fired.events)
-        for kind in fired.notifications:
-            payload = notification_payload(kind, incident, fired.events, cfg)
-            for channel in CHANNELS_BY_KIND.get(kind, ()):
-                unit.notify(incident, NewNotification(channel, kind, payload))
-        for page in fired.pages:
-            payload = page_payload(page, incident, cfg)
-            unit.notify(incident, NewNotification("pager", "page", payload))
+        _apply_fired(unit, incident, fired, cfg, timer.due_at)
         try:
             await self.store.commit(unit, now)
         except Conflict:

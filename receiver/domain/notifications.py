@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from receiver.config.models import RulesConfig
@@ -71,10 +72,14 @@ def snapshot(incident: Incident, cfg: RulesConfig) -> dict[str, Any]:
     }
 
 
-def page_payload(page: Page, incident: Incident, cfg: RulesConfig) -> dict[str, Any]:
-    """What the pager needs to reach one person about an incident."""
+def page_payload(
+    page: Page, incident: Incident, cfg: RulesConfig, due_at: datetime
+) -> dict[str, Any]:
+    """What the pager needs to reach one person about an incident; ``due_at`` (when the
+    step was due) is where its page latency is measured from."""
     person = cfg.people.get(page.person)
     return {
+        "due_at": due_at.isoformat(),
         "person": page.person,
         "name": person.name if person else page.person,
         "slack_id": person.slack_id if person else None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -171,6 +171,15 @@ class UnitOfWork:
         if planned:
             self._timed.add(id(incident))
             self.timers.extend(planned)
+
+    def take_timers(self, due: Callable[[Timer], bool]) -> list[tuple[Incident, Timer]]:
+        """Remove the timers to add that ``due`` selects and return them (to fire them in
+        this unit instead of storing them)."""
+        taken = [(owner, timer) for owner, timer in self.timers if due(timer)]
+        if taken:
+            self.timers = [(owner, timer) for owner, timer in self.timers if not due(timer)]
+            self._timed = {id(owner) for owner, _ in self.timers}
+        return taken
 
     def cancel(self, incident: Incident) -> None:
         """Stop an incident's pending timers (once, however often it is asked)."""

@@ -118,7 +118,16 @@ _UPSERT_ALERT = (
     "last_seen=excluded.last_seen"
 )
 _INSERT_EVENT = "INSERT INTO timeline (incident_id, at, event, data) VALUES ($1, $2, $3, $4)"
-_LOCK_QUEUES = "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k"
+# Every enqueue holds the schema's queues lock shared and its queues' own locks; a unit with
+# more queues than the server's lock table should hold for one transaction holds the queues
+# lock alone, exclusively (it waits for and excludes every other enqueue meanwhile).
+_LOCK_QUEUES = (
+    "SELECT pg_advisory_xact_lock_shared($1), pg_advisory_xact_lock(k) "
+    "FROM unnest($2::bigint[]) AS k"
+)
+_LOCK_ALL_QUEUES = "SELECT pg_advisory_xact_lock($1)"
+# PostgreSQL's lock table holds max_locks_per_transaction (64 by default) per connection.
+MAX_QUEUE_LOCKS = 32
 # The newest pending row of each queue, if nobody holds a claim on it; locked so that a
 # claim cannot take it between the fold and the commit.
 _WAITING = (
@@ -474,7 +483,11 @@ class PostgresStore:
             )
         if unit.outbox:
             queues = {self._queue_key(n.channel, o.id if o else None) for o, n in unit.outbox}
-            await conn.execute(_LOCK_QUEUES, sorted(queues))
+            every = self._queue_key("*", None)  # no channel is named "*"
+            if len(queues) > MAX_QUEUE_LOCKS:
+                await conn.execute(_LOCK_ALL_QUEUES, every)
+            else:
+                await conn.execute(_LOCK_QUEUES, every, sorted(queues))
             await _enqueue(conn, [(o.id if o else None, n) for o, n in unit.outbox], at)
         if unit.cancel_timers:
             await conn.execute(_CANCEL_TIMERS, at, [i.id for i in unit.cancel_timers])

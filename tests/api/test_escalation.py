@@ -182,3 +182,33 @@ async def test_severity_raised_after_ack_pages_under_the_new_policy(
     await receiver.fire()  # the ack stands: no further steps, no breach
     assert await paged(receiver) == [("kang", 0), ("kang", 0)]
     assert receiver.metric("receiver_ack_sla_breaches_total", severity="P1") == 0
+
+
+async def test_step_zero_pages_in_the_commit_that_opens_the_incident(
+    receiver: Receiver, clock: FakeClock
+) -> None:
+    """The first page is written with the alert that causes it: it is in the outbox the
+    moment the webhook is answered, with no timer to fire first, and counted as step 0."""
+    incident_id = await receiver.post(alert())  # P1, pages at once
+    assert await paged(receiver) == [("kim", 0)]  # no fire(): nothing went through timers
+    [page] = [d for d in await receiver.store.deliveries("pending", None, 50) if d.kind == "page"]
+    assert page.next_attempt_at == clock.now
+    assert receiver.metric("receiver_escalations_total", severity="P1", step="0") == 1
+    assert await receiver.service.fire_due_timers() == 0  # step 0 is not also a timer
+    clock.advance(minutes=15)  # the later steps still are
+    await receiver.fire()
+    assert [step for _, step in await paged(receiver)] == [0, 1]
+    assert receiver.metric("receiver_escalations_total", severity="P1", step="1") == 1
+    events = [e.event for e in await receiver.store.timeline(incident_id)]
+    assert events[:2] == ["opened", "paged"]
+
+
+async def test_a_page_held_for_business_hours_is_still_a_timer(
+    receiver: Receiver, clock: FakeClock
+) -> None:
+    clock.now = datetime(2026, 11, 26, 14, 0, tzinfo=UTC)  # 23:00 in Seoul
+    await receiver.post(alert(alertname="KISTokenExpiringSoon"))  # P2: business hours
+    assert await paged(receiver) == []
+    clock.now = datetime(2026, 11, 27, 0, 0, tzinfo=UTC)  # 09:00 in Seoul
+    await receiver.fire()
+    assert [step for _, step in await paged(receiver)] == [0]

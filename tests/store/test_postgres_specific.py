@@ -407,3 +407,23 @@ async def test_queue_locks_belong_to_the_schema_however_it_is_chosen(schema: str
         hashlib.blake2b(b"\x00jira\x007", digest_size=8).digest(), "big", signed=True
     )
     assert keys[3] == legacy_scope not in keys[:3]
+
+
+async def test_a_unit_with_thousands_of_queues_commits(schema: str) -> None:
+    """One queue lock each would overflow the server's lock table (max_locks_per_transaction
+    is 64 per connection by default): a unit of more queues locks them all at once."""
+    store = PostgresStore(POSTGRES_URL, schema=schema)
+    await store.open()
+    try:
+        incidents = [new_incident(f"db/{n}") for n in range(7000)]
+        unit = UnitOfWork(incidents=list(incidents))
+        for incident in incidents:
+            unit.notify(incident, note("incident.opened"))
+            unit.notify(incident, note("incident.opened", channel="slack"))
+        await store.commit(unit, T0)
+        small = new_incident("db/small")  # an ordinary unit still takes its own locks
+        await store.commit(UnitOfWork(incidents=[small], outbox=[(small, note("x"))]), T0)
+        pending, _ = await store.outbox_stats(T0)
+        assert pending == 2 * 7000 + 1
+    finally:
+        await store.close()
