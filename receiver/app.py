@@ -30,6 +30,7 @@ from receiver.api.webhook import webhook
 from receiver.config.holder import RulesHolder
 from receiver.config.loader import ConfigError
 from receiver.digest import digest_loop
+from receiver.domain.preview import preview
 from receiver.ingest import IngestQueue
 from receiver.metrics import CHANNELS, Metrics
 from receiver.notify.base import LogNotifier, Notifier
@@ -40,6 +41,7 @@ from receiver.reload import reload_rules
 from receiver.service import IncidentService
 from receiver.settings import Settings
 from receiver.store import Store, StoreUnavailable, store_from_url
+from receiver.store.base import OutboxItem
 from receiver.timers import timer_loop
 
 log = structlog.get_logger("receiver")
@@ -63,7 +65,11 @@ def default_notifiers(
     clock: Callable[[], datetime],
 ) -> dict[str, Notifier]:
     """A real notifier for every channel that has its settings, log-only for the rest."""
-    notifiers: dict[str, Notifier] = {channel: LogNotifier(channel) for channel in CHANNELS}
+
+    def shown(item: OutboxItem) -> str:
+        return preview(item.channel, item.kind, item.incident_id, item.payload, rules.current)
+
+    notifiers: dict[str, Notifier] = {channel: LogNotifier(channel, shown) for channel in CHANNELS}
     if settings.jira_url:
         token = settings.jira_token.get_secret_value() if settings.jira_token else None
         notifiers["jira"] = JiraNotifier(
@@ -77,7 +83,11 @@ def default_notifiers(
         )
     if settings.slack_token:
         slack, pager, poster = slack_notifiers(
-            settings.slack_token.get_secret_value(), settings.slack_api_url, store, rules
+            settings.slack_token.get_secret_value(),
+            settings.slack_api_url,
+            store,
+            rules,
+            settings.jira_url,
         )
         notifiers.update(slack=slack, pager=pager, announce=poster, digest=poster)
     return notifiers
@@ -109,6 +119,7 @@ def create_app(
         poll_seconds=settings.outbox_poll_seconds,
         lease_seconds=settings.outbox_lease_seconds,
         concurrency=settings.outbox_concurrency,
+        on_issue=lambda ids: service.issue_linked(ids),
     )
 
     def committed() -> None:  # new outbox rows or timers may be due right away

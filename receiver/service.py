@@ -69,7 +69,12 @@ class _KeyState:
 
 
 def _apply_fired(
-    unit: UnitOfWork, incident: Incident, fired: Fired, cfg: RulesConfig, due_at: datetime
+    unit: UnitOfWork,
+    incident: Incident,
+    fired: Fired,
+    cfg: RulesConfig,
+    due_at: datetime,
+    alert: AlertRecord | None,
 ) -> None:
     """Add what a fired timer does to a unit: its timeline entries, the JIRA note, pages."""
     unit.events.extend((incident, e) for e in fired.events)
@@ -78,7 +83,7 @@ def _apply_fired(
         for channel in CHANNELS_BY_KIND.get(kind, ()):
             unit.notify(incident, NewNotification(channel, kind, payload))
     for page in fired.pages:
-        payload = page_payload(page, incident, cfg, due_at)
+        payload = page_payload(page, incident, cfg, due_at, alert)
         unit.notify(incident, NewNotification("pager", "page", payload))
 
 
@@ -87,12 +92,16 @@ def _fire_due_now(unit: UnitOfWork, cfg: RulesConfig, now: datetime) -> list[tup
     raise): their pages commit with the alerts that caused them and go out as soon as the
     commit lands, with no round through the timer loop. Returns (severity, step) of each
     step that paged someone."""
-    paged = []
-    for incident, timer in unit.take_timers(
-        lambda t: t.kind is TimerKind.ESCALATION and t.due_at <= now
-    ):
+    paged: list[tuple[str, int]] = []
+    due = unit.take_timers(lambda t: t.kind is TimerKind.ESCALATION and t.due_at <= now)
+    if not due:
+        return paged
+    alerts: dict[int, AlertRecord] = {}  # an alert of each incident, for the page's brief
+    for owner, record in unit.alerts:
+        alerts.setdefault(id(owner), record)
+    for incident, timer in due:
         fired = fire(incident, timer, cfg, now)
-        _apply_fired(unit, incident, fired, cfg, timer.due_at)
+        _apply_fired(unit, incident, fired, cfg, timer.due_at, alerts.get(id(incident)))
         if fired.pages:
             paged.append((incident.severity, timer.step))
     return paged
@@ -297,7 +306,11 @@ class IncidentService:
             return
         fired = fire(incident, timer, cfg, now)
         unit = UnitOfWork(fired_timers=[timer.id])
-        _apply_fired(unit, incident, fired, cfg, timer.due_at)
+        alert = None
+        if fired.pages:
+            found = await self.store.incident_alerts([timer.incident_id], 1)
+            alert = next(iter(found.get(timer.incident_id, [])), None)
+        _apply_fired(unit, incident, fired, cfg, timer.due_at, alert)
         try:
             await self.store.commit(unit, now)
         except Conflict:
@@ -349,6 +362,21 @@ class IncidentService:
     async def resolve(self, incident_id: int, by: str) -> tuple[Reason, Incident]:
         """Resolve by hand."""
         return await self._manual(incident_id, by, decide_resolve)
+
+    async def issue_linked(self, incident_ids: Sequence[int]) -> None:
+        """These incidents' JIRA issues exist now: their Slack messages are brought up to
+        date (the post said "JIRA pending" until then)."""
+        cfg = self.rules.current
+        unit = UnitOfWork()
+        for incident_id in incident_ids:
+            incident = await self.store.get_incident(incident_id)
+            if incident is None:
+                continue
+            payload = notification_payload("incident.jira_linked", incident, [], cfg)
+            unit.notify(incident, NewNotification("slack", "incident.jira_linked", payload))
+        if unit.outbox:
+            await self.store.commit(unit, self.clock())
+            self.on_commit()
 
     async def refresh_gauges(self) -> None:
         """Recompute the gauges that describe stored state."""

@@ -245,6 +245,11 @@ async def exchange(
 # What reached the fake Slack and JIRA: text from alerts is shown, never read as markup.
 SLACK_TEXT_MAX = 3000
 _OWN_MENTION = re.compile(r"<@[UW][A-Z0-9]+>")  # the page's mention of the paged person
+# A page's links: an http(s) address (nothing in it that ends or splits the link) under a
+# label the receiver wrote, never one the alert chose.
+_OWN_LINK = re.compile(
+    r"<https?://[^\s|<>]+\|(?:Runbook|Prometheus graph|Alertmanager|JIRA [A-Z][A-Z0-9]*-\d+)>"
+)
 _GUARDED = re.compile("\u200b[*_~`]\u200b")
 _HEADLINE_TAG = re.compile(r"\*\[[^\s*\[\]]*\]\[[^\s*\[\]]*\]\*")  # *[P1][api]*
 _IN_WORD = re.compile(r"(?<=[^\W_])[*_~](?=[^\W_])")
@@ -290,7 +295,7 @@ def slack_problems(text: str) -> list[str]:
     problems = []
     if len(text.encode("utf-16-le")) // 2 > SLACK_TEXT_MAX:
         problems.append(f"{len(text)} characters")
-    rest = _OWN_MENTION.sub("", text)
+    rest = _OWN_LINK.sub("", _OWN_MENTION.sub("", text))
     if "<" in rest:
         problems.append("a raw <")
     if re.search(r"@(?:here|channel|everyone)\b", rest):

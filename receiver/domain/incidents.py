@@ -63,8 +63,18 @@ class Reason(enum.StrEnum):
 
 
 def _summary(alert: Alert, route: Route) -> str:
-    text = alert.annotations.get("summary") or alert.labels.get("alertname") or route.rule
-    where = ", ".join(v for k, v in route.group_labels.items() if k != "alertname" and v)
+    """The alert's summary (else the rule's, else the alert's name) and where it fires,
+    without the label values the text already names ("order-api is down", not
+    "order-api is down — order-api")."""
+    text = (
+        alert.annotations.get("summary")
+        or route.summary
+        or alert.labels.get("alertname")
+        or route.rule
+    )
+    where = ", ".join(
+        v for k, v in route.group_labels.items() if k != "alertname" and v and v not in text
+    )
     return f"{text} — {where}" if where else text
 
 

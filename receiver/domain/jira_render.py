@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from receiver.config.durations import format_duration
 from receiver.config.models import RulesConfig
@@ -177,11 +178,24 @@ def _expected_actual(alerts: Sequence[AlertRecord]) -> list[str]:
     return []
 
 
-def _alert_row(alert: AlertRecord) -> str:
+def minute(moment: datetime, zone: ZoneInfo) -> str:
+    """A time as people read it in the team's zone: ``2026-11-26 10:00 KST``."""
+    return stamp(moment, zone, "%Y-%m-%d %H:%M")
+
+
+def _minute_of(value: object, zone: ZoneInfo) -> str:
+    """An ISO time from a payload in the team's zone to the minute; as given if unreadable."""
+    try:
+        return minute(datetime.fromisoformat(str(value)), zone)
+    except ValueError:
+        return wiki(cut(str(value), NOTE_MAX))
+
+
+def _alert_row(alert: AlertRecord, zone: ZoneInfo) -> str:
     shown = ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items()))
     return (
         f"|{alert.status.value}|{wiki(alert.labels.get('alertname', ''))}|"
-        f"{wiki(cut(shown, 500))}|{alert.starts_at.isoformat()}|"
+        f"{wiki(cut(shown, 500))}|{minute(alert.starts_at, zone)}|"
     )
 
 
@@ -191,6 +205,7 @@ def description(
     """The issue description in JIRA wiki markup, at most 32,767 characters."""
     policy = cfg.severities.get(incident.severity)
     team = cfg.teams.get(incident.team)
+    zone = zone_of(incident, cfg)
     deadline = respond_by(incident, cfg)
     within = f" (within {format_duration(policy.respond_within)})" if policy else ""
     first = alerts[0] if alerts else None
@@ -199,11 +214,11 @@ def description(
         f"h2. {wiki(summary(incident))}",
         f"*Severity:* {wiki(incident.severity)}"
         + (f" — JIRA priority {wiki(policy.jira_priority)}" if policy else ""),
-        f"*Respond by:* {deadline.isoformat() if deadline else 'n/a'}{within}",
+        f"*Respond by:* {minute(deadline, zone) if deadline else 'n/a'}{within}",
         f"*Category:* {wiki(incident.category)} — owning team *{wiki(incident.team)}*"
         + (f" ({wiki(team.channel)})" if team else ""),
         f"*Incident:* #{incident.id} {wiki(cut(incident.key, NOTE_MAX))}",
-        f"*First alert:* {incident.first_starts_at.isoformat()}",
+        f"*First alert:* {minute(incident.first_starts_at, zone)}",
         "h3. Environment",
         *_table(
             [(k, first.labels[k]) for k in ENVIRONMENT_LABELS if first and first.labels.get(k)]
@@ -225,7 +240,7 @@ def description(
     reserve = 120  # room for the note about left-out alerts
     shown = 0
     for alert in alerts:
-        row = "\n" + _alert_row(alert)
+        row = "\n" + _alert_row(alert, zone)
         if len(text) + len(row) > TEXT_MAX - reserve:
             break
         text += row
@@ -276,7 +291,10 @@ def comment(kind: str, payload: dict[str, Any], cfg: RulesConfig) -> str:
     """The comment an event adds to the issue."""
     events: list[dict[str, Any]] = payload.get("events", [])
     incident = payload.get("incident", {})
-    at = events[-1]["at"] if events else ""
+    team = cfg.teams.get(str(incident.get("team")))
+    rotation = cfg.rotations.get(team.rotation) if team else None
+    zone = ZoneInfo(rotation.timezone) if rotation else ZoneInfo("UTC")
+    at = _minute_of(events[-1]["at"], zone) if events else ""
     if kind == "incident.alerts_joined":
         count = sum(int(e.get("count", 0)) for e in events if e.get("event") == "alerts_joined")
         dropped = payload.get("events_dropped", 0)
@@ -311,7 +329,7 @@ def comment(kind: str, payload: dict[str, Any], cfg: RulesConfig) -> str:
             )
             verb = "Paged" if step.get("event") == "paged" else "Escalated"
             number = _name(step.get("step", "?"))
-            lines.append(f"{verb} (step {number}) at {step['at']} to {people}.")
+            lines.append(f"{verb} (step {number}) at {_minute_of(step['at'], zone)} to {people}.")
         return fit("\n".join(lines), COMMENT_MAX) or f"Escalated at {at}."
     if kind == "incident.reopened":
         return (

@@ -54,6 +54,7 @@ class Route:
     jira_project: str
     jira_priority: str
     issue_type: str
+    summary: str | None = None  # the rule's own, for alerts without a summary annotation
 
 
 @dataclass

@@ -7,7 +7,8 @@ from typing import Any
 
 from receiver.config.models import RulesConfig
 from receiver.domain.escalation import Page
-from receiver.domain.model import Event, Incident
+from receiver.domain.model import AlertRecord, Event, Incident
+from receiver.domain.timeline import stamp, zone_of
 
 # JIRA follows everything; the alerts channel hears state changes, not every join.
 CHANNELS_BY_KIND: dict[str, tuple[str, ...]] = {
@@ -72,14 +73,42 @@ def snapshot(incident: Incident, cfg: RulesConfig) -> dict[str, Any]:
     }
 
 
+def brief(incident: Incident, alert: AlertRecord | None, cfg: RulesConfig) -> dict[str, Any]:
+    """What a person paged at 3 a.m. needs to act, fixed when the page was decided: what
+    broke, since when and by when to respond (in the team's time zone), expected against
+    actual, how many alerts, and where to look. Texts are raw; renderers escape them."""
+    zone = zone_of(incident, cfg)
+    policy = cfg.severities.get(incident.severity)
+    notes = {**(alert.labels if alert else {}), **(alert.annotations if alert else {})}
+    respond = incident.first_starts_at + policy.respond_within if policy else None
+    return {
+        "trigger": "reopened" if incident.triggered_at > incident.opened_at else "opened",
+        "description": notes.get("description"),
+        "since": stamp(incident.first_starts_at, zone, "%Y-%m-%d %H:%M"),
+        "respond_by": stamp(respond, zone, "%Y-%m-%d %H:%M") if respond else None,
+        "expected": notes.get("expected") or notes.get("threshold"),
+        "actual": notes.get("actual") or notes.get("value"),
+        "alerts": incident.firing_alerts,
+        "runbook_url": notes.get("runbook_url"),
+        "graph_url": alert.generator_url if alert else None,
+        "alertmanager_url": incident.alertmanager_url or None,
+    }
+
+
 def page_payload(
-    page: Page, incident: Incident, cfg: RulesConfig, due_at: datetime
+    page: Page,
+    incident: Incident,
+    cfg: RulesConfig,
+    due_at: datetime,
+    alert: AlertRecord | None = None,
 ) -> dict[str, Any]:
     """What the pager needs to reach one person about an incident; ``due_at`` (when the
-    step was due) is where its page latency is measured from."""
+    step was due) is where its page latency is measured from, ``alert`` one of its alerts
+    for the brief."""
     person = cfg.people.get(page.person)
     return {
         "due_at": due_at.isoformat(),
+        "brief": brief(incident, alert, cfg),
         "person": page.person,
         "name": person.name if person else page.person,
         "slack_id": person.slack_id if person else None,

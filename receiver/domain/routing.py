@@ -114,4 +114,5 @@ def _build(
         jira_project=cfg.teams[team].jira_project or cfg.jira.project,
         jira_priority=cfg.severities[severity].jira_priority,
         issue_type=cfg.jira.issue_type,
+        summary=rule.summary if rule else None,
     )

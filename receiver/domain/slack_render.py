@@ -132,9 +132,11 @@ def event_text(kind: str, incident: dict[str, Any], names: dict[str, str]) -> st
     within Slack's limit."""
     severity = shown(incident.get("severity"))
     base = f"[{severity}][{shown(incident.get('category'))}] {shown(incident.get('summary'))}"
-    if kind == "incident.opened":
+    if kind == "incident.opened" or (
+        kind == "incident.jira_linked" and incident.get("status") == "triggered"
+    ):
         text = f"New incident: {base}"
-    elif kind in ("incident.acknowledged", "incident.resolved"):
+    elif kind == "incident.jira_linked" or kind in ("incident.acknowledged", "incident.resolved"):
         text = f"{status_line(incident, names)}: {base}"
     elif kind == "incident.reopened":
         text = f"Reopened: {base}"

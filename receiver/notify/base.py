@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import structlog
@@ -23,17 +23,20 @@ class LogNotifier:
 
     medium = "log"  # pages in log-only mode reach nobody: their latency says so
 
-    def __init__(self, channel: str) -> None:
+    def __init__(self, channel: str, render: Callable[[OutboxItem], str] | None = None) -> None:
         self.channel = channel
+        self.render = render  # the text its readers would see
         self.log = structlog.get_logger(f"receiver.notify.{channel}")
 
     async def deliver(self, item: OutboxItem) -> None:
-        """Log the delivery instead of sending it."""
+        """Log the delivery instead of sending it, with the text it would show."""
+        text = self.render(item) if self.render else None
         self.log.info(
             "would_send",
             channel=self.channel,
             kind=item.kind,
             incident_id=item.incident_id,
             outbox_id=item.id,
+            text=text,
             payload=item.payload,
         )

@@ -21,7 +21,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from receiver.config.holder import RulesHolder
-from receiver.domain import slack_render
+from receiver.domain import slack_page, slack_render
 from receiver.outbox.policy import (
     DeliveryError,
     Reason,
@@ -40,6 +40,7 @@ RETRYABLE_ERRORS = frozenset(
 )
 UPDATES = ("incident.acknowledged", "incident.resolved", "incident.reopened",
            "incident.severity_raised")  # fmt: skip
+ISSUE_LINKED = "incident.jira_linked"
 DELIVERY_EVENT = "alert_receiver_delivery"
 # How far before an outbox row was written an earlier copy is looked for: clock skew with Slack.
 LOOKBACK_MARGIN_SECONDS = 120.0
@@ -213,10 +214,13 @@ class SlackClient:
 
 
 class _Base:
-    def __init__(self, client: SlackClient, store: Store, rules: RulesHolder) -> None:
+    def __init__(
+        self, client: SlackClient, store: Store, rules: RulesHolder, jira_url: str | None = None
+    ) -> None:
         self.client = client
         self.store = store
         self.rules = rules
+        self.jira_url = jira_url  # where a page links the incident's issue
 
     def names(self) -> dict[str, str]:
         return {pid: p.name for pid, p in self.rules.current.people.items()}
@@ -279,6 +283,11 @@ class SlackNotifier(_Base):
             channel = self.rules.current.channels.alerts
             posted = await self._post_once(item, "alerts", channel, text, blocks)
             return [message(incident_id, posted, "alerts")]
+        if item.kind == ISSUE_LINKED:  # the channel post shows the key now; pages keep theirs
+            for channel_id, ts, purpose in messages:
+                if purpose == "alerts":
+                    await self.client.update(channel_id, ts, text, blocks)
+            return []
         if item.kind in UPDATES:
             for channel_id, ts, _ in messages:
                 await self.client.update(channel_id, ts, text, blocks)
@@ -303,11 +312,8 @@ class SlackPager(_Base):
         if not user:
             raise DeliveryError(f"{page.get('person')} has no slack_id to page", retryable=False)
         names = self.names()
-        note = f"You are paged (step {page.get('step')}, as {page.get('target')})."
-        blocks = slack_render.incident_blocks(incident_id, snapshot, names, note)
-        text = slack_render.fit(
-            f"Page: {slack_render.event_text('incident.opened', snapshot, names)}"
-        )
+        blocks = slack_page.page_blocks(incident_id, snapshot, names, page, self.jira_url)
+        text = slack_page.page_text(snapshot, names, page.get("brief") or {})
         dm = await self._post_once(item, "dm", str(user), text, blocks)
         effects = [message(incident_id, dm, "page")]  # recorded once, however often found
         team = snapshot.get("team_channel")
@@ -334,12 +340,13 @@ class SlackPoster(_Base):
 
 
 def slack_notifiers(
-    token: str, api_url: str, store: Store, rules: RulesHolder
+    token: str, api_url: str, store: Store, rules: RulesHolder, jira_url: str | None = None
 ) -> tuple[SlackNotifier, SlackPager, SlackPoster]:
-    """The Slack-backed notifiers over one client: incident traffic, pages, plain posts."""
+    """The Slack-backed notifiers over one client: incident traffic, pages (linking the JIRA
+    issue at ``jira_url``), plain posts."""
     client = SlackClient(token, api_url)
     return (
         SlackNotifier(client, store, rules),
-        SlackPager(client, store, rules),
+        SlackPager(client, store, rules, jira_url),
         SlackPoster(client, store, rules),
     )

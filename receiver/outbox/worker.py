@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 import structlog
@@ -35,6 +35,10 @@ DEFAULT_CONCURRENCY: dict[str, int] = {
     "digest": 1,
 }
 FALLBACK_CONCURRENCY = 2
+# After a delivery ends, a lane waits this long for others to end before it records them and
+# claims more: the outcomes share one transaction instead of one commit each. Pages wait for
+# nothing; the lanes that wait leave the store to them meanwhile.
+SETTLE_SECONDS: dict[str, float] = {"jira": 0.05, "slack": 0.02, "announce": 0.05, "digest": 0.05}
 # An adapter that raises something unexpected is tried this often in all, then dead-lettered,
 # so a bug never holds back an incident's later deliveries on that channel for long.
 MAX_CRASHES = 3
@@ -59,6 +63,7 @@ class Lane:
         self._tasks: set[asyncio.Task[None]] = set()
         self._kick = asyncio.Event()
         self._stopping = False
+        self.settle_seconds = SETTLE_SECONDS.get(channel, 0.0)
 
     def wake(self) -> None:
         """Claim now: new rows may be due, or a slot came free."""
@@ -79,6 +84,7 @@ class Lane:
             self.finished = finished + self.finished  # recorded with the next claim
             raise
         self.claimed.update((item.id, item) for item in items)
+        await self.worker.recorded(finished)
         return items
 
     def start(self, item: OutboxItem) -> asyncio.Task[None]:
@@ -112,6 +118,8 @@ class Lane:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(poll_seconds):
                     await self._kick.wait()
+            if self.finished and self.settle_seconds and not self._stopping:
+                await asyncio.sleep(self.settle_seconds)
 
     async def step(self) -> int:
         """Claim once and deliver what was claimed to the end (tests drive lanes this way)."""
@@ -149,6 +157,7 @@ class OutboxWorker:
         lease_seconds: float = 120.0,
         concurrency: Mapping[str, int] | None = None,
         rng: random.Random | None = None,
+        on_issue: Callable[[Sequence[int]], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.notifiers = notifiers
@@ -158,6 +167,7 @@ class OutboxWorker:
         self.poll_seconds = poll_seconds
         self.lease_seconds = lease_seconds
         self.rng = rng or random.Random()
+        self.on_issue = on_issue  # told of incidents whose JIRA issue was just recorded
         self.lanes = {
             channel: Lane(self, channel, lane_concurrency(concurrency or {}, channel))
             for channel in notifiers
@@ -202,6 +212,17 @@ class OutboxWorker:
             await self.store.claim_outbox(self.clock(), 0, self.lease_seconds, finished)
             for lane in self.lanes.values():
                 lane.finished, lane.claimed = [], {}
+
+    async def recorded(self, finished: Sequence[DeliveryOutcome]) -> None:
+        """Once outcomes are stored: tell of the JIRA issues they recorded (best effort: a
+        failure only leaves Slack showing "JIRA pending" until the incident's next event)."""
+        linked = [e.incident_id for o in finished for e in o.effects if e.kind == "jira_key"]
+        if not linked or self.on_issue is None:
+            return
+        try:
+            await self.on_issue(linked)
+        except Exception as exc:
+            log.warning("issue_link_not_queued", incidents=linked[:20], error=str(exc)[:300])
 
     async def deliver(self, item: OutboxItem) -> DeliveryOutcome:
         """Hand one row to its channel's notifier; the outcome says what to record."""

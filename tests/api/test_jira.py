@@ -347,6 +347,8 @@ async def test_comment_whose_answer_was_lost_is_not_posted_twice(
     a = alert()
     await post(client, a)
     await wait_for(lambda: len(jira.issues) == 1)
+    [key] = jira.issues
+    await wait_for(lambda: any(c.startswith("Paged") for c in jira.comments(key)))
     jira.fail_next_comment_after_commit(502)  # JIRA stores it, the proxy answers 502
     clock.advance(minutes=1)
     await post(client, resolved(a, clock.now))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+import structlog
 from prometheus_client import generate_latest
 
 from receiver.api.payload import WebhookPayload
@@ -21,6 +22,7 @@ from receiver.outbox.worker import OutboxWorker
 from receiver.service import IncidentService
 from receiver.store.base import OutboxItem
 from receiver.store.sqlite import SqliteStore
+from tests.conftest import AUTH
 from tests.fakes.notifiers import RecordingNotifier
 from tests.helpers import SHIPPED_RULES, FakeClock, metric, resolved, wait_for, webhook
 from tests.helpers import alert as any_alert
@@ -279,7 +281,7 @@ async def test_worker_runs_in_the_app_after_commit(tmp_path: Path) -> None:
     from aiohttp.test_utils import TestClient, TestServer
 
     from receiver.app import create_app
-    from tests.conftest import AUTH, make_settings
+    from tests.conftest import make_settings
 
     jira, slack, pager = RecordingNotifier(), RecordingNotifier(), RecordingNotifier()
     announce = RecordingNotifier()
@@ -338,3 +340,45 @@ async def test_workers_are_woken_only_for_what_is_due_now(tmp_path: Path, clock:
         assert len(wakes) == 2  # resolved: JIRA and Slack now, the waiting join with them
     finally:
         await store.close()
+
+
+async def test_a_notifier_that_crashes_is_dead_lettered_after_three_tries(
+    rig: Rig, clock: FakeClock
+) -> None:
+    """An unexpected exception is a bug, not an outage: three tries, then the row is dead
+    and the incident's next delivery on that channel goes out."""
+    rig.jira.fail_next(*(KeyError("fields") for _ in range(3)))
+    a = alert()
+    await rig.post(a)
+    clock.advance(seconds=1)
+    await rig.post(resolved(a, clock.now))
+    for _ in range(3):
+        await rig.worker.run_once()
+        clock.advance(minutes=10)  # past any backoff
+    while await rig.worker.run_once():
+        pass
+    await rig.worker.flush()
+    assert rig.jira.attempts == 4
+    assert kinds(rig.jira) == ["incident.resolved"]
+    [dead] = await rig.store.deliveries("dead", None, 10)
+    assert (dead.kind, dead.attempts) == ("incident.opened", 3)
+    assert dead.last_error is not None and "KeyError" in dead.last_error
+    for outcome, count in (("retried", 2), ("failed", 1)):
+        labels = {"channel": "jira", "outcome": outcome, "reason": "crash"}
+        assert rig.metric("receiver_notifications_total", **labels) == count
+
+
+async def test_log_only_mode_logs_the_text_people_would_get(make_client: Any) -> None:
+    """Without accounts, each would-be delivery is logged with the text it would show."""
+    with structlog.testing.capture_logs() as logs:
+        client = await make_client()  # no JIRA or Slack settings: every channel logs
+        p1 = webhook(any_alert(annotations={"summary": "KIS token refresh failing"}))
+        assert (await client.post("/webhook", json=p1, headers=AUTH)).status == 200
+        await wait_for(lambda: {"pager", "jira", "slack"} <= {
+            e.get("channel") for e in logs if e["event"] == "would_send"
+        })  # fmt: skip
+    sent = {e["channel"]: e["text"] for e in logs if e["event"] == "would_send"}
+    assert sent["pager"].startswith("Page: New incident: [P1][api] KIS token refresh failing")
+    assert "You are paged (step 0, as oncall)" in sent["pager"]
+    assert sent["slack"].startswith("New incident: [P1][api] KIS token refresh failing")
+    assert sent["jira"].startswith("create issue: [P1][api] KIS token refresh failing")

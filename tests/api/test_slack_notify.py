@@ -209,3 +209,116 @@ async def test_a_huge_summary_is_cut_and_the_page_arrives(
     assert [p for text in slack_texts(slack) for p in slack_problems(text)] == []
     dead = await (await client.get("/api/v1/deliveries?status=dead", headers=API)).json()
     assert dead["deliveries"] == []
+
+
+async def test_a_page_says_what_broke_since_when_and_where_to_look(
+    make_client: ClientFactory, slack: FakeSlack, clock: FakeClock
+) -> None:
+    """What an on-call engineer woken at night needs is in the page itself: the summary and
+    description, since when and by when (team time zone), expected against actual, the
+    alert count, and links to the runbook, the JIRA issue, the graph and Alertmanager."""
+    async with FakeJira(user="bot", token="t") as jira:
+        client = await make_client(
+            slack_token="xoxb-receiver",
+            slack_api_url=slack.url,
+            jira_url=jira.url,
+            jira_user="bot",
+            jira_token="t",
+        )
+        notes = {
+            "summary": "KIS token refresh failing",
+            "description": "3 refreshes failed in 5m; orders are refused",
+            "runbook_url": "https://runbooks.example/kis-token?step=1&lang=ko",
+            "expected": "refresh succeeds",
+            "actual": "HTTP 500 from KIS",
+        }
+        body = webhook(alert(annotations=notes))
+        assert (await client.post("/webhook", json=body, headers=AUTH)).status == 200
+        await wait_for(lambda: bool(slack.dms_to("U0KIM")))
+        [dm] = slack.dms_to("U0KIM")
+        text = " ".join(str(block) for block in dm["blocks"])
+        assert dm["text"].startswith("Page: New incident: [P1][api] KIS token refresh failing")
+        for needle in (
+            "You are paged (step 0, as oncall). Respond by 2026-11-26 14:00 KST.",
+            "3 refreshes failed in 5m; orders are refused",
+            "Firing since 2026-11-26 10:00 KST",
+            "1 alert(s) firing",
+            "Expected: refresh succeeds · Actual: HTTP 500 from KIS",
+            "<https://runbooks.example/kis-token?step=1&amp;lang=ko|Runbook>",
+            "<http://prometheus.example:9090/graph?g0.expr=up|Prometheus graph>",
+            "<http://alertmanager.example:9093|Alertmanager>",
+        ):
+            assert needle in text, needle
+        assert [p for text in slack_texts(slack) for p in slack_problems(text)] == []
+
+
+async def test_a_page_links_the_jira_issue_once_it_exists(
+    make_client: ClientFactory, slack: FakeSlack, clock: FakeClock
+) -> None:
+    """A page fired after the issue was created (an escalation step) links it."""
+    async with FakeJira(user="bot", token="t") as jira:
+        client = await make_client(
+            slack_token="xoxb-receiver",
+            slack_api_url=slack.url,
+            jira_url=jira.url,
+            jira_user="bot",
+            jira_token="t",
+        )
+        assert (await client.post("/webhook", json=webhook(alert()), headers=AUTH)).status == 200
+        await wait_for(lambda: len(jira.issues) == 1)
+        [key] = jira.issues
+        for _ in range(200):  # until the key is recorded with the delivery's outcome
+            listed = await (await client.get("/api/v1/incidents", headers=API)).json()
+            if listed["incidents"][0]["jira_key"] == key:
+                break
+            await asyncio.sleep(0.02)
+        clock.advance(minutes=15)  # step 1: the team lead, after the issue exists
+        await wait_for(lambda: len(slack.dms_to("U0KIM")) == 2)
+        latest = slack.dms_to("U0KIM")[-1]
+        assert f"<{jira.url}/browse/{key}|JIRA {key}>" in str(latest["blocks"])
+
+
+async def test_a_reopened_incident_is_paged_as_reopened(
+    make_client: ClientFactory, slack: FakeSlack, clock: FakeClock
+) -> None:
+    client = await receiver(make_client, slack)
+    firing = alert()
+    assert (await client.post("/webhook", json=webhook(firing), headers=AUTH)).status == 200
+    clock.advance(minutes=5)
+    gone = {**firing, "status": "resolved", "endsAt": firing["startsAt"]}
+    assert (await client.post("/webhook", json=webhook(gone), headers=AUTH)).status == 200
+    clock.advance(minutes=5)
+    again = alert(starts=clock.now)
+    assert (await client.post("/webhook", json=webhook(again), headers=AUTH)).status == 200
+    await wait_for(lambda: len(slack.dms_to("U0KIM")) == 2)
+    reopened = slack.dms_to("U0KIM")[-1]
+    assert reopened["text"].startswith("Page: Reopened: [P1][api]")
+    assert "Reopened — You are paged" in str(reopened["blocks"])
+
+
+async def test_the_channel_post_shows_the_issue_once_it_exists(
+    make_client: ClientFactory, slack: FakeSlack
+) -> None:
+    """The alerts-channel post is updated when the JIRA issue is created, not at the ack."""
+    async with FakeJira(user="bot", token="t") as jira:
+        client = await make_client(
+            slack_token="xoxb-receiver",
+            slack_api_url=slack.url,
+            jira_url=jira.url,
+            jira_user="bot",
+            jira_token="t",
+        )
+        assert (await client.post("/webhook", json=webhook(alert()), headers=AUTH)).status == 200
+        await wait_for(lambda: len(jira.issues) == 1)
+        [key] = jira.issues
+
+        def post_names_the_issue() -> bool:
+            [post] = slack.posted_to(CFG.channels.alerts)
+            return f"JIRA {key}" in str(FakeSlack.latest(post)["blocks"])
+
+        await wait_for(post_names_the_issue)
+        [post] = slack.posted_to(CFG.channels.alerts)
+        assert FakeSlack.latest(post)["text"].startswith("New incident: [P1][api]")
+        assert [m for m in slack.posted_to(CFG.channels.alerts) if m["thread_ts"]] == []
+        [dm] = slack.dms_to("U0KIM")  # the page keeps what it says
+        assert "You are paged" in str(FakeSlack.latest(dm)["blocks"])

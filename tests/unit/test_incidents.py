@@ -325,3 +325,25 @@ def test_resolve_by_hand(status: Status, reason: Reason) -> None:
         assert change.incident.status is Status.RESOLVED
         assert change.incident.resolved_by == "lee"
         assert change.notifications == ["incident.resolved"]
+
+
+@pytest.mark.parametrize(
+    ("annotation", "rule_summary", "group", "expected"),
+    [
+        ("order-api is down", None, {"service": "order-api"}, "order-api is down"),
+        ("Errors high", None, {"service": "order-api"}, "Errors high — order-api"),
+        (None, "KIS token refresh failing", {"service": "kis-gateway"},
+         "KIS token refresh failing — kis-gateway"),
+        (None, None, {"alertname": "X", "service": "a"}, "X — a"),
+    ],
+)  # fmt: skip
+def test_summary_names_where_it_fires_once(
+    annotation: str | None, rule_summary: str | None, group: dict[str, str], expected: str
+) -> None:
+    """The alert's summary, else the rule's, then the group's label values it lacks."""
+    labels = {"alertname": "X", **group}
+    notes = {"summary": annotation} if annotation else {}
+    fired = Alert("fp", AlertStatus.FIRING, labels, notes, T0, None)
+    routed = replace(route(), summary=rule_summary, group_labels=group)
+    [change] = decide_batch(None, {}, 0, [(fired, routed)], T0, POLICY).changes
+    assert change.incident.summary == expected

@@ -73,7 +73,8 @@ def test_fields_of_a_p1_issue() -> None:
     assert {"severity-p1", "category-api", "team-backend"} <= set(fields["labels"])
     text = fields["description"]
     for needle in (
-        "*Respond by:* 2026-11-26T05:00:00+00:00 (within 4h)",
+        "*Respond by:* 2026-11-26 14:00 KST (within 4h)",  # the team's zone, to the minute
+        "*First alert:* 2026-11-26 10:00 KST",
         "owning team *backend*",
         "|env|beta|",
         "3 refreshes failed in 5m",
@@ -287,3 +288,12 @@ def test_comments_and_the_postmortem_escape_names_and_events() -> None:
     )
     assert jira_problems(text) == []
     assert "Acknowledged by Kim h1. \\[x\\|file&#58;///a\\]|" in text
+
+
+def test_comment_times_are_in_the_teams_zone_to_the_minute() -> None:
+    payload = {
+        "incident": {"team": "backend", "acknowledged_by": "kim"},
+        "events": [{"event": "acknowledged", "at": "2026-11-26T01:07:42.123456+00:00"}],
+    }
+    text = jira_render.comment("incident.acknowledged", payload, CFG)
+    assert "at 2026-11-26 10:07 KST." in text and "42.123456" not in text

@@ -1,0 +1,87 @@
+"""The Slack page: what an on-call engineer woken at 3 a.m. needs to act, in one message."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from receiver.domain.slack_render import (
+    event_text,
+    fit,
+    incident_blocks,
+    section,
+    shown,
+)
+
+DESCRIPTION_MAX = 1500  # characters of the alert's description shown in the page
+# Characters that would end or split a Slack link (<url|label>), or are not URL text at all.
+_URL_SAFE = "/:?#[]@!$&'()*+,;=%~-._"
+
+
+def link(url: object, label: str) -> str | None:
+    """A Slack link to an http(s) address, the address made safe inside ``<…|…>``; None for
+    anything else (a javascript: or file: address is never made a link)."""
+    if not isinstance(url, str) or not url.strip():
+        return None
+    text = url.strip()
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    # | < > and spaces are percent-encoded; Slack wants & written as &amp; inside a link
+    safe = quote(text, safe=_URL_SAFE).replace("&", "&amp;")
+    return f"<{safe}|{shown(label)}>"
+
+
+def page_text(incident: dict[str, Any], names: dict[str, str], brief: dict[str, Any]) -> str:
+    """The notification text of a page: whether it is new or reopened, and what broke."""
+    reopened = brief.get("trigger") == "reopened"
+    line = event_text("incident.reopened" if reopened else "incident.opened", incident, names)
+    return fit(f"Page: {line}")
+
+
+def page_blocks(
+    incident_id: int,
+    incident: dict[str, Any],
+    names: dict[str, str],
+    page: dict[str, Any],
+    jira_url: str | None = None,
+) -> list[dict[str, Any]]:
+    """The page's blocks: headline; why this person and by when to respond; what the alert
+    says; since when and how many alerts; expected against actual; the links; the status
+    with the incident's JIRA issue; Acknowledge and Resolve."""
+    brief: dict[str, Any] = page.get("brief") or {}
+    why = f"You are paged (step {shown(page.get('step'))}, as {shown(page.get('target'))})"
+    if brief.get("trigger") == "reopened":
+        why = f"Reopened — {why}"
+    if brief.get("respond_by"):
+        why += f". Respond by {shown(brief['respond_by'])}"
+    lines = [why + "."]
+    if brief.get("description"):
+        lines.append(shown(str(brief["description"])[:DESCRIPTION_MAX]))
+    facts = []
+    if brief.get("since"):
+        facts.append(f"Firing since {shown(brief['since'])}")
+    if brief.get("alerts") is not None:
+        facts.append(f"{shown(brief['alerts'])} alert(s) firing")
+    if facts:
+        lines.append(" · ".join(facts))
+    if brief.get("expected") or brief.get("actual"):
+        expected, actual = brief.get("expected") or "not given", brief.get("actual") or "not given"
+        lines.append(f"Expected: {shown(expected)} · Actual: {shown(actual)}")
+    key = incident.get("jira_key")
+    links = [
+        link(brief.get("runbook_url"), "Runbook"),
+        link(f"{jira_url.rstrip('/')}/browse/{quote(str(key))}", f"JIRA {key}")
+        if jira_url and key
+        else None,
+        link(brief.get("graph_url"), "Prometheus graph"),
+        link(brief.get("alertmanager_url"), "Alertmanager"),
+    ]
+    shown_links = [found for found in links if found]
+    if shown_links:
+        lines.append(" · ".join(shown_links))
+    blocks = incident_blocks(incident_id, incident, names)
+    return [blocks[0], *(section(line) for line in lines), *blocks[1:]]
