@@ -40,6 +40,17 @@ async def receiver(make_client: ClientFactory, fake: FakeSlack) -> Client:
     )
 
 
+async def with_jira(make_client: ClientFactory, fake: FakeSlack, jira: FakeJira) -> Client:
+    """A receiver on the fake Slack and the fake JIRA (user "bot", token "t")."""
+    return await make_client(
+        slack_token="xoxb-receiver",
+        slack_api_url=fake.url,
+        jira_url=jira.url,
+        jira_user="bot",
+        jira_token="t",
+    )
+
+
 def buttons(message: dict[str, Any]) -> list[str]:
     return [
         element["action_id"]
@@ -218,13 +229,7 @@ async def test_a_page_says_what_broke_since_when_and_where_to_look(
     description, since when and by when (team time zone), expected against actual, the
     alert count, and links to the runbook, the JIRA issue, the graph and Alertmanager."""
     async with FakeJira(user="bot", token="t") as jira:
-        client = await make_client(
-            slack_token="xoxb-receiver",
-            slack_api_url=slack.url,
-            jira_url=jira.url,
-            jira_user="bot",
-            jira_token="t",
-        )
+        client = await with_jira(make_client, slack, jira)
         notes = {
             "summary": "KIS token refresh failing",
             "description": "3 refreshes failed in 5m; orders are refused",
@@ -257,13 +262,7 @@ async def test_a_page_links_the_jira_issue_once_it_exists(
 ) -> None:
     """A page fired after the issue was created (an escalation step) links it."""
     async with FakeJira(user="bot", token="t") as jira:
-        client = await make_client(
-            slack_token="xoxb-receiver",
-            slack_api_url=slack.url,
-            jira_url=jira.url,
-            jira_user="bot",
-            jira_token="t",
-        )
+        client = await with_jira(make_client, slack, jira)
         assert (await client.post("/webhook", json=webhook(alert()), headers=AUTH)).status == 200
         await wait_for(lambda: len(jira.issues) == 1)
         [key] = jira.issues
@@ -301,13 +300,7 @@ async def test_the_channel_post_shows_the_issue_once_it_exists(
 ) -> None:
     """The alerts-channel post is updated when the JIRA issue is created, not at the ack."""
     async with FakeJira(user="bot", token="t") as jira:
-        client = await make_client(
-            slack_token="xoxb-receiver",
-            slack_api_url=slack.url,
-            jira_url=jira.url,
-            jira_user="bot",
-            jira_token="t",
-        )
+        client = await with_jira(make_client, slack, jira)
         assert (await client.post("/webhook", json=webhook(alert()), headers=AUTH)).status == 200
         await wait_for(lambda: len(jira.issues) == 1)
         [key] = jira.issues

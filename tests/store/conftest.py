@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from receiver.store import PostgresStore, SqliteStore, Store
@@ -34,3 +36,20 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         await opened.open()
         stack.push_async_callback(opened.close)
         yield opened
+
+
+@pytest.fixture
+async def schema() -> AsyncIterator[str]:
+    """A fresh PostgreSQL schema, dropped afterwards (for the PostgreSQL-only tests)."""
+    async with postgres_schema() as name:
+        yield name
+
+
+@pytest.fixture
+async def admin(schema: str) -> AsyncIterator[Any]:
+    """A plain connection to the schema, to look at rows and hold locks."""
+    conn = await asyncpg.connect(POSTGRES_URL, server_settings={"search_path": schema})
+    try:
+        yield conn
+    finally:
+        await conn.close()

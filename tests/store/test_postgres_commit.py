@@ -12,12 +12,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
 import pytest
 from structlog.testing import capture_logs
 
 from receiver.store import PostgresStore, StoreUnavailable, UnitOfWork
-from tests.postgres import POSTGRES_URL, postgres_schema
+from tests.postgres import POSTGRES_URL
 from tests.store.builders import T0, alert_record, new_incident, note
 from tests.store.pgcut import CommitCutter, Cut
 
@@ -29,22 +28,6 @@ CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
 CREATE CONSTRAINT TRIGGER refuse AFTER INSERT ON incidents
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse();
 """
-
-
-@pytest.fixture
-async def schema() -> AsyncIterator[str]:
-    async with postgres_schema() as name:
-        yield name
-
-
-@pytest.fixture
-async def admin(schema: str) -> AsyncIterator[Any]:
-    """A plain connection to the schema, to look at rows."""
-    conn = await asyncpg.connect(POSTGRES_URL, server_settings={"search_path": schema})
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
 import pytest
 
 from receiver.domain.escalation import Timer, TimerKind
@@ -37,22 +36,6 @@ from tests.postgres import POSTGRES_URL, postgres_schema
 from tests.store.builders import JOINED, T0, at, joined, new_incident, note, seed
 
 Replicas = tuple[PostgresStore, PostgresStore]
-
-
-@pytest.fixture
-async def schema() -> AsyncIterator[str]:
-    async with postgres_schema() as name:
-        yield name
-
-
-@pytest.fixture
-async def admin(schema: str) -> AsyncIterator[Any]:
-    """A plain connection to the schema, to look at rows and hold locks."""
-    conn = await asyncpg.connect(POSTGRES_URL, server_settings={"search_path": schema})
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 @pytest.fixture
