@@ -28,16 +28,17 @@ log = structlog.get_logger("receiver.outbox")
 # JIRA Cloud throttles a bot at a few requests a second, Slack posts at about one a second
 # per channel; pages go to different people and should never queue behind each other.
 DEFAULT_CONCURRENCY: dict[str, int] = {
-    "jira": 4,
-    "slack": 2,
+    "jira": 8,
+    "slack": 4,
     "pager": 8,
-    "announce": 1,
+    "announce": 2,
     "digest": 1,
 }
 FALLBACK_CONCURRENCY = 2
-# After a delivery ends, a lane waits this long for others to end before it records them and
-# claims more: the outcomes share one transaction instead of one commit each. Pages wait for
-# nothing; the lanes that wait leave the store to them meanwhile.
+# After a delivery ends while others of its lane are still under way, the lane waits this
+# long for more to end before it records them and claims again: the outcomes share one
+# transaction instead of one commit each. Pages wait for nothing; the lanes that wait leave
+# the store to them meanwhile.
 SETTLE_SECONDS: dict[str, float] = {"jira": 0.05, "slack": 0.02, "announce": 0.05, "digest": 0.05}
 # An adapter that raises something unexpected is tried this often in all, then dead-lettered,
 # so a bug never holds back an incident's later deliveries on that channel for long.
@@ -118,8 +119,8 @@ class Lane:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(poll_seconds):
                     await self._kick.wait()
-            if self.finished and self.settle_seconds and not self._stopping:
-                await asyncio.sleep(self.settle_seconds)
+            if self.finished and self.claimed and self.settle_seconds and not self._stopping:
+                await asyncio.sleep(self.settle_seconds)  # others under way may end meanwhile
 
     async def step(self) -> int:
         """Claim once and deliver what was claimed to the end (tests drive lanes this way)."""

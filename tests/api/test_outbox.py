@@ -374,11 +374,13 @@ async def test_log_only_mode_logs_the_text_people_would_get(make_client: Any) ->
         client = await make_client()  # no JIRA or Slack settings: every channel logs
         p1 = webhook(any_alert(annotations={"summary": "KIS token refresh failing"}))
         assert (await client.post("/webhook", json=p1, headers=AUTH)).status == 200
-        await wait_for(lambda: {"pager", "jira", "slack"} <= {
-            e.get("channel") for e in logs if e["event"] == "would_send"
+        wanted = {("pager", "page"), ("jira", "incident.opened"), ("slack", "incident.opened")}
+        await wait_for(lambda: wanted <= {
+            (e.get("channel"), e.get("kind")) for e in logs if e["event"] == "would_send"
         })  # fmt: skip
-    sent = {e["channel"]: e["text"] for e in logs if e["event"] == "would_send"}
-    assert sent["pager"].startswith("Page: New incident: [P1][api] KIS token refresh failing")
-    assert "You are paged (step 0, as oncall)" in sent["pager"]
-    assert sent["slack"].startswith("New incident: [P1][api] KIS token refresh failing")
-    assert sent["jira"].startswith("create issue: [P1][api] KIS token refresh failing")
+    sent = {(e["channel"], e["kind"]): e["text"] for e in logs if e["event"] == "would_send"}
+    page = sent["pager", "page"]
+    assert page.startswith("Page: New incident: [P1][api] KIS token refresh failing")
+    assert "You are paged (step 0, as oncall)" in page
+    assert sent["slack", "incident.opened"].startswith("New incident: [P1][api] KIS token")
+    assert sent["jira", "incident.opened"].startswith("create issue: [P1][api] KIS token")
