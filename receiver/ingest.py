@@ -64,13 +64,9 @@ class IngestQueue:
 
     async def _alone(self, alerts: Sequence[Alert]) -> IngestResult:
         """Commit a big webhook in a transaction of its own, beside the queue."""
-        try:
-            return (await self.service.ingest_many([alerts]))[0]
-        except StoreUnavailable:
-            raise
-        except Exception:
-            log.exception("ingest_failed", alerts=len(alerts))
-            raise StoreUnavailable("ingest failed") from None
+        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        await self._commit([(alerts, future)])
+        return await future
 
     async def _commit(self, batch: list[_Pending]) -> None:
         try:

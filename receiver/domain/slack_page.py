@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
+from receiver.domain.jira_render import web_url
 from receiver.domain.slack_render import (
     event_text,
     fit,
@@ -14,25 +15,15 @@ from receiver.domain.slack_render import (
 )
 
 DESCRIPTION_MAX = 1500  # characters of the alert's description shown in the page
-# Characters that would end or split a Slack link (<url|label>), or are not URL text at all.
-_URL_SAFE = "/:?#[]@!$&'()*+,;=%~-._"
 
 
 def link(url: object, label: str) -> str | None:
     """A Slack link to an http(s) address, the address made safe inside ``<…|…>``; None for
     anything else (a javascript: or file: address is never made a link)."""
-    if not isinstance(url, str) or not url.strip():
+    safe = web_url(url) if isinstance(url, str) else None  # | < > and spaces encoded
+    if safe is None:
         return None
-    text = url.strip()
-    try:
-        parts = urlsplit(text)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        return None
-    # | < > and spaces are percent-encoded; Slack wants & written as &amp; inside a link
-    safe = quote(text, safe=_URL_SAFE).replace("&", "&amp;")
-    return f"<{safe}|{shown(label)}>"
+    return f"<{safe.replace('&', '&amp;')}|{shown(label)}>"  # Slack writes & as &amp;
 
 
 def page_text(incident: dict[str, Any], names: dict[str, str], brief: dict[str, Any]) -> str:
