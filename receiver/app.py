@@ -30,18 +30,16 @@ from receiver.api.webhook import webhook
 from receiver.config.holder import RulesHolder
 from receiver.config.loader import ConfigError
 from receiver.digest import digest_loop
-from receiver.domain.preview import preview
 from receiver.ingest import IngestQueue
 from receiver.metrics import CHANNELS, Metrics
 from receiver.notify.base import LogNotifier, Notifier
-from receiver.notify.jira import JiraNotifier, jira_connector
+from receiver.notify.jira import JiraNotifier, LibraryJira, jira_connector
 from receiver.notify.slack import slack_notifiers
 from receiver.outbox.worker import OutboxWorker, lane_concurrency
 from receiver.reload import reload_rules
 from receiver.service import IncidentService
 from receiver.settings import Settings
 from receiver.store import Store, StoreUnavailable, store_from_url
-from receiver.store.base import OutboxItem
 from receiver.timers import timer_loop
 
 log = structlog.get_logger("receiver")
@@ -57,37 +55,22 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def default_notifiers(
-    settings: Settings,
-    store: Store,
-    rules: RulesHolder,
-    metrics: Metrics,
-    clock: Callable[[], datetime],
-) -> dict[str, Notifier]:
+def default_notifiers(settings: Settings, metrics: Metrics) -> dict[str, Notifier]:
     """A real notifier for every channel that has its settings, log-only for the rest."""
-
-    def shown(item: OutboxItem) -> str:
-        return preview(item.channel, item.kind, item.incident_id, item.payload, rules.current)
-
-    notifiers: dict[str, Notifier] = {channel: LogNotifier(channel, shown) for channel in CHANNELS}
+    notifiers: dict[str, Notifier] = {channel: LogNotifier(channel) for channel in CHANNELS}
     if settings.jira_url:
         token = settings.jira_token.get_secret_value() if settings.jira_token else None
+        connect = jira_connector(
+            settings.jira_url, settings.jira_user, token, settings.jira_deployment
+        )
         notifiers["jira"] = JiraNotifier(
-            jira_connector(settings.jira_url, settings.jira_user, token, settings.jira_deployment),
-            store,
-            rules,
+            LibraryJira(connect),
             metrics,
-            clock,
-            settings.jira_url,
             threads=lane_concurrency(settings.outbox_concurrency, "jira"),
         )
     if settings.slack_token:
         slack, pager, poster = slack_notifiers(
-            settings.slack_token.get_secret_value(),
-            settings.slack_api_url,
-            store,
-            rules,
-            settings.jira_url,
+            settings.slack_token.get_secret_value(), settings.slack_api_url
         )
         notifiers.update(slack=slack, pager=pager, announce=poster, digest=poster)
     return notifiers
@@ -110,9 +93,7 @@ def create_app(
     store = store or store_from_url(settings.database_url)
     worker = OutboxWorker(
         store,
-        notifiers
-        if notifiers is not None
-        else default_notifiers(settings, store, rules, metrics, clock),
+        notifiers if notifiers is not None else default_notifiers(settings, metrics),
         metrics,
         clock,
         max_age=timedelta(seconds=settings.outbox_max_age_seconds),
@@ -133,6 +114,7 @@ def create_app(
         clock,
         on_commit=committed,
         coalesce_seconds=settings.coalesce_seconds,
+        jira_url=settings.jira_url,
     )
     timers = timer_loop(service, settings.outbox_poll_seconds, settings.outbox_lease_seconds)
 

@@ -15,6 +15,7 @@ from datetime import datetime
 import structlog
 
 from receiver.config.holder import RulesHolder
+from receiver.domain.delivery import Channel, Kind
 from receiver.domain.digest import (
     compute_digest,
     digest_zone,
@@ -24,14 +25,13 @@ from receiver.domain.digest import (
     week_start,
 )
 from receiver.polling import Poller
-from receiver.store.base import Conflict, NewNotification, Store, UnitOfWork
+from receiver.store.base import NewNotification, Store, UnitOfWork, until_committed
 
 log = structlog.get_logger("receiver.digest")
 
 SCHEDULE = "digest.weekly"
-KIND = "digest.weekly"
-CHANNEL = "digest"
-MAX_CONFLICT_RETRIES = 5
+KIND = Kind.DIGEST
+CHANNEL = Channel.DIGEST
 
 
 class WeeklyDigest:
@@ -60,7 +60,8 @@ class WeeklyDigest:
             return 0
         cfg = self.rules.current
         zone = digest_zone(cfg)
-        for _ in range(MAX_CONFLICT_RETRIES):
+
+        async def attempt() -> int:
             due = await self.store.schedule_next(SCHEDULE, next_due(now, zone))
             if now < due:
                 self._next = due
@@ -79,10 +80,8 @@ class WeeklyDigest:
                 outbox=[(None, NewNotification(CHANNEL, KIND, payload))],
                 advance_schedule=(SCHEDULE, due, following),
             )
-            try:
-                await self.store.commit(unit, now)
-            except Conflict:
-                continue  # another replica sent it meanwhile: read the new due time
+            # a Conflict: another replica sent it meanwhile, and the next read says when next
+            await self.store.commit(unit, now)
             self._next = following
             log.info(
                 "digest_queued",
@@ -92,7 +91,8 @@ class WeeklyDigest:
             )
             self.on_commit()
             return 1
-        return 0
+
+        return await until_committed(attempt)
 
 
 def digest_loop(

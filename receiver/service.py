@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from receiver.config.holder import RulesHolder
 from receiver.config.models import RulesConfig
+from receiver.domain import instructions
 from receiver.domain.announce import announcements_for
+from receiver.domain.delivery import Channel, Kind
 from receiver.domain.escalation import Fired, Timer, TimerKind, fire, plan
 from receiver.domain.incidents import (
     Change,
@@ -19,16 +21,11 @@ from receiver.domain.incidents import (
     decide_batch,
     decide_resolve,
 )
-from receiver.domain.model import Alert, AlertRecord, AlertStatus, Incident, Route
-from receiver.domain.notifications import (
-    CHANNELS_BY_KIND,
-    COALESCED_KINDS,
-    notification_payload,
-    page_payload,
-)
+from receiver.domain.model import Alert, AlertRecord, AlertStatus, Event, Incident, Route
+from receiver.domain.notifications import CHANNELS_BY_KIND, COALESCED_KINDS
 from receiver.metrics import Metrics
 from receiver.pacing import Pacer
-from receiver.store.base import Conflict, NewNotification, Store, StoreUnavailable, UnitOfWork
+from receiver.store.base import Conflict, NewNotification, Store, UnitOfWork, until_committed
 
 
 @dataclass
@@ -56,7 +53,6 @@ def policy_of(cfg: RulesConfig) -> Policy:
     return Policy(cfg.jira.reopen_window, lambda sev: order.get(sev, -1))
 
 
-MAX_CONFLICT_RETRIES = 5
 ROUTE_SLICE = 256  # alerts routed between two looks at the clock (a few ms when none is cached)
 
 
@@ -68,26 +64,65 @@ class _KeyState:
     known: dict[str, AlertRecord]
 
 
+@dataclass(frozen=True)
+class Context:
+    """What rendering an instruction needs besides the incident and the rules: this
+    installation's id (in the labels that find JIRA issues again) and JIRA's address (for
+    links to issues)."""
+
+    installation: str
+    jira_url: str | None = None
+
+
+@dataclass(frozen=True)
+class _Notice:
+    """A change whose instructions are rendered once its incident has its id: the incident
+    as the change left it, the unit's object for it, the change, and how many of the unit's
+    timeline entries existed once it was made (a postmortem shows those of its incident)."""
+
+    incident: Incident
+    owner: Incident
+    change: Change
+    events: int
+
+
+def _instruction(
+    channel: str,
+    kind: str,
+    incident: Incident,
+    events: Sequence[Event],
+    cfg: RulesConfig,
+    ctx: Context,
+    alerts: Sequence[AlertRecord] = (),
+) -> dict[str, object]:
+    if channel == Channel.JIRA:
+        return instructions.jira(kind, incident, events, cfg, ctx.installation, alerts)
+    return instructions.slack(kind, incident, cfg)
+
+
 def _apply_fired(
     unit: UnitOfWork,
     incident: Incident,
     fired: Fired,
     cfg: RulesConfig,
+    ctx: Context,
     due_at: datetime,
     alert: AlertRecord | None,
 ) -> None:
     """Add what a fired timer does to a unit: its timeline entries, the JIRA note, pages."""
     unit.events.extend((incident, e) for e in fired.events)
     for kind in fired.notifications:
-        payload = notification_payload(kind, incident, fired.events, cfg)
         for channel in CHANNELS_BY_KIND.get(kind, ()):
-            unit.notify(incident, NewNotification(channel, kind, payload))
+            order = _instruction(channel, kind, incident, fired.events, cfg, ctx)
+            unit.notify(incident, NewNotification(channel, kind, order))
     for page in fired.pages:
-        payload = page_payload(page, incident, cfg, due_at, alert)
-        unit.notify(incident, NewNotification("pager", "page", payload))
+        order = instructions.page(page, incident, cfg, due_at, alert, ctx.jira_url)
+        unit.notify(incident, NewNotification(Channel.PAGER, Kind.PAGE, order))
 
 
-def _fire_due_now(unit: UnitOfWork, cfg: RulesConfig, now: datetime) -> list[tuple[str, int]]:
+def _fire_due_now(
+    unit: UnitOfWork, cfg: RulesConfig, ctx: Context, now: datetime
+) -> list[tuple[str, int]]:
     """Fire within the unit the escalation steps due at once (step 0 of an open, reopen or
     raise): their pages commit with the alerts that caused them and go out as soon as the
     commit lands, with no round through the timer loop. Returns (severity, step) of each
@@ -101,7 +136,7 @@ def _fire_due_now(unit: UnitOfWork, cfg: RulesConfig, now: datetime) -> list[tup
         alerts.setdefault(id(owner), record)
     for incident, timer in due:
         fired = fire(incident, timer, cfg, now)
-        _apply_fired(unit, incident, fired, cfg, timer.due_at, alerts.get(id(incident)))
+        _apply_fired(unit, incident, fired, cfg, ctx, timer.due_at, alerts.get(id(incident)))
         if fired.pages:
             paged.append((incident.severity, timer.step))
     return paged
@@ -123,8 +158,11 @@ class IncidentService:
         clock: Callable[[], datetime],
         on_commit: Callable[[], None] = lambda: None,
         coalesce_seconds: float = 60.0,
+        jira_url: str | None = None,
     ) -> None:
         self.coalesce_seconds = coalesce_seconds
+        self.jira_url = jira_url  # where pages link the incident's issue
+        self._ctx: Context | None = None
         self.store = store
         self.rules = rules
         self.metrics = metrics
@@ -156,19 +194,27 @@ class IncidentService:
         for groups in routed:
             for key, batch in groups.items():
                 wanted[key].extend(alert.fingerprint for alert, _ in batch)
-        for attempt in range(MAX_CONFLICT_RETRIES):
+        ctx = await self.context()
+
+        async def attempt() -> tuple[
+            list[tuple[IngestResult, list[Incident]]], list[Incident], list[tuple[str, int]], bool
+        ]:
             now = self.clock()
             latest, known = await self.store.ingest_state(wanted)
-            results, unit, opened = await self._decide_ingest(
+            results, unit, opened, notices = await self._decide_ingest(
                 routed, latest, known, cfg, now, pacer
             )
-            paged = _fire_due_now(unit, cfg, now)
-            try:
-                await self.store.commit(unit, now)
-                break
-            except Conflict:
-                if attempt == MAX_CONFLICT_RETRIES - 1:
-                    raise StoreUnavailable("too many concurrent changes; retry later") from None
+            await self._assign_ids(unit, opened)
+            for notice in notices:
+                await self._render(unit, notice, cfg, ctx)
+                if pacer.due():
+                    await pacer.pause()
+            paged = _fire_due_now(unit, cfg, ctx, now)
+            await self.store.commit(unit, now)
+            due_now = bool(unit.timers) or any(n.coalesce_seconds == 0 for _, n in unit.outbox)
+            return results, opened, paged, due_now
+
+        results, opened, paged, due_now = await until_committed(attempt)
         for result, incidents in results:
             result.incidents = list(dict.fromkeys(i.id for i in incidents if i.id is not None))
         for status, count in ((AlertStatus.FIRING, firing), (AlertStatus.RESOLVED, total - firing)):
@@ -183,7 +229,7 @@ class IncidentService:
         answers = [result for result, _ in results]
         self.metrics.duplicates_suppressed.inc(sum(r.duplicates for r in answers))
         self.metrics.unknown_resolved.inc(sum(r.unknown_resolved for r in answers))
-        if unit.timers or any(note.coalesce_seconds == 0 for _, note in unit.outbox):
+        if due_now:
             self.on_commit()  # else nothing is due before the workers' next poll
         return answers
 
@@ -195,13 +241,16 @@ class IncidentService:
         cfg: RulesConfig,
         now: datetime,
         pacer: Pacer,
-    ) -> tuple[list[tuple[IngestResult, list[Incident]]], UnitOfWork, list[Incident]]:
+    ) -> tuple[
+        list[tuple[IngestResult, list[Incident]]], UnitOfWork, list[Incident], list[_Notice]
+    ]:
         policy = policy_of(cfg)
         states: dict[str, _KeyState] = {}
         for key, incident in latest.items():
             states[key] = _KeyState(incident, known.get(incident.id or 0, {}))
         unit = UnitOfWork()
         opened: list[Incident] = []
+        notices: list[_Notice] = []
         results: list[tuple[IngestResult, list[Incident]]] = []
         for groups in routed:
             result, touched = IngestResult(), []
@@ -223,11 +272,31 @@ class IncidentService:
                         state.latest, state.known = change.incident, {}
                         opened.append(change.incident)
                         result.opened += 1
-                    touched.append(self._collect(unit, change, cfg, state))
+                    incident = self._collect(unit, change, cfg, state)
+                    notices.append(_Notice(replace(incident), incident, change, len(unit.events)))
+                    touched.append(incident)
                 if pacer.due():
                     await pacer.pause()
             results.append((result, touched))
-        return results, unit, opened
+        return results, unit, opened, notices
+
+    async def context(self) -> Context:
+        """What rendering needs from outside the rules (the installation id, read once)."""
+        if self._ctx is None:
+            self._ctx = Context(await self.store.installation_id(), self.jira_url)
+        return self._ctx
+
+    async def _assign_ids(self, unit: UnitOfWork, opened: Sequence[Incident]) -> None:
+        """Give the incidents a decision opened their ids before anything about them is
+        rendered. (Ids of an attempt that conflicts are not used again: one of them may be
+        what the conflict was about.)"""
+        if not opened:
+            return
+        for incident, reserved in zip(
+            opened, await self.store.reserve_incident_ids(len(opened)), strict=True
+        ):
+            incident.id = reserved
+            unit.new.add(reserved)
 
     def _collect(
         self, unit: UnitOfWork, change: Change, cfg: RulesConfig, state: _KeyState | None = None
@@ -252,35 +321,45 @@ class IncidentService:
             state.latest = incident
         unit.touch(incident)
         unit.events.extend((incident, e) for e in change.events)
-        for kind in change.notifications:
-            channels = CHANNELS_BY_KIND.get(kind, ())
-            if not channels:
-                continue
-            payload = notification_payload(kind, incident, change.events, cfg)
-            wait = self.coalesce_seconds if kind in COALESCED_KINDS else 0.0
-            for channel in channels:
-                unit.notify(incident, NewNotification(channel, kind, payload, wait))
-        postmortem = cfg.jira.postmortem
-        if (
-            "incident.resolved" in change.notifications
-            and postmortem is not None
-            and incident.severity in postmortem.severities
-        ):  # after the resolve on the same queue: the issue is written from the full timeline
-            payload = notification_payload("incident.postmortem", incident, change.events, cfg)
-            unit.notify(incident, NewNotification("jira", "incident.postmortem", payload))
-        for kind, text in announcements_for(change.notifications, incident, change.events, cfg):
-            payload = {"channel": cfg.channels.announce, "text": text}
-            unit.notify(incident, NewNotification("announce", kind, payload))
         kinds = set(change.notifications)
-        if kinds & {"incident.opened", "incident.reopened", "incident.severity_raised"}:
+        if kinds & {Kind.OPENED, Kind.REOPENED, Kind.SEVERITY_RAISED}:
             trigger = incident.triggered_at
-            if "incident.severity_raised" in kinds and change.events:
+            if Kind.SEVERITY_RAISED in kinds and change.events:
                 trigger = max(trigger, change.events[-1].at)  # page under the new policy
             self._replan(unit, incident, cfg, trigger)
-        if kinds & {"incident.acknowledged", "incident.resolved"}:
+        if kinds & {Kind.ACKNOWLEDGED, Kind.RESOLVED}:
             unit.drop_timers(incident)
             unit.cancel(incident)
         return incident
+
+    async def _render(
+        self, unit: UnitOfWork, notice: _Notice, cfg: RulesConfig, ctx: Context
+    ) -> None:
+        """Queue the instructions of one change, rendered from the incident as the change
+        left it (with the id it has by now)."""
+        owner, change = notice.owner, notice.change
+        incident = replace(notice.incident, id=owner.id)
+        for kind in change.notifications:
+            wait = self.coalesce_seconds if kind in COALESCED_KINDS else 0.0
+            for channel in CHANNELS_BY_KIND.get(kind, ()):
+                order = _instruction(
+                    channel, kind, incident, change.events, cfg, ctx, change.alerts
+                )
+                unit.notify(owner, NewNotification(channel, kind, order, wait))
+        postmortem = cfg.jira.postmortem
+        if (
+            Kind.RESOLVED in change.notifications
+            and postmortem is not None
+            and incident.severity in postmortem.severities
+        ):  # after the resolve on the same queue: the issue is written from the full timeline
+            assert incident.id is not None
+            stored = [] if incident.id in unit.new else await self.store.timeline(incident.id)
+            timeline = [*stored, *(e for o, e in unit.events[: notice.events] if o is owner)]
+            order = instructions.postmortem(incident, timeline, cfg, ctx.installation)
+            unit.notify(owner, NewNotification(Channel.JIRA, Kind.POSTMORTEM, order))
+        for kind, text in announcements_for(change.notifications, incident, change.events, cfg):
+            order = {"channel": cfg.channels.announce, "text": text}
+            unit.notify(owner, NewNotification(Channel.ANNOUNCE, kind, order))
 
     @staticmethod
     def _replan(unit: UnitOfWork, incident: Incident, cfg: RulesConfig, trigger: datetime) -> None:
@@ -310,7 +389,7 @@ class IncidentService:
         if fired.pages:
             found = await self.store.incident_alerts([timer.incident_id], 1)
             alert = next(iter(found.get(timer.incident_id, [])), None)
-        _apply_fired(unit, incident, fired, cfg, timer.due_at, alert)
+        _apply_fired(unit, incident, fired, cfg, await self.context(), timer.due_at, alert)
         try:
             await self.store.commit(unit, now)
         except Conflict:
@@ -329,25 +408,26 @@ class IncidentService:
         decide: Callable[[Incident, str, datetime], tuple[Reason, Change | None]],
     ) -> tuple[Reason, Incident]:
         cfg = self.rules.current
-        for attempt in range(MAX_CONFLICT_RETRIES):
+
+        async def attempt() -> tuple[Reason, Incident, bool]:
             now = self.clock()
             incident = await self.store.get_incident(incident_id)
             if incident is None:
                 raise NotFound(incident_id)
             reason, change = decide(incident, by, now)
             if change is None:
-                return reason, incident
+                return reason, incident, False
             unit = UnitOfWork()
-            self._collect(unit, change, cfg)
-            try:
-                await self.store.commit(unit, now)
-            except Conflict:
-                if attempt == MAX_CONFLICT_RETRIES - 1:
-                    raise StoreUnavailable("too many concurrent changes; retry later") from None
-                continue
+            owner = self._collect(unit, change, cfg)
+            notice = _Notice(replace(owner), owner, change, len(unit.events))
+            await self._render(unit, notice, cfg, await self.context())
+            await self.store.commit(unit, now)
+            return reason, change.incident, True
+
+        reason, incident, changed = await until_committed(attempt)
+        if changed:
             self.on_commit()
-            return reason, change.incident
-        raise AssertionError("unreachable")
+        return reason, incident
 
     async def acknowledge(self, incident_id: int, by: str) -> tuple[Reason, Incident]:
         """Acknowledge by hand; observes alert-to-ack once, on the first ack."""
@@ -364,18 +444,20 @@ class IncidentService:
         return await self._manual(incident_id, by, decide_resolve)
 
     async def issue_linked(self, incident_ids: Sequence[int]) -> None:
-        """These incidents' JIRA issues exist now: their Slack messages are brought up to
-        date (the post said "JIRA pending" until then)."""
-        cfg = self.rules.current
+        """These incidents' JIRA issues exist now: the timeline says so (and so the
+        postmortem), and their Slack messages are brought up to date (the post said "JIRA
+        pending" until then)."""
+        cfg, now = self.rules.current, self.clock()
         unit = UnitOfWork()
         for incident_id in incident_ids:
             incident = await self.store.get_incident(incident_id)
-            if incident is None:
+            if incident is None or incident.jira_key is None:
                 continue
-            payload = notification_payload("incident.jira_linked", incident, [], cfg)
-            unit.notify(incident, NewNotification("slack", "incident.jira_linked", payload))
+            unit.events.append((incident, Event("jira_issue", now, {"key": incident.jira_key})))
+            order = instructions.slack(Kind.JIRA_LINKED, incident, cfg)
+            unit.notify(incident, NewNotification(Channel.SLACK, Kind.JIRA_LINKED, order))
         if unit.outbox:
-            await self.store.commit(unit, self.clock())
+            await self.store.commit(unit, now)
             self.on_commit()
 
     async def refresh_gauges(self) -> None:

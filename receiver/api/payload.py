@@ -84,12 +84,6 @@ class WebhookAlert(_Model):
     generatorURL: str = ""
     fingerprint: Annotated[str, Field(min_length=1, max_length=128)]
 
-    def to_domain(self, alertmanager_url: str = "", field: str = "alert") -> Alert:
-        """The domain's view of this alert; raises PayloadProblem naming the fields."""
-        if problems := self.problems(field):
-            raise PayloadProblem(problems)
-        return self._domain(alertmanager_url)
-
     def _domain(self, alertmanager_url: str) -> Alert:
         """The domain's view, its times checked; NUL characters are not looked for."""
         starts_at = _when(self.startsAt, "startsAt", required=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from receiver.config.models import AnnouncementTemplate, RulesConfig
+from receiver.domain.delivery import Kind
 from receiver.domain.model import Event, Incident
 from receiver.domain.slack_render import escape
 from receiver.domain.timeline import duration_text, stamp, zone_of
@@ -87,16 +88,16 @@ def announcements_for(
         return []
     out: list[tuple[str, str]] = []
     for kind in kinds:
-        if kind == "incident.opened":
-            out.append(("announce.opened", announcement("opened", incident, cfg)))
-        elif kind == "incident.reopened":
+        if kind == Kind.OPENED:
+            out.append((Kind.ANNOUNCE_OPENED, announcement("opened", incident, cfg)))
+        elif kind == Kind.REOPENED:
             again = incident.triggered_at.astimezone(UTC)
-            out.append(("announce.opened", announcement("opened", incident, cfg, again)))
-        elif kind == "incident.severity_raised":
+            out.append((Kind.ANNOUNCE_OPENED, announcement("opened", incident, cfg, again)))
+        elif kind == Kind.SEVERITY_RAISED:
             raised = [e for e in events if e.event == "severity_raised"]
             old = cfg.severities.get(str(raised[-1].data.get("from"))) if raised else None
             what = "raised" if old is not None and old.announce else "opened"
             out.append((f"announce.{what}", announcement(what, incident, cfg)))
-        elif kind == "incident.resolved":
-            out.append(("announce.resolved", announcement("resolved", incident, cfg)))
+        elif kind == Kind.RESOLVED:
+            out.append((Kind.ANNOUNCE_RESOLVED, announcement("resolved", incident, cfg)))
     return out

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from receiver.config.models import RulesConfig
+from receiver.domain.delivery import Kind
 from receiver.domain.model import Event, Incident, Status
 from receiver.domain.oncall import page_time, resolve_targets
 
@@ -99,5 +100,5 @@ def fire(incident: Incident, timer: Timer, cfg: RulesConfig, now: datetime) -> F
     people = [p.person for p in fired.pages]
     name = "paged" if timer.step == 0 else "escalated"
     fired.events.append(Event(name, now, {"step": timer.step, "people": people}))
-    fired.notifications.append("incident.escalated")
+    fired.notifications.append(Kind.ESCALATED)
     return fired

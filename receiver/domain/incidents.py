@@ -13,6 +13,7 @@ from copy import copy
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from receiver.domain.delivery import Kind
 from receiver.domain.model import (
     Alert,
     AlertRecord,
@@ -199,21 +200,21 @@ def decide_batch(
                 inc.acknowledged_at = inc.acknowledged_by = None
                 inc.resolved_at = inc.resolved_by = None
                 old.events.append(Event("reopened", now, {"alerts": len(records)}))
-                old.notifications.append("incident.reopened")
+                old.notifications.append(Kind.REOPENED)
             else:
                 old.events.append(
                     Event(
                         "alerts_joined", now, {"count": len(records), "fingerprints": _fps(records)}
                     )
                 )
-                old.notifications.append("incident.alerts_joined")
+                old.notifications.append(Kind.ALERTS_JOINED)
             old.alerts.extend(records)
             firing += len(records)
             if policy.rank(severity) < policy.rank(inc.severity):
                 old.events.append(
                     Event("severity_raised", now, {"from": inc.severity, "to": severity})
                 )
-                old.notifications.append("incident.severity_raised")
+                old.notifications.append(Kind.SEVERITY_RAISED)
                 inc.severity = severity
         else:
             inc = _new_incident(fresh, now, policy)
@@ -221,14 +222,14 @@ def decide_batch(
             opened.events.append(
                 Event("opened", now, {"severity": inc.severity, "alerts": len(records)})
             )
-            opened.notifications.append("incident.opened")
+            opened.notifications.append(Kind.OPENED)
             decision.changes.append(opened)
     if old is not None:
         if resolved and old.incident.is_open and firing <= 0:
             old.incident.status = Status.RESOLVED
             old.incident.resolved_at = now
             old.events.append(Event("resolved", now, {"reason": "all alerts resolved"}))
-            old.notifications.append("incident.resolved")
+            old.notifications.append(Kind.RESOLVED)
         if old.alerts or old.events:  # untouched when fresh alerts went to a new incident
             decision.changes.insert(0, old)
     return decision
@@ -245,7 +246,7 @@ def decide_ack(incident: Incident, by: str, now: datetime) -> tuple[Reason, Chan
     change.incident.acknowledged_at = now
     change.incident.acknowledged_by = by
     change.events.append(Event("acknowledged", now, {"by": by}))
-    change.notifications.append("incident.acknowledged")
+    change.notifications.append(Kind.ACKNOWLEDGED)
     return Reason.APPLIED, change
 
 
@@ -258,5 +259,5 @@ def decide_resolve(incident: Incident, by: str, now: datetime) -> tuple[Reason, 
     change.incident.resolved_at = now
     change.incident.resolved_by = by
     change.events.append(Event("resolved", now, {"by": by, "reason": "resolved by hand"}))
-    change.notifications.append("incident.resolved")
+    change.notifications.append(Kind.RESOLVED)
     return Reason.APPLIED, change

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from receiver.config.durations import format_duration
 from receiver.config.models import RulesConfig
+from receiver.domain.delivery import Kind
 from receiver.domain.model import AlertRecord, Event, Incident
 from receiver.domain.timeline import describe, measures, stamp, zone_of
 
@@ -29,6 +30,7 @@ NOTE_MAX = 1_000  # an annotation, label value or name, before escaping
 DESCRIPTION_MAX = 4_000  # the alert's own description, which may run to several lines
 URL_MAX = 4_000
 INCIDENT_LABEL_PREFIX = "receiver-incident-"
+ALERTS_IN_DESCRIPTION = 200  # alerts listed in a new issue's description
 # Labels that tell an engineer where something broke, shown in their own table.
 ENVIRONMENT_LABELS = (
     "env", "environment", "cluster", "region", "namespace", "service", "job", "instance", "pod"
@@ -287,6 +289,12 @@ def _name(value: object) -> str:
     return wiki(cut(str(value), NOTE_MAX))
 
 
+def joined_comment(count: int, updates: int, last_at: str) -> str:
+    """The comment on alerts joining the incident, ``updates`` webhooks folded into one."""
+    over = f" over {updates} updates" if updates > 1 else ""
+    return cut(f"{count} more alert(s) joined this incident{over}, last at {last_at}.", COMMENT_MAX)
+
+
 def comment(kind: str, payload: dict[str, Any], cfg: RulesConfig) -> str:
     """The comment an event adds to the issue."""
     events: list[dict[str, Any]] = payload.get("events", [])
@@ -295,12 +303,10 @@ def comment(kind: str, payload: dict[str, Any], cfg: RulesConfig) -> str:
     rotation = cfg.rotations.get(team.rotation) if team else None
     zone = ZoneInfo(rotation.timezone) if rotation else ZoneInfo("UTC")
     at = _minute_of(events[-1]["at"], zone) if events else ""
-    if kind == "incident.alerts_joined":
+    if kind == Kind.ALERTS_JOINED:
         count = sum(int(e.get("count", 0)) for e in events if e.get("event") == "alerts_joined")
-        dropped = payload.get("events_dropped", 0)
-        more = f" (and more in {dropped} earlier update(s))" if dropped else ""
-        return cut(f"{count} more alert(s) joined this incident{more}, last at {at}.", COMMENT_MAX)
-    if kind == "incident.severity_raised":
+        return joined_comment(count, int(payload.get("coalesced", 1)), at)
+    if kind == Kind.SEVERITY_RAISED:
         raised = [e for e in events if e.get("event") == "severity_raised"]
         old, new = (raised[-1]["from"], raised[-1]["to"]) if raised else ("?", "?")
         priority = cfg.severities[new].jira_priority if new in cfg.severities else "?"
@@ -308,11 +314,11 @@ def comment(kind: str, payload: dict[str, Any], cfg: RulesConfig) -> str:
             f"Severity raised from {_name(old)} to {_name(new)} at {at}; "
             f"priority set to {_name(priority)}."
         )
-    if kind == "incident.acknowledged":
+    if kind == Kind.ACKNOWLEDGED:
         by = incident.get("acknowledged_by") or "someone"
         name = cfg.people[by].name if by in cfg.people else by
         return f"Acknowledged by {_name(name)} at {at}. Escalation stopped."
-    if kind == "incident.resolved":
+    if kind == Kind.RESOLVED:
         by = incident.get("resolved_by")
         how = (
             f"by {_name(cfg.people[by].name if by in cfg.people else by)}"
@@ -320,7 +326,7 @@ def comment(kind: str, payload: dict[str, Any], cfg: RulesConfig) -> str:
             else ("— all alerts resolved")
         )
         return f"Resolved {how} at {at}."
-    if kind == "incident.escalated":
+    if kind == Kind.ESCALATED:
         steps = [e for e in events if e.get("event") in ("paged", "escalated")]
         lines = []
         for step in steps:
@@ -331,7 +337,7 @@ def comment(kind: str, payload: dict[str, Any], cfg: RulesConfig) -> str:
             number = _name(step.get("step", "?"))
             lines.append(f"{verb} (step {number}) at {_minute_of(step['at'], zone)} to {people}.")
         return fit("\n".join(lines), COMMENT_MAX) or f"Escalated at {at}."
-    if kind == "incident.reopened":
+    if kind == Kind.REOPENED:
         return (
             f"An alert fired again at {at}, within the reopen window: the incident is open again."
         )
@@ -351,20 +357,18 @@ def postmortem_description(
     incident: Incident,
     events: Sequence[Event],
     cfg: RulesConfig,
-    issue_key: str,
-    issue_created: datetime | None,
+    issue: str,
 ) -> str:
     """A postmortem pre-filled with the timeline and the response against its targets,
-    with headed sections left for the team to write."""
+    with headed sections left for the team to write; ``issue`` names the incident's issue
+    (as written: a key, or a slot its notifier fills)."""
     zone = zone_of(incident, cfg)
     rows: list[tuple[datetime, str]] = [(incident.first_starts_at, "First alert fired")]
-    if issue_created is not None:
-        rows.append((issue_created, f"JIRA issue {issue_key} created"))
     rows.extend((e.at, describe(e, cfg)) for e in events)
     rows.sort(key=lambda r: r[0])  # stable: same-instant events keep the timeline's order
     lines = [
         f"h2. Postmortem: {wiki(summary(incident))}",
-        f"*Incident:* #{incident.id} — {wiki(issue_key)}",
+        f"*Incident:* #{incident.id} — {issue}",
         f"*Severity:* {wiki(incident.severity)}; *category:* {wiki(incident.category)}; "
         f"*owning team:* {wiki(incident.team)}",
         f"*Times in:* {wiki(zone.key)}",
@@ -384,8 +388,7 @@ def postmortem_fields(
     incident: Incident,
     events: Sequence[Event],
     cfg: RulesConfig,
-    issue_key: str,
-    issue_created: datetime | None,
+    issue: str,
     installation: str,
 ) -> dict[str, Any]:
     """The ``fields`` of the postmortem's create-issue request."""
@@ -394,7 +397,7 @@ def postmortem_fields(
         "project": {"key": project(incident, cfg)},
         "issuetype": {"name": cfg.jira.postmortem.issue_type},
         "summary": cut(one_line(f"Postmortem: {summary(incident)}"), SUMMARY_MAX),
-        "description": postmortem_description(incident, events, cfg, issue_key, issue_created),
+        "description": postmortem_description(incident, events, cfg, issue),
         "labels": [
             postmortem_label(installation, incident.id),
             "postmortem",

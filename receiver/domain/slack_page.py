@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+from receiver.domain.delivery import Kind
 from receiver.domain.jira_render import web_url
 from receiver.domain.slack_render import (
     event_text,
@@ -29,7 +30,7 @@ def link(url: object, label: str) -> str | None:
 def page_text(incident: dict[str, Any], names: dict[str, str], brief: dict[str, Any]) -> str:
     """The notification text of a page: whether it is new or reopened, and what broke."""
     reopened = brief.get("trigger") == "reopened"
-    line = event_text("incident.reopened" if reopened else "incident.opened", incident, names)
+    line = event_text(Kind.REOPENED if reopened else Kind.OPENED, incident, names)
     return fit(f"Page: {line}")
 
 

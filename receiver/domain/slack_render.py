@@ -5,12 +5,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from receiver.domain.delivery import Kind
+
 ACK_ACTION, RESOLVE_ACTION = "incident_ack", "incident_resolve"
 STATUS_ICON = {"triggered": ":red_circle:", "acknowledged": ":large_yellow_circle:",
                "resolved": ":white_check_mark:"}  # fmt: skip
 # Slack refuses a section or context text over 3,000 characters (invalid_blocks) and cuts a
 # message's text past 40,000; every text is kept to the smaller bound.
 TEXT_LIMIT = 3000
+CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
+USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 ZWSP = "\u200b"
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 _SPECIAL = re.compile(r"[&<>*_~`]|@(?=(?:here|channel|everyone)\b)")
@@ -132,15 +136,13 @@ def event_text(kind: str, incident: dict[str, Any], names: dict[str, str]) -> st
     within Slack's limit."""
     severity = shown(incident.get("severity"))
     base = f"[{severity}][{shown(incident.get('category'))}] {shown(incident.get('summary'))}"
-    if kind == "incident.opened" or (
-        kind == "incident.jira_linked" and incident.get("status") == "triggered"
-    ):
+    if kind == Kind.OPENED or (kind == Kind.JIRA_LINKED and incident.get("status") == "triggered"):
         text = f"New incident: {base}"
-    elif kind == "incident.jira_linked" or kind in ("incident.acknowledged", "incident.resolved"):
+    elif kind == Kind.JIRA_LINKED or kind in (Kind.ACKNOWLEDGED, Kind.RESOLVED):
         text = f"{status_line(incident, names)}: {base}"
-    elif kind == "incident.reopened":
+    elif kind == Kind.REOPENED:
         text = f"Reopened: {base}"
-    elif kind == "incident.severity_raised":
+    elif kind == Kind.SEVERITY_RAISED:
         text = f"Severity raised to {severity}: {base}"
     else:
         text = f"{shown(kind)}: {base}"

@@ -59,6 +59,8 @@ def describe(event: Event, cfg: RulesConfig) -> str:
             return f"Severity raised from {d.get('from', '?')} to {d.get('to', '?')}"
         case "reopened":
             return f"Reopened: {d.get('alerts', '?')} alert(s) fired again"
+        case "jira_issue":
+            return f"JIRA issue {d.get('key', '?')} created"
         case "resolved":
             if d.get("by"):
                 return f"Resolved by {_person(cfg, d.get('by'))}"

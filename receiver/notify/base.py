@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 import structlog
 
-from receiver.store.base import Effect, OutboxItem
+from receiver.domain.delivery import Effect, OutboxItem
+from receiver.domain.instructions import preview
 
 
 class Notifier(Protocol):
-    """Delivers one outbox item or raises DeliveryError."""
+    """Carries out one outbox instruction or raises DeliveryError."""
 
     async def deliver(self, item: OutboxItem) -> Sequence[Effect] | None:
         """Send the item to the outside world; return what later deliveries of the incident
@@ -23,20 +24,18 @@ class LogNotifier:
 
     medium = "log"  # pages in log-only mode reach nobody: their latency says so
 
-    def __init__(self, channel: str, render: Callable[[OutboxItem], str] | None = None) -> None:
+    def __init__(self, channel: str) -> None:
         self.channel = channel
-        self.render = render  # the text its readers would see
         self.log = structlog.get_logger(f"receiver.notify.{channel}")
 
     async def deliver(self, item: OutboxItem) -> None:
-        """Log the delivery instead of sending it, with the text it would show."""
-        text = self.render(item) if self.render else None
+        """Log the delivery instead of sending it, with the text its readers would see."""
         self.log.info(
             "would_send",
             channel=self.channel,
             kind=item.kind,
             incident_id=item.incident_id,
             outbox_id=item.id,
-            text=text,
+            text=preview(item.channel, item.payload),
             payload=item.payload,
         )

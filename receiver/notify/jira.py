@@ -2,7 +2,8 @@
 
 The library is synchronous, so every call runs in a worker thread. Before creating an
 issue it searches for the incident's label, so a crash between the create and recording
-the key, or a retried delivery, finds the issue instead of opening a second one.
+the key, or a retried delivery, finds the issue instead of opening a second one. What the
+issue says was rendered when the event happened; this module only carries it out.
 """
 
 from __future__ import annotations
@@ -12,38 +13,28 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 import structlog
 from jira import JIRA, JIRAError
 
-from receiver.config.holder import RulesHolder
 from receiver.domain import jira_render
-from receiver.domain.model import Event, Incident
-from receiver.domain.oncall import responder
+from receiver.domain.delivery import Effect, OutboxItem
+from receiver.domain.instructions import ISSUE_SLOT
 from receiver.metrics import Metrics
 from receiver.outbox.policy import (
     DeliveryError,
+    Reason,
     is_retryable_status,
     parse_retry_after,
     reason_for_exception,
     reason_for_status,
 )
-from receiver.store.base import Effect, OutboxItem, Store
 
 log = structlog.get_logger("receiver.notify.jira")
 
-ALERTS_IN_DESCRIPTION = 200
 POSTMORTEM_LINK = "Relates"  # a link type every JIRA has out of the box
-
-
-def _jira_time(value: object) -> datetime | None:
-    """JIRA's ``2026-11-26T01:00:00.000+0000``, or None when absent or unreadable."""
-    try:
-        return datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%S.%f%z")
-    except ValueError:
-        return None
 
 
 def jql_string(value: str) -> str:
@@ -71,43 +62,100 @@ def _error(exc: Exception) -> DeliveryError:
     )
 
 
-class JiraNotifier:
-    """Delivers incident events to JIRA."""
+class JiraClient(Protocol):
+    """The few JIRA calls the receiver makes (each may raise the library's errors)."""
 
-    def __init__(
-        self,
-        connect: Callable[[], JIRA],
-        store: Store,
-        rules: RulesHolder,
-        metrics: Metrics,
-        clock: Callable[[], datetime],
-        base_url: str,
-        threads: int = 4,
-    ) -> None:
-        # The library is synchronous: its calls get threads of their own, as many as the
-        # lane delivers at once, so they never queue behind other work for the loop's pool.
-        self._threads = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="jira")
+    def find(self, project: str, label: str) -> str | None:
+        """The key of the issue carrying ``label`` in ``project``, if any."""
+
+    def create(self, fields: dict[str, Any], assignee: str | None) -> str:
+        """Create an issue; ``assignee`` is a JIRA user (Cloud account id or Server name)."""
+
+    def has_comment(self, key: str, text: str) -> bool:
+        """Whether a comment of the issue contains ``text``."""
+
+    def comment(self, key: str, text: str) -> None:
+        """Add a comment."""
+
+    def set_priority(self, key: str, priority: str) -> None:
+        """Set the issue's priority by name."""
+
+    def transitions(self, key: str) -> dict[str, str]:
+        """The issue's available transitions: name -> id."""
+
+    def transition(self, key: str, transition_id: str) -> None:
+        """Move the issue through a transition."""
+
+    def linked(self, key: str) -> set[str]:
+        """Keys of the issues linked to an issue."""
+
+    def link(self, link_type: str, inward: str, outward: str) -> None:
+        """Link two issues."""
+
+
+class LibraryJira:
+    """JiraClient over the ``jira`` library, connecting on first use (from any thread)."""
+
+    def __init__(self, connect: Callable[[], JIRA]) -> None:
         self._connect = connect
         self._client: JIRA | None = None
-        self._client_lock = threading.Lock()
-        self.store = store
-        self.rules = rules
-        self.metrics = metrics
-        self.clock = clock
-        self.base_url = base_url.rstrip("/")
-        self._installation: str | None = None
-
-    async def installation(self) -> str:
-        """The store's installation id, read once: it never changes."""
-        if self._installation is None:
-            self._installation = await self.store.installation_id()
-        return self._installation
+        self._lock = threading.Lock()
 
     def _jira(self) -> JIRA:
-        with self._client_lock:
+        with self._lock:
             if self._client is None:
                 self._client = self._connect()
             return self._client
+
+    def find(self, project: str, label: str) -> str | None:
+        jql = f"project = {jql_string(project)} AND labels = {jql_string(label)}"
+        found = self._jira().search_issues(jql, maxResults=1, fields="key")
+        return str(found[0].key) if found else None
+
+    def create(self, fields: dict[str, Any], assignee: str | None) -> str:
+        client = self._jira()
+        if assignee:
+            cloud = getattr(client, "deploymentType", None) == "Cloud"
+            fields = {**fields, "assignee": {"accountId" if cloud else "name": assignee}}
+        return str(client.create_issue(fields=fields).key)
+
+    def has_comment(self, key: str, text: str) -> bool:
+        return any(text in str(c.body) for c in self._jira().comments(key))
+
+    def comment(self, key: str, text: str) -> None:
+        self._jira().add_comment(key, text)
+
+    def set_priority(self, key: str, priority: str) -> None:
+        self._jira().issue(key, fields="priority").update(fields={"priority": {"name": priority}})
+
+    def transitions(self, key: str) -> dict[str, str]:
+        return {str(t["name"]): str(t["id"]) for t in self._jira().transitions(key)}
+
+    def transition(self, key: str, transition_id: str) -> None:
+        self._jira().transition_issue(key, transition_id)
+
+    def linked(self, key: str) -> set[str]:
+        links = self._jira().issue(key, fields="issuelinks").fields.issuelinks or []
+        return {
+            str(getattr(getattr(link, side, None), "key", None))
+            for link in links
+            for side in ("inwardIssue", "outwardIssue")
+        }
+
+    def link(self, link_type: str, inward: str, outward: str) -> None:
+        self._jira().create_issue_link(link_type, inward, outward)
+
+
+class JiraNotifier:
+    """Carries out JIRA instructions (see ``receiver.domain.instructions``): finds or
+    creates the incident's issue, then changes it as the event said."""
+
+    def __init__(self, client: JiraClient, metrics: Metrics, threads: int = 4) -> None:
+        # The library is synchronous: its calls get threads of their own, as many as the
+        # lane delivers at once, so they never queue behind other work for the loop's pool.
+        self._threads = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="jira")
+        self.client = client
+        self.metrics = metrics
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
@@ -120,131 +168,77 @@ class JiraNotifier:
         an effect, recorded with the outcome."""
         if item.incident_id is None:
             raise DeliveryError("JIRA delivery without an incident", retryable=False)
-        incident = await self.store.get_incident(item.incident_id)
-        if incident is None:
-            raise DeliveryError(f"incident {item.incident_id} does not exist", retryable=False)
+        order = item.payload
         effects: list[Effect] = []
-        key = incident.jira_key
+        key = item.prior.jira_key
         if key is None:
-            key = await self._ensure_issue(incident)
+            key = await self._call(self._find_or_create, order)
             effects.append(Effect("jira_key", item.incident_id, (key,)))
-        cfg = self.rules.current
-        kind = item.kind
-        if kind == "incident.opened":
+            log.info("jira_issue_ready", incident_id=item.incident_id, jira_key=key)
+        if "postmortem" in order:
+            await self._call(self._postmortem, order["postmortem"], key)
             return effects
-        if kind == "incident.postmortem":
-            events = await self.store.timeline(item.incident_id)
-            await self._call(self._postmortem, incident, events, key, await self.installation())
-            return effects
-        if kind == "incident.severity_raised":
-            priority = cfg.severities[incident.severity].jira_priority
-            await self._call(self._update_priority, key, priority)
-        if kind == "incident.reopened":
-            await self._call(self._transition, key, cfg.jira.reopen_transition)
-        text = jira_render.comment(kind, item.payload, cfg)
-        await self._call(self._comment, key, text, item.id, item.maybe_delivered)
-        if kind == "incident.resolved":
-            await self._call(self._transition, key, cfg.jira.resolve_transition)
+        if order.get("priority"):
+            await self._call(self.client.set_priority, key, order["priority"])
+        if order.get("transition_before"):
+            await self._call(self._transition, key, order["transition_before"])
+        if order.get("comment"):
+            await self._call(self._comment, key, order["comment"], item.id, item.maybe_delivered)
+        if order.get("transition_after"):
+            await self._call(self._transition, key, order["transition_after"])
         return effects
-
-    async def _ensure_issue(self, incident: Incident) -> str:
-        """Find the incident's issue by its label, or create it."""
-        assert incident.id is not None
-        cfg = self.rules.current
-        alerts = (await self.store.incident_alerts([incident.id], ALERTS_IN_DESCRIPTION))[
-            incident.id
-        ]
-        total = (await self.store.alert_counts([incident.id]))[incident.id]
-        person = responder(cfg, cfg.teams[incident.team].rotation, incident.opened_at).person
-        jira_user = cfg.people[person].jira_user if person in cfg.people else None
-        key: str = await self._call(
-            self._find_or_create, incident, alerts, total, jira_user, await self.installation()
-        )
-        log.info("jira_issue_ready", incident_id=incident.id, jira_key=key)
-        return key
 
     # The methods below run in a worker thread.
 
-    def _search(self, incident: Incident, label: str) -> str | None:
-        """The key of the issue carrying ``label`` in the incident's project, if any."""
-        project = jira_render.project(incident, self.rules.current)
-        jql = f"project = {jql_string(project)} AND labels = {jql_string(label)}"
-        found = self._jira().search_issues(jql, maxResults=1, fields="key")
-        return str(found[0].key) if found else None
-
-    def _find_or_create(
-        self,
-        incident: Incident,
-        alerts: Any,
-        total: int,
-        jira_user: str | None,
-        installation: str,
-    ) -> str:
-        assert incident.id is not None
-        client = self._jira()
-        found = self._search(incident, jira_render.incident_label(installation, incident.id))
+    def _find_or_create(self, order: dict[str, Any]) -> str:
+        """Find the incident's issue by its label, or create it as the instruction says."""
+        search = order["search"]
+        found = self.client.find(search["project"], search["label"])
         if found:
             return found
-        assignee = None
-        if jira_user:
-            cloud = getattr(client, "deploymentType", None) == "Cloud"
-            assignee = {"accountId": jira_user} if cloud else {"name": jira_user}
-        cfg = self.rules.current
-        fields = jira_render.issue_fields(incident, alerts, cfg, total, assignee, installation)
-        issue = client.create_issue(fields=fields)
-        return str(issue.key)
+        create = order.get("create")
+        if create is None:  # decided when the issue was known: it has gone from JIRA since
+            raise DeliveryError(
+                f"the incident's issue (label {search['label']}) is not in JIRA",
+                retryable=False,
+                reason=Reason.CLIENT_ERROR,
+            )
+        return self.client.create(create["fields"], create.get("assignee"))
 
     def _comment(self, key: str, text: str, delivery: int, check: bool) -> None:
         """Add a comment tagged with its delivery; on a redelivery, only if it is not there."""
         tag = jira_render.delivery_tag(delivery)
-        client = self._jira()
-        if check and any(tag in str(c.body) for c in client.comments(key)):
+        if check and self.client.has_comment(key, tag):
             log.info("jira_comment_already_there", jira_key=key, outbox_id=delivery)
             return
-        client.add_comment(key, f"{text}\n\n{tag}")
+        self.client.comment(key, f"{text}\n\n{tag}")
 
-    def _postmortem(
-        self, incident: Incident, events: list[Event], key: str, installation: str
-    ) -> None:
-        """Find or create the incident's postmortem issue, then link it to the incident's."""
-        assert incident.id is not None
-        client = self._jira()
-        found = self._search(incident, jira_render.postmortem_label(installation, incident.id))
-        if found:
-            postmortem = found
-        else:
-            created = _jira_time(client.issue(key, fields="created").fields.created)
-            fields = jira_render.postmortem_fields(
-                incident, events, self.rules.current, key, created, installation
+    def _postmortem(self, order: dict[str, Any], key: str) -> None:
+        """Find or create the postmortem issue, then link it to the incident's."""
+        search = order["search"]
+        postmortem = self.client.find(search["project"], search["label"])
+        if postmortem is None:
+            fields = dict(order["fields"])
+            fields["description"] = str(fields.get("description", "")).replace(
+                ISSUE_SLOT, jira_render.wiki(key)
             )
-            postmortem = str(client.create_issue(fields=fields).key)
-            log.info("jira_postmortem_created", incident_id=incident.id, jira_key=postmortem)
-        links = client.issue(postmortem, fields="issuelinks").fields.issuelinks or []
-        linked = {
-            getattr(getattr(link, side, None), "key", None)
-            for link in links
-            for side in ("inwardIssue", "outwardIssue")
-        }
-        if key not in linked:
-            client.create_issue_link(POSTMORTEM_LINK, postmortem, key)
-
-    def _update_priority(self, key: str, priority: str) -> None:
-        self._jira().issue(key, fields="priority").update(fields={"priority": {"name": priority}})
+            postmortem = self.client.create(fields, None)
+            log.info("jira_postmortem_created", jira_key=postmortem, incident_issue=key)
+        if key not in self.client.linked(postmortem):
+            self.client.link(POSTMORTEM_LINK, postmortem, key)
 
     def _transition(self, key: str, name: str) -> None:
-        client = self._jira()
-        available = client.transitions(key)
-        match = next((t for t in available if t["name"].lower() == name.lower()), None)
+        available = self.client.transitions(key)
+        match = next(
+            (tid for tname, tid in available.items() if tname.lower() == name.lower()), None
+        )
         if match is None:
             self.metrics.jira_missing_transition.labels(name).inc()
             log.warning(
-                "jira_transition_missing",
-                jira_key=key,
-                transition=name,
-                available=[t["name"] for t in available],
+                "jira_transition_missing", jira_key=key, transition=name, available=list(available)
             )
             return
-        client.transition_issue(key, match["id"])
+        self.client.transition(key, match)
 
 
 def jira_connector(

@@ -10,7 +10,6 @@ so a post whose outcome was never recorded is not made twice.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -20,8 +19,9 @@ import structlog
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from receiver.config.holder import RulesHolder
-from receiver.domain import slack_page, slack_render
+from receiver.domain import slack_render
+from receiver.domain.delivery import Effect, Kind, OutboxItem
+from receiver.domain.slack_render import CHANNEL_ID, USER_ID
 from receiver.outbox.policy import (
     DeliveryError,
     Reason,
@@ -30,7 +30,6 @@ from receiver.outbox.policy import (
     reason_for_exception,
     reason_for_status,
 )
-from receiver.store.base import Effect, OutboxItem, Store
 
 log = structlog.get_logger("receiver.notify.slack")
 
@@ -38,9 +37,6 @@ log = structlog.get_logger("receiver.notify.slack")
 RETRYABLE_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable"}
 )
-UPDATES = ("incident.acknowledged", "incident.resolved", "incident.reopened",
-           "incident.severity_raised")  # fmt: skip
-ISSUE_LINKED = "incident.jira_linked"
 DELIVERY_EVENT = "alert_receiver_delivery"
 # How far before an outbox row was written an earlier copy is looked for: clock skew with Slack.
 LOOKBACK_MARGIN_SECONDS = 120.0
@@ -48,8 +44,6 @@ HISTORY_LIMIT = 200
 HISTORY_PAGES = 5
 LIST_LIMIT = 1000
 LIST_PAGES = 10
-CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,}")
-USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 SlackErrors = (SlackApiError, aiohttp.ClientError, TimeoutError)
 
 
@@ -214,32 +208,8 @@ class SlackClient:
 
 
 class _Base:
-    def __init__(
-        self, client: SlackClient, store: Store, rules: RulesHolder, jira_url: str | None = None
-    ) -> None:
+    def __init__(self, client: SlackClient) -> None:
         self.client = client
-        self.store = store
-        self.rules = rules
-        self.jira_url = jira_url  # where a page links the incident's issue
-
-    def names(self) -> dict[str, str]:
-        return {pid: p.name for pid, p in self.rules.current.people.items()}
-
-    async def _current(self, item: OutboxItem) -> tuple[int, dict[str, Any]]:
-        """The incident's id and its snapshot, refreshed with its present state."""
-        if item.incident_id is None:
-            raise DeliveryError("Slack delivery without an incident", retryable=False)
-        snapshot = dict(item.payload.get("incident", {}))
-        incident = await self.store.get_incident(item.incident_id)
-        if incident is not None:
-            snapshot.update(
-                status=incident.status.value,
-                severity=incident.severity,
-                acknowledged_by=incident.acknowledged_by,
-                resolved_by=incident.resolved_by,
-                jira_key=incident.jira_key,
-            )
-        return item.incident_id, snapshot
 
     async def _post_once(
         self,
@@ -267,35 +237,36 @@ class _Base:
         return Posted(*await self.client.post(channel, text, blocks, tag=tag, thread_ts=thread_ts))
 
 
+def _incident(item: OutboxItem) -> int:
+    if item.incident_id is None:
+        raise DeliveryError("Slack delivery without an incident", retryable=False)
+    return item.incident_id
+
+
 class SlackNotifier(_Base):
     """Incident traffic in the alerts channel; every message updated as the incident moves."""
 
     async def deliver(self, item: OutboxItem) -> list[Effect]:
         """Post the event, and bring earlier messages about the incident up to date."""
-        incident_id, snapshot = await self._current(item)
-        names = self.names()
-        text = slack_render.event_text(item.kind, snapshot, names)
-        blocks = slack_render.incident_blocks(incident_id, snapshot, names)
-        messages = await self.store.slack_messages(incident_id)
-        if item.kind == "incident.opened":
+        incident_id, order = _incident(item), item.payload
+        text, blocks = str(order["text"]), list(order["blocks"])
+        messages = item.prior.messages
+        if item.kind == Kind.OPENED:
             if item.maybe_delivered and any(p == "alerts" for _, _, p in messages):
                 return []
-            channel = self.rules.current.channels.alerts
-            posted = await self._post_once(item, "alerts", channel, text, blocks)
+            posted = await self._post_once(item, "alerts", str(order["channel"]), text, blocks)
             return [message(incident_id, posted, "alerts")]
-        if item.kind == ISSUE_LINKED:  # the channel post shows the key now; pages keep theirs
-            for channel_id, ts, purpose in messages:
-                if purpose == "alerts":
-                    await self.client.update(channel_id, ts, text, blocks)
-            return []
-        if item.kind in UPDATES:
-            for channel_id, ts, _ in messages:
+        update = order.get("update")
+        for channel_id, ts, purpose in messages:
+            if update == "all" or (update == "alerts" and purpose == "alerts"):
                 await self.client.update(channel_id, ts, text, blocks)
-        opening = next(((c, t) for c, t, p in messages if p == "alerts"), None)
-        channel = opening[0] if opening else self.rules.current.channels.alerts
-        plain = [slack_render.section(text)]
-        thread_ts = opening[1] if opening else None
-        await self._post_once(item, "thread", channel, text, plain, thread_ts)
+        reply = order.get("reply")
+        if reply:
+            opening = next(((c, t) for c, t, p in messages if p == "alerts"), None)
+            channel = opening[0] if opening else str(order["channel"])
+            thread_ts = opening[1] if opening else None
+            section = [slack_render.section(str(reply))]
+            await self._post_once(item, "thread", channel, str(reply), section, thread_ts)
         return []
 
 
@@ -306,24 +277,19 @@ class SlackPager(_Base):
 
     async def deliver(self, item: OutboxItem) -> list[Effect]:
         """Reach one person."""
-        incident_id, snapshot = await self._current(item)
-        page = item.payload
+        incident_id, page = _incident(item), item.payload
         user = page.get("slack_id")
         if not user:
             raise DeliveryError(f"{page.get('person')} has no slack_id to page", retryable=False)
-        names = self.names()
-        blocks = slack_page.page_blocks(incident_id, snapshot, names, page, self.jira_url)
-        text = slack_page.page_text(snapshot, names, page.get("brief") or {})
+        text, blocks = str(page["text"]), list(page["blocks"])
         dm = await self._post_once(item, "dm", str(user), text, blocks)
         effects = [message(incident_id, dm, "page")]  # recorded once, however often found
-        team = snapshot.get("team_channel")
-        if team:
-            # only a well-formed user id becomes a mention; anything else is shown as text
-            who = f"<@{user}>" if USER_ID.fullmatch(str(user)) else slack_render.shown(user)
-            headline = slack_render.headline(snapshot)
-            mention = slack_render.fit(f"{who} paged for #{incident_id}: {headline}")
-            section = [slack_render.section(mention)]
-            await self._post_once(item, "mention", str(team), mention, section)
+        mention = page.get("mention")
+        if mention:
+            line = str(mention["text"])
+            await self._post_once(
+                item, "mention", str(mention["channel"]), line, [slack_render.section(line)]
+            )
         return effects
 
 
@@ -339,14 +305,7 @@ class SlackPoster(_Base):
         await self._post_once(item, item.kind, channel, text, [slack_render.section(text)])
 
 
-def slack_notifiers(
-    token: str, api_url: str, store: Store, rules: RulesHolder, jira_url: str | None = None
-) -> tuple[SlackNotifier, SlackPager, SlackPoster]:
-    """The Slack-backed notifiers over one client: incident traffic, pages (linking the JIRA
-    issue at ``jira_url``), plain posts."""
+def slack_notifiers(token: str, api_url: str) -> tuple[SlackNotifier, SlackPager, SlackPoster]:
+    """The Slack-backed notifiers over one client: incident traffic, pages, plain posts."""
     client = SlackClient(token, api_url)
-    return (
-        SlackNotifier(client, store, rules),
-        SlackPager(client, store, rules, jira_url),
-        SlackPoster(client, store, rules),
-    )
+    return SlackNotifier(client), SlackPager(client), SlackPoster(client)

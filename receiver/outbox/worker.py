@@ -13,14 +13,16 @@ import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import structlog
 
+from receiver.domain.delivery import Kind, OutboxItem, Outcome, Prior
 from receiver.metrics import Metrics
 from receiver.notify.base import Notifier
 from receiver.outbox.policy import DeliveryError, Reason, backoff_delay
-from receiver.store.base import DeliveryOutcome, OutboxItem, Store
+from receiver.store.base import DeliveryOutcome, Store
 
 log = structlog.get_logger("receiver.outbox")
 
@@ -43,7 +45,7 @@ SETTLE_SECONDS: dict[str, float] = {"jira": 0.05, "slack": 0.02, "announce": 0.0
 # An adapter that raises something unexpected is tried this often in all, then dead-lettered,
 # so a bug never holds back an incident's later deliveries on that channel for long.
 MAX_CRASHES = 3
-OUTCOME_LABELS = {"sent": "sent", "retry": "retried", "dead": "failed"}
+OUTCOME_LABELS = {Outcome.SENT: "sent", Outcome.RETRY: "retried", Outcome.DEAD: "failed"}
 
 
 def lane_concurrency(settings: Mapping[str, int], channel: str) -> int:
@@ -86,7 +88,7 @@ class Lane:
             raise
         self.claimed.update((item.id, item) for item in items)
         await self.worker.recorded(finished)
-        return items
+        return await w.with_prior(items)
 
     def start(self, item: OutboxItem) -> asyncio.Task[None]:
         """Deliver one claimed row in the background; its end frees the slot."""
@@ -208,11 +210,36 @@ class OutboxWorker:
         finished: list[DeliveryOutcome] = []
         for lane in self.lanes.values():
             finished += lane.finished
-            finished += [DeliveryOutcome(item_id, "release") for item_id in lane.claimed]
+            finished += [DeliveryOutcome(item_id, Outcome.RELEASE) for item_id in lane.claimed]
         if finished:
             await self.store.claim_outbox(self.clock(), 0, self.lease_seconds, finished)
             for lane in self.lanes.values():
                 lane.finished, lane.claimed = [], {}
+
+    async def with_prior(self, items: Sequence[OutboxItem]) -> list[OutboxItem]:
+        """The items with what earlier deliveries of their incidents recorded (read after
+        the claim, whose transaction recorded the outcomes before it)."""
+        ids = sorted({item.incident_id for item in items if item.incident_id is not None})
+        if not ids:
+            return list(items)
+        try:
+            prior = await self.store.prior_effects(ids)
+        except BaseException:
+            self.release_later(items)
+            raise
+        return [
+            replace(item, prior=prior.get(item.incident_id, Prior()))
+            if item.incident_id is not None
+            else item
+            for item in items
+        ]
+
+    def release_later(self, items: Sequence[OutboxItem]) -> None:
+        """Hand claimed items back with the next claim (their effects could not be read)."""
+        for item in items:
+            lane = self.lanes.get(item.channel)
+            if lane is not None and lane.claimed.pop(item.id, None) is not None:
+                lane.finished.append(DeliveryOutcome(item.id, Outcome.RELEASE))
 
     async def recorded(self, finished: Sequence[DeliveryOutcome]) -> None:
         """Once outcomes are stored: tell of the JIRA issues they recorded (best effort: a
@@ -248,7 +275,7 @@ class OutboxWorker:
             reason = error.reason
             outcome = self._failed(item, error)
         else:
-            outcome = DeliveryOutcome(item.id, "sent", effects=tuple(effects or ()))
+            outcome = DeliveryOutcome(item.id, Outcome.SENT, effects=tuple(effects or ()))
             self._observe_page(item, notifier)
         finally:
             self.metrics.delivery_duration.labels(item.channel).observe(
@@ -261,11 +288,11 @@ class OutboxWorker:
 
     def _observe_page(self, item: OutboxItem, notifier: Notifier | None) -> None:
         """A page reached its channel: how long after it became due."""
-        if item.kind != "page":
+        if item.kind != Kind.PAGE:
             return
         due = item.payload.get("due_at")
         due_at = datetime.fromisoformat(due) if isinstance(due, str) else item.created_at
-        severity = str(item.payload.get("incident", {}).get("severity", ""))
+        severity = str(item.payload.get("severity", ""))
         medium = str(getattr(notifier, "medium", item.channel))
         latency = max(0.0, (self.clock() - due_at).total_seconds())
         self.metrics.page_latency.labels(medium, severity).observe(latency)
@@ -285,7 +312,9 @@ class OutboxWorker:
         if error.retryable and not too_old:
             delay = backoff_delay(item.attempts, error.retry_after, self.rng)
             log.warning("delivery_retry", retry_in_seconds=round(delay, 3), **fields)
-            return DeliveryOutcome(item.id, "retry", str(error), now + timedelta(seconds=delay))
+            return DeliveryOutcome(
+                item.id, Outcome.RETRY, str(error), now + timedelta(seconds=delay)
+            )
         why = "too old" if too_old else ("crashed" if error.reason is Reason.CRASH else "permanent")
         log.error("delivery_dead_lettered", why=why, **fields)
-        return DeliveryOutcome(item.id, "dead", str(error))
+        return DeliveryOutcome(item.id, Outcome.DEAD, str(error))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+from receiver.domain.delivery import Effect as Effect
+from receiver.domain.delivery import OutboxItem as OutboxItem
+from receiver.domain.delivery import Outcome, Prior
 from receiver.domain.escalation import Timer
 from receiver.domain.model import AlertRecord, Event, Incident
 from receiver.domain.notifications import merge_payloads
@@ -14,25 +17,6 @@ from receiver.domain.notifications import merge_payloads
 
 class StoreUnavailable(Exception):
     """The store could not read or commit; callers answer 503 and lose nothing."""
-
-
-@dataclass(frozen=True)
-class OutboxItem:
-    """A claimed delivery."""
-
-    id: int
-    incident_id: int | None
-    channel: str
-    kind: str
-    payload: dict[str, Any]
-    attempts: int
-    created_at: datetime
-    claims: int = 1  # this claim included
-
-    @property
-    def maybe_delivered(self) -> bool:
-        """An earlier attempt may have had its effect without it being recorded."""
-        return self.attempts > 0 or self.claims > 1
 
 
 @dataclass(frozen=True)
@@ -66,24 +50,13 @@ class NewNotification:
 
 
 @dataclass(frozen=True)
-class Effect:
-    """What a delivery did outside that later deliveries of its incident build on, recorded
-    with its outcome: the JIRA issue it created or found (``jira_key``: key), or a Slack
-    message it posted (``slack_message``: channel id, ts, purpose)."""
-
-    kind: str  # "jira_key" | "slack_message"
-    incident_id: int
-    values: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class DeliveryOutcome:
     """What became of one claimed delivery: sent, retry at ``next_at``, dead, or released
     (not attempted to the end: the claim is dropped so any worker may take the row now),
     with the effects it had (recorded in the same transaction)."""
 
     id: int
-    outcome: str  # "sent" | "retry" | "dead" | "release"
+    outcome: Outcome
     error: str | None = None
     next_at: datetime | None = None
     effects: tuple[Effect, ...] = ()
@@ -93,13 +66,33 @@ class Conflict(Exception):
     """What a unit of work was decided on changed before it committed; decide again."""
 
 
+MAX_CONFLICT_RETRIES = 5
+T = TypeVar("T")
+
+
+async def until_committed(attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run a read–decide–commit attempt until its commit lands: a Conflict means what it
+    read changed meanwhile, so it reads and decides again. After MAX_CONFLICT_RETRIES
+    conflicts in a row, StoreUnavailable: the caller answers 503 and loses nothing."""
+    for _ in range(MAX_CONFLICT_RETRIES - 1):
+        try:
+            return await attempt()
+        except Conflict:
+            continue
+    try:
+        return await attempt()
+    except Conflict:
+        raise StoreUnavailable("too many concurrent changes; retry later") from None
+
+
 @dataclass
 class UnitOfWork:
     """Everything one decision writes, committed atomically in a single transaction.
 
-    Incidents with ``id`` None are inserted and get their id; the others are updated only
-    if their ``version`` is still the one that was read, else the commit raises Conflict.
-    Rows refer to incidents by object, so new incidents need no id until commit.
+    Incidents with ``id`` None are inserted and get their id, those whose id is in ``new``
+    (reserved through ``Store.reserve_incident_ids``) are inserted with it; the others are
+    updated only if their ``version`` is still the one that was read, else the commit raises
+    Conflict. Rows refer to incidents by object.
     """
 
     incidents: list[Incident] = field(default_factory=list)
@@ -115,6 +108,8 @@ class UnitOfWork:
     # (schedule, next_at as read, new next_at): the schedule must still be due at the time
     # read, else the commit raises Conflict (another replica ran it meanwhile).
     advance_schedule: tuple[str, datetime, datetime] | None = None
+    # Ids of the incidents above to insert with the id they carry (reserved beforehand).
+    new: set[int] = field(default_factory=set)
 
     # Identities of the incidents above that are included, timed and cancelled, so a unit
     # touching thousands of incidents does constant work per change.
@@ -202,6 +197,16 @@ class Store(Protocol):
 
     async def installation_id(self) -> str:
         """This database's installation id, made once when its schema was created."""
+
+    async def reserve_incident_ids(self, count: int) -> list[int]:
+        """``count`` incident ids, increasing, that no incident has: a decision gives them to
+        the incidents it opens, so every instruction rendered for one names its id. An id
+        reserved but never committed is skipped; two processes sharing an SQLite file may be
+        given the same one, and the second commit using it raises Conflict."""
+
+    async def prior_effects(self, incident_ids: Sequence[int]) -> dict[int, Prior]:
+        """What earlier deliveries of each incident recorded (its JIRA key, its Slack
+        messages); an entry for every id asked, empty for an incident with none."""
 
     async def ingest_state(
         self, wanted: Mapping[str, Collection[str]]

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import asyncpg  # type: ignore[import-untyped]
 
+from receiver.domain.delivery import Prior
 from receiver.domain.escalation import Timer
 from receiver.domain.model import AlertRecord, Event, Incident
 from receiver.domain.notifications import merge_payloads
@@ -81,6 +82,10 @@ _LOCK_INCIDENTS = (
 _NEW_IDS = (
     "SELECT array_agg(nextval(pg_get_serial_sequence('incidents', 'id'))) "
     "FROM generate_series(1, $1)"
+)
+# Ids reserved ahead of a decision: nextval never hands them out again, committed or not.
+_RESERVE_IDS = (
+    "SELECT nextval(pg_get_serial_sequence('incidents', 'id')) FROM generate_series(1, $1)"
 )
 _INSERT_INCIDENT = (
     "INSERT INTO incidents (id, key, rule, severity, category, team, status, summary, "
@@ -395,6 +400,30 @@ class PostgresStore:
         [(found,)] = await self._all("SELECT id FROM installation")
         return str(found)
 
+    async def reserve_incident_ids(self, count: int) -> list[int]:
+        if count <= 0:
+            return []
+        return sorted(r[0] for r in await self._all(_RESERVE_IDS, count))
+
+    async def prior_effects(self, incident_ids: Sequence[int]) -> dict[int, Prior]:
+        if not incident_ids:
+            return {}
+        wanted = list(incident_ids)
+        keys = await self._all(
+            "SELECT id, jira_key FROM incidents "
+            "WHERE id = ANY($1::bigint[]) AND jira_key IS NOT NULL",
+            wanted,
+        )
+        messages: dict[int, list[tuple[str, str, str]]] = {}
+        for row in await self._all(
+            "SELECT incident_id, channel_id, ts, purpose FROM slack_messages "
+            "WHERE incident_id = ANY($1::bigint[]) ORDER BY id",
+            wanted,
+        ):
+            messages.setdefault(row[0], []).append((row[1], row[2], row[3]))
+        jira = {r[0]: r[1] for r in keys}
+        return {i: Prior(jira.get(i), tuple(messages.get(i, ()))) for i in incident_ids}
+
     async def ingest_state(
         self, wanted: Mapping[str, Collection[str]]
     ) -> tuple[dict[str, Incident], dict[int, dict[str, AlertRecord]]]:
@@ -428,7 +457,7 @@ class PostgresStore:
             durable = True
             new = {id(a) for a in assigned}
             for incident in unit.incidents:
-                if id(incident) not in new:
+                if id(incident) not in new and incident.id not in unit.new:
                     incident.version += 1
 
         try:
@@ -449,7 +478,7 @@ class PostgresStore:
             )
             if moved != "UPDATE 1":
                 raise Conflict(f"schedule {name} was run meanwhile")
-        updated = [i.id for i in unit.incidents if i.id is not None]
+        updated = [i.id for i in unit.incidents if i.id is not None and i.id not in unit.new]
         if len(updated) > 1:  # row locks in one order, so two units never deadlock on them
             await conn.execute(_LOCK_INCIDENTS, updated)
         fresh = sum(1 for i in unit.incidents if i.id is None)
@@ -460,10 +489,13 @@ class PostgresStore:
         updates: list[tuple[Any, ...]] = []
         for incident in unit.incidents:
             values = incident_values(incident)
-            if incident.id is None:
+            # A reserved id (in unit.new) is inserted as it is; taken meanwhile, the insert
+            # violates the primary key: Conflict.
+            if incident.id is None or incident.id in unit.new:
                 await _update_incidents(conn, updates)
-                incident.id = next(new_ids)
-                assigned.append(incident)
+                if incident.id is None:
+                    incident.id = next(new_ids)
+                    assigned.append(incident)
                 inserts.append((incident.id, *values))
             else:
                 if inserts:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from receiver.domain.delivery import Prior
 from receiver.domain.escalation import Timer
 from receiver.domain.model import AlertRecord, Event, Incident
 from receiver.domain.notifications import merge_payloads
@@ -91,11 +92,18 @@ _ADD_SLACK_MESSAGE = (
     "INSERT INTO slack_messages (incident_id, channel_id, ts, purpose) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (channel_id, ts) DO NOTHING"
 )
+# With id NULL the database numbers the incident (AUTOINCREMENT: never an id used before).
 _INSERT_INCIDENT = (
-    "INSERT INTO incidents (key, rule, severity, category, team, status, summary, "
+    "INSERT INTO incidents (id, key, rule, severity, category, team, status, summary, "
     "group_labels, opened_at, triggered_at, first_starts_at, acknowledged_at, "
     "acknowledged_by, resolved_at, resolved_by, jira_key, firing_alerts, alertmanager_url) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# The id the database would give the next incident: above every id it ever handed out
+# (sqlite_sequence) and every id stored (explicit ids of reserved incidents included).
+_NEXT_ID = (
+    "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'incidents'), 0), "
+    "(SELECT coalesce(max(id), 0) FROM incidents)) + 1"
 )
 _UPSERT_ALERT = (
     f"INSERT INTO alerts ({ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -200,9 +208,37 @@ class _Writer:
     def __init__(self, path: str, busy_timeout_ms: int) -> None:
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        deadline = time.monotonic() + busy_timeout_ms / 1000
         for pragma in _PRAGMAS:
-            self.db.execute(pragma)
+            while True:  # runs off the loop: sleeping here holds up nothing
+                try:
+                    self.db.execute(pragma)
+                    break
+                except sqlite3.OperationalError as exc:
+                    # Switching a new file to WAL while another process opens it too can
+                    # answer "locked" at once, without waiting on the busy timeout.
+                    if "locked" not in str(exc) or time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.01)
         self.folds = _Folds()
+        # The first id this process has not reserved yet (0: none reserved). Reserving
+        # writes nothing, so the database does not know of it: see fresh_id.
+        self.reserved = 0
+
+    def reserve(self, count: int) -> list[int]:
+        """``count`` ids above both the database's next id and the ids reserved before."""
+        first = max(self.reserved, self.db.execute(_NEXT_ID).fetchone()[0])
+        self.reserved = first + count
+        return list(range(first, first + count))
+
+    def fresh_id(self) -> int | None:
+        """The id for an incident that has none, inside a write transaction: None (the
+        database numbers it) unless this process reserved ids the database would hand out
+        again, then the first id beyond those."""
+        if self.reserved and self.db.execute(_NEXT_ID).fetchone()[0] < self.reserved:
+            self.reserved += 1  # never reset: a rollback may undo what the query saw
+            return self.reserved - 1
+        return None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -268,8 +304,10 @@ class _Writer:
             for n, incident in enumerate(unit.incidents, 1):
                 values = incident_values(incident)
                 if incident.id is None:
-                    incident.id = db.execute(_INSERT_INCIDENT, values).lastrowid
+                    incident.id = db.execute(_INSERT_INCIDENT, (self.fresh_id(), *values)).lastrowid
                     assigned.append(incident)
+                elif incident.id in unit.new:  # a reserved id taken meanwhile: IntegrityError
+                    db.execute(_INSERT_INCIDENT, (incident.id, *values))
                 else:
                     updated = db.execute(_UPDATE_INCIDENT, (*values, incident.id, incident.version))
                     if updated.rowcount != 1:
@@ -318,7 +356,8 @@ class _Writer:
                     ],
                 )
                 yield
-        except sqlite3.IntegrityError as exc:  # another open incident for the key appeared
+        # Another open incident for the key appeared, or a reserved id was taken meanwhile.
+        except sqlite3.IntegrityError as exc:
             _forget(assigned)
             raise Conflict(str(exc)) from exc
         except BaseException:  # GeneratorExit too: the caller gave up between two steps
@@ -520,6 +559,36 @@ class SqliteStore:
         [(found,)] = await self._all("SELECT id FROM installation")
         return str(found)
 
+    async def reserve_incident_ids(self, count: int) -> list[int]:
+        if count <= 0:
+            return []
+        # A quick read, no write transaction (no fsync): another process on the file may
+        # reserve the same ids, and the second commit inserting one raises Conflict.
+        async with self._lock:
+            try:
+                return self._w().reserve(count)
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"SQLite: {exc}") from exc
+
+    async def prior_effects(self, incident_ids: Sequence[int]) -> dict[int, Prior]:
+        if not incident_ids:
+            return {}
+        wanted = dumps(list(incident_ids))  # one parameter however many ids (json_each)
+        keys = await self._all(
+            "SELECT id, jira_key FROM incidents "
+            "WHERE id IN (SELECT value FROM json_each(?)) AND jira_key IS NOT NULL",
+            (wanted,),
+        )
+        messages: dict[int, list[tuple[str, str, str]]] = {}
+        for row in await self._all(
+            "SELECT incident_id, channel_id, ts, purpose FROM slack_messages "
+            "WHERE incident_id IN (SELECT value FROM json_each(?)) ORDER BY rowid",
+            (wanted,),
+        ):
+            messages.setdefault(row[0], []).append((row[1], row[2], row[3]))
+        jira = {r[0]: r[1] for r in keys}
+        return {i: Prior(jira.get(i), tuple(messages.get(i, ()))) for i in incident_ids}
+
     async def ingest_state(
         self, wanted: Mapping[str, Collection[str]]
     ) -> tuple[dict[str, Incident], dict[int, dict[str, AlertRecord]]]:
@@ -544,7 +613,7 @@ class SqliteStore:
             durable = True
             new = {id(a) for a in assigned}
             for incident in unit.incidents:
-                if id(incident) not in new:
+                if id(incident) not in new and incident.id not in unit.new:
                     incident.version += 1
 
         try:

@@ -125,7 +125,9 @@ async def test_p0_is_announced_on_open_and_resolve_and_gets_a_linked_postmortem(
             "resolved": "Resolved:",
         }[e["event"]]
         for e in timeline
+        if e["event"] != "jira_issue"  # the row checked above
     ]
+    assert "jira_issue" in [e["event"] for e in timeline]
     assert "Acknowledged by Han" in description and "Paged " in description
     assert "|Alert to ack|12 min|15 min (ack timeout)|yes|" in description
     assert "|Time to resolve|1 h 5 min|1 h (respond within)|no|" in description
@@ -218,12 +220,20 @@ async def test_timeline_as_json_and_as_text(
 ) -> None:
     client = await receiver(make_client, slack, jira)
     incident_id = (await post(client, alert(**DOWN)))["incidents"][0]
+    path = f"/api/v1/incidents/{incident_id}/timeline"
+
+    async def timeline_events() -> list[str]:
+        as_json = await (await client.get(path, headers=API)).json()
+        return [e["event"] for e in as_json["timeline"]]
+
+    for _ in range(200):  # the JIRA issue is on the timeline once its key is recorded
+        if "jira_issue" in await timeline_events():
+            break
+        await asyncio.sleep(0.02)
     clock.advance(minutes=2)
     await client.post(f"/api/v1/incidents/{incident_id}/ack", json={"by": "han"}, headers=API)
-    path = f"/api/v1/incidents/{incident_id}/timeline"
-    as_json = await (await client.get(path, headers=API)).json()
-    events = [e["event"] for e in as_json["timeline"]]
-    assert events[0] == "opened" and events[-1] == "acknowledged"
+    events = await timeline_events()
+    assert events[0] == "opened" and events[-1] == "acknowledged" and "jira_issue" in events
     for query, headers in (("?format=text", API), ("", {**API, "Accept": "text/plain"})):
         resp = await client.get(path + query, headers=headers)
         assert resp.status == 200 and resp.content_type == "text/plain"

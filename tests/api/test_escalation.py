@@ -34,7 +34,7 @@ class Receiver:
 
     async def post(self, *alerts: dict[str, Any]) -> int:
         payload = WebhookPayload.model_validate(webhook(*alerts))
-        result = await self.service.ingest([a.to_domain() for a in payload.alerts])
+        result = await self.service.ingest(payload.domain_alerts())
         return result.incidents[0]
 
     async def fire(self) -> None:

@@ -387,7 +387,7 @@ async def test_worker_killed_after_the_create_call_leaves_one_issue(
     from receiver.config.holder import RulesHolder
     from receiver.metrics import Metrics
     from receiver.notify.base import Notifier
-    from receiver.notify.jira import JiraNotifier, jira_connector
+    from receiver.notify.jira import JiraNotifier, LibraryJira, jira_connector
     from receiver.outbox.worker import OutboxWorker
     from receiver.service import IncidentService
     from receiver.store.sqlite import SqliteStore
@@ -401,15 +401,13 @@ async def test_worker_killed_after_the_create_call_leaves_one_issue(
 
     def worker() -> OutboxWorker:
         connect = jira_connector(jira.url, JIRA_USER, JIRA_TOKEN, timeout=30)
-        notifier = JiraNotifier(connect, store, rules, metrics, clock, jira.url)
+        notifier = JiraNotifier(LibraryJira(connect), metrics)
         notifiers: dict[str, Notifier] = {"jira": notifier, "slack": RecordingNotifier()}
         return OutboxWorker(store, notifiers, metrics, clock, poll_seconds=0.02)
 
     try:
         payload = WebhookPayload.model_validate(webhook(alert()))
-        await IncidentService(store, rules, metrics, clock).ingest(
-            [a.to_domain() for a in payload.alerts]
-        )
+        await IncidentService(store, rules, metrics, clock).ingest(payload.domain_alerts())
         jira.fail_next_create_after_commit(mode="hang", hang_seconds=5)
         first = asyncio.create_task(worker().run())
         await wait_for(lambda: len(jira.issues) == 1)

@@ -54,7 +54,7 @@ class Rig:
 
     async def post(self, *alerts: dict[str, object]) -> None:
         payload = WebhookPayload.model_validate(webhook(*alerts))
-        await self.service.ingest([a.to_domain() for a in payload.alerts])
+        await self.service.ingest(payload.domain_alerts())
 
     def metric(self, name: str, **labels: str) -> float | None:
         return metric(generate_latest(self.metrics.registry).decode(), name, **labels)
@@ -323,7 +323,7 @@ async def test_workers_are_woken_only_for_what_is_due_now(tmp_path: Path, clock:
 
     async def post(*alerts: dict[str, object]) -> None:
         payload = WebhookPayload.model_validate(webhook(*alerts))
-        await service.ingest([a.to_domain() for a in payload.alerts])
+        await service.ingest(payload.domain_alerts())
 
     try:
         await post(alert(instance="a"))  # opens: JIRA and Slack now, escalation timers

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from receiver.api.payload import WebhookPayload
 from receiver.config.holder import RulesHolder
+from receiver.domain.delivery import Outcome
 from receiver.metrics import Metrics
 from receiver.notify.slack import SlackNotifier, SlackPager, slack_notifiers
 from receiver.outbox.policy import DeliveryError
@@ -53,8 +54,10 @@ class Recorded:
         self.inner, self.store, self.clock = inner, store, clock
 
     async def deliver(self, item: OutboxItem) -> list[Effect]:
-        effects = list(await self.inner.deliver(item) or ())
-        done = DeliveryOutcome(item.id, "sent", effects=tuple(effects))
+        assert item.incident_id is not None  # handed what earlier deliveries recorded, as the
+        prior = await self.store.prior_effects([item.incident_id])  # worker hands it
+        effects = list(await self.inner.deliver(replace(item, prior=prior[item.incident_id])) or ())
+        done = DeliveryOutcome(item.id, Outcome.SENT, effects=tuple(effects))
         await self.store.claim_outbox(self.clock(), 0, 60, [done])
         return effects
 
@@ -73,7 +76,7 @@ class Rig:
         """Open an incident for the default P1 alert and fire its first page; claim the
         announcement and the page."""
         payload = WebhookPayload.model_validate(webhook(alert()))
-        await self.service.ingest([a.to_domain() for a in payload.alerts])
+        await self.service.ingest(payload.domain_alerts())
         await self.service.fire_due_timers()
         items = await self.store.claim_outbox(self.clock(), 50, 60)
         [opened] = [i for i in items if i.channel == "slack"]
@@ -84,7 +87,7 @@ class Rig:
         """Mark the announcement sent, acknowledge, and claim the Slack delivery of the ack."""
         assert opened.incident_id is not None
         await self.service.acknowledge(opened.incident_id, "kim")
-        done = [DeliveryOutcome(opened.id, "sent")]
+        done = [DeliveryOutcome(opened.id, Outcome.SENT)]
         items = await self.store.claim_outbox(self.clock(), 50, 60, done)
         [ack] = [i for i in items if i.channel == "slack"]
         assert ack.kind == "incident.acknowledged"
@@ -97,7 +100,7 @@ async def rig(tmp_path: Path, slack: FakeSlack, clock: FakeClock) -> AsyncIterat
     await store.open()
     metrics = Metrics()
     rules = RulesHolder(SHIPPED_RULES, metrics)
-    notifier, pager, _ = slack_notifiers(TOKEN, slack.url, store, rules)
+    notifier, pager, _ = slack_notifiers(TOKEN, slack.url)
     try:
         service = IncidentService(store, rules, metrics, clock)
         recorded = Recorded(notifier, store, clock), Recorded(pager, store, clock)

@@ -668,6 +668,8 @@ class FakeJira(LoopbackServer):
         self._after_commit: list[_AfterCommit] = []
         self._comment_failures: list[int] = []
         self._down = False
+        self._speak = asyncio.Event()
+        self._speak.set()
         self._next_issue_id = 10000
         self._next_comment_id = 10000
         self._next_link_id = 10000
@@ -734,6 +736,15 @@ class FakeJira(LoopbackServer):
 
     def up(self) -> None:
         self._down = False
+
+    def silent(self) -> None:
+        """Answer nothing until :meth:`answer`: every request is held unprocessed, as behind
+        a network that drops packets (clients time out); :meth:`answer` then handles the
+        held ones as if they had just arrived, whether or not their client still waits."""
+        self._speak.clear()
+
+    def answer(self) -> None:
+        self._speak.set()
 
     def clear_failures(self) -> None:
         """Forget pending ``fail_next``/``drop_next``/after-commit failures; bring it up."""
@@ -830,6 +841,15 @@ class FakeJira(LoopbackServer):
         ]
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        if not self._speak.is_set():
+            speak, stop = (
+                asyncio.ensure_future(self._speak.wait()),
+                asyncio.ensure_future(self._stopping.wait()),
+            )
+            await asyncio.wait({speak, stop}, return_when=asyncio.FIRST_COMPLETED)
+            speak.cancel(), stop.cancel()
+            if self._stopping.is_set():
+                return self._drop(request)
         raw = await request.read()
         body: Any = None
         body_error: str | None = None

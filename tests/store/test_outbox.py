@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from receiver.domain.delivery import Outcome
 from receiver.domain.model import Incident
 from receiver.domain.notifications import COALESCED_KINDS, merge_payloads
 from receiver.store import Delivery, Store, UnitOfWork
@@ -50,7 +51,7 @@ async def z(store: Store) -> Incident:
 
 
 def sent(item: OutboxItem) -> DeliveryOutcome:
-    return DeliveryOutcome(item.id, "sent")
+    return DeliveryOutcome(item.id, Outcome.SENT)
 
 
 async def pending(store: Store, incident: Incident) -> list[Delivery]:
@@ -171,9 +172,9 @@ async def test_outcomes_are_recorded_with_the_next_claim(
     )
     a, b, c = await store.claim_outbox(T0, 10, 30)
     outcomes = [
-        DeliveryOutcome(a.id, "sent"),
-        DeliveryOutcome(b.id, "retry", "HTTP 503", at(60)),
-        DeliveryOutcome(c.id, "dead", "HTTP 400: bad request", None),
+        DeliveryOutcome(a.id, Outcome.SENT),
+        DeliveryOutcome(b.id, Outcome.RETRY, "HTTP 503", at(60)),
+        DeliveryOutcome(c.id, Outcome.DEAD, "HTTP 400: bad request", None),
     ]
 
     [next_of_x] = await store.claim_outbox(at(5), 10, 300, finished=outcomes)
@@ -216,14 +217,14 @@ async def test_released_claim_is_claimable_at_once_and_counted(
 ) -> None:
     await enqueue(store, T0, (x, note(OPENED)), (y, note(OPENED)))
     first, second = await store.claim_outbox(T0, 10, 30)
-    released = [DeliveryOutcome(first.id, "release"), sent(second)]
+    released = [DeliveryOutcome(first.id, Outcome.RELEASE), sent(second)]
     assert await store.claim_outbox(at(1), 0, 30, finished=released) == []
 
     [again] = await store.claim_outbox(at(2), 10, 30)
     assert again == replace(first, claims=2)  # not attempted, but it may have gone out
     assert again.maybe_delivered
     # Releasing a row that was finished meanwhile changes nothing.
-    late = [sent(again), DeliveryOutcome(second.id, "release")]
+    late = [sent(again), DeliveryOutcome(second.id, Outcome.RELEASE)]
     assert await store.claim_outbox(at(3), 10, 30, finished=late) == []
     assert {d.status for d in await store.deliveries(None, None, 10)} == {"sent"}
 
@@ -270,7 +271,7 @@ async def test_outbox_stats_counts_pending_and_ages_the_oldest(
     assert await store.outbox_stats(at(25)) == (2, 25.0)  # claimed is still pending
     assert await store.claim_outbox(at(30), 0, 30, finished=[sent(first)]) == []
     assert await store.outbox_stats(at(30)) == (1, 20.0)
-    dead = DeliveryOutcome(second.id, "dead", "gone")
+    dead = DeliveryOutcome(second.id, Outcome.DEAD, "gone")
     assert await store.claim_outbox(at(31), 0, 30, finished=[dead]) == []
     assert await store.outbox_stats(at(40)) == (0, 0.0)
 
@@ -462,7 +463,7 @@ async def test_coalesced_after_a_retry_creates_a_new_row(store: Store, x: Incide
     first, late = joined("x", 1, "fp-a"), joined("x", 2, "fp-b")
     await enqueue(store, T0, (x, first))
     [claimed] = await store.claim_outbox(at(60), 10, 30)
-    retry = DeliveryOutcome(claimed.id, "retry", "timeout", at(65))
+    retry = DeliveryOutcome(claimed.id, Outcome.RETRY, "timeout", at(65))
     assert await store.claim_outbox(at(61), 0, 30, finished=[retry]) == []
 
     await enqueue(store, at(62), (x, late))
@@ -479,7 +480,9 @@ async def test_released_row_takes_no_more_folds(store: Store, x: Incident) -> No
     await enqueue(store, T0, (x, first))
     [claimed] = await store.claim_outbox(at(60), 10, 30)
     assert (
-        await store.claim_outbox(at(61), 0, 30, finished=[DeliveryOutcome(claimed.id, "release")])
+        await store.claim_outbox(
+            at(61), 0, 30, finished=[DeliveryOutcome(claimed.id, Outcome.RELEASE)]
+        )
         == []
     )
     await enqueue(store, at(62), (x, late))

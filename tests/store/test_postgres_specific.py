@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from receiver.domain.delivery import Outcome
 from receiver.domain.escalation import Timer, TimerKind
 from receiver.domain.model import Incident
 from receiver.domain.notifications import MAX_EVENTS_PER_PAYLOAD
@@ -56,7 +57,7 @@ async def drain_outbox(store: PostgresStore, claimed: list[int]) -> None:
         if not batch and not finished:
             return
         claimed.extend(item.id for item in batch)
-        finished = [DeliveryOutcome(item.id, "sent") for item in batch]
+        finished = [DeliveryOutcome(item.id, Outcome.SENT) for item in batch]
 
 
 async def test_one_of_two_replicas_opening_the_same_key_wins(replicas: Replicas) -> None:
@@ -313,7 +314,7 @@ def random_unit(rng: random.Random, owners: list[Incident | None]) -> UnitOfWork
 
 
 def random_outcome(rng: random.Random, item: OutboxItem, now: datetime) -> DeliveryOutcome:
-    choice = rng.choice(["sent", "sent", "retry", "dead", "release"])
+    choice = rng.choice([Outcome.SENT, Outcome.SENT, Outcome.RETRY, Outcome.DEAD, Outcome.RELEASE])
     next_at = now + timedelta(seconds=rng.uniform(1, 90)) if choice == "retry" else None
     return DeliveryOutcome(
         item.id, choice, f"error {item.id}" if choice != "sent" else None, next_at

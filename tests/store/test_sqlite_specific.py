@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from receiver.domain.delivery import Outcome
 from receiver.domain.notifications import merge_payloads
 from receiver.store import SqliteStore, StoreUnavailable, UnitOfWork
 from receiver.store.base import DeliveryOutcome
@@ -133,7 +134,7 @@ async def test_locked_database_makes_claims_unavailable_and_keeps_outcomes(
     [item] = await sqlite_store.claim_outbox(T0, 10, 30)
     with exclusive_lock(path):
         with pytest.raises(StoreUnavailable):
-            await sqlite_store.claim_outbox(at(1), 10, 30, [DeliveryOutcome(item.id, "sent")])
+            await sqlite_store.claim_outbox(at(1), 10, 30, [DeliveryOutcome(item.id, Outcome.SENT)])
         with pytest.raises(StoreUnavailable):
             await sqlite_store.claim_outbox(at(31), 10, 30)  # due again, but cannot claim
     [row] = await sqlite_store.deliveries(None, None, 10)

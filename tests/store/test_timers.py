@@ -6,6 +6,7 @@ from datetime import datetime
 
 import pytest
 
+from receiver.domain.delivery import Outcome
 from receiver.domain.escalation import Timer, TimerKind
 from receiver.domain.model import Incident
 from receiver.store import Conflict, Store, UnitOfWork
@@ -145,7 +146,9 @@ async def test_effects_are_recorded_with_the_outcome(store: Store, x: Incident) 
         Effect("jira_key", x.id, ("OPS-7",)),
         Effect("slack_message", x.id, ("C1", "1.5", "alerts")),
     )
-    await store.claim_outbox(at(3), 0, 60, [DeliveryOutcome(item.id, "sent", effects=effects)])
+    await store.claim_outbox(
+        at(3), 0, 60, [DeliveryOutcome(item.id, Outcome.SENT, effects=effects)]
+    )
     stored = await store.get_incident(x.id)
     assert stored is not None and stored.jira_key == "OPS-7"
     assert await store.slack_messages(x.id) == [("C1", "1.5", "alerts")]

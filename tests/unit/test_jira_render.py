@@ -283,9 +283,7 @@ def test_comments_and_the_postmortem_escape_names_and_events() -> None:
         Event("acknowledged", T0, {"by": "kim"}),
         Event("resolved", T0, {"reason": "x\n|y|[z|javascript:1]"}),
     ]
-    text = jira_render.postmortem_description(
-        incident(summary="{code}"), timeline, cfg, "OPS-1", T0
-    )
+    text = jira_render.postmortem_description(incident(summary="{code}"), timeline, cfg, "OPS-1")
     assert jira_problems(text) == []
     assert "Acknowledged by Kim h1. \\[x\\|file&#58;///a\\]|" in text
 

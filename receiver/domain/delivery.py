@@ -1,0 +1,88 @@
+"""What the outbox hands an adapter and what an adapter hands back: plain data, shared by
+the store, the outbox worker and the notifiers, so none of them needs another's module."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What a delivery did outside that later deliveries of its incident build on, recorded
+    with its outcome: the JIRA issue it created or found (``jira_key``: key), or a Slack
+    message it posted (``slack_message``: channel id, ts, purpose)."""
+
+    kind: str  # "jira_key" | "slack_message"
+    incident_id: int
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Prior:
+    """The effects earlier deliveries of an incident recorded: its JIRA issue's key, and
+    the Slack messages posted about it as (channel id, ts, purpose), oldest first."""
+
+    jira_key: str | None = None
+    messages: tuple[tuple[str, str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A claimed delivery: the instruction (``payload``) decided and rendered at its event,
+    and, once the worker has looked them up, the effects of the incident's earlier
+    deliveries (``prior``)."""
+
+    id: int
+    incident_id: int | None
+    channel: str
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    created_at: datetime
+    claims: int = 1  # this claim included
+    prior: Prior = field(default_factory=Prior)
+
+    @property
+    def maybe_delivered(self) -> bool:
+        """An earlier attempt may have had its effect without it being recorded."""
+        return self.attempts > 0 or self.claims > 1
+
+
+class Kind(StrEnum):
+    """What an outbox row is about (stored as its value)."""
+
+    OPENED = "incident.opened"
+    ALERTS_JOINED = "incident.alerts_joined"
+    SEVERITY_RAISED = "incident.severity_raised"
+    REOPENED = "incident.reopened"
+    ACKNOWLEDGED = "incident.acknowledged"
+    RESOLVED = "incident.resolved"
+    ESCALATED = "incident.escalated"
+    POSTMORTEM = "incident.postmortem"
+    JIRA_LINKED = "incident.jira_linked"
+    PAGE = "page"
+    ANNOUNCE_OPENED = "announce.opened"
+    ANNOUNCE_RESOLVED = "announce.resolved"
+    DIGEST = "digest.weekly"
+
+
+class Channel(StrEnum):
+    """Where an outbox row goes: each channel is delivered by its own lane."""
+
+    JIRA = "jira"
+    SLACK = "slack"
+    PAGER = "pager"
+    ANNOUNCE = "announce"
+    DIGEST = "digest"
+
+
+class Outcome(StrEnum):
+    """What became of a claimed delivery."""
+
+    SENT = "sent"
+    RETRY = "retry"
+    DEAD = "dead"
+    RELEASE = "release"  # not attempted to the end: any worker may claim it again now

@@ -1,0 +1,203 @@
+"""Outbox instructions: everything one delivery needs, decided and rendered at its event.
+
+A row's payload is what the adapter sends, as it was meant when the event happened: a rules
+reload or a later change of the incident never alters it. Adapters add only what earlier
+deliveries of the incident recorded (the JIRA key, the Slack messages to update) and what
+only the far side knows (whether JIRA is Cloud, which ids a conversation has).
+
+Payload shapes, by channel:
+
+- ``jira``: ``search`` (project and the label that finds the incident's issue again);
+  ``create`` (``fields`` and the ``assignee``'s JIRA user) while the incident's issue is not
+  known at the event; then what the event does to the issue, in this order:
+  ``priority``, ``transition_before``, ``comment``, ``transition_after``. A postmortem
+  has ``postmortem`` (its own ``search`` and ``fields``, the description naming the
+  incident's issue through ``ISSUE_SLOT``).
+- ``slack``: ``channel``, ``text`` and ``blocks`` of the incident message as of the event;
+  ``update`` (``all`` messages about the incident, or only the channel post, ``alerts``)
+  and ``reply`` (a line for the post's thread).
+- ``pager``: ``person``, ``slack_id``, ``text``, ``blocks`` of the direct message,
+  ``mention`` (``channel``, ``text``) for the team channel, ``due_at`` and ``severity``.
+- ``announce``, ``digest``: ``channel`` and ``text``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from receiver.config.models import RulesConfig
+from receiver.domain import jira_render, slack_page, slack_render
+from receiver.domain.delivery import Channel, Kind
+from receiver.domain.escalation import Page
+from receiver.domain.model import AlertRecord, Event, Incident
+from receiver.domain.notifications import brief, notification_payload, snapshot
+from receiver.domain.oncall import responder
+from receiver.domain.timeline import zone_of
+
+# Where a postmortem names the incident's issue, whose key may not exist yet at the event.
+# Wiki escaping turns every brace from alerts into an entity, so only this one is left.
+ISSUE_SLOT = "{incident-issue}"
+# The Slack kinds that bring every message about the incident up to date.
+UPDATES_ALL = frozenset(
+    {
+        Kind.ACKNOWLEDGED,
+        Kind.RESOLVED,
+        Kind.REOPENED,
+        Kind.SEVERITY_RAISED,
+    }
+)
+
+
+def names(cfg: RulesConfig) -> dict[str, str]:
+    """People's display names by id."""
+    return {pid: p.name for pid, p in cfg.people.items()}
+
+
+def jira_user(incident: Incident, cfg: RulesConfig) -> str | None:
+    """The JIRA user of whoever was on call for the incident's team when it opened."""
+    team = cfg.teams.get(incident.team)
+    if team is None or team.rotation not in cfg.rotations:
+        return None
+    person = cfg.people.get(responder(cfg, team.rotation, incident.opened_at).person)
+    return person.jira_user if person else None
+
+
+def _search(incident: Incident, cfg: RulesConfig, label: str) -> dict[str, str]:
+    return {"project": jira_render.project(incident, cfg), "label": label}
+
+
+def jira(
+    kind: str,
+    incident: Incident,
+    events: Sequence[Event],
+    cfg: RulesConfig,
+    installation: str,
+    alerts: Sequence[AlertRecord] = (),
+) -> dict[str, Any]:
+    """The JIRA instruction of one event; ``alerts`` are those at hand for the description,
+    should the issue have to be created by this delivery."""
+    assert incident.id is not None
+    label = jira_render.incident_label(installation, incident.id)
+    out: dict[str, Any] = {"search": _search(incident, cfg, label)}
+    if incident.jira_key is None:
+        total = max(incident.firing_alerts, len(alerts))
+        shown = alerts[: jira_render.ALERTS_IN_DESCRIPTION]
+        fields = jira_render.issue_fields(incident, shown, cfg, total, None, installation)
+        out["create"] = {"fields": fields, "assignee": jira_user(incident, cfg)}
+    if kind == Kind.OPENED:
+        return out
+    if kind == Kind.SEVERITY_RAISED:
+        policy = cfg.severities.get(incident.severity)
+        if policy:
+            out["priority"] = policy.jira_priority
+    if kind == Kind.REOPENED:
+        out["transition_before"] = cfg.jira.reopen_transition
+    payload = notification_payload(kind, incident, list(events), cfg)
+    if kind == Kind.ALERTS_JOINED:
+        joined = sum(int(e.data.get("count", 0)) for e in events if e.event == "alerts_joined")
+        last = jira_render.minute(events[-1].at, zone_of(incident, cfg)) if events else ""
+        out.update(events=payload["events"], joined=joined, last_at=last)
+        out["comment"] = jira_render.joined_comment(joined, 1, last)
+    else:
+        out["comment"] = jira_render.comment(kind, payload, cfg)
+    if kind == Kind.RESOLVED:
+        out["transition_after"] = cfg.jira.resolve_transition
+    return out
+
+
+def postmortem(
+    incident: Incident, timeline: Sequence[Event], cfg: RulesConfig, installation: str
+) -> dict[str, Any]:
+    """The postmortem instruction, written at the resolve from the whole timeline."""
+    assert incident.id is not None
+    label = jira_render.postmortem_label(installation, incident.id)
+    fields = jira_render.postmortem_fields(incident, timeline, cfg, ISSUE_SLOT, installation)
+    return {
+        "search": _search(incident, cfg, jira_render.incident_label(installation, incident.id)),
+        "postmortem": {"search": _search(incident, cfg, label), "fields": fields},
+    }
+
+
+def slack(kind: str, incident: Incident, cfg: RulesConfig) -> dict[str, Any]:
+    """The alerts channel's instruction of one event."""
+    assert incident.id is not None
+    view, people = snapshot(incident), names(cfg)
+    text = slack_render.event_text(kind, view, people)
+    out: dict[str, Any] = {
+        "channel": cfg.channels.alerts,
+        "text": text,
+        "blocks": slack_render.incident_blocks(incident.id, view, people),
+    }
+    if kind == Kind.JIRA_LINKED:
+        out["update"] = "alerts"  # the post shows the key now; pages keep theirs
+    elif kind != Kind.OPENED:
+        out["update"] = "all" if kind in UPDATES_ALL else None
+        out["reply"] = text
+    return out
+
+
+def page(
+    step: Page,
+    incident: Incident,
+    cfg: RulesConfig,
+    due_at: datetime,
+    alert: AlertRecord | None = None,
+    jira_url: str | None = None,
+) -> dict[str, Any]:
+    """The page instruction: the direct message to one person, and the mention in the
+    team channel. ``due_at`` (when the step was due) is where its page latency is measured
+    from; ``alert`` one of the incident's alerts for what the message tells."""
+    assert incident.id is not None
+    person = cfg.people.get(step.person)
+    view, people = snapshot(incident), names(cfg)
+    told = brief(incident, alert, cfg)
+    facts = {"brief": told, "step": step.step, "target": step.target}
+    user = person.slack_id if person else None
+    team = cfg.teams.get(incident.team)
+    mention = None
+    if team and team.channel and user:
+        # only a well-formed user id becomes a mention; anything else is shown as text
+        who = f"<@{user}>" if slack_render.USER_ID.fullmatch(user) else slack_render.shown(user)
+        line = f"{who} paged for #{incident.id}: {slack_render.headline(view)}"
+        mention = {"channel": team.channel, "text": slack_render.fit(line)}
+    return {
+        "due_at": due_at.isoformat(),
+        "severity": incident.severity,
+        "person": step.person,
+        "name": person.name if person else step.person,
+        "slack_id": user,
+        "step": step.step,
+        "text": slack_page.page_text(view, people, told),
+        "blocks": slack_page.page_blocks(incident.id, view, people, facts, jira_url),
+        "mention": mention,
+    }
+
+
+def _block_texts(blocks: Sequence[dict[str, Any]]) -> list[str]:
+    texts = []
+    for block in blocks:
+        parts = [block.get("text"), *(block.get("elements") or [])]
+        texts += [
+            p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)
+        ]
+    return texts
+
+
+def preview(channel: str, payload: dict[str, Any]) -> str:
+    """What one delivery shows its readers, as text: what log-only mode logs, so someone
+    trying the receiver without accounts sees what people will be sent."""
+    if channel == Channel.JIRA:
+        parts = []
+        if "create" in payload:
+            parts.append(f"create issue: {payload['create']['fields'].get('summary', '')}")
+        if "postmortem" in payload:
+            parts.append(f"create issue: {payload['postmortem']['fields'].get('summary', '')}")
+        if payload.get("comment"):
+            parts.append(f"comment: {payload['comment']}")
+        return "\n".join(parts)
+    if channel == Channel.PAGER:
+        head = f"{payload.get('text', '')} (to {payload.get('name') or payload.get('person')})"
+        return "\n".join([head, *_block_texts(payload.get("blocks") or [])[1:]])
+    return str(payload.get("reply") or payload.get("text", ""))
