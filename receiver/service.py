@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from receiver.config.holder import RulesHolder
@@ -84,6 +84,14 @@ class _Notice:
     owner: Incident
     change: Change
     events: int
+
+
+def _copy(incident: Incident) -> Incident:
+    """A shallow copy, in a microsecond (copy.copy and dataclasses.replace take 15-30 µs,
+    paid for every change of a webhook)."""
+    twin = object.__new__(Incident)
+    twin.__dict__.update(incident.__dict__)
+    return twin
 
 
 def _instruction(
@@ -273,7 +281,7 @@ class IncidentService:
                         opened.append(change.incident)
                         result.opened += 1
                     incident = self._collect(unit, change, cfg, state)
-                    notices.append(_Notice(replace(incident), incident, change, len(unit.events)))
+                    notices.append(_Notice(_copy(incident), incident, change, len(unit.events)))
                     touched.append(incident)
                 if pacer.due():
                     await pacer.pause()
@@ -338,7 +346,8 @@ class IncidentService:
         """Queue the instructions of one change, rendered from the incident as the change
         left it (with the id it has by now)."""
         owner, change = notice.owner, notice.change
-        incident = replace(notice.incident, id=owner.id)
+        incident = notice.incident  # a copy of its own
+        incident.id = owner.id
         for kind in change.notifications:
             wait = self.coalesce_seconds if kind in COALESCED_KINDS else 0.0
             for channel in CHANNELS_BY_KIND.get(kind, ()):
@@ -419,7 +428,7 @@ class IncidentService:
                 return reason, incident, False
             unit = UnitOfWork()
             owner = self._collect(unit, change, cfg)
-            notice = _Notice(replace(owner), owner, change, len(unit.events))
+            notice = _Notice(_copy(owner), owner, change, len(unit.events))
             await self._render(unit, notice, cfg, await self.context())
             await self.store.commit(unit, now)
             return reason, change.incident, True

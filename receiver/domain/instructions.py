@@ -32,7 +32,7 @@ from receiver.domain import jira_render, slack_page, slack_render
 from receiver.domain.delivery import Channel, Kind
 from receiver.domain.escalation import Page
 from receiver.domain.model import AlertRecord, Event, Incident
-from receiver.domain.notifications import brief, notification_payload, snapshot
+from receiver.domain.notifications import COALESCED_KINDS, brief, notification_payload, snapshot
 from receiver.domain.oncall import responder
 from receiver.domain.timeline import zone_of
 
@@ -64,6 +64,11 @@ def jira_user(incident: Incident, cfg: RulesConfig) -> str | None:
     return person.jira_user if person else None
 
 
+def _event(event: Event) -> dict[str, Any]:
+    """An event as a coalesced instruction keeps it (to count what it folds)."""
+    return {"event": event.event, "at": event.at.isoformat(), "count": event.data.get("count", 0)}
+
+
 def _search(incident: Incident, cfg: RulesConfig, label: str) -> dict[str, str]:
     return {"project": jira_render.project(incident, cfg), "label": label}
 
@@ -76,17 +81,25 @@ def jira(
     installation: str,
     alerts: Sequence[AlertRecord] = (),
 ) -> dict[str, Any]:
-    """The JIRA instruction of one event; ``alerts`` are those at hand for the description,
-    should the issue have to be created by this delivery."""
+    """The JIRA instruction of one event; ``alerts`` (those at hand) go into the issue's
+    description, should this delivery be the one to create it."""
     assert incident.id is not None
     label = jira_render.incident_label(installation, incident.id)
     out: dict[str, Any] = {"search": _search(incident, cfg, label)}
-    if incident.jira_key is None:
+    if kind == Kind.OPENED or (incident.jira_key is None and kind not in COALESCED_KINDS):
+        # Made by the open; a later event not knowing the issue may make it too (the open
+        # failed for good), but not the joins a storm folds once per webhook.
         total = max(incident.firing_alerts, len(alerts))
         shown = alerts[: jira_render.ALERTS_IN_DESCRIPTION]
         fields = jira_render.issue_fields(incident, shown, cfg, total, None, installation)
         out["create"] = {"fields": fields, "assignee": jira_user(incident, cfg)}
     if kind == Kind.OPENED:
+        return out
+    if kind == Kind.ALERTS_JOINED:
+        joined = sum(int(e.data.get("count", 0)) for e in events if e.event == "alerts_joined")
+        last = jira_render.minute(events[-1].at, zone_of(incident, cfg)) if events else ""
+        out.update(events=[_event(e) for e in events], joined=joined, last_at=last)
+        out["comment"] = jira_render.joined_comment(joined, 1, last)
         return out
     if kind == Kind.SEVERITY_RAISED:
         policy = cfg.severities.get(incident.severity)
@@ -94,14 +107,7 @@ def jira(
             out["priority"] = policy.jira_priority
     if kind == Kind.REOPENED:
         out["transition_before"] = cfg.jira.reopen_transition
-    payload = notification_payload(kind, incident, list(events), cfg)
-    if kind == Kind.ALERTS_JOINED:
-        joined = sum(int(e.data.get("count", 0)) for e in events if e.event == "alerts_joined")
-        last = jira_render.minute(events[-1].at, zone_of(incident, cfg)) if events else ""
-        out.update(events=payload["events"], joined=joined, last_at=last)
-        out["comment"] = jira_render.joined_comment(joined, 1, last)
-    else:
-        out["comment"] = jira_render.comment(kind, payload, cfg)
+    out["comment"] = jira_render.comment(kind, notification_payload(kind, incident, events), cfg)
     if kind == Kind.RESOLVED:
         out["transition_after"] = cfg.jira.resolve_transition
     return out

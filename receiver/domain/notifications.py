@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from receiver.config.models import RulesConfig
@@ -89,10 +90,8 @@ def brief(incident: Incident, alert: AlertRecord | None, cfg: RulesConfig) -> di
     }
 
 
-def notification_payload(
-    kind: str, incident: Incident, events: list[Event], cfg: RulesConfig
-) -> dict[str, Any]:
-    """The outbox payload of one event (its events without TIMELINE_ONLY data)."""
+def notification_payload(kind: str, incident: Incident, events: Sequence[Event]) -> dict[str, Any]:
+    """An event as the comment renderer reads it (its events without TIMELINE_ONLY data)."""
     return {
         "kind": kind,
         "incident": snapshot(incident),

@@ -197,9 +197,10 @@ class JiraNotifier:
         if found:
             return found
         create = order.get("create")
-        if create is None:  # decided when the issue was known: it has gone from JIRA since
+        if create is None:  # a join, or decided when the issue was known: it is gone since
             raise DeliveryError(
-                f"the incident's issue (label {search['label']}) is not in JIRA",
+                f"the incident's issue (label {search['label']}) is not in JIRA, and this "
+                "delivery was not told how to create it (see the dead letters)",
                 retryable=False,
                 reason=Reason.CLIENT_ERROR,
             )
