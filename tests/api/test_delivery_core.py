@@ -6,51 +6,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
 
-from receiver.config import load_rules
+from tests.api.test_slack_notify import CFG, Client, with_jira
+from tests.api.test_slack_notify import slack as slack  # the fixture, re-exported
 from tests.conftest import API, AUTH, ClientFactory
 from tests.fakes.jira import FakeJira
 from tests.fakes.slack import FakeSlack
 from tests.helpers import SHIPPED_RULES, FakeClock, alert, wait_for, webhook
 
-CFG = load_rules(SHIPPED_RULES)
-USERS = {p.slack_id: pid for pid, p in CFG.people.items() if p.slack_id}
-CHANNELS = [CFG.channels.alerts, CFG.channels.announce, *(t.channel for t in CFG.teams.values())]
 SILENCE_SECONDS = 30.0  # JIRA answers nothing this long (its client gives up after 15 s)
 INCIDENTS = 20
-Client = TestClient[Any, web.Application]
-
-
-@pytest.fixture
-async def slack(clock: FakeClock) -> AsyncIterator[FakeSlack]:
-    async with FakeSlack(
-        token="xoxb-receiver", users=USERS, channels=CHANNELS, clock=clock
-    ) as fake:
-        yield fake
 
 
 @pytest.fixture
 async def jira() -> AsyncIterator[FakeJira]:
     async with FakeJira(user="bot", token="t") as fake:
         yield fake
-
-
-async def receiver(
-    make_client: ClientFactory, slack: FakeSlack, jira: FakeJira, **settings: Any
-) -> Client:
-    return await make_client(
-        slack_token="xoxb-receiver",
-        slack_api_url=slack.url,
-        jira_url=jira.url,
-        jira_user="bot",
-        jira_token="t",
-        **settings,
-    )
 
 
 async def jira_keys(client: Client) -> dict[int, str | None]:
@@ -64,7 +37,7 @@ async def test_pages_go_out_while_jira_answers_nothing_and_each_issue_is_made_on
     """JIRA holds every request unanswered for 30 s while 20 incidents open: every page is
     delivered meanwhile; once JIRA answers again (handling the held creates too, after
     their client gave up), each incident has exactly one issue."""
-    client = await receiver(make_client, slack, jira)
+    client = await with_jira(make_client, slack, jira)
     jira.silent()
     for n in range(INCIDENTS):
         body = webhook(alert(service=f"svc-{n}", alertname="KISTokenRefreshFailed"))
@@ -105,7 +78,7 @@ async def test_a_reload_before_delivery_changes_nothing_the_event_decided(
     rules = tmp_path / "rules.yaml"
     shipped = SHIPPED_RULES.read_text()
     rules.write_text(shipped)
-    client = await receiver(make_client, slack, jira, rules=str(rules))
+    client = await with_jira(make_client, slack, jira, rules=str(rules))
     jira.down()
     assert (await client.post("/webhook", json=webhook(alert()), headers=AUTH)).status == 200
     await wait_for(lambda: len(jira.requests) > 0)

@@ -40,7 +40,9 @@ async def receiver(make_client: ClientFactory, fake: FakeSlack) -> Client:
     )
 
 
-async def with_jira(make_client: ClientFactory, fake: FakeSlack, jira: FakeJira) -> Client:
+async def with_jira(
+    make_client: ClientFactory, fake: FakeSlack, jira: FakeJira, **settings: Any
+) -> Client:
     """A receiver on the fake Slack and the fake JIRA (user "bot", token "t")."""
     return await make_client(
         slack_token="xoxb-receiver",
@@ -48,6 +50,7 @@ async def with_jira(make_client: ClientFactory, fake: FakeSlack, jira: FakeJira)
         jira_url=jira.url,
         jira_user="bot",
         jira_token="t",
+        **settings,
     )
 
 
