@@ -30,6 +30,7 @@ from receiver.api.webhook import webhook
 from receiver.config.holder import RulesHolder
 from receiver.config.loader import ConfigError
 from receiver.digest import digest_loop
+from receiver.followup import FollowUp
 from receiver.ingest import IngestQueue
 from receiver.metrics import CHANNELS, Metrics
 from receiver.notify.base import LogNotifier, Notifier
@@ -100,7 +101,8 @@ def create_app(
         poll_seconds=settings.outbox_poll_seconds,
         lease_seconds=settings.outbox_lease_seconds,
         concurrency=settings.outbox_concurrency,
-        on_issue=lambda ids: service.issue_linked(ids),
+        on_issue=lambda ids: followup.issue_linked(ids),
+        translate=lambda items: followup.translate(items),
     )
 
     def committed() -> None:  # new outbox rows or timers may be due right away
@@ -116,6 +118,7 @@ def create_app(
         coalesce_seconds=settings.coalesce_seconds,
         jira_url=settings.jira_url,
     )
+    followup = FollowUp(store, rules, clock, service.context, on_commit=committed)
     timers = timer_loop(service, settings.outbox_poll_seconds, settings.outbox_lease_seconds)
 
     app = web.Application(middlewares=[observe], client_max_size=settings.max_body_bytes)

@@ -9,10 +9,8 @@ from datetime import datetime
 
 from receiver.config.holder import RulesHolder
 from receiver.config.models import RulesConfig
-from receiver.domain import instructions
-from receiver.domain.announce import announcements_for
-from receiver.domain.delivery import Channel, Kind
-from receiver.domain.escalation import Fired, Timer, TimerKind, fire, plan
+from receiver.domain.delivery import Kind
+from receiver.domain.escalation import Timer, fire, plan
 from receiver.domain.incidents import (
     Change,
     Policy,
@@ -21,11 +19,11 @@ from receiver.domain.incidents import (
     decide_batch,
     decide_resolve,
 )
-from receiver.domain.model import Alert, AlertRecord, AlertStatus, Event, Incident, Route
-from receiver.domain.notifications import CHANNELS_BY_KIND, COALESCED_KINDS
+from receiver.domain.model import Alert, AlertRecord, AlertStatus, Incident, Route
 from receiver.metrics import Metrics
 from receiver.pacing import Pacer
-from receiver.store.base import Conflict, NewNotification, Store, UnitOfWork, until_committed
+from receiver.rendering import Context, Notice, apply_fired, copy_incident, fire_due_now, render
+from receiver.store.base import Conflict, Store, UnitOfWork, until_committed
 
 
 @dataclass
@@ -62,92 +60,6 @@ class _KeyState:
 
     latest: Incident | None
     known: dict[str, AlertRecord]
-
-
-@dataclass(frozen=True)
-class Context:
-    """What rendering an instruction needs besides the incident and the rules: this
-    installation's id (in the labels that find JIRA issues again) and JIRA's address (for
-    links to issues)."""
-
-    installation: str
-    jira_url: str | None = None
-
-
-@dataclass(frozen=True)
-class _Notice:
-    """A change whose instructions are rendered once its incident has its id: the incident
-    as the change left it, the unit's object for it, the change, and how many of the unit's
-    timeline entries existed once it was made (a postmortem shows those of its incident)."""
-
-    incident: Incident
-    owner: Incident
-    change: Change
-    events: int
-
-
-def _copy(incident: Incident) -> Incident:
-    """A shallow copy, in a microsecond (copy.copy and dataclasses.replace take 15-30 µs,
-    paid for every change of a webhook)."""
-    twin = object.__new__(Incident)
-    twin.__dict__.update(incident.__dict__)
-    return twin
-
-
-def _instruction(
-    channel: str,
-    kind: str,
-    incident: Incident,
-    events: Sequence[Event],
-    cfg: RulesConfig,
-    ctx: Context,
-    alerts: Sequence[AlertRecord] = (),
-) -> dict[str, object]:
-    if channel == Channel.JIRA:
-        return instructions.jira(kind, incident, events, cfg, ctx.installation, alerts)
-    return instructions.slack(kind, incident, cfg)
-
-
-def _apply_fired(
-    unit: UnitOfWork,
-    incident: Incident,
-    fired: Fired,
-    cfg: RulesConfig,
-    ctx: Context,
-    due_at: datetime,
-    alert: AlertRecord | None,
-) -> None:
-    """Add what a fired timer does to a unit: its timeline entries, the JIRA note, pages."""
-    unit.events.extend((incident, e) for e in fired.events)
-    for kind in fired.notifications:
-        for channel in CHANNELS_BY_KIND.get(kind, ()):
-            order = _instruction(channel, kind, incident, fired.events, cfg, ctx)
-            unit.notify(incident, NewNotification(channel, kind, order))
-    for page in fired.pages:
-        order = instructions.page(page, incident, cfg, due_at, alert, ctx.jira_url)
-        unit.notify(incident, NewNotification(Channel.PAGER, Kind.PAGE, order))
-
-
-def _fire_due_now(
-    unit: UnitOfWork, cfg: RulesConfig, ctx: Context, now: datetime
-) -> list[tuple[str, int]]:
-    """Fire within the unit the escalation steps due at once (step 0 of an open, reopen or
-    raise): their pages commit with the alerts that caused them and go out as soon as the
-    commit lands, with no round through the timer loop. Returns (severity, step) of each
-    step that paged someone."""
-    paged: list[tuple[str, int]] = []
-    due = unit.take_timers(lambda t: t.kind is TimerKind.ESCALATION and t.due_at <= now)
-    if not due:
-        return paged
-    alerts: dict[int, AlertRecord] = {}  # an alert of each incident, for the page's brief
-    for owner, record in unit.alerts:
-        alerts.setdefault(id(owner), record)
-    for incident, timer in due:
-        fired = fire(incident, timer, cfg, now)
-        _apply_fired(unit, incident, fired, cfg, ctx, timer.due_at, alerts.get(id(incident)))
-        if fired.pages:
-            paged.append((incident.severity, timer.step))
-    return paged
 
 
 class IncidentService:
@@ -217,7 +129,7 @@ class IncidentService:
                 await self._render(unit, notice, cfg, ctx)
                 if pacer.due():
                     await pacer.pause()
-            paged = _fire_due_now(unit, cfg, ctx, now)
+            paged = fire_due_now(unit, cfg, ctx, now)
             await self.store.commit(unit, now)
             due_now = bool(unit.timers) or any(n.coalesce_seconds == 0 for _, n in unit.outbox)
             return results, opened, paged, due_now
@@ -249,16 +161,14 @@ class IncidentService:
         cfg: RulesConfig,
         now: datetime,
         pacer: Pacer,
-    ) -> tuple[
-        list[tuple[IngestResult, list[Incident]]], UnitOfWork, list[Incident], list[_Notice]
-    ]:
+    ) -> tuple[list[tuple[IngestResult, list[Incident]]], UnitOfWork, list[Incident], list[Notice]]:
         policy = policy_of(cfg)
         states: dict[str, _KeyState] = {}
         for key, incident in latest.items():
             states[key] = _KeyState(incident, known.get(incident.id or 0, {}))
         unit = UnitOfWork()
         opened: list[Incident] = []
-        notices: list[_Notice] = []
+        notices: list[Notice] = []
         results: list[tuple[IngestResult, list[Incident]]] = []
         for groups in routed:
             result, touched = IngestResult(), []
@@ -281,7 +191,9 @@ class IncidentService:
                         opened.append(change.incident)
                         result.opened += 1
                     incident = self._collect(unit, change, cfg, state)
-                    notices.append(_Notice(_copy(incident), incident, change, len(unit.events)))
+                    notices.append(
+                        Notice(copy_incident(incident), incident, change, len(unit.events))
+                    )
                     touched.append(incident)
                 if pacer.due():
                     await pacer.pause()
@@ -341,34 +253,9 @@ class IncidentService:
         return incident
 
     async def _render(
-        self, unit: UnitOfWork, notice: _Notice, cfg: RulesConfig, ctx: Context
+        self, unit: UnitOfWork, notice: Notice, cfg: RulesConfig, ctx: Context
     ) -> None:
-        """Queue the instructions of one change, rendered from the incident as the change
-        left it (with the id it has by now)."""
-        owner, change = notice.owner, notice.change
-        incident = notice.incident  # a copy of its own
-        incident.id = owner.id
-        for kind in change.notifications:
-            wait = self.coalesce_seconds if kind in COALESCED_KINDS else 0.0
-            for channel in CHANNELS_BY_KIND.get(kind, ()):
-                order = _instruction(
-                    channel, kind, incident, change.events, cfg, ctx, change.alerts
-                )
-                unit.notify(owner, NewNotification(channel, kind, order, wait))
-        postmortem = cfg.jira.postmortem
-        if (
-            Kind.RESOLVED in change.notifications
-            and postmortem is not None
-            and incident.severity in postmortem.severities
-        ):  # after the resolve on the same queue: the issue is written from the full timeline
-            assert incident.id is not None
-            stored = [] if incident.id in unit.new else await self.store.timeline(incident.id)
-            timeline = [*stored, *(e for o, e in unit.events[: notice.events] if o is owner)]
-            order = instructions.postmortem(incident, timeline, cfg, ctx.installation)
-            unit.notify(owner, NewNotification(Channel.JIRA, Kind.POSTMORTEM, order))
-        for kind, text in announcements_for(change.notifications, incident, change.events, cfg):
-            order = {"channel": cfg.channels.announce, "text": text}
-            unit.notify(owner, NewNotification(Channel.ANNOUNCE, kind, order))
+        await render(unit, notice, cfg, ctx, self.coalesce_seconds, self.store.timeline)
 
     @staticmethod
     def _replan(unit: UnitOfWork, incident: Incident, cfg: RulesConfig, trigger: datetime) -> None:
@@ -398,7 +285,7 @@ class IncidentService:
         if fired.pages:
             found = await self.store.incident_alerts([timer.incident_id], 1)
             alert = next(iter(found.get(timer.incident_id, [])), None)
-        _apply_fired(unit, incident, fired, cfg, await self.context(), timer.due_at, alert)
+        apply_fired(unit, incident, fired, cfg, await self.context(), timer.due_at, alert)
         try:
             await self.store.commit(unit, now)
         except Conflict:
@@ -428,7 +315,7 @@ class IncidentService:
                 return reason, incident, False
             unit = UnitOfWork()
             owner = self._collect(unit, change, cfg)
-            notice = _Notice(_copy(owner), owner, change, len(unit.events))
+            notice = Notice(copy_incident(owner), owner, change, len(unit.events))
             await self._render(unit, notice, cfg, await self.context())
             await self.store.commit(unit, now)
             return reason, change.incident, True
@@ -451,23 +338,6 @@ class IncidentService:
     async def resolve(self, incident_id: int, by: str) -> tuple[Reason, Incident]:
         """Resolve by hand."""
         return await self._manual(incident_id, by, decide_resolve)
-
-    async def issue_linked(self, incident_ids: Sequence[int]) -> None:
-        """These incidents' JIRA issues exist now: the timeline says so (and so the
-        postmortem), and their Slack messages are brought up to date (the post said "JIRA
-        pending" until then)."""
-        cfg, now = self.rules.current, self.clock()
-        unit = UnitOfWork()
-        for incident_id in incident_ids:
-            incident = await self.store.get_incident(incident_id)
-            if incident is None or incident.jira_key is None:
-                continue
-            unit.events.append((incident, Event("jira_issue", now, {"key": incident.jira_key})))
-            order = instructions.slack(Kind.JIRA_LINKED, incident, cfg)
-            unit.notify(incident, NewNotification(Channel.SLACK, Kind.JIRA_LINKED, order))
-        if unit.outbox:
-            await self.store.commit(unit, now)
-            self.on_commit()
 
     async def refresh_gauges(self) -> None:
         """Recompute the gauges that describe stored state."""

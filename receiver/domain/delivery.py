@@ -51,6 +51,11 @@ class OutboxItem:
         return self.attempts > 0 or self.claims > 1
 
 
+def page_purpose(step: int, person: str) -> str:
+    """The purpose a page's direct message is recorded with: which step paged whom."""
+    return f"page:{step}:{person}"
+
+
 class Kind(StrEnum):
     """What an outbox row is about (stored as its value)."""
 

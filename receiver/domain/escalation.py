@@ -99,6 +99,7 @@ def fire(incident: Incident, timer: Timer, cfg: RulesConfig, now: datetime) -> F
     fired.pages = [Page(person, target, timer.step) for person, target in targets]
     people = [p.person for p in fired.pages]
     name = "paged" if timer.step == 0 else "escalated"
-    fired.events.append(Event(name, now, {"step": timer.step, "people": people}))
+    roles = [p.target for p in fired.pages]
+    fired.events.append(Event(name, now, {"step": timer.step, "people": people, "targets": roles}))
     fired.notifications.append(Kind.ESCALATED)
     return fired

@@ -14,8 +14,9 @@ Payload shapes, by channel:
   has ``postmortem`` (its own ``search`` and ``fields``, the description naming the
   incident's issue through ``ISSUE_SLOT``).
 - ``slack``: ``channel``, ``text`` and ``blocks`` of the incident message as of the event;
-  ``update`` (``all`` messages about the incident, or only the channel post, ``alerts``)
-  and ``reply`` (a line for the post's thread).
+  ``update`` (``all`` messages about the incident, or only the channel post, ``alerts``),
+  ``reply`` (a line for the post's thread) and ``pages`` (``text`` and ``blocks`` by the
+  purpose a page's message was recorded with: pages rendered again once the issue exists).
 - ``pager``: ``person``, ``slack_id``, ``text``, ``blocks`` of the direct message,
   ``mention`` (``channel``, ``text``) for the team channel, ``due_at`` and ``severity``.
 - ``announce``, ``digest``: ``channel`` and ``text``.
@@ -137,7 +138,7 @@ def slack(kind: str, incident: Incident, cfg: RulesConfig) -> dict[str, Any]:
         "blocks": slack_render.incident_blocks(incident.id, view, people),
     }
     if kind == Kind.JIRA_LINKED:
-        out["update"] = "alerts"  # the post shows the key now; pages keep theirs
+        out["update"] = "alerts"  # the post shows the key now; pages get ``pages``
     elif kind != Kind.OPENED:
         out["update"] = "all" if kind in UPDATES_ALL else None
         out["reply"] = text
@@ -151,14 +152,16 @@ def page(
     due_at: datetime,
     alert: AlertRecord | None = None,
     jira_url: str | None = None,
+    told: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The page instruction: the direct message to one person, and the mention in the
     team channel. ``due_at`` (when the step was due) is where its page latency is measured
-    from; ``alert`` one of the incident's alerts for what the message tells."""
+    from; ``alert`` one of the incident's alerts for what the message tells (or ``told``,
+    that already made)."""
     assert incident.id is not None
     person = cfg.people.get(step.person)
     view, people = snapshot(incident), names(cfg)
-    told = brief(incident, alert, cfg)
+    told = told if told is not None else brief(incident, alert, cfg)
     facts = {"brief": told, "step": step.step, "target": step.target}
     user = person.slack_id if person else None
     team = cfg.teams.get(incident.team)

@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from receiver.domain import slack_render
-from receiver.domain.delivery import Effect, Kind, OutboxItem
+from receiver.domain.delivery import Effect, Kind, OutboxItem, page_purpose
 from receiver.domain.slack_render import CHANNEL_ID, USER_ID
 from receiver.outbox.policy import (
     DeliveryError,
@@ -256,10 +256,13 @@ class SlackNotifier(_Base):
                 return []
             posted = await self._post_once(item, "alerts", str(order["channel"]), text, blocks)
             return [message(incident_id, posted, "alerts")]
-        update = order.get("update")
+        update, pages = order.get("update"), order.get("pages") or {}
         for channel_id, ts, purpose in messages:
             if update == "all" or (update == "alerts" and purpose == "alerts"):
                 await self.client.update(channel_id, ts, text, blocks)
+            elif purpose in pages:  # a page brought up to date in its own layout
+                again = pages[purpose]
+                await self.client.update(channel_id, ts, str(again["text"]), list(again["blocks"]))
         reply = order.get("reply")
         if reply:
             opening = next(((c, t) for c, t, p in messages if p == "alerts"), None)
@@ -283,7 +286,8 @@ class SlackPager(_Base):
             raise DeliveryError(f"{page.get('person')} has no slack_id to page", retryable=False)
         text, blocks = str(page["text"]), list(page["blocks"])
         dm = await self._post_once(item, "dm", str(user), text, blocks)
-        effects = [message(incident_id, dm, "page")]  # recorded once, however often found
+        purpose = page_purpose(int(page.get("step", 0)), str(page.get("person")))
+        effects = [message(incident_id, dm, purpose)]  # recorded once, however often found
         mention = page.get("mention")
         if mention:
             line = str(mention["text"])

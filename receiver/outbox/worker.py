@@ -161,6 +161,7 @@ class OutboxWorker:
         concurrency: Mapping[str, int] | None = None,
         rng: random.Random | None = None,
         on_issue: Callable[[Sequence[int]], Awaitable[None]] | None = None,
+        translate: Callable[[Sequence[OutboxItem]], Awaitable[list[OutboxItem]]] | None = None,
     ) -> None:
         self.store = store
         self.notifiers = notifiers
@@ -171,6 +172,7 @@ class OutboxWorker:
         self.lease_seconds = lease_seconds
         self.rng = rng or random.Random()
         self.on_issue = on_issue  # told of incidents whose JIRA issue was just recorded
+        self.translate = translate  # gives rows an earlier version wrote their instructions
         self.lanes = {
             channel: Lane(self, channel, lane_concurrency(concurrency or {}, channel))
             for channel in notifiers
@@ -218,12 +220,15 @@ class OutboxWorker:
 
     async def with_prior(self, items: Sequence[OutboxItem]) -> list[OutboxItem]:
         """The items with what earlier deliveries of their incidents recorded (read after
-        the claim, whose transaction recorded the outcomes before it)."""
+        the claim, whose transaction recorded the outcomes before it), rows of an earlier
+        version given their instructions."""
         ids = sorted({item.incident_id for item in items if item.incident_id is not None})
         if not ids:
             return list(items)
         try:
             prior = await self.store.prior_effects(ids)
+            if self.translate is not None:
+                items = await self.translate(items)
         except BaseException:
             self.release_later(items)
             raise

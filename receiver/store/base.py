@@ -242,18 +242,6 @@ class Store(Protocol):
     async def claim_timers(self, now: datetime, limit: int, lease_seconds: float) -> list[Timer]:
         """Claim due pending timers (hidden from other claims until the lease passes)."""
 
-    async def add_slack_message(
-        self, incident_id: int, channel_id: str, ts: str, purpose: str
-    ) -> None:
-        """Remember a Slack message about an incident."""
-
-    async def slack_messages(self, incident_id: int) -> list[tuple[str, str, str]]:
-        """(channel id, ts, purpose) of an incident's Slack messages, oldest first."""
-
-    async def set_jira_key(self, incident_id: int, key: str) -> None:
-        """Record an incident's JIRA issue. Its version stays: the key is the notifier's,
-        no decision changes it, so a concurrent ingest need not decide again."""
-
     async def claim_outbox(
         self,
         now: datetime,

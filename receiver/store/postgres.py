@@ -547,27 +547,6 @@ class PostgresStore:
         timers = [timer_from_row(r) for r in rows]
         return sorted(timers, key=lambda t: (t.due_at, t.id or 0))
 
-    async def add_slack_message(
-        self, incident_id: int, channel_id: str, ts: str, purpose: str
-    ) -> None:
-        async def add(conn: Any) -> None:
-            await conn.execute(_ADD_SLACK_MESSAGE, incident_id, channel_id, ts, purpose)
-
-        await self._transaction(add)
-
-    async def slack_messages(self, incident_id: int) -> list[tuple[str, str, str]]:
-        rows = await self._all(
-            "SELECT channel_id, ts, purpose FROM slack_messages WHERE incident_id = $1 ORDER BY id",
-            incident_id,
-        )
-        return [(r[0], r[1], r[2]) for r in rows]
-
-    async def set_jira_key(self, incident_id: int, key: str) -> None:
-        async def record(conn: Any) -> None:
-            await conn.execute(_SET_JIRA_KEY, key, incident_id)
-
-        await self._transaction(record)
-
     async def claim_outbox(
         self,
         now: datetime,

@@ -649,31 +649,6 @@ class SqliteStore:
         rows = await self._transaction(claim)
         return [timer_from_row(r) for r in rows]
 
-    async def add_slack_message(
-        self, incident_id: int, channel_id: str, ts: str, purpose: str
-    ) -> None:
-        await self._transaction(
-            lambda writer: writer.db.execute(
-                _ADD_SLACK_MESSAGE, (incident_id, channel_id, ts, purpose)
-            )
-        )
-
-    async def slack_messages(self, incident_id: int) -> list[tuple[str, str, str]]:
-        rows = await self._all(
-            "SELECT channel_id, ts, purpose FROM slack_messages WHERE incident_id = ? "
-            "ORDER BY rowid",
-            (incident_id,),
-        )
-        return [(r[0], r[1], r[2]) for r in rows]
-
-    async def set_jira_key(self, incident_id: int, key: str) -> None:
-        await self._transaction(
-            lambda writer: writer.db.execute(
-                _SET_JIRA_KEY,
-                (key, incident_id),
-            )
-        )
-
     async def claim_outbox(
         self,
         now: datetime,

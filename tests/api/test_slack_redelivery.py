@@ -27,6 +27,7 @@ from tests.api.test_slack_notify import CHANNELS, USERS
 from tests.conftest import API, AUTH, ClientFactory
 from tests.fakes.slack import FakeSlack
 from tests.helpers import SHIPPED_RULES, FakeClock, alert, wait_for, webhook
+from tests.store.builders import messages
 
 Client = TestClient[Any, web.Application]
 TOKEN = "xoxb-receiver"
@@ -155,12 +156,12 @@ async def test_announcement_whose_answer_was_lost_is_found(rig: Rig, slack: Fake
     slack.lose_next_answer(method="chat.postMessage")
     await lost(rig.notifier.deliver, opened)
     assert opened.incident_id is not None
-    assert await rig.store.slack_messages(opened.incident_id) == []  # the outcome was lost
+    assert await messages(rig.store, opened.incident_id) == []  # the outcome was lost
 
     await rig.notifier.deliver(again(opened))
     [announcement] = top_level(slack, ALERTS)
     assert len(slack.calls_to("chat.postMessage")) == 1
-    stored = await rig.store.slack_messages(opened.incident_id)
+    stored = await messages(rig.store, opened.incident_id)
     assert stored == [(announcement["channel_id"], announcement["ts"], "alerts")]
     [lookup] = slack.calls_to("conversations.history")
     assert lookup["channel"] == announcement["channel_id"]
@@ -202,15 +203,15 @@ async def test_page_dm_whose_answer_was_lost_is_found(rig: Rig, slack: FakeSlack
     slack.lose_next_answer(method="chat.postMessage")
     await lost(rig.pager.deliver, page)
     assert page.incident_id is not None
-    assert await rig.store.slack_messages(page.incident_id) == []
+    assert await messages(rig.store, page.incident_id) == []
     assert slack.posted_to(TEAM) == []  # the mention comes after the DM
 
     await rig.pager.deliver(again(page))
     [dm] = slack.dms_to("U0KIM")
     [mention] = slack.posted_to(TEAM)
     assert tag(mention) == f"{page.id}:mention"
-    assert await rig.store.slack_messages(page.incident_id) == [
-        (dm["channel_id"], dm["ts"], "page")
+    assert await messages(rig.store, page.incident_id) == [
+        (dm["channel_id"], dm["ts"], "page:0:kim")
     ]
     [opened_dm] = slack.calls_to("conversations.open")
     assert opened_dm["users"] == "U0KIM"
@@ -234,8 +235,8 @@ async def test_page_redelivered_after_both_posts_posts_nothing(rig: Rig, slack: 
     [mention] = slack.posted_to(TEAM)
     assert (tag(dm), tag(mention)) == (f"{page.id}:dm", f"{page.id}:mention")
     assert page.incident_id is not None
-    assert await rig.store.slack_messages(page.incident_id) == [
-        (dm["channel_id"], dm["ts"], "page")
+    assert await messages(rig.store, page.incident_id) == [
+        (dm["channel_id"], dm["ts"], "page:0:kim")
     ]
     assert len(slack.calls_to("chat.postMessage")) == 2
     assert slack.calls_to("conversations.open") == []  # the DM's id is known from the post

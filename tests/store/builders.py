@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from receiver.domain.delivery import Outcome
 from receiver.domain.model import AlertRecord, AlertStatus, Event, Incident, Status
 from receiver.store import Store, UnitOfWork
-from receiver.store.base import NewNotification, OutboxItem
+from receiver.store.base import DeliveryOutcome, Effect, NewNotification, OutboxItem
 
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 JOINED = "incident.alerts_joined"
@@ -113,3 +114,21 @@ def stored_event(name: str, when: datetime, **data: Any) -> Event:
 def view(items: list[OutboxItem]) -> list[tuple[int | None, str, str, int, datetime]]:
     """Claimed items as (incident, channel, kind, attempts, created), without id and payload."""
     return [(i.incident_id, i.channel, i.kind, i.attempts, i.created_at) for i in items]
+
+
+async def record(store: Store, *effects: Effect, now: datetime = T0) -> None:
+    """Record effects as a delivery does: with the outcome of a claimed row."""
+    await store.commit(
+        UnitOfWork(outbox=[(None, NewNotification("digest", "digest.weekly", {}))]), now
+    )
+    [item] = await store.claim_outbox(now, 1, 60, channel="digest")
+    await store.claim_outbox(now, 0, 60, [DeliveryOutcome(item.id, Outcome.SENT, effects=effects)])
+
+
+async def messages(store: Store, incident_id: int) -> list[tuple[str, str, str]]:
+    """The Slack messages recorded about an incident, in the order they were recorded."""
+    return list((await store.prior_effects([incident_id]))[incident_id].messages)
+
+
+def posted(incident_id: int, channel_id: str, ts: str, purpose: str) -> Effect:
+    return Effect("slack_message", incident_id, (channel_id, ts, purpose))

@@ -13,7 +13,17 @@ from receiver.domain.escalation import Timer, TimerKind
 from receiver.domain.model import Incident
 from receiver.store import Conflict, SqliteStore, Store, UnitOfWork
 from receiver.store.base import DeliveryOutcome, Effect
-from tests.store.builders import T0, alert_record, at, new_incident, note, seed, stored_event
+from tests.store.builders import (
+    T0,
+    alert_record,
+    at,
+    new_incident,
+    note,
+    posted,
+    record,
+    seed,
+    stored_event,
+)
 
 
 def stored_id(incident: Incident) -> int:
@@ -158,10 +168,10 @@ async def test_second_unit_with_a_taken_reserved_id_conflicts_and_stores_nothing
 async def test_prior_effects_of_incidents(store: Store) -> None:
     x, y, bare = new_incident("x"), new_incident("y"), new_incident("bare")
     await seed(store, x, y, bare)
-    await store.set_jira_key(stored_id(x), "OPS-1")
-    await store.add_slack_message(stored_id(x), "C1", "9.0", "alerts")
-    await store.add_slack_message(stored_id(y), "C1", "5.0", "alerts")
-    await store.add_slack_message(stored_id(x), "C2", "1.0", "page")  # older ts, recorded later
+    await record(store, Effect("jira_key", stored_id(x), ("OPS-1",)))
+    await record(store, posted(stored_id(x), "C1", "9.0", "alerts"))
+    await record(store, posted(stored_id(y), "C1", "5.0", "alerts"))
+    await record(store, posted(stored_id(x), "C2", "1.0", "page"))  # older ts, recorded later
     # Effects recorded with a delivery's outcome count the same.
     await store.commit(UnitOfWork(outbox=[(y, note("incident.opened"))]), T0)
     [item] = await store.claim_outbox(T0, 10, 30)
@@ -182,7 +192,6 @@ async def test_prior_effects_of_incidents(store: Store) -> None:
         stored_id(bare): Prior(),
         unknown: Prior(),
     }
-    assert prior[stored_id(x)].messages == tuple(await store.slack_messages(stored_id(x)))
     assert await store.prior_effects([]) == {}
     await store.close()
     assert await store.prior_effects([]) == {}  # nothing asked: the database is not touched
@@ -193,7 +202,7 @@ async def test_prior_effects_of_many_incidents_take_two_queries(
 ) -> None:
     incidents = [new_incident(f"k{n}") for n in range(3)]
     await seed(store, *incidents)
-    await store.add_slack_message(stored_id(incidents[1]), "C1", "1.0", "alerts")
+    await record(store, posted(stored_id(incidents[1]), "C1", "1.0", "alerts"))
     asked = [stored_id(i) for i in incidents] + list(range(10_000, 11_200))
     # Both backends read through _all; more ids than an IN list chunk must not mean more.
     queries: list[str] = []

@@ -11,7 +11,17 @@ from receiver.domain.escalation import Timer, TimerKind
 from receiver.domain.model import Incident
 from receiver.store import Conflict, Store, UnitOfWork
 from receiver.store.base import DeliveryOutcome, Effect
-from tests.store.builders import T0, at, new_incident, note, seed, stored_event
+from tests.store.builders import (
+    T0,
+    at,
+    messages,
+    new_incident,
+    note,
+    posted,
+    record,
+    seed,
+    stored_event,
+)
 
 
 def timer(step: int, due: datetime, kind: TimerKind = TimerKind.ESCALATION) -> Timer:
@@ -112,20 +122,20 @@ async def test_slack_messages_in_recorded_order_once_each(store: Store, x: Incid
     other = new_incident("other")
     await seed(store, other)
     assert x.id is not None and other.id is not None
-    await store.add_slack_message(x.id, "C2", "200.1", "alerts")
-    await store.add_slack_message(other.id, "C1", "150.0", "alerts")
-    await store.add_slack_message(x.id, "C1", "100.1", "page")
-    await store.add_slack_message(x.id, "C2", "200.1", "page")  # the same message again
-    assert await store.slack_messages(x.id) == [("C2", "200.1", "alerts"), ("C1", "100.1", "page")]
-    assert await store.slack_messages(other.id) == [("C1", "150.0", "alerts")]
-    assert await store.slack_messages(987_654_321) == []
+    await record(store, posted(x.id, "C2", "200.1", "alerts"))
+    await record(store, posted(other.id, "C1", "150.0", "alerts"))
+    await record(store, posted(x.id, "C1", "100.1", "page"))
+    await record(store, posted(x.id, "C2", "200.1", "page"))  # the same message again
+    assert await messages(store, x.id) == [("C2", "200.1", "alerts"), ("C1", "100.1", "page")]
+    assert await messages(store, other.id) == [("C1", "150.0", "alerts")]
+    assert await messages(store, 987_654_321) == []
 
 
 async def test_the_jira_key_never_conflicts_with_a_decision(store: Store, x: Incident) -> None:
     """The key is the notifier's alone: recording it leaves the version, so a decision made
     on a copy read before it commits, and keeps the key."""
     assert x.id is not None
-    await store.set_jira_key(x.id, "OPS-1")
+    await record(store, Effect("jira_key", x.id, ("OPS-1",)))
     stored = await store.get_incident(x.id)
     assert stored is not None
     assert (stored.jira_key, stored.version) == ("OPS-1", 0)
@@ -151,6 +161,6 @@ async def test_effects_are_recorded_with_the_outcome(store: Store, x: Incident) 
     )
     stored = await store.get_incident(x.id)
     assert stored is not None and stored.jira_key == "OPS-7"
-    assert await store.slack_messages(x.id) == [("C1", "1.5", "alerts")]
+    assert await messages(store, x.id) == [("C1", "1.5", "alerts")]
     [sent] = await store.deliveries("sent", x.id, 10)
     assert sent.id == item.id
