@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pickle
+import tempfile
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -62,6 +64,34 @@ class _KeyState:
     known: dict[str, AlertRecord]
 
 
+# What an ingest returns: each webhook's answer, the incidents opened by (severity,
+# category), the (severity, step) of each page sent at once, whether anything is due now.
+_Ingested = tuple[list[IngestResult], Counter[tuple[str, str]], list[tuple[str, int]], bool]
+# A webhook of at least this many alerts is decided and written this many at a time.
+PART_ALERTS = 2_000
+
+
+def _parts(
+    groups: dict[str, list[tuple[Alert, Route]]], size: int
+) -> Iterator[dict[str, list[tuple[Alert, Route]]]]:
+    """A webhook's keys in parts of about ``size`` alerts (a key's alerts stay together)."""
+    part: dict[str, list[tuple[Alert, Route]]] = {}
+    count = 0
+    for key, batch in groups.items():
+        part[key] = batch
+        count += len(batch)
+        if count >= size:
+            yield part
+            part, count = {}, 0
+    if part:
+        yield part
+
+
+def _due_now(unit: UnitOfWork) -> bool:
+    """Whether a unit left anything the workers should look at before their next poll."""
+    return bool(unit.timers) or any(n.coalesce_seconds == 0 for _, n in unit.outbox)
+
+
 class IncidentService:
     """Turns alerts and manual actions into stored incidents and outbox rows.
 
@@ -79,8 +109,10 @@ class IncidentService:
         on_commit: Callable[[], None] = lambda: None,
         coalesce_seconds: float = 60.0,
         jira_url: str | None = None,
+        part_alerts: int = PART_ALERTS,
     ) -> None:
         self.coalesce_seconds = coalesce_seconds
+        self.part_alerts = part_alerts
         self.jira_url = jira_url  # where pages link the incident's issue
         self._ctx: Context | None = None
         self.store = store
@@ -110,48 +142,103 @@ class IncidentService:
                     await pacer.pause()
             total += len(alerts)
             routed.append(groups)
-        wanted: dict[str, list[str]] = defaultdict(list)
-        for groups in routed:
-            for key, batch in groups.items():
-                wanted[key].extend(alert.fingerprint for alert, _ in batch)
         ctx = await self.context()
-
-        async def attempt() -> tuple[
-            list[tuple[IngestResult, list[Incident]]], list[Incident], list[tuple[str, int]], bool
-        ]:
-            now = self.clock()
-            latest, known = await self.store.ingest_state(wanted)
-            results, unit, opened, notices = await self._decide_ingest(
-                routed, latest, known, cfg, now, pacer
-            )
-            await self._assign_ids(unit, opened)
-            for notice in notices:
-                await self._render(unit, notice, cfg, ctx)
-                if pacer.due():
-                    await pacer.pause()
-            paged = fire_due_now(unit, cfg, ctx, now)
-            await self.store.commit(unit, now)
-            due_now = bool(unit.timers) or any(n.coalesce_seconds == 0 for _, n in unit.outbox)
-            return results, opened, paged, due_now
-
-        results, opened, paged, due_now = await until_committed(attempt)
-        for result, incidents in results:
-            result.incidents = list(dict.fromkeys(i.id for i in incidents if i.id is not None))
+        if len(routed) == 1 and total >= self.part_alerts:
+            outcome = await until_committed(lambda: self._in_parts(routed[0], cfg, ctx, pacer))
+        else:
+            outcome = await until_committed(lambda: self._at_once(routed, cfg, ctx, pacer))
+        answers, opened, paged, due_now = outcome
         for status, count in ((AlertStatus.FIRING, firing), (AlertStatus.RESOLVED, total - firing)):
             if count:
                 self.metrics.alerts_received.labels(status.value).inc(count)
-        for (severity, category), count in Counter(
-            (incident.severity, incident.category) for incident in opened
-        ).items():
+        for (severity, category), count in opened.items():
             self.metrics.incidents_opened.labels(severity, category).inc(count)
         for (severity, step), count in Counter(paged).items():
             self.metrics.escalations.labels(severity, str(step)).inc(count)
-        answers = [result for result, _ in results]
         self.metrics.duplicates_suppressed.inc(sum(r.duplicates for r in answers))
         self.metrics.unknown_resolved.inc(sum(r.unknown_resolved for r in answers))
         if due_now:
             self.on_commit()  # else nothing is due before the workers' next poll
         return answers
+
+    async def _at_once(
+        self,
+        routed: list[dict[str, list[tuple[Alert, Route]]]],
+        cfg: RulesConfig,
+        ctx: Context,
+        pacer: Pacer,
+    ) -> _Ingested:
+        """Read, decide, render and commit webhooks in one unit of work."""
+        now = self.clock()
+        wanted: dict[str, list[str]] = defaultdict(list)
+        for groups in routed:
+            for key, batch in groups.items():
+                wanted[key].extend(alert.fingerprint for alert, _ in batch)
+        latest, known = await self.store.ingest_state(wanted)
+        results, unit, opened, notices = await self._decide_ingest(
+            routed, latest, known, cfg, now, pacer
+        )
+        await self._assign_ids(unit, opened, self.store.reserve_incident_ids)
+        for notice in notices:
+            await self._render(unit, notice, cfg, ctx)
+            if pacer.due():
+                await pacer.pause()
+        paged = fire_due_now(unit, cfg, ctx, now)
+        await self.store.commit(unit, now)
+        for result, incidents in results:
+            result.incidents = list(dict.fromkeys(i.id for i in incidents if i.id is not None))
+        counts = Counter((i.severity, i.category) for i in opened)
+        return [r for r, _ in results], counts, paged, _due_now(unit)
+
+    async def _in_parts(
+        self,
+        groups: dict[str, list[tuple[Alert, Route]]],
+        cfg: RulesConfig,
+        ctx: Context,
+        pacer: Pacer,
+    ) -> _Ingested:
+        """One big webhook, read, decided and rendered a part of its keys at a time, each
+        part's unit of work set aside in a temporary file, then all of them written in one
+        transaction: what memory holds at once is one part, whatever the webhook's size,
+        and the store is held only while the parts are written."""
+        now = self.clock()
+        answer = IngestResult()
+        ids: list[int] = []
+        opened_counts: Counter[tuple[str, str]] = Counter()
+        paged: list[tuple[str, int]] = []
+        due_now = False
+        with tempfile.TemporaryFile(prefix="receiver-ingest-") as spill:
+            parts = 0
+            for part in _parts(groups, self.part_alerts):
+                wanted = {key: [a.fingerprint for a, _ in batch] for key, batch in part.items()}
+                latest, known = await self.store.ingest_state(wanted)
+                [(result, incidents)], unit, opened, notices = await self._decide_ingest(
+                    [part], latest, known, cfg, now, pacer
+                )
+                await self._assign_ids(unit, opened, self.store.reserve_incident_ids)
+                for notice in notices:
+                    await self._render(unit, notice, cfg, ctx)
+                    if pacer.due():
+                        await pacer.pause()
+                paged += fire_due_now(unit, cfg, ctx, now)
+                pickle.dump(unit, spill, protocol=pickle.HIGHEST_PROTOCOL)
+                parts += 1
+                answer.opened += result.opened
+                answer.duplicates += result.duplicates
+                answer.unknown_resolved += result.unknown_resolved
+                ids += (i.id for i in incidents if i.id is not None)
+                opened_counts.update((i.severity, i.category) for i in opened)
+                due_now = due_now or _due_now(unit)
+                del unit, opened, notices, incidents, latest, known  # set aside: let go
+                await pacer.pause()
+            spill.seek(0)
+            async with self.store.write_in_parts(now) as tx:
+                for _ in range(parts):
+                    await tx.write(pickle.load(spill))  # our own file, written just now
+                    if pacer.due():
+                        await pacer.pause()
+        answer.incidents = list(dict.fromkeys(ids))
+        return [answer], opened_counts, paged, due_now
 
     async def _decide_ingest(
         self,
@@ -206,15 +293,18 @@ class IncidentService:
             self._ctx = Context(await self.store.installation_id(), self.jira_url)
         return self._ctx
 
-    async def _assign_ids(self, unit: UnitOfWork, opened: Sequence[Incident]) -> None:
+    @staticmethod
+    async def _assign_ids(
+        unit: UnitOfWork,
+        opened: Sequence[Incident],
+        reserve: Callable[[int], Awaitable[list[int]]],
+    ) -> None:
         """Give the incidents a decision opened their ids before anything about them is
         rendered. (Ids of an attempt that conflicts are not used again: one of them may be
         what the conflict was about.)"""
         if not opened:
             return
-        for incident, reserved in zip(
-            opened, await self.store.reserve_incident_ids(len(opened)), strict=True
-        ):
+        for incident, reserved in zip(opened, await reserve(len(opened)), strict=True):
             incident.id = reserved
             unit.new.add(reserved)
 

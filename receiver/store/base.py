@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -183,6 +184,17 @@ class UnitOfWork:
             self.cancel_timers.append(incident)
 
 
+class PartWriter(Protocol):
+    """One transaction written a unit of work at a time (``Store.write_in_parts``), so that
+    units decided one after another (and kept elsewhere meanwhile) need not all be held at
+    once. The units must concern different incidents."""
+
+    async def write(self, unit: UnitOfWork) -> None:
+        """Write one unit (its incidents' versions checked as at commit: Conflict undoes
+        the whole transaction). Its objects are not written back into: incidents keep their
+        versions, and each must carry its id (reserved)."""
+
+
 class Store(Protocol):
     """Durable state: incidents, alerts, timeline and the outbox."""
 
@@ -213,6 +225,10 @@ class Store(Protocol):
     ) -> tuple[dict[str, Incident], dict[int, dict[str, AlertRecord]]]:
         """The newest incident of each key, and its stored alerts among that key's
         fingerprints (one entry, maybe empty, per incident found)."""
+
+    def write_in_parts(self, now: datetime) -> AbstractAsyncContextManager[PartWriter]:
+        """A transaction written part by part, committed durably when the block ends
+        without an exception and rolled back otherwise: everything or nothing is stored."""
 
     async def commit(self, unit: UnitOfWork, now: datetime) -> None:
         """Write a unit of work atomically and durably; raises Conflict or StoreUnavailable."""

@@ -14,8 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -34,6 +42,7 @@ from receiver.store.base import (
     DeliveryOutcome,
     NewNotification,
     OutboxItem,
+    PartWriter,
     StoreUnavailable,
     UnitOfWork,
 )
@@ -254,6 +263,40 @@ def _forget(assigned: list[Incident]) -> None:
         incident.id = None
 
 
+async def _ingest_state(
+    fetch: Callable[..., Awaitable[list[Any]]], wanted: Mapping[str, Collection[str]]
+) -> tuple[dict[str, Incident], dict[int, dict[str, AlertRecord]]]:
+    """The open incidents of the keys wanted and their alerts among the fingerprints wanted."""
+    latest: dict[str, Incident] = {}
+    if wanted:
+        for row in await fetch(_LATEST, list(wanted)):
+            latest[row[1]] = incident_from_row(row)
+    known: dict[int, dict[str, AlertRecord]] = {
+        i.id: {} for i in latest.values() if i.id is not None
+    }
+    ids, fps = [], []
+    for key, incident in latest.items():
+        for fp in dict.fromkeys(wanted[key]):
+            ids.append(incident.id)
+            fps.append(fp)
+    if ids:
+        for row in await fetch(_KNOWN_ALERTS, ids, fps):
+            known[row[0]][row[1]] = alert_from_row(row)
+    return latest, known
+
+
+class _Parts:
+    """A transaction of PostgresStore written part by part, on one connection."""
+
+    def __init__(self, store: PostgresStore, conn: Any, now: datetime) -> None:
+        self.store = store
+        self.conn = conn
+        self.now = now
+
+    async def write(self, unit: UnitOfWork) -> None:
+        await self.store._write(self.conn, unit, self.now.timestamp(), [])
+
+
 class PostgresStore:
     """The store several replicas share; ``schema``, if given, must exist and becomes the
     search path of every connection."""
@@ -428,22 +471,27 @@ class PostgresStore:
         self, wanted: Mapping[str, Collection[str]]
     ) -> tuple[dict[str, Incident], dict[int, dict[str, AlertRecord]]]:
         self._p()  # a closed store is unavailable even when there is nothing to look up
-        latest: dict[str, Incident] = {}
-        if wanted:
-            for row in await self._all(_LATEST, list(wanted)):
-                latest[row[1]] = incident_from_row(row)
-        known: dict[int, dict[str, AlertRecord]] = {
-            i.id: {} for i in latest.values() if i.id is not None
-        }
-        ids, fps = [], []
-        for key, incident in latest.items():
-            for fp in dict.fromkeys(wanted[key]):
-                ids.append(incident.id)
-                fps.append(fp)
-        if ids:
-            for row in await self._all(_KNOWN_ALERTS, ids, fps):
-                known[row[0]][row[1]] = alert_from_row(row)
-        return latest, known
+        return await _ingest_state(self._all, wanted)
+
+    @asynccontextmanager
+    async def write_in_parts(self, now: datetime) -> AsyncIterator[PartWriter]:
+        pool = self._p()
+        with _errors(conflicts=True):
+            conn = await pool.acquire()
+        try:
+            with _errors(conflicts=True):
+                transaction = conn.transaction(isolation="read_committed")
+                await transaction.start()
+                try:
+                    yield _Parts(self, conn, now)
+                    transaction_id = await conn.fetchval(TRANSACTION_ID)
+                except BaseException:
+                    await rollback(transaction)
+                    raise
+                # the COMMIT finishes, and is settled, even if the caller is cancelled
+                await asyncio.shield(commit(conn, transaction, transaction_id, self._connect))
+        finally:
+            await release(pool, conn)
 
     async def commit(self, unit: UnitOfWork, now: datetime) -> None:
         assigned: list[Incident] = []

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from types import GeneratorType
@@ -34,6 +34,7 @@ from receiver.store.base import (
     Effect,
     NewNotification,
     OutboxItem,
+    PartWriter,
     StoreUnavailable,
     UnitOfWork,
 )
@@ -444,6 +445,17 @@ def commit_durably(db: sqlite3.Connection) -> None:
 _PRAGMAS = ("PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON")
 
 
+class _Parts:
+    """A transaction of SqliteStore written part by part (the store's lock held)."""
+
+    def __init__(self, writer: _Writer, now: datetime) -> None:
+        self.writer = writer
+        self.now = now
+
+    async def write(self, unit: UnitOfWork) -> None:
+        await _paced(self.writer.write(unit, self.now, []))
+
+
 class SqliteStore:
     """The embedded default store."""
 
@@ -496,24 +508,45 @@ class SqliteStore:
                 if isinstance(exc, sqlite3.Error):
                     raise StoreUnavailable(f"SQLite: {exc}") from exc
                 raise
-            loop = asyncio.get_running_loop()
-            committing = loop.run_in_executor(self._executor, commit_durably, writer.db)
-            cancelled = False
-            while not committing.done():  # the lock is held until the disk answers
-                try:
-                    await asyncio.shield(committing)
-                except asyncio.CancelledError:
-                    cancelled = True
-                except sqlite3.Error:
-                    break
-            failure = committing.exception()
-            if failure is None:
-                committed()
-            if cancelled:
-                raise asyncio.CancelledError
-            if failure is not None:
-                raise StoreUnavailable(f"SQLite commit failed: {failure}") from failure
+            await self._commit(writer, committed)
             return result
+
+    async def _commit(self, writer: _Writer, committed: Callable[[], None]) -> None:
+        """COMMIT off the loop, held (with the lock) until the disk answers even if the
+        caller is cancelled meanwhile; ``committed`` runs once it is durable."""
+        loop = asyncio.get_running_loop()
+        committing = loop.run_in_executor(self._executor, commit_durably, writer.db)
+        cancelled = False
+        while not committing.done():
+            try:
+                await asyncio.shield(committing)
+            except asyncio.CancelledError:
+                cancelled = True
+            except sqlite3.Error:
+                break
+        failure = committing.exception()
+        if failure is None:
+            committed()
+        if cancelled:
+            raise asyncio.CancelledError
+        if failure is not None:
+            raise StoreUnavailable(f"SQLite commit failed: {failure}") from failure
+
+    @asynccontextmanager
+    async def write_in_parts(self, now: datetime) -> AsyncIterator[PartWriter]:
+        # The writer is held from the first part to the COMMIT: SQLite has one writer, and
+        # the parts must read what the transaction wrote before them.
+        async with self._lock:
+            writer = self._w()
+            await self._begin(writer)
+            try:
+                yield _Parts(writer, now)
+            except BaseException as exc:
+                rollback(writer.db)
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreUnavailable(f"SQLite: {exc}") from exc
+                raise
+            await self._commit(writer, lambda: None)
 
     async def open(self) -> None:
         if self.path != ":memory:":
