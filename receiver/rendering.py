@@ -15,6 +15,7 @@ from receiver.domain.escalation import Fired, TimerKind, fire
 from receiver.domain.incidents import Change
 from receiver.domain.model import AlertRecord, Event, Incident
 from receiver.domain.notifications import CHANNELS_BY_KIND, COALESCED_KINDS
+from receiver.pacing import Pacer
 from receiver.store.base import NewNotification, UnitOfWork
 
 
@@ -82,13 +83,13 @@ def apply_fired(
         unit.notify(incident, NewNotification(Channel.PAGER, Kind.PAGE, order))
 
 
-def fire_due_now(
-    unit: UnitOfWork, cfg: RulesConfig, ctx: Context, now: datetime
+async def fire_due_now(
+    unit: UnitOfWork, cfg: RulesConfig, ctx: Context, now: datetime, pacer: Pacer
 ) -> list[tuple[str, int]]:
     """Fire within the unit the escalation steps due at once (step 0 of an open, reopen or
     raise): their pages commit with the alerts that caused them and go out as soon as the
     commit lands, with no round through the timer loop. Returns (severity, step) of each
-    step that paged someone."""
+    step that paged someone. (Thousands of pages render for a while: the loop runs meanwhile.)"""
     paged: list[tuple[str, int]] = []
     due = unit.take_timers(lambda t: t.kind is TimerKind.ESCALATION and t.due_at <= now)
     if not due:
@@ -101,6 +102,8 @@ def fire_due_now(
         apply_fired(unit, incident, fired, cfg, ctx, timer.due_at, alerts.get(id(incident)))
         if fired.pages:
             paged.append((incident.severity, timer.step))
+        if pacer.due():
+            await pacer.pause()
     return paged
 
 
