@@ -171,20 +171,7 @@ class IncidentService:
     ) -> _Ingested:
         """Read, decide, render and commit webhooks in one unit of work."""
         now = self.clock()
-        wanted: dict[str, list[str]] = defaultdict(list)
-        for groups in routed:
-            for key, batch in groups.items():
-                wanted[key].extend(alert.fingerprint for alert, _ in batch)
-        latest, known = await self.store.ingest_state(wanted)
-        results, unit, opened, notices = await self._decide_ingest(
-            routed, latest, known, cfg, now, pacer
-        )
-        await self._assign_ids(unit, opened, self.store.reserve_incident_ids)
-        for notice in notices:
-            await self._render(unit, notice, cfg, ctx)
-            if pacer.due():
-                await pacer.pause()
-        paged = await fire_due_now(unit, cfg, ctx, now, pacer)
+        results, unit, opened, paged = await self._unit_of(routed, cfg, ctx, now, pacer)
         await self.store.commit(unit, now)
         for result, incidents in results:
             result.incidents = list(dict.fromkeys(i.id for i in incidents if i.id is not None))
@@ -211,17 +198,10 @@ class IncidentService:
         with tempfile.TemporaryFile(prefix="receiver-ingest-") as spill:
             parts = 0
             for part in _parts(groups, self.part_alerts):
-                wanted = {key: [a.fingerprint for a, _ in batch] for key, batch in part.items()}
-                latest, known = await self.store.ingest_state(wanted)
-                [(result, incidents)], unit, opened, notices = await self._decide_ingest(
-                    [part], latest, known, cfg, now, pacer
+                [(result, incidents)], unit, opened, fired = await self._unit_of(
+                    [part], cfg, ctx, now, pacer
                 )
-                await self._assign_ids(unit, opened, self.store.reserve_incident_ids)
-                for notice in notices:
-                    await self._render(unit, notice, cfg, ctx)
-                    if pacer.due():
-                        await pacer.pause()
-                paged += await fire_due_now(unit, cfg, ctx, now, pacer)
+                paged += fired
                 pickle.dump(unit, spill, protocol=pickle.HIGHEST_PROTOCOL)
                 parts += 1
                 answer.opened += result.opened
@@ -230,7 +210,7 @@ class IncidentService:
                 ids += (i.id for i in incidents if i.id is not None)
                 opened_counts.update((i.severity, i.category) for i in opened)
                 due_now = due_now or _due_now(unit)
-                del unit, opened, notices, incidents, latest, known  # set aside: let go
+                del unit, opened, incidents  # set aside: let go
                 await pacer.pause()
             spill.seek(0)
             async with self.store.write_in_parts(now) as tx:
@@ -240,6 +220,38 @@ class IncidentService:
                         await pacer.pause()
         answer.incidents = list(dict.fromkeys(ids))
         return [answer], opened_counts, paged, due_now
+
+    async def _unit_of(
+        self,
+        routed: list[dict[str, list[tuple[Alert, Route]]]],
+        cfg: RulesConfig,
+        ctx: Context,
+        now: datetime,
+        pacer: Pacer,
+    ) -> tuple[
+        list[tuple[IngestResult, list[Incident]]],
+        UnitOfWork,
+        list[Incident],
+        list[tuple[str, int]],
+    ]:
+        """Read what webhooks' keys have, decide, give new incidents their ids, render the
+        instructions and fire the steps due at once: the unit of work to write, with each
+        webhook's answer and incidents, the incidents opened and the steps that paged."""
+        wanted: dict[str, list[str]] = defaultdict(list)
+        for groups in routed:
+            for key, batch in groups.items():
+                wanted[key].extend(alert.fingerprint for alert, _ in batch)
+        latest, known = await self.store.ingest_state(wanted)
+        results, unit, opened, notices = await self._decide_ingest(
+            routed, latest, known, cfg, now, pacer
+        )
+        await self._assign_ids(unit, opened, self.store.reserve_incident_ids)
+        for notice in notices:
+            await self._render(unit, notice, cfg, ctx)
+            if pacer.due():
+                await pacer.pause()
+        paged = await fire_due_now(unit, cfg, ctx, now, pacer)
+        return results, unit, opened, paged
 
     async def _decide_ingest(
         self,

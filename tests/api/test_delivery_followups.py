@@ -31,6 +31,15 @@ async def jira() -> AsyncIterator[FakeJira]:
         yield fake
 
 
+async def issue_made(jira: FakeJira, clock: FakeClock) -> str:
+    """Bring JIRA up, let the retry come due, and wait for the one issue; its key."""
+    jira.up()
+    clock.advance(minutes=1)
+    await wait_for(lambda: len(jira.issues) == 1)
+    [key] = jira.issues
+    return key
+
+
 def texts(message: dict[str, Any]) -> str:
     return str(FakeSlack.latest(message)["blocks"])
 
@@ -58,10 +67,7 @@ async def test_a_page_sent_before_the_issue_existed_links_it_once_it_does(
     assert KIM is not None
     [dm] = slack.dms_to(KIM)
     assert "JIRA pending" in texts(dm) and "/browse/" not in texts(dm)
-    jira.up()
-    clock.advance(minutes=1)  # the JIRA retry is due
-    await wait_for(lambda: len(jira.issues) == 1)
-    [key] = jira.issues
+    key = await issue_made(jira, clock)
     await wait_for(lambda: f"/browse/{key}|JIRA {key}>" in texts(dm))
     shown = texts(dm)
     assert "You are paged (step 0, as oncall)" in shown  # still the page, not the channel post
@@ -84,10 +90,7 @@ async def test_an_acknowledged_incident_keeps_its_pages_as_they_are_when_the_iss
     assert KIM is not None
     [dm] = slack.dms_to(KIM)
     await wait_for(lambda: "Acknowledged by Kim Minjun" in texts(dm))
-    jira.up()
-    clock.advance(minutes=1)
-    await wait_for(lambda: len(jira.issues) == 1)
-    [key] = jira.issues
+    key = await issue_made(jira, clock)
     await wait_for(lambda: any("Acknowledged by" in c for c in jira.comments(key)))
     store: Store = client.app[STORE]
 
@@ -168,10 +171,7 @@ async def test_rows_an_earlier_version_queued_are_delivered_after_the_upgrade(
     assert "refresh job failing" in texts(page)
     post = slack.posted_to(CFG.channels.alerts)[0]  # then its thread replies
     await wait_for(lambda: "Acknowledged by Kim Minjun" in texts(post))
-    jira.up()
-    clock.advance(minutes=1)
-    await wait_for(lambda: len(jira.issues) == 1)
-    [key] = jira.issues
+    key = await issue_made(jira, clock)
     await wait_for(lambda: any("Acknowledged by Kim Minjun" in c for c in jira.comments(key)))
     assert jira.issues[key]["fields"]["priority"] == "High"
     dead = await store.deliveries("dead", None, 50)
