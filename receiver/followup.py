@@ -66,11 +66,11 @@ class FollowUp:
             incident = await self.store.get_incident(incident_id)
             if incident is None or incident.jira_key is None:
                 continue
-            unit.events.append((incident, Event("jira_issue", now, {"key": incident.jira_key})))
+            unit.events.append((incident_id, Event("jira_issue", now, {"key": incident.jira_key})))
             order = instructions.slack(Kind.JIRA_LINKED, incident, cfg)
             if incident.status is Status.TRIGGERED:
                 order["pages"] = await self._pages(incident, cfg, ctx.jira_url)
-            unit.notify(incident, NewNotification(Channel.SLACK, Kind.JIRA_LINKED, order))
+            unit.notify(incident_id, NewNotification(Channel.SLACK, Kind.JIRA_LINKED, order))
         if unit.outbox:
             await self.store.commit(unit, now)
             self.on_commit()

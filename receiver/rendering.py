@@ -32,21 +32,12 @@ class Context:
 @dataclass(frozen=True)
 class Notice:
     """A change whose instructions are rendered once its incident has its id: the incident
-    as the change left it, the unit's object for it, the change, and how many of the unit's
-    timeline entries existed once it was made (a postmortem shows those of its incident)."""
+    as the change left it (with that id), the change, and how many of the unit's timeline
+    entries existed once it was made (a postmortem shows those of its incident)."""
 
     incident: Incident
-    owner: Incident
     change: Change
     events: int
-
-
-def copy_incident(incident: Incident) -> Incident:
-    """A shallow copy, in a microsecond (copy.copy and dataclasses.replace take 15-30 µs,
-    paid for every change of a webhook)."""
-    twin = object.__new__(Incident)
-    twin.__dict__.update(incident.__dict__)
-    return twin
 
 
 def instruction(
@@ -73,14 +64,16 @@ def apply_fired(
     alert: AlertRecord | None,
 ) -> None:
     """Add what a fired timer does to a unit: its timeline entries, the JIRA note, pages."""
-    unit.events.extend((incident, e) for e in fired.events)
+    owner = incident.id
+    assert owner is not None
+    unit.events.extend((owner, e) for e in fired.events)
     for kind in fired.notifications:
         for channel in CHANNELS_BY_KIND.get(kind, ()):
             order = instruction(channel, kind, incident, fired.events, cfg, ctx)
-            unit.notify(incident, NewNotification(channel, kind, order))
+            unit.notify(owner, NewNotification(channel, kind, order))
     for page in fired.pages:
         order = instructions.page(page, incident, cfg, due_at, alert, ctx.jira_url)
-        unit.notify(incident, NewNotification(Channel.PAGER, Kind.PAGE, order))
+        unit.notify(owner, NewNotification(Channel.PAGER, Kind.PAGE, order))
 
 
 async def fire_due_now(
@@ -96,10 +89,11 @@ async def fire_due_now(
         return paged
     alerts: dict[int, AlertRecord] = {}  # an alert of each incident, for the page's brief
     for owner, record in unit.alerts:
-        alerts.setdefault(id(owner), record)
-    for incident, timer in due:
+        alerts.setdefault(owner, record)
+    for owner, timer in due:
+        incident = unit.incidents[owner]  # as the unit leaves it
         fired = fire(incident, timer, cfg, now)
-        apply_fired(unit, incident, fired, cfg, ctx, timer.due_at, alerts.get(id(incident)))
+        apply_fired(unit, incident, fired, cfg, ctx, timer.due_at, alerts.get(owner))
         if fired.pages:
             paged.append((incident.severity, timer.step))
         if pacer.due():
@@ -116,10 +110,10 @@ async def render(
     timeline_of: Callable[[int], Awaitable[list[Event]]],
 ) -> None:
     """Queue the instructions of one change, rendered from the incident as the change
-    left it (with the id it has by now)."""
-    owner, change = notice.owner, notice.change
-    incident = notice.incident  # a copy of its own
-    incident.id = owner.id
+    left it."""
+    incident, change = notice.incident, notice.change
+    owner = incident.id
+    assert owner is not None and owner > 0, "render once the incident has its id"
     for kind in change.notifications:
         wait = coalesce_seconds if kind in COALESCED_KINDS else 0.0
         for channel in CHANNELS_BY_KIND.get(kind, ()):
@@ -131,9 +125,8 @@ async def render(
         and postmortem is not None
         and incident.severity in postmortem.severities
     ):  # after the resolve on the same queue: the issue is written from the full timeline
-        assert incident.id is not None
-        stored = [] if incident.id in unit.new else await timeline_of(incident.id)
-        timeline = [*stored, *(e for o, e in unit.events[: notice.events] if o is owner)]
+        stored = [] if owner in unit.new else await timeline_of(owner)
+        timeline = [*stored, *(e for o, e in unit.events[: notice.events] if o == owner)]
         order = instructions.postmortem(incident, timeline, cfg, ctx.installation)
         unit.notify(owner, NewNotification(Channel.JIRA, Kind.POSTMORTEM, order))
     for kind, text in announcements_for(change.notifications, incident, change.events, cfg):

@@ -6,7 +6,7 @@ import pickle
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from receiver.config.holder import RulesHolder
@@ -24,7 +24,7 @@ from receiver.domain.incidents import (
 from receiver.domain.model import Alert, AlertRecord, AlertStatus, Incident, Route
 from receiver.metrics import Metrics
 from receiver.pacing import Pacer
-from receiver.rendering import Context, Notice, apply_fired, copy_incident, fire_due_now, render
+from receiver.rendering import Context, Notice, apply_fired, fire_due_now, render
 from receiver.store.base import Conflict, Store, UnitOfWork, until_committed
 
 
@@ -173,8 +173,8 @@ class IncidentService:
         now = self.clock()
         results, unit, opened, paged = await self._unit_of(routed, cfg, ctx, now, pacer)
         await self.store.commit(unit, now)
-        for result, incidents in results:
-            result.incidents = list(dict.fromkeys(i.id for i in incidents if i.id is not None))
+        for result, touched in results:
+            result.incidents = list(dict.fromkeys(touched))
         counts = Counter((i.severity, i.category) for i in opened)
         return [r for r, _ in results], counts, paged, _due_now(unit)
 
@@ -198,7 +198,7 @@ class IncidentService:
         with tempfile.TemporaryFile(prefix="receiver-ingest-") as spill:
             parts = 0
             for part in _parts(groups, self.part_alerts):
-                [(result, incidents)], unit, opened, fired = await self._unit_of(
+                [(result, touched)], unit, opened, fired = await self._unit_of(
                     [part], cfg, ctx, now, pacer
                 )
                 paged += fired
@@ -207,10 +207,10 @@ class IncidentService:
                 answer.opened += result.opened
                 answer.duplicates += result.duplicates
                 answer.unknown_resolved += result.unknown_resolved
-                ids += (i.id for i in incidents if i.id is not None)
+                ids += touched
                 opened_counts.update((i.severity, i.category) for i in opened)
                 due_now = due_now or _due_now(unit)
-                del unit, opened, incidents  # set aside: let go
+                del unit, opened, touched  # set aside: let go
                 await pacer.pause()
             spill.seek(0)
             async with self.store.write_in_parts(now) as tx:
@@ -229,7 +229,7 @@ class IncidentService:
         now: datetime,
         pacer: Pacer,
     ) -> tuple[
-        list[tuple[IngestResult, list[Incident]]],
+        list[tuple[IngestResult, list[int]]],
         UnitOfWork,
         list[Incident],
         list[tuple[str, int]],
@@ -245,8 +245,13 @@ class IncidentService:
         results, unit, opened, notices = await self._decide_ingest(
             routed, latest, known, cfg, now, pacer
         )
-        await self._assign_ids(unit, opened, self.store.reserve_incident_ids)
+        ids = await self._assign_ids(unit, len(opened), self.store.reserve_incident_ids)
+        results = [(result, [ids.get(i, i) for i in touched]) for result, touched in results]
         for notice in notices:
+            if notice.incident.id in ids:
+                notice = replace(
+                    notice, incident=replace(notice.incident, id=ids[notice.incident.id])
+                )
             await self._render(unit, notice, cfg, ctx)
             if pacer.due():
                 await pacer.pause()
@@ -261,7 +266,9 @@ class IncidentService:
         cfg: RulesConfig,
         now: datetime,
         pacer: Pacer,
-    ) -> tuple[list[tuple[IngestResult, list[Incident]]], UnitOfWork, list[Incident], list[Notice]]:
+    ) -> tuple[list[tuple[IngestResult, list[int]]], UnitOfWork, list[Incident], list[Notice]]:
+        """Decide every key's batch in turn; an incident opened gets a provisional id (-1,
+        -2, ...) under which the unit and the notices know it until ids are reserved."""
         policy = policy_of(cfg)
         states: dict[str, _KeyState] = {}
         for key, incident in latest.items():
@@ -269,9 +276,9 @@ class IncidentService:
         unit = UnitOfWork()
         opened: list[Incident] = []
         notices: list[Notice] = []
-        results: list[tuple[IngestResult, list[Incident]]] = []
+        results: list[tuple[IngestResult, list[int]]] = []
         for groups in routed:
-            result, touched = IngestResult(), []
+            result, touched = IngestResult(), list[int]()
             for key, batch in groups.items():
                 state = states.setdefault(key, _KeyState(None, {}))
                 fps = {a.fingerprint for a, _ in batch}
@@ -286,15 +293,16 @@ class IncidentService:
                 result.duplicates += decision.duplicates
                 result.unknown_resolved += decision.unknown_resolved
                 for change in decision.changes:
+                    incident = change.incident
                     if change.is_new:
-                        state.latest, state.known = change.incident, {}
-                        opened.append(change.incident)
+                        incident = replace(incident, id=-len(opened) - 1)
+                        state.known = {}
+                        opened.append(incident)
                         result.opened += 1
-                    incident = self._collect(unit, change, cfg, state)
-                    notices.append(
-                        Notice(copy_incident(incident), incident, change, len(unit.events))
-                    )
-                    touched.append(incident)
+                    state.latest = incident  # a change of the key's newest keeps its id
+                    self._collect(unit, incident, change, cfg, state.known)
+                    notices.append(Notice(incident, change, len(unit.events)))
+                    touched.append(incident.id or 0)
                 if pacer.due():
                     await pacer.pause()
             results.append((result, touched))
@@ -308,42 +316,38 @@ class IncidentService:
 
     @staticmethod
     async def _assign_ids(
-        unit: UnitOfWork,
-        opened: Sequence[Incident],
-        reserve: Callable[[int], Awaitable[list[int]]],
-    ) -> None:
-        """Give the incidents a decision opened their ids before anything about them is
-        rendered. (Ids of an attempt that conflicts are not used again: one of them may be
+        unit: UnitOfWork, opened: int, reserve: Callable[[int], Awaitable[list[int]]]
+    ) -> dict[int, int]:
+        """Reserve ids for the incidents a decision opened (provisional ids -1 .. -opened)
+        and renumber the unit, before anything about them is rendered; returns provisional
+        id -> id. (Ids of an attempt that conflicts are not used again: one of them may be
         what the conflict was about.)"""
         if not opened:
-            return
-        for incident, reserved in zip(opened, await reserve(len(opened)), strict=True):
-            incident.id = reserved
-            unit.new.add(reserved)
+            return {}
+        ids = {-n: reserved for n, reserved in enumerate(await reserve(opened), 1)}
+        unit.renumbered(ids)
+        return ids
 
     def _collect(
-        self, unit: UnitOfWork, change: Change, cfg: RulesConfig, state: _KeyState | None = None
-    ) -> Incident:
-        """Fold one change into the unit of work and the key's running state.
-
-        Decisions return changed copies; within a batch every change to one incident must
-        land on one object, so the copy's fields are folded back into the one held.
-        """
-        incident = change.incident
-        if state is not None and state.latest is not None and not change.is_new:
-            state.latest.__dict__.update(incident.__dict__)
-            incident = state.latest
-        known = state.known if state is not None else {}
+        self,
+        unit: UnitOfWork,
+        incident: Incident,
+        change: Change,
+        cfg: RulesConfig,
+        known: dict[str, AlertRecord],
+    ) -> None:
+        """Put one change into the unit of work (``incident``: the change's, under the id
+        the unit knows it by) and the key's known alerts."""
+        owner = incident.id
+        assert owner is not None
         for record in change.alerts:
-            before = known.get(record.fingerprint)
-            was_firing = before is not None and before.status is AlertStatus.FIRING
-            incident.firing_alerts += int(record.status is AlertStatus.FIRING) - int(was_firing)
             known[record.fingerprint] = record
-            unit.alerts.append((incident, record))
-        if state is not None:
-            state.latest = incident
-        unit.touch(incident)
-        unit.events.extend((incident, e) for e in change.events)
+        unit.alerts.extend((owner, record) for record in change.alerts)
+        if change.is_new:
+            unit.open(incident)
+        else:
+            unit.put(incident)
+        unit.events.extend((owner, e) for e in change.events)
         kinds = set(change.notifications)
         if kinds & {Kind.OPENED, Kind.REOPENED, Kind.SEVERITY_RAISED}:
             trigger = incident.triggered_at
@@ -351,9 +355,8 @@ class IncidentService:
                 trigger = max(trigger, change.events[-1].at)  # page under the new policy
             self._replan(unit, incident, cfg, trigger)
         if kinds & {Kind.ACKNOWLEDGED, Kind.RESOLVED}:
-            unit.drop_timers(incident)
-            unit.cancel(incident)
-        return incident
+            unit.drop_timers(owner)
+            unit.cancel(owner)
 
     async def _render(
         self, unit: UnitOfWork, notice: Notice, cfg: RulesConfig, ctx: Context
@@ -363,10 +366,11 @@ class IncidentService:
     @staticmethod
     def _replan(unit: UnitOfWork, incident: Incident, cfg: RulesConfig, trigger: datetime) -> None:
         """Replace the incident's pending timers with those of a new trigger."""
-        unit.drop_timers(incident)
-        if incident.id is not None:
-            unit.cancel(incident)
-        unit.add_timers(incident, plan(incident, cfg, trigger))
+        assert incident.id is not None
+        unit.drop_timers(incident.id)
+        if incident.id not in unit.new:
+            unit.cancel(incident.id)
+        unit.add_timers(incident.id, plan(incident, cfg, trigger))
 
     async def fire_due_timers(self, lease_seconds: float = 120.0, limit: int = 100) -> int:
         """Fire every due timer once: pages, escalation comments, SLA breaches."""
@@ -417,8 +421,8 @@ class IncidentService:
             if change is None:
                 return reason, incident, False
             unit = UnitOfWork()
-            owner = self._collect(unit, change, cfg)
-            notice = Notice(copy_incident(owner), owner, change, len(unit.events))
+            self._collect(unit, change.incident, change, cfg, {})
+            notice = Notice(change.incident, change, len(unit.events))
             await self._render(unit, notice, cfg, await self.context())
             await self.store.commit(unit, now)
             return reason, change.incident, True

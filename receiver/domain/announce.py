@@ -8,6 +8,7 @@ the text is Slack mrkdwn that shows the wording as written (no formatting, link 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from receiver.config.models import AnnouncementTemplate, RulesConfig
@@ -78,7 +79,7 @@ def announcement(
 
 
 def announcements_for(
-    kinds: list[str], incident: Incident, events: list[Event], cfg: RulesConfig
+    kinds: Sequence[str], incident: Incident, events: Sequence[Event], cfg: RulesConfig
 ) -> list[tuple[str, str]]:
     """(kind, text) of the announcements an incident change makes, for severities that
     announce: open and reopen, a raise (an opening if the old severity did not announce),

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
-from copy import copy
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from receiver.domain.delivery import Kind
 from receiver.domain.model import (
@@ -35,15 +35,16 @@ class Policy:
     rank: Callable[[str], int]  # lower is more severe
 
 
-@dataclass
+@dataclass(frozen=True)
 class Change:
-    """Everything to write for one incident in one transaction."""
+    """Everything to write for one incident in one transaction: the incident as the change
+    leaves it, and the alerts, timeline entries and notifications the change makes."""
 
     incident: Incident
     is_new: bool = False
-    alerts: list[AlertRecord] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
-    notifications: list[str] = field(default_factory=list)
+    alerts: tuple[AlertRecord, ...] = ()
+    events: tuple[Event, ...] = ()
+    notifications: tuple[str, ...] = ()
 
 
 @dataclass
@@ -173,16 +174,15 @@ def decide_batch(
     resolved, fresh, duplicates, unknown = _split(batch, known, now)
     decision = BatchDecision(duplicates=duplicates, unknown_resolved=unknown)
     firing = firing_total - len(resolved)
-    old: Change | None = None
-    if latest is not None and (resolved or fresh):
-        old = Change(incident=copy(latest))
-        if resolved:
-            old.alerts.extend(resolved)
-            old.events.append(
-                Event(
-                    "alerts_resolved", now, {"count": len(resolved), "fingerprints": _fps(resolved)}
-                )
-            )
+    # What becomes of ``latest``: its fields changed, alerts, events and notifications.
+    changed: dict[str, Any] = {}
+    alerts: list[AlertRecord] = list(resolved)
+    events: list[Event] = []
+    notifications: list[str] = []
+    if latest is not None and resolved:
+        events.append(
+            Event("alerts_resolved", now, {"count": len(resolved), "fingerprints": _fps(resolved)})
+        )
     if fresh:
         records = [_record(a, r, now) for a, r in fresh]
         severity = _most_severe([r.severity for _, r in fresh], policy)
@@ -191,47 +191,47 @@ def decide_batch(
             and latest.resolved_at is not None
             and now - latest.resolved_at <= policy.reopen_window
         )
-        if old is not None and (old.incident.is_open or window_open):
-            inc = old.incident
-            if not inc.is_open:
-                inc.status = Status.TRIGGERED
-                inc.triggered_at = now
-                inc.first_starts_at = min(a.starts_at for a, _ in fresh)
-                inc.acknowledged_at = inc.acknowledged_by = None
-                inc.resolved_at = inc.resolved_by = None
-                old.events.append(Event("reopened", now, {"alerts": len(records)}))
-                old.notifications.append(Kind.REOPENED)
+        if latest is not None and (latest.is_open or window_open):
+            if not latest.is_open:
+                changed.update(
+                    status=Status.TRIGGERED,
+                    triggered_at=now,
+                    first_starts_at=min(a.starts_at for a, _ in fresh),
+                    acknowledged_at=None,
+                    acknowledged_by=None,
+                    resolved_at=None,
+                    resolved_by=None,
+                )
+                events.append(Event("reopened", now, {"alerts": len(records)}))
+                notifications.append(Kind.REOPENED)
             else:
-                old.events.append(
+                events.append(
                     Event(
                         "alerts_joined", now, {"count": len(records), "fingerprints": _fps(records)}
                     )
                 )
-                old.notifications.append(Kind.ALERTS_JOINED)
-            old.alerts.extend(records)
+                notifications.append(Kind.ALERTS_JOINED)
+            alerts.extend(records)
             firing += len(records)
-            if policy.rank(severity) < policy.rank(inc.severity):
-                old.events.append(
-                    Event("severity_raised", now, {"from": inc.severity, "to": severity})
+            if policy.rank(severity) < policy.rank(latest.severity):
+                events.append(
+                    Event("severity_raised", now, {"from": latest.severity, "to": severity})
                 )
-                old.notifications.append(Kind.SEVERITY_RAISED)
-                inc.severity = severity
+                notifications.append(Kind.SEVERITY_RAISED)
+                changed["severity"] = severity
         else:
-            inc = _new_incident(fresh, now, policy)
-            opened = Change(incident=inc, is_new=True, alerts=records)
-            opened.events.append(
-                Event("opened", now, {"severity": inc.severity, "alerts": len(records)})
-            )
-            opened.notifications.append(Kind.OPENED)
-            decision.changes.append(opened)
-    if old is not None:
-        if resolved and old.incident.is_open and firing <= 0:
-            old.incident.status = Status.RESOLVED
-            old.incident.resolved_at = now
-            old.events.append(Event("resolved", now, {"reason": "all alerts resolved"}))
-            old.notifications.append(Kind.RESOLVED)
-        if old.alerts or old.events:  # untouched when fresh alerts went to a new incident
-            decision.changes.insert(0, old)
+            inc = replace(_new_incident(fresh, now, policy), firing_alerts=len(records))
+            opened = Event("opened", now, {"severity": inc.severity, "alerts": len(records)})
+            decision.changes.append(Change(inc, True, tuple(records), (opened,), (Kind.OPENED,)))
+    if latest is not None and (resolved or changed or events):
+        is_open = changed.get("status", latest.status) is not Status.RESOLVED
+        if resolved and is_open and firing <= 0:
+            changed.update(status=Status.RESOLVED, resolved_at=now)
+            events.append(Event("resolved", now, {"reason": "all alerts resolved"}))
+            notifications.append(Kind.RESOLVED)
+        incident = replace(latest, firing_alerts=firing, **changed)
+        change = Change(incident, False, tuple(alerts), tuple(events), tuple(notifications))
+        decision.changes.insert(0, change)  # untouched when fresh alerts went to a new one
     return decision
 
 
@@ -241,12 +241,11 @@ def decide_ack(incident: Incident, by: str, now: datetime) -> tuple[Reason, Chan
         return Reason.ALREADY, None
     if incident.status is Status.RESOLVED:
         return Reason.CONFLICT, None
-    change = Change(incident=replace(incident))
-    change.incident.status = Status.ACKNOWLEDGED
-    change.incident.acknowledged_at = now
-    change.incident.acknowledged_by = by
-    change.events.append(Event("acknowledged", now, {"by": by}))
-    change.notifications.append(Kind.ACKNOWLEDGED)
+    change = Change(
+        replace(incident, status=Status.ACKNOWLEDGED, acknowledged_at=now, acknowledged_by=by),
+        events=(Event("acknowledged", now, {"by": by}),),
+        notifications=(Kind.ACKNOWLEDGED,),
+    )
     return Reason.APPLIED, change
 
 
@@ -254,10 +253,9 @@ def decide_resolve(incident: Incident, by: str, now: datetime) -> tuple[Reason, 
     """Resolve an incident by hand; resolving a resolved incident changes nothing."""
     if incident.status is Status.RESOLVED:
         return Reason.ALREADY, None
-    change = Change(incident=replace(incident))
-    change.incident.status = Status.RESOLVED
-    change.incident.resolved_at = now
-    change.incident.resolved_by = by
-    change.events.append(Event("resolved", now, {"by": by, "reason": "resolved by hand"}))
-    change.notifications.append(Kind.RESOLVED)
+    change = Change(
+        replace(incident, status=Status.RESOLVED, resolved_at=now, resolved_by=by),
+        events=(Event("resolved", now, {"by": by, "reason": "resolved by hand"}),),
+        notifications=(Kind.RESOLVED,),
+    )
     return Reason.APPLIED, change

@@ -73,9 +73,10 @@ class AlertRecord:
     last_seen: datetime
 
 
-@dataclass
+@dataclass(frozen=True)
 class Incident:
-    """An incident's own row (alerts and timeline are kept separately)."""
+    """An incident's own row (alerts and timeline are kept separately); a change to it is
+    a new Incident (``dataclasses.replace``), so whoever holds one may rely on it."""
 
     id: int | None
     key: str
@@ -96,7 +97,7 @@ class Incident:
     jira_key: str | None = None
     firing_alerts: int = 0
     alertmanager_url: str = ""
-    version: int = 0  # bumped by every stored update; guards against lost updates
+    version: int = 0  # as read; every stored update bumps it, guarding against lost updates
 
     @property
     def is_open(self) -> bool:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from receiver.domain.delivery import Effect as Effect
 from receiver.domain.delivery import OutboxItem as OutboxItem
 from receiver.domain.delivery import Outcome, Prior
 from receiver.domain.escalation import Timer
 from receiver.domain.model import AlertRecord, Event, Incident
-from receiver.domain.notifications import merge_payloads
+from receiver.store.unit import Committed as Committed
+from receiver.store.unit import NewNotification as NewNotification
+from receiver.store.unit import UnitOfWork as UnitOfWork
 
 
 class StoreUnavailable(Exception):
@@ -33,21 +35,6 @@ class Delivery:
     created_at: datetime
     next_attempt_at: datetime
     last_error: str | None
-
-
-@dataclass(frozen=True)
-class NewNotification:
-    """An outbox row to insert.
-
-    With ``coalesce_seconds`` the row waits that long, and further notifications of the
-    same kind for the same incident and channel fold into it while it waits (through
-    ``merge_payloads``); any other notification for them sends it at once.
-    """
-
-    channel: str
-    kind: str
-    payload: dict[str, Any]
-    coalesce_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -86,104 +73,6 @@ async def until_committed(attempt: Callable[[], Awaitable[T]]) -> T:
         raise StoreUnavailable("too many concurrent changes; retry later") from None
 
 
-@dataclass
-class UnitOfWork:
-    """Everything one decision writes, committed atomically in a single transaction.
-
-    Incidents with ``id`` None are inserted and get their id, those whose id is in ``new``
-    (reserved through ``Store.reserve_incident_ids``) are inserted with it; the others are
-    updated only if their ``version`` is still the one that was read, else the commit raises
-    Conflict. Rows refer to incidents by object.
-    """
-
-    incidents: list[Incident] = field(default_factory=list)
-    alerts: list[tuple[Incident, AlertRecord]] = field(default_factory=list)
-    events: list[tuple[Incident, Event]] = field(default_factory=list)
-    outbox: list[tuple[Incident | None, NewNotification]] = field(default_factory=list)
-    timers: list[tuple[Incident, Timer]] = field(default_factory=list)
-    # Incidents whose pending timers stop (ack, resolve, or re-planned on a severity raise);
-    # applied before the new timers above are added.
-    cancel_timers: list[Incident] = field(default_factory=list)
-    # Timers this unit fires: each must still be pending, else the commit raises Conflict.
-    fired_timers: list[int] = field(default_factory=list)
-    # (schedule, next_at as read, new next_at): the schedule must still be due at the time
-    # read, else the commit raises Conflict (another replica ran it meanwhile).
-    advance_schedule: tuple[str, datetime, datetime] | None = None
-    # Ids of the incidents above to insert with the id they carry (reserved beforehand).
-    new: set[int] = field(default_factory=set)
-
-    # Identities of the incidents above that are included, timed and cancelled, so a unit
-    # touching thousands of incidents does constant work per change.
-    _included: set[int] = field(default_factory=set, repr=False, compare=False)
-    _timed: set[int] = field(default_factory=set, repr=False, compare=False)
-    _cancelled: set[int] = field(default_factory=set, repr=False, compare=False)
-    # (owner identity, channel) -> index in outbox of the last notification for that queue.
-    _last_note: dict[tuple[int, str], int] = field(default_factory=dict, repr=False, compare=False)
-    _indexed: int = field(default=0, repr=False, compare=False)  # outbox rows in _last_note
-
-    def __post_init__(self) -> None:
-        self._included.update(id(i) for i in self.incidents)
-        self._timed.update(id(owner) for owner, _ in self.timers)
-        self._cancelled.update(id(i) for i in self.cancel_timers)
-        self._index_outbox()
-
-    def notify(self, owner: Incident | None, note: NewNotification) -> None:
-        """Queue a notification; one of a coalescing kind folds into the unit's previous
-        one of that kind for the same incident and channel, as the store would fold it."""
-        self._index_outbox()  # rows appended to ``outbox`` directly count too
-        queue = (id(owner), note.channel)
-        last = self._last_note.get(queue)
-        if last is not None and note.coalesce_seconds > 0:
-            waiting = self.outbox[last][1]
-            if waiting.kind == note.kind and waiting.coalesce_seconds > 0:
-                merged = merge_payloads(waiting.payload, note.payload)
-                self.outbox[last] = (owner, replace(note, payload=merged))
-                return
-        self._last_note[queue] = len(self.outbox)
-        self.outbox.append((owner, note))
-        self._indexed = len(self.outbox)
-
-    def _index_outbox(self) -> None:
-        for index in range(self._indexed, len(self.outbox)):
-            owner, note = self.outbox[index]
-            self._last_note[(id(owner), note.channel)] = index
-        self._indexed = len(self.outbox)
-
-    def touch(self, incident: Incident) -> None:
-        """Include an incident once, however many changes touch it."""
-        if id(incident) not in self._included:
-            self._included.add(id(incident))
-            self.incidents.append(incident)
-
-    def drop_timers(self, incident: Incident) -> None:
-        """Forget the timers this unit was going to add for an incident."""
-        if id(incident) in self._timed:
-            self._timed.discard(id(incident))
-            self.timers = [t for t in self.timers if t[0] is not incident]
-
-    def add_timers(self, incident: Incident, timers: Iterable[Timer]) -> None:
-        """Timers to add for an incident."""
-        planned = [(incident, timer) for timer in timers]
-        if planned:
-            self._timed.add(id(incident))
-            self.timers.extend(planned)
-
-    def take_timers(self, due: Callable[[Timer], bool]) -> list[tuple[Incident, Timer]]:
-        """Remove the timers to add that ``due`` selects and return them (to fire them in
-        this unit instead of storing them)."""
-        taken = [(owner, timer) for owner, timer in self.timers if due(timer)]
-        if taken:
-            self.timers = [(owner, timer) for owner, timer in self.timers if not due(timer)]
-            self._timed = {id(owner) for owner, _ in self.timers}
-        return taken
-
-    def cancel(self, incident: Incident) -> None:
-        """Stop an incident's pending timers (once, however often it is asked)."""
-        if id(incident) not in self._cancelled:
-            self._cancelled.add(id(incident))
-            self.cancel_timers.append(incident)
-
-
 class PartWriter(Protocol):
     """One transaction written a unit of work at a time (``Store.write_in_parts``), so that
     units decided one after another (and kept elsewhere meanwhile) need not all be held at
@@ -191,8 +80,7 @@ class PartWriter(Protocol):
 
     async def write(self, unit: UnitOfWork) -> None:
         """Write one unit (its incidents' versions checked as at commit: Conflict undoes
-        the whole transaction). Its objects are not written back into: incidents keep their
-        versions, and each must carry its id (reserved)."""
+        the whole transaction)."""
 
 
 class Store(Protocol):
@@ -230,8 +118,9 @@ class Store(Protocol):
         """A transaction written part by part, committed durably when the block ends
         without an exception and rolled back otherwise: everything or nothing is stored."""
 
-    async def commit(self, unit: UnitOfWork, now: datetime) -> None:
-        """Write a unit of work atomically and durably; raises Conflict or StoreUnavailable."""
+    async def commit(self, unit: UnitOfWork, now: datetime) -> Committed:
+        """Write a unit of work atomically and durably, and say what it stored; raises
+        Conflict or StoreUnavailable."""
 
     async def list_incidents(
         self, status: str | None, severity: str | None, limit: int, before: int | None

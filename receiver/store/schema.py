@@ -136,6 +136,11 @@ SQLITE_MIGRATIONS: list[str] = [
     );
     INSERT INTO installation (id) VALUES (lower(hex(randomblob(6))));
     """,
+    # An incident's deliveries (the API's incident filter) by index instead of a scan of
+    # the whole outbox, sent rows and all: PostgreSQL has had it from its first script.
+    """
+    CREATE INDEX outbox_incident ON outbox (incident_id, id);
+    """,
 ]
 
 # The same tables for PostgreSQL. Ids are BIGSERIAL, times DOUBLE PRECISION epoch seconds

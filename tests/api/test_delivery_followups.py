@@ -147,9 +147,9 @@ async def write_old_rows(store: Store, incident_id: int, at: str) -> None:
         "incident": snapshot(incident),
     }
     unit = UnitOfWork()
-    unit.notify(incident, NewNotification(Channel.JIRA, Kind.ACKNOWLEDGED, old))
-    unit.notify(incident, NewNotification(Channel.SLACK, Kind.ACKNOWLEDGED, dict(old)))
-    unit.notify(incident, NewNotification(Channel.PAGER, Kind.PAGE, page))
+    unit.notify(incident_id, NewNotification(Channel.JIRA, Kind.ACKNOWLEDGED, old))
+    unit.notify(incident_id, NewNotification(Channel.SLACK, Kind.ACKNOWLEDGED, dict(old)))
+    unit.notify(incident_id, NewNotification(Channel.PAGER, Kind.PAGE, page))
     await store.commit(unit, incident.opened_at)
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from receiver.domain.delivery import Outcome
+from receiver.domain.escalation import Timer
 from receiver.domain.model import AlertRecord, AlertStatus, Event, Incident, Status
 from receiver.store import Store, UnitOfWork
-from receiver.store.base import DeliveryOutcome, Effect, NewNotification, OutboxItem
+from receiver.store.base import Committed, DeliveryOutcome, Effect, NewNotification, OutboxItem
 
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 JOINED = "incident.alerts_joined"
@@ -22,14 +25,17 @@ def at(seconds: float) -> datetime:
 def new_incident(
     key: str,
     *,
+    id: int | None = None,
     severity: str = "critical",
     status: Status = Status.TRIGGERED,
     opened: datetime = T0,
     firing: int = 1,
 ) -> Incident:
-    """An incident not stored yet (id None)."""
-    incident = Incident(
-        id=None,
+    """An incident not stored yet: without an id unless given one (reserved beforehand)."""
+    acknowledged = status is Status.ACKNOWLEDGED
+    resolved = status is Status.RESOLVED
+    return Incident(
+        id=id,
         key=key,
         rule="database",
         severity=severity,
@@ -41,15 +47,59 @@ def new_incident(
         opened_at=opened,
         triggered_at=opened,
         first_starts_at=opened - timedelta(minutes=2),
-        firing_alerts=firing,
+        acknowledged_at=opened + timedelta(minutes=1) if acknowledged else None,
+        acknowledged_by="alice" if acknowledged else None,
+        resolved_at=opened + timedelta(minutes=5) if resolved else None,
+        resolved_by="alertmanager" if resolved else None,
+        firing_alerts=0 if resolved else firing,
     )
-    if status is Status.ACKNOWLEDGED:
-        incident.acknowledged_at = opened + timedelta(minutes=1)
-        incident.acknowledged_by = "alice"
-    if status is Status.RESOLVED:
-        incident.resolved_at = opened + timedelta(minutes=5)
-        incident.resolved_by = "alertmanager"
-        incident.firing_alerts = 0
+
+
+def stored_id(incident: Incident) -> int:
+    """The id an incident carries (every incident in a unit of work has one)."""
+    assert isinstance(incident.id, int), incident
+    return incident.id
+
+
+async def with_ids(store: Store, *incidents: Incident) -> list[Incident]:
+    """The incidents, those without an id given one reserved from the store (in order)."""
+    ids = iter(await store.reserve_incident_ids(sum(i.id is None for i in incidents)))
+    return [i if i.id is not None else replace(i, id=next(ids)) for i in incidents]
+
+
+async def reserved(store: Store, key: str, **options: Any) -> Incident:
+    """A new incident (``new_incident`` with these options) under an id reserved for it."""
+    [incident] = await with_ids(store, new_incident(key, **options))
+    return incident
+
+
+def inserting(
+    *incidents: Incident,
+    alerts: Iterable[tuple[int, AlertRecord]] = (),
+    events: Iterable[tuple[int, Event]] = (),
+    outbox: Iterable[tuple[int | None, NewNotification]] = (),
+    timers: Iterable[tuple[int, Timer]] = (),
+) -> UnitOfWork:
+    """A unit inserting new incidents under the ids they carry, with these rows."""
+    return UnitOfWork(
+        incidents,
+        new=[stored_id(i) for i in incidents],
+        alerts=alerts,
+        events=events,
+        outbox=outbox,
+        timers=timers,
+    )
+
+
+def as_committed(incident: Incident, committed: Committed) -> Incident:
+    """The incident as a commit stored it: at the version the commit says it has now."""
+    return replace(incident, version=committed.versions[stored_id(incident)])
+
+
+async def read(store: Store, incident_id: int) -> Incident:
+    """A stored incident (which must exist), as a decision reads it."""
+    incident = await store.get_incident(incident_id)
+    assert incident is not None, incident_id
     return incident
 
 
@@ -94,16 +144,21 @@ def joined(key: str, firing: int, *fingerprints: str) -> NewNotification:
     return NewNotification("jira", JOINED, payload, 60.0)
 
 
-async def seed(store: Store, *incidents: Incident, now: datetime = T0) -> None:
-    """Store new incidents (they get their ids)."""
-    await store.commit(UnitOfWork(incidents=list(incidents)), now)
+async def seed(store: Store, *incidents: Incident, now: datetime = T0) -> list[Incident]:
+    """Store new incidents, each under an id reserved for it (unless it carries one), and
+    return them as stored."""
+    stored = await with_ids(store, *incidents)
+    committed = await store.commit(inserting(*stored), now)
+    assert committed == Committed(dict.fromkeys(map(stored_id, stored), 0))
+    return stored
 
 
-async def enqueue(
-    store: Store, now: datetime, *rows: tuple[Incident | None, NewNotification]
-) -> None:
-    """Commit a unit holding only outbox rows."""
-    await store.commit(UnitOfWork(outbox=list(rows)), now)
+async def enqueue(store: Store, now: datetime, *rows: tuple[int | None, NewNotification]) -> None:
+    """Commit a unit holding only these outbox rows, as they are: the store folds them, not
+    the unit (``UnitOfWork.notify`` would fold coalescing ones first)."""
+    unit = UnitOfWork()
+    unit.outbox.extend(rows)
+    await store.commit(unit, now)
 
 
 def stored_event(name: str, when: datetime, **data: Any) -> Event:

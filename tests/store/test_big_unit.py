@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from receiver.store import SqliteStore, UnitOfWork
+from receiver.store.base import Committed
 from tests.store.builders import alert_record, at, new_incident, note
 
 INCIDENTS = 5000
@@ -24,28 +25,35 @@ async def sqlite(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     await store.close()
 
 
-def big_unit() -> UnitOfWork:
+async def big_unit(store: SqliteStore) -> UnitOfWork:
     unit = UnitOfWork()
-    for n in range(INCIDENTS):
-        incident = new_incident(f"svc-{n:05d}")
-        unit.touch(incident)
-        unit.alerts.append((incident, alert_record(f"fp-{n:05d}")))
-        unit.notify(incident, note("incident.opened"))
+    for n, incident_id in enumerate(await store.reserve_incident_ids(INCIDENTS)):
+        unit.open(new_incident(f"svc-{n:05d}", id=incident_id))
+        unit.alerts.append((incident_id, alert_record(f"fp-{n:05d}")))
+        unit.notify(incident_id, note("incident.opened"))
     return unit
 
 
-async def test_cancelled_between_steps_stores_nothing_and_forgets_new_ids(
+async def test_cancelled_between_steps_stores_nothing_and_a_retry_stores_it_all(
     sqlite: SqliteStore,
 ) -> None:
-    unit = big_unit()
+    unit = await big_unit(sqlite)
     writing = asyncio.create_task(sqlite.commit(unit, at(1)))
     for _ in range(3):  # into the statements, far from their end
         await asyncio.sleep(0)
     writing.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await writing
+    assert writing.cancelled()  # it did not get to the end
     assert await sqlite.list_incidents(None, None, 10, None) == []
     assert await sqlite.deliveries(None, None, 10) == []
-    assert all(incident.id is None for incident in unit.incidents)
-    await sqlite.commit(unit, at(2))  # a retry inserts them all
+    first, *_, last = unit.incidents
+    assert await sqlite.alert_counts([first, last]) == {first: 0, last: 0}
+
+    # A retry inserts them all, under the ids reserved for them.
+    assert await sqlite.commit(unit, at(2)) == Committed(dict.fromkeys(unit.incidents, 0))
     assert len(await sqlite.list_incidents(None, None, INCIDENTS + 1, None)) == INCIDENTS
+    for incident_id in (first, last):
+        assert await sqlite.get_incident(incident_id) == unit.incidents[incident_id]
+    assert await sqlite.alert_counts([first, last]) == {first: 1, last: 1}
+    assert len(await sqlite.deliveries(None, None, INCIDENTS + 1)) == INCIDENTS

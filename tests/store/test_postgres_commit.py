@@ -16,8 +16,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from receiver.store import PostgresStore, StoreUnavailable, UnitOfWork
+from receiver.store.base import Committed
 from tests.postgres import POSTGRES_URL
-from tests.store.builders import T0, alert_record, new_incident, note
+from tests.store.builders import T0, alert_record, inserting, note, reserved, stored_id
 from tests.store.pgcut import CommitCutter, Cut
 
 # Refuses every new incident when its transaction commits (a deferred constraint trigger),
@@ -49,12 +50,16 @@ async def store(schema: str, cutter: CommitCutter) -> AsyncIterator[PostgresStor
         await opened.close()
 
 
-def opening_unit(key: str) -> UnitOfWork:
-    """A new incident with an alert, a timeline entry and a notification."""
-    incident = new_incident(key)
-    unit = UnitOfWork(incidents=[incident], alerts=[(incident, alert_record(f"fp-{key}"))])
-    unit.outbox.append((incident, note("incident.opened")))
-    return unit
+async def opening_unit(store: PostgresStore, key: str) -> UnitOfWork:
+    """A new incident (under an id reserved from the store) with an alert and a
+    notification."""
+    incident = await reserved(store, key)
+    incident_id = stored_id(incident)
+    return inserting(
+        incident,
+        alerts=[(incident_id, alert_record(f"fp-{key}"))],
+        outbox=[(incident_id, note("incident.opened"))],
+    )
 
 
 async def stored_rows(admin: Any, key: str) -> dict[str, int]:
@@ -93,24 +98,25 @@ async def test_a_commit_reports_what_the_server_did_with_it(
 ) -> None:
     if refused:
         await admin.execute(_REFUSE_AT_COMMIT)
-    unit = opening_unit("db/primary")
-    [incident] = unit.incidents
+    unit = await opening_unit(store, "db/primary")
+    [(incident_id, incident)] = unit.incidents.items()
     if cut is not None:
         cutter.arm(cut)
     with capture_logs() as events:
         if committed:
-            await store.commit(unit, T0)
+            assert await store.commit(unit, T0) == Committed({incident_id: 0})
         else:
             with pytest.raises(StoreUnavailable):
                 await store.commit(unit, T0)
     # Decided by the server, not given up on as unknown.
     assert "postgres_commit_outcome_unknown" not in [e["event"] for e in events]
+    found = await admin.fetchval("SELECT count(*) FROM incidents WHERE id = $1", incident_id)
     if committed:
-        assert incident.id is not None
-        assert await store.get_incident(incident.id) == incident
+        assert found == 1
+        assert await store.get_incident(incident_id) == incident
         assert await stored_rows(admin, incident.key) == ALL
     else:
-        assert incident.id is None
+        assert found == 0
         assert await stored_rows(admin, incident.key) == NONE
     if cut is not None:  # the cut happened where it was meant to
         await asyncio.wait_for(cutter.fired.wait(), 30)
@@ -118,6 +124,6 @@ async def test_a_commit_reports_what_the_server_did_with_it(
     # The broken connection was replaced: the store goes on as before.
     if refused:
         await admin.execute("DROP TRIGGER refuse ON incidents")
-    after = opening_unit("db/replica")
+    after = await opening_unit(store, "db/replica")
     await store.commit(after, T0)
     assert await stored_rows(admin, "db/replica") == ALL

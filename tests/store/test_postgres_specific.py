@@ -20,7 +20,6 @@ import pytest
 
 from receiver.domain.delivery import Outcome
 from receiver.domain.escalation import Timer, TimerKind
-from receiver.domain.model import Incident
 from receiver.domain.notifications import MAX_EVENTS_PER_PAYLOAD
 from receiver.store import (
     Conflict,
@@ -31,10 +30,22 @@ from receiver.store import (
     UnitOfWork,
     store_from_url,
 )
-from receiver.store.base import DeliveryOutcome, NewNotification, OutboxItem
+from receiver.store.base import Committed, DeliveryOutcome, NewNotification, OutboxItem
 from receiver.store.schema import POSTGRES_MIGRATIONS
 from tests.postgres import POSTGRES_URL, postgres_schema
-from tests.store.builders import JOINED, T0, at, joined, new_incident, note, seed
+from tests.store.builders import (
+    JOINED,
+    T0,
+    at,
+    inserting,
+    joined,
+    new_incident,
+    note,
+    reserved,
+    seed,
+    stored_id,
+    with_ids,
+)
 
 Replicas = tuple[PostgresStore, PostgresStore]
 
@@ -62,10 +73,10 @@ async def drain_outbox(store: PostgresStore, claimed: list[int]) -> None:
 
 async def test_one_of_two_replicas_opening_the_same_key_wins(replicas: Replicas) -> None:
     a, b = replicas
-    pairs = [(new_incident(f"key-{n}"), new_incident(f"key-{n}")) for n in range(20)]
+    pairs = [(await reserved(a, f"key-{n}"), await reserved(b, f"key-{n}")) for n in range(20)]
     results = await asyncio.gather(
         *(
-            store.commit(UnitOfWork(incidents=[incident]), T0)
+            store.commit(inserting(incident), T0)
             for pair in pairs
             for store, incident in zip((a, b), pair, strict=True)
         ),
@@ -73,12 +84,26 @@ async def test_one_of_two_replicas_opening_the_same_key_wins(replicas: Replicas)
     )
     for n, (first, second) in enumerate(pairs):
         outcome = results[2 * n : 2 * n + 2]
-        assert sorted(type(r).__name__ for r in outcome) == ["Conflict", "NoneType"], outcome
-        winner, loser = (first, second) if outcome[0] is None else (second, first)
-        assert loser.id is None
+        assert sorted(type(r).__name__ for r in outcome) == ["Committed", "Conflict"], outcome
+        winner, loser = (first, second) if isinstance(outcome[0], Committed) else (second, first)
+        assert await a.get_incident(stored_id(loser)) is None
         latest, _ = await b.ingest_state({winner.key: []})
         assert latest == {winner.key: winner}
     assert len(await a.list_incidents(None, None, 100, None)) == 20
+
+
+async def test_two_replicas_reserve_distinct_increasing_ids(replicas: Replicas) -> None:
+    """Unlike two processes on one SQLite file, replicas never share a reserved id."""
+    a, b = replicas
+    batches = await asyncio.gather(*(store.reserve_incident_ids(5) for store in (a, b) * 10))
+    assert all(batch == sorted(batch) and len(batch) == 5 for batch in batches)
+    everything = [i for batch in batches for i in batch]
+    assert len(set(everything)) == len(everything) == 100
+    [numbered] = await seed(a, new_incident("x"))
+    assert stored_id(numbered) > max(everything)
+    # Either replica commits an id the other reserved.
+    await b.commit(inserting(new_incident("y", id=batches[0][0])), T0)
+    assert await a.get_incident(batches[0][0]) is not None
 
 
 async def test_a_replica_waits_for_an_open_in_flight_then_conflicts(
@@ -92,24 +117,24 @@ async def test_a_replica_waits_for_an_open_in_flight_then_conflicts(
         "group_labels, opened_at, triggered_at, first_starts_at) "
         "VALUES ('db/primary', 'r', 'critical', 'c', 't', 'triggered', 's', '{}', 0, 0, 0)"
     )
-    incident = new_incident("db/primary")
-    commit = asyncio.create_task(a.commit(UnitOfWork(incidents=[incident]), T0))
+    incident = await reserved(a, "db/primary")
+    commit = asyncio.create_task(a.commit(inserting(incident), T0))
     await asyncio.sleep(0.2)
     assert not commit.done()  # blocked on the other transaction's index entry
     await other.commit()
     with pytest.raises(Conflict):
         await commit
-    assert incident.id is None
+    assert await a.get_incident(stored_id(incident)) is None
 
 
 async def test_two_replicas_never_claim_the_same_delivery(replicas: Replicas, admin: Any) -> None:
     a, b = replicas
-    incidents = [new_incident(f"key-{n}") for n in range(150)]
-    outbox: list[tuple[Incident | None, NewNotification]] = [
-        (i, note(kind)) for i in incidents for kind in ("incident.opened", "ack")
+    incidents = await with_ids(a, *(new_incident(f"key-{n}") for n in range(150)))
+    outbox: list[tuple[int | None, NewNotification]] = [
+        (stored_id(i), note(kind)) for i in incidents for kind in ("incident.opened", "ack")
     ]
     outbox += [(None, note("digest", channel="slack")) for _ in range(3)]
-    await a.commit(UnitOfWork(incidents=incidents, outbox=outbox), T0)
+    await a.commit(inserting(*incidents, outbox=outbox), T0)
 
     claimed_a: list[int] = []
     claimed_b: list[int] = []
@@ -126,8 +151,7 @@ async def test_a_locked_older_row_still_holds_back_its_queue(
     replicas: Replicas, admin: Any
 ) -> None:
     a, b = replicas
-    x, y = new_incident("x"), new_incident("y")
-    await seed(a, x, y)
+    x, y = [stored_id(i) for i in await seed(a, new_incident("x"), new_incident("y"))]
     await a.commit(
         UnitOfWork(outbox=[(x, note("incident.opened")), (x, note("ack")), (y, note("opened"))]),
         T0,
@@ -139,7 +163,7 @@ async def test_a_locked_older_row_still_holds_back_its_queue(
     await admin.execute("SELECT 1 FROM outbox WHERE id = $1 FOR UPDATE", first[0])
     try:
         [item] = await b.claim_outbox(T0, 10, 30)
-        assert item.incident_id == y.id  # x's second row did not overtake its locked first
+        assert item.incident_id == y  # x's second row did not overtake its locked first
     finally:
         await other.rollback()
     [x_first] = await b.claim_outbox(T0, 10, 30)
@@ -148,13 +172,13 @@ async def test_a_locked_older_row_still_holds_back_its_queue(
 
 async def test_two_replicas_never_claim_the_same_timer(replicas: Replicas) -> None:
     a, b = replicas
-    incidents = [new_incident(f"key-{n}") for n in range(50)]
+    incidents = await with_ids(a, *(new_incident(f"key-{n}") for n in range(50)))
     timers = [
-        (incident, Timer(TimerKind.ESCALATION, step, at(step), T0))
+        (stored_id(incident), Timer(TimerKind.ESCALATION, step, at(step), T0))
         for incident in incidents
         for step in range(4)
     ]
-    await a.commit(UnitOfWork(incidents=incidents, timers=timers), T0)
+    await a.commit(inserting(*incidents, timers=timers), T0)
 
     async def drain(store: PostgresStore) -> list[int]:
         claimed: list[int] = []
@@ -169,9 +193,9 @@ async def test_two_replicas_never_claim_the_same_timer(replicas: Replicas) -> No
 
 async def test_two_replicas_firing_one_timer_one_conflicts(replicas: Replicas) -> None:
     a, b = replicas
-    incident = new_incident("x")
+    incident = await reserved(a, "x")
     await a.commit(
-        UnitOfWork(incidents=[incident], timers=[(incident, Timer(TimerKind.ACK_SLA, 0, T0, T0))]),
+        inserting(incident, timers=[(stored_id(incident), Timer(TimerKind.ACK_SLA, 0, T0, T0))]),
         T0,
     )
     [timer] = await a.claim_timers(T0, 10, 30)
@@ -181,35 +205,37 @@ async def test_two_replicas_firing_one_timer_one_conflicts(replicas: Replicas) -
         b.commit(UnitOfWork(fired_timers=[timer.id]), at(1)),
         return_exceptions=True,
     )
-    assert sorted(type(r).__name__ for r in results) == ["Conflict", "NoneType"]
+    assert sorted(type(r).__name__ for r in results) == ["Committed", "Conflict"]
 
 
 async def test_an_expired_claim_passes_to_the_other_replica(replicas: Replicas) -> None:
     a, b = replicas
-    incident = new_incident("x")
-    await a.commit(UnitOfWork(incidents=[incident], outbox=[(incident, note("opened"))]), T0)
+    incident = await reserved(a, "x")
+    await a.commit(inserting(incident, outbox=[(stored_id(incident), note("opened"))]), T0)
     [held] = await a.claim_outbox(T0, 10, 30)
     assert not held.maybe_delivered
     assert await b.claim_outbox(at(29), 10, 30) == []
 
     [taken] = await b.claim_outbox(at(31), 10, 30)  # the first replica died holding it
-    assert taken == OutboxItem(held.id, incident.id, "jira", "opened", held.payload, 0, T0, 2)
+    assert taken == OutboxItem(
+        held.id, stored_id(incident), "jira", "opened", held.payload, 0, T0, 2
+    )
     assert taken.maybe_delivered
     assert await a.claim_outbox(at(32), 10, 30) == []
 
 
 async def test_replicas_coalescing_into_one_row_lose_nothing(replicas: Replicas) -> None:
     a, b = replicas
-    incident = new_incident("x")
-    await seed(a, incident)
+    [incident] = await seed(a, new_incident("x"))
+    incident_id = stored_id(incident)
     notes = [joined("x", n, f"fp-{n}") for n in range(40)]
     await asyncio.gather(
         *(
-            (a, b)[n % 2].commit(UnitOfWork(outbox=[(incident, joined_note)]), at(n / 100))
+            (a, b)[n % 2].commit(UnitOfWork(outbox=[(incident_id, joined_note)]), at(n / 100))
             for n, joined_note in enumerate(notes)
         )
     )
-    [row] = await a.deliveries(None, incident.id, 10)
+    [row] = await a.deliveries(None, incident_id, 10)
     assert row.kind == JOINED
     [item] = await b.claim_outbox(at(100), 10, 30)
     assert item.payload["coalesced"] == 40
@@ -292,9 +318,8 @@ async def dropped_then_recovered(store: PostgresStore, admin: Any, name: str) ->
             continue
         break
     assert failures < 20
-    incident = new_incident("x")
-    await seed(store, incident)
-    assert await store.get_incident(incident.id or 0) == incident
+    [incident] = await seed(store, new_incident("x"))
+    assert await store.get_incident(stored_id(incident)) == incident
 
 
 # --- the same outbox decisions as SQLite ----------------------------------------------------
@@ -302,15 +327,16 @@ async def dropped_then_recovered(store: PostgresStore, admin: Any, name: str) ->
 KINDS = [(JOINED, 60.0), (JOINED, 60.0), ("incident.opened", 0.0), ("incident.resolved", 0.0)]
 
 
-def random_unit(rng: random.Random, owners: list[Incident | None]) -> UnitOfWork:
-    """One to four notifications, mostly coalescing ones, on a few queues."""
-    outbox: list[tuple[Incident | None, NewNotification]] = []
+def random_unit(rng: random.Random, owners: list[int | None]) -> UnitOfWork:
+    """One to four notifications, mostly coalescing ones, on a few queues; as they are (not
+    folded in the unit), so that the stores fold them."""
+    unit = UnitOfWork()
     for _ in range(rng.randint(1, 4)):
         kind, coalesce = rng.choice(KINDS)
         payload = {"kind": kind, "events": [{"n": rng.randrange(1000)}]}
         channel = rng.choice(["jira", "jira", "slack"])
-        outbox.append((rng.choice(owners), NewNotification(channel, kind, payload, coalesce)))
-    return UnitOfWork(outbox=outbox)
+        unit.outbox.append((rng.choice(owners), NewNotification(channel, kind, payload, coalesce)))
+    return unit
 
 
 def random_outcome(rng: random.Random, item: OutboxItem, now: datetime) -> DeliveryOutcome:
@@ -321,8 +347,8 @@ def random_outcome(rng: random.Random, item: OutboxItem, now: datetime) -> Deliv
     )
 
 
-@pytest.mark.parametrize("seed", range(6))
-async def test_outbox_decisions_match_sqlite(seed: int, schema: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("draw", range(6))
+async def test_outbox_decisions_match_sqlite(draw: int, schema: str, tmp_path: Path) -> None:
     backends: list[Store] = [
         SqliteStore(str(tmp_path / "s.db")),
         PostgresStore(POSTGRES_URL, schema=schema),
@@ -330,7 +356,7 @@ async def test_outbox_decisions_match_sqlite(seed: int, schema: str, tmp_path: P
     for backend in backends:
         await backend.open()
     try:
-        rng = random.Random(seed)
+        rng = random.Random(draw)
         script: list[tuple[str, Any]] = []
         now = T0
         for _ in range(120):  # the script is drawn once, then played on both backends
@@ -338,9 +364,9 @@ async def test_outbox_decisions_match_sqlite(seed: int, schema: str, tmp_path: P
             script.append(("commit" if rng.random() < 0.5 else "claim", (now, rng.random())))
         histories = []
         for backend in backends:
-            play = random.Random(seed * 1000)
-            owners: list[Incident | None] = [new_incident("x"), new_incident("y"), None]
-            await seed_incidents(backend, owners)
+            play = random.Random(draw * 1000)
+            stored = await seed(backend, new_incident("x"), new_incident("y"))
+            owners: list[int | None] = [*map(stored_id, stored), None]
             held: list[OutboxItem] = []
             history: list[Any] = []
             for action, (when, _) in script:
@@ -361,10 +387,6 @@ async def test_outbox_decisions_match_sqlite(seed: int, schema: str, tmp_path: P
             await backend.close()
 
 
-async def seed_incidents(store: Store, owners: list[Incident | None]) -> None:
-    await store.commit(UnitOfWork(incidents=[o for o in owners if o is not None]), T0)
-
-
 async def test_queue_locks_belong_to_the_schema_however_it_is_chosen(schema: str) -> None:
     """A schema named in the URL's search_path scopes the queue locks like ``schema=``."""
 
@@ -380,7 +402,7 @@ async def test_queue_locks_belong_to_the_schema_however_it_is_chosen(schema: str
         ]
         await asyncio.gather(*(s.open() for s in stores))
         try:
-            keys = [s._queue_key("jira", 7) for s in stores if isinstance(s, PostgresStore)]
+            keys = [s.backend.queue_key("jira", 7) for s in stores if isinstance(s, PostgresStore)]
         finally:
             await asyncio.gather(*(s.close() for s in stores))
     assert len(keys) == 4
@@ -399,14 +421,14 @@ async def test_a_unit_with_thousands_of_queues_commits(schema: str) -> None:
     store = PostgresStore(POSTGRES_URL, schema=schema)
     await store.open()
     try:
-        incidents = [new_incident(f"db/{n}") for n in range(7000)]
-        unit = UnitOfWork(incidents=list(incidents))
+        incidents = await with_ids(store, *(new_incident(f"db/{n}") for n in range(7000)))
+        unit = inserting(*incidents)
         for incident in incidents:
-            unit.notify(incident, note("incident.opened"))
-            unit.notify(incident, note("incident.opened", channel="slack"))
+            unit.notify(stored_id(incident), note("incident.opened"))
+            unit.notify(stored_id(incident), note("incident.opened", channel="slack"))
         await store.commit(unit, T0)
-        small = new_incident("db/small")  # an ordinary unit still takes its own locks
-        await store.commit(UnitOfWork(incidents=[small], outbox=[(small, note("x"))]), T0)
+        small = await reserved(store, "db/small")  # an ordinary unit still takes its own locks
+        await store.commit(inserting(small, outbox=[(stored_id(small), note("x"))]), T0)
         pending, _ = await store.outbox_stats(T0)
         assert pending == 2 * 7000 + 1
     finally:

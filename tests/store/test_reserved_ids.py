@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,48 +13,40 @@ from receiver.domain.delivery import Outcome, Prior
 from receiver.domain.escalation import Timer, TimerKind
 from receiver.domain.model import Incident
 from receiver.store import Conflict, SqliteStore, Store, UnitOfWork
-from receiver.store.base import DeliveryOutcome, Effect
+from receiver.store.base import Committed, DeliveryOutcome, Effect
 from tests.store.builders import (
     T0,
     alert_record,
+    as_committed,
     at,
+    inserting,
     new_incident,
     note,
     posted,
     record,
+    reserved,
     seed,
     stored_event,
+    stored_id,
+    with_ids,
 )
-
-
-def stored_id(incident: Incident) -> int:
-    assert isinstance(incident.id, int)
-    return incident.id
-
-
-def reserved(key: str, incident_id: int) -> Incident:
-    """A new incident carrying a reserved id."""
-    incident = new_incident(key)
-    incident.id = incident_id
-    return incident
 
 
 def opening(incident: Incident, fingerprint: str = "fp-1") -> UnitOfWork:
     """A unit opening a reserved incident with an alert, an event, a notification and a
     timer, as a decision would."""
-    return UnitOfWork(
-        incidents=[incident],
-        alerts=[(incident, alert_record(fingerprint))],
-        events=[(incident, stored_event("opened", T0, key=incident.key))],
-        outbox=[(incident, note("incident.opened", {"key": incident.key}))],
-        timers=[(incident, Timer(TimerKind.ESCALATION, 1, at(60), T0))],
-        new={stored_id(incident)},
+    incident_id = stored_id(incident)
+    return inserting(
+        incident,
+        alerts=[(incident_id, alert_record(fingerprint))],
+        events=[(incident_id, stored_event("opened", T0, key=incident.key))],
+        outbox=[(incident_id, note("incident.opened", {"key": incident.key}))],
+        timers=[(incident_id, Timer(TimerKind.ESCALATION, 1, at(60), T0))],
     )
 
 
 async def test_reserved_ids_increase_and_are_never_an_incidents_id(store: Store) -> None:
-    existing = [new_incident("a"), new_incident("b")]
-    await seed(store, *existing)
+    existing = await seed(store, new_incident("a"), new_incident("b"))
     assert await store.reserve_incident_ids(0) == []
 
     first = await store.reserve_incident_ids(3)
@@ -63,47 +56,68 @@ async def test_reserved_ids_increase_and_are_never_an_incidents_id(store: Store)
     assert first == sorted(set(first)) and second == sorted(set(second))
     assert min(first) > max(stored_id(i) for i in existing)
     assert min(second) > max(first)  # successive reservations never overlap
-    # The store numbers an incident without an id past every reserved one...
-    numbered = new_incident("c")
-    await seed(store, numbered)
-    assert stored_id(numbered) not in first + second
+    # An incident stored meanwhile gets an id past every reserved one...
+    [numbered] = await seed(store, new_incident("c"))
+    assert stored_id(numbered) > max(first + second)
     # ...so each reserved id can still be committed.
     for n, incident_id in enumerate(first + second):
-        await store.commit(opening(reserved(f"r{n}", incident_id)), T0)
+        await store.commit(opening(new_incident(f"r{n}", id=incident_id)), T0)
     assert await store.get_incident(second[-1]) is not None
+    assert len(await store.list_incidents(None, None, 10, None)) == 8
+
+
+async def test_a_unit_refuses_an_incident_without_id_before_anything_is_written(
+    store: Store,
+) -> None:
+    incident = await reserved(store, "db/primary")
+    unit = opening(incident)
+    with pytest.raises(ValueError, match="reserve"):
+        unit.open(new_incident("db/replica"))
+    with pytest.raises(ValueError, match="reserve"):
+        unit.put(new_incident("db/replica"))
+    with pytest.raises(ValueError, match="reserve"):
+        UnitOfWork([new_incident("db/replica")], events=[(0, stored_event("opened", T0))])
+    assert list(unit.incidents) == [incident.id]  # the unit holds only what it accepted
+    assert await store.list_incidents(None, None, 10, None) == []
+    assert await store.deliveries(None, None, 10) == []
+
+    assert await store.commit(unit, T0) == Committed({stored_id(incident): 0})
+    assert await store.list_incidents(None, None, 10, None) == [incident]
 
 
 async def test_reserved_ids_stay_reserved_after_a_failed_commit(store: Store) -> None:
     ids = await store.reserve_incident_ids(2)
-    twins = [new_incident("same"), new_incident("same")]  # one open incident per key
-    with pytest.raises(Conflict):
-        await store.commit(UnitOfWork(incidents=twins), T0)
-    assert [i.id for i in twins] == [None, None]
+    twins = await with_ids(store, new_incident("same"), new_incident("same"))
+    with pytest.raises(Conflict):  # one open incident per key
+        await store.commit(inserting(*twins), T0)
+    assert [await store.get_incident(stored_id(i)) for i in twins] == [None, None]
 
-    numbered = new_incident("other")
-    await seed(store, numbered)
-    assert stored_id(numbered) not in ids
+    [numbered] = await seed(store, new_incident("other"))
+    assert stored_id(numbered) not in ids + [stored_id(i) for i in twins]
     for n, incident_id in enumerate(ids):
-        await store.commit(opening(reserved(f"r{n}", incident_id)), T0)
+        await store.commit(opening(new_incident(f"r{n}", id=incident_id)), T0)
+    # The ids of the failed unit are still free too: decided again, one twin is stored.
+    await store.commit(opening(twins[1]), T0)
+    assert await store.get_incident(stored_id(twins[1])) == twins[1]
 
 
 async def test_incident_with_reserved_id_is_inserted_with_it_and_its_rows(store: Store) -> None:
-    updated = new_incident("updated")
-    await seed(store, updated)
+    [updated] = await seed(store, new_incident("updated"))
     [incident_id] = await store.reserve_incident_ids(1)
-    incident = reserved("db/primary", incident_id)
-    numbered = new_incident("numbered")
+    incident = new_incident("db/primary", id=incident_id)
+    numbered = await reserved(store, "numbered")
     unit = opening(incident)
-    unit.incidents += [numbered, updated]
-    updated.summary = "changed"
+    unit.open(numbered)
+    changed = replace(updated, summary="changed")
+    unit.put(changed)
 
-    await store.commit(unit, at(1))
+    committed = await store.commit(unit, at(1))
 
-    assert incident.id == incident_id and incident.version == 0
-    assert numbered.version == 0 and updated.version == 1
+    assert committed == Committed({incident_id: 0, stored_id(numbered): 0, stored_id(updated): 1})
     assert stored_id(numbered) != incident_id
     assert await store.get_incident(incident_id) == incident
-    assert await store.get_incident(stored_id(updated)) == updated
+    assert await store.get_incident(stored_id(numbered)) == numbered
+    assert await store.get_incident(stored_id(updated)) == as_committed(changed, committed)
     assert await store.alert_counts([incident_id]) == {incident_id: 1}
     assert await store.timeline(incident_id) == [stored_event("opened", T0, key="db/primary")]
     [delivery] = await store.deliveries(None, None, 10)
@@ -114,18 +128,26 @@ async def test_incident_with_reserved_id_is_inserted_with_it_and_its_rows(store:
     assert (item.incident_id, item.payload) == (incident_id, {"key": "db/primary"})
 
     # Stored with version 0: the next decision updates it as read.
-    incident.summary = "still down"
-    await store.commit(UnitOfWork(incidents=[incident]), at(2))
-    assert incident.version == 1
-    assert await store.get_incident(incident_id) == incident
+    still_down = replace(as_committed(incident, committed), summary="still down")
+    assert await store.commit(UnitOfWork([still_down]), at(2)) == Committed({incident_id: 1})
+    assert await store.get_incident(incident_id) == replace(still_down, version=1)
+
+
+def clashing(clash: Incident, numbered: Incident) -> UnitOfWork:
+    """A unit opening ``clash`` as ``opening`` does, and ``numbered`` with an event and a
+    notification."""
+    unit = opening(clash, "fp-2")
+    unit.open(numbered)
+    unit.events.append((stored_id(numbered), stored_event("opened", T0)))
+    unit.notify(stored_id(numbered), note("incident.opened"))
+    return unit
 
 
 async def test_second_unit_with_a_taken_reserved_id_conflicts_and_stores_nothing(
     store: Store,
 ) -> None:
     [incident_id] = await store.reserve_incident_ids(1)
-    first = reserved("a", incident_id)
-    await store.commit(opening(first), at(1))
+    await store.commit(opening(new_incident("a", id=incident_id)), at(1))
     before = (
         await store.list_incidents(None, None, 10, None),
         await store.timeline(incident_id),
@@ -133,18 +155,13 @@ async def test_second_unit_with_a_taken_reserved_id_conflicts_and_stores_nothing
         await store.incident_alerts([incident_id]),
     )
 
-    clash = reserved("b", incident_id)
-    numbered = new_incident("c")
-    unit = opening(clash, "fp-2")
-    unit.incidents.append(numbered)
-    unit.events.append((numbered, stored_event("opened", T0)))
-    unit.outbox.append((numbered, note("incident.opened")))
+    clash = new_incident("b", id=incident_id)
+    numbered = await reserved(store, "c")
     with pytest.raises(Conflict):
-        await store.commit(unit, at(2))
+        await store.commit(clashing(clash, numbered), at(2))
 
-    assert clash.id == incident_id  # reserved, not given by the store: kept
-    assert numbered.id is None  # given by the failed commit: taken back
-    assert clash.version == 0
+    assert await store.get_incident(stored_id(numbered)) is None
+    assert await store.timeline(stored_id(numbered)) == []
     after = (
         await store.list_incidents(None, None, 10, None),
         await store.timeline(incident_id),
@@ -158,22 +175,21 @@ async def test_second_unit_with_a_taken_reserved_id_conflicts_and_stores_nothing
     # Deciding again with a new reservation stores the unit.
     [again] = await store.reserve_incident_ids(1)
     assert again > incident_id
-    clash.id = again
-    unit.new = {again}
-    await store.commit(unit, at(3))
+    clash = replace(clash, id=again)
+    committed = await store.commit(clashing(clash, numbered), at(3))
+    assert committed == Committed({again: 0, stored_id(numbered): 0})
     assert (await store.get_incident(again)) == clash
     assert await store.get_incident(stored_id(numbered)) == numbered
 
 
 async def test_prior_effects_of_incidents(store: Store) -> None:
-    x, y, bare = new_incident("x"), new_incident("y"), new_incident("bare")
-    await seed(store, x, y, bare)
+    x, y, bare = await seed(store, new_incident("x"), new_incident("y"), new_incident("bare"))
     await record(store, Effect("jira_key", stored_id(x), ("OPS-1",)))
     await record(store, posted(stored_id(x), "C1", "9.0", "alerts"))
     await record(store, posted(stored_id(y), "C1", "5.0", "alerts"))
     await record(store, posted(stored_id(x), "C2", "1.0", "page"))  # older ts, recorded later
     # Effects recorded with a delivery's outcome count the same.
-    await store.commit(UnitOfWork(outbox=[(y, note("incident.opened"))]), T0)
+    await store.commit(UnitOfWork(outbox=[(stored_id(y), note("incident.opened"))]), T0)
     [item] = await store.claim_outbox(T0, 10, 30)
     effects = (
         Effect("jira_key", stored_id(y), ("OPS-2",)),
@@ -200,20 +216,20 @@ async def test_prior_effects_of_incidents(store: Store) -> None:
 async def test_prior_effects_of_many_incidents_take_two_queries(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    incidents = [new_incident(f"k{n}") for n in range(3)]
-    await seed(store, *incidents)
+    incidents = await seed(store, *(new_incident(f"k{n}") for n in range(3)))
     await record(store, posted(stored_id(incidents[1]), "C1", "1.0", "alerts"))
     asked = [stored_id(i) for i in incidents] + list(range(10_000, 11_200))
-    # Both backends read through _all; more ids than an IN list chunk must not mean more.
+    # Both backends read through their query; many ids are one argument, not many queries.
     queries: list[str] = []
-    read = store._all  # type: ignore[attr-defined]
+    backend = store.backend  # type: ignore[attr-defined]
+    read = backend.query
 
     async def counted(sql: str, *args: Any) -> list[Any]:
         queries.append(sql)
         result: list[Any] = await read(sql, *args)
         return result
 
-    monkeypatch.setattr(store, "_all", counted)
+    monkeypatch.setattr(backend, "query", counted)
     prior = await store.prior_effects(asked)
 
     assert len(queries) <= 2
@@ -233,15 +249,11 @@ async def test_two_sqlite_stores_on_one_file_reserve_alike_and_the_second_commit
         ids = await one.reserve_incident_ids(3)
         [same] = await two.reserve_incident_ids(1)
         assert same in ids  # the reservation wrote nothing the other store could see
-        await one.commit(
-            UnitOfWork(incidents=[reserved(f"a{n}", i) for n, i in enumerate(ids)], new=set(ids)),
-            T0,
-        )
+        await one.commit(inserting(*(new_incident(f"a{n}", id=i) for n, i in enumerate(ids))), T0)
 
-        clash = reserved("b", same)
+        clash = new_incident("b", id=same)
         with pytest.raises(Conflict):
             await two.commit(opening(clash), T0)
-        assert clash.id == same
         assert [i.key for i in await two.list_incidents(None, None, 10, None)] == [
             "a2",
             "a1",
@@ -252,8 +264,8 @@ async def test_two_sqlite_stores_on_one_file_reserve_alike_and_the_second_commit
         # The next reservation skips past every id now stored, not only its own.
         [again] = await two.reserve_incident_ids(1)
         assert again > max(ids)
-        clash.id = again
-        await two.commit(opening(clash), T0)
+        clash = replace(clash, id=again)
+        assert await two.commit(opening(clash), T0) == Committed({again: 0})
         assert await one.get_incident(again) == clash
     finally:
         await one.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from receiver.domain.model import Incident, Status
 from receiver.store import Conflict, Store, StoreUnavailable, UnitOfWork
 from receiver.store.base import NewNotification
 from tests.postgres import postgres_schema
-from tests.store.builders import T0, at, new_incident, seed
+from tests.store.builders import T0, at, inserting, new_incident, reserved, seed, stored_id
 from tests.store.conftest import BACKENDS, make_store
 
 NAME = "digest.weekly"
@@ -22,7 +23,7 @@ DUE = datetime(2026, 3, 9, 0, 0, tzinfo=UTC)
 WEEK = timedelta(days=7)
 
 
-def digest_row(text: str = "the week") -> tuple[Incident | None, NewNotification]:
+def digest_row(text: str = "the week") -> tuple[int | None, NewNotification]:
     return None, NewNotification("digest", "digest.weekly", {"channel": "#d", "text": text})
 
 
@@ -58,13 +59,12 @@ async def test_a_stale_advance_conflicts_and_writes_nothing(store: Store) -> Non
     await store.commit(
         UnitOfWork(outbox=[digest_row()], advance_schedule=(NAME, due, due + WEEK)), DUE
     )
-    fresh = new_incident("x")
-    again = UnitOfWork(
-        incidents=[fresh], outbox=[digest_row("again")], advance_schedule=(NAME, due, due + WEEK)
-    )
+    fresh = await reserved(store, "x")
+    again = inserting(fresh, outbox=[digest_row("again")])
+    again.advance_schedule = (NAME, due, due + WEEK)
     with pytest.raises(Conflict):
         await store.commit(again, DUE + timedelta(seconds=1))
-    assert fresh.id is None
+    assert await store.get_incident(stored_id(fresh)) is None
     assert await store.list_incidents(None, None, 10, None) == []
     assert await digests(store) == ["digest.weekly"]
     assert await store.schedule_next(NAME, T0) == DUE + WEEK
@@ -94,32 +94,25 @@ async def test_digest_incidents_of_a_week(store: Store) -> None:
 
     def made(key: str, *, ack: datetime | None = None, resolved: datetime | None = None,
              opened: datetime = before) -> Incident:  # fmt: skip
-        incident = new_incident(key, opened=opened)
-        incident.acknowledged_at, incident.resolved_at = ack, resolved
+        incident = replace(new_incident(key, opened=opened), acknowledged_at=ack)
         if resolved is not None:
-            incident.status, incident.firing_alerts = Status.RESOLVED, 0
-        elif ack is not None:
-            incident.status = Status.ACKNOWLEDGED
+            return replace(incident, resolved_at=resolved, status=Status.RESOLVED, firing_alerts=0)
+        if ack is not None:
+            return replace(incident, status=Status.ACKNOWLEDGED)
         return incident
 
-    done_before = made("done-before", ack=at(120), resolved=at(600))
-    open_unacked = made("open-unacked")
-    open_acked = made("open-acked", ack=at(120))
-    resolved_in_week = made("resolved-in-week", resolved=after)
-    resolved_at_start = made("resolved-at-start", resolved=since)
-    acked_in_week = made("acked-in-week", ack=after, resolved=at(9000))
-    opened_in_week = made("opened-in-week", opened=after, resolved=at(9000))
-    await seed(
+    stored = await seed(
         store,
-        done_before,
-        open_unacked,
-        open_acked,
-        resolved_in_week,
-        resolved_at_start,
-        acked_in_week,
-        opened_in_week,
+        made("done-before", ack=at(120), resolved=at(600)),
+        made("open-unacked"),
+        made("open-acked", ack=at(120)),
+        made("resolved-in-week", resolved=after),
+        made("resolved-at-start", resolved=since),
+        made("acked-in-week", ack=after, resolved=at(9000)),
+        made("opened-in-week", opened=after, resolved=at(9000)),
         now=after,
     )
+    by_key = {i.key: i for i in stored}
     found = await store.digest_incidents(since)
     assert [i.key for i in found] == [
         "open-unacked",
@@ -129,8 +122,12 @@ async def test_digest_incidents_of_a_week(store: Store) -> None:
         "acked-in-week",
         "opened-in-week",
     ]
-    assert found[4] == acked_in_week
-    assert await store.digest_incidents(at(10_000)) == [open_unacked, open_acked]
+    assert found == [by_key[i.key] for i in found]
+    assert found[4] == by_key["acked-in-week"]
+    assert await store.digest_incidents(at(10_000)) == [
+        by_key["open-unacked"],
+        by_key["open-acked"],
+    ]
 
 
 async def test_calls_on_a_closed_store_are_unavailable(store: Store) -> None:
@@ -178,6 +175,6 @@ async def test_two_replicas_advancing_together_one_conflicts(two: tuple[Store, S
     results = await asyncio.gather(
         a.commit(units[0], DUE), b.commit(units[1], DUE), return_exceptions=True
     )
-    assert sorted(type(r).__name__ for r in results) == ["Conflict", "NoneType"]
+    assert sorted(type(r).__name__ for r in results) == ["Committed", "Conflict"]
     assert len(await digests(a)) == 1
     assert await b.schedule_next(NAME, T0) == due + WEEK

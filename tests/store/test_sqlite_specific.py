@@ -17,17 +17,21 @@ import pytest
 from receiver.domain.delivery import Outcome
 from receiver.domain.notifications import merge_payloads
 from receiver.store import SqliteStore, StoreUnavailable, UnitOfWork
-from receiver.store.base import DeliveryOutcome
+from receiver.store.base import Committed, DeliveryOutcome
 from receiver.store.schema import SQLITE_MIGRATIONS
 from tests.store.builders import (
     T0,
     alert_record,
+    as_committed,
     at,
+    inserting,
     joined,
     new_incident,
     note,
+    reserved,
     seed,
     stored_event,
+    stored_id,
 )
 
 
@@ -65,8 +69,7 @@ def schema_versions(path: Path) -> list[int]:
 async def test_migrations_apply_once_and_reopening_keeps_data(path: Path) -> None:
     first = SqliteStore(str(path))
     await first.open()
-    incident = new_incident("db/primary")
-    await seed(first, incident)
+    [incident] = await seed(first, new_incident("db/primary"))
     await first.close()
     expected = list(range(1, len(SQLITE_MIGRATIONS) + 1))
     assert schema_versions(path) == expected
@@ -86,8 +89,8 @@ async def test_wal_and_synchronous_full(path: Path, sqlite_store: SqliteStore) -
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     # synchronous belongs to a connection, not to the file (and FULL is also the default of
     # many builds), so it is read on the store's own connections.
-    writer = sqlite_store._writer
-    reader = sqlite_store._reader
+    writer = sqlite_store.backend._writer
+    reader = sqlite_store.backend._reader
     assert writer is not None
     assert reader is not None
     assert writer.db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
@@ -97,17 +100,18 @@ async def test_wal_and_synchronous_full(path: Path, sqlite_store: SqliteStore) -
 async def test_locked_database_makes_commit_unavailable_and_writes_nothing(
     path: Path, sqlite_store: SqliteStore
 ) -> None:
-    incident = new_incident("db/primary")
-    unit = UnitOfWork(
-        incidents=[incident],
-        alerts=[(incident, alert_record("fp-a"))],
-        events=[(incident, stored_event("opened", T0))],
-        outbox=[(incident, note("incident.opened"))],
+    incident = await reserved(sqlite_store, "db/primary")
+    incident_id = stored_id(incident)
+    unit = inserting(
+        incident,
+        alerts=[(incident_id, alert_record("fp-a"))],
+        events=[(incident_id, stored_event("opened", T0))],
+        outbox=[(incident_id, note("incident.opened"))],
     )
     with exclusive_lock(path):
         with pytest.raises(StoreUnavailable):
             await sqlite_store.commit(unit, T0)
-        assert incident.id is None
+        assert await sqlite_store.get_incident(incident_id) is None
         # Readers are not blocked by a writer in WAL mode.
         await sqlite_store.ping()
         assert await sqlite_store.ingest_state({"db/primary": ["fp-a"]}) == ({}, {})
@@ -120,16 +124,16 @@ async def test_locked_database_makes_commit_unavailable_and_writes_nothing(
             assert db.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), table
 
     # Once the lock is gone the same unit commits.
-    await sqlite_store.commit(unit, T0)
+    assert await sqlite_store.commit(unit, T0) == Committed({incident_id: 0})
     assert await sqlite_store.list_incidents(None, None, 10, None) == [incident]
 
 
 async def test_locked_database_makes_claims_unavailable_and_keeps_outcomes(
     path: Path, sqlite_store: SqliteStore
 ) -> None:
-    incident = new_incident("db/primary")
+    incident = await reserved(sqlite_store, "db/primary")
     await sqlite_store.commit(
-        UnitOfWork(incidents=[incident], outbox=[(incident, note("incident.opened"))]), T0
+        inserting(incident, outbox=[(stored_id(incident), note("incident.opened"))]), T0
     )
     [item] = await sqlite_store.claim_outbox(T0, 10, 30)
     with exclusive_lock(path):
@@ -161,18 +165,17 @@ async def test_folding_reads_a_waiting_row_changed_by_another_connection(
     path: Path, sqlite_store: SqliteStore
 ) -> None:
     """The writer remembers the payloads it folded, but folds into what the row holds."""
-    x = new_incident("x")
-    await seed(sqlite_store, x)
+    [x] = await seed(sqlite_store, new_incident("x"))
+    x_id = stored_id(x)
     for n in (1, 2):  # the second folds into the row the first made
-        await sqlite_store.commit(
-            UnitOfWork(incidents=[x], outbox=[(x, joined("x", n, f"fp-{n}"))]), T0
-        )
+        unit = UnitOfWork([x], outbox=[(x_id, joined("x", n, f"fp-{n}"))])
+        x = as_committed(x, await sqlite_store.commit(unit, T0))
     other_payload = merge_payloads(
         joined("x", 0, "fp-other").payload, joined("x", 0, "fp-o").payload
     )
     with closing(sqlite3.connect(path, isolation_level=None)) as other:
         other.execute("UPDATE outbox SET payload = ?", (json.dumps(other_payload),))
-    await sqlite_store.commit(UnitOfWork(incidents=[x], outbox=[(x, joined("x", 3, "fp-3"))]), T0)
+    await sqlite_store.commit(UnitOfWork([x], outbox=[(x_id, joined("x", 3, "fp-3"))]), T0)
 
     [item] = await sqlite_store.claim_outbox(at(60), 10, 30)
     assert item.payload == merge_payloads(other_payload, joined("x", 3, "fp-3").payload)

@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import pytest
 
 from receiver.domain.delivery import Outcome
 from receiver.domain.escalation import Timer, TimerKind
-from receiver.domain.model import Incident
 from receiver.store import Conflict, Store, UnitOfWork
-from receiver.store.base import DeliveryOutcome, Effect
+from receiver.store.base import Committed, DeliveryOutcome, Effect
 from tests.store.builders import (
     T0,
     at,
+    inserting,
     messages,
     new_incident,
     note,
     posted,
+    read,
     record,
+    reserved,
     seed,
     stored_event,
+    stored_id,
 )
 
 
@@ -34,21 +38,22 @@ def plain(timers: list[Timer]) -> list[tuple[int | None, TimerKind, int, datetim
 
 
 @pytest.fixture
-async def x(store: Store) -> Incident:
-    incident = new_incident("x")
-    await seed(store, incident)
-    return incident
+async def x(store: Store) -> int:
+    """The id of a stored incident."""
+    [incident] = await seed(store, new_incident("x"))
+    return stored_id(incident)
 
 
 async def test_due_timers_are_claimed_in_due_order_under_a_lease(store: Store) -> None:
-    incident = new_incident("x")
+    incident = await reserved(store, "x")
+    incident_id = stored_id(incident)
     await store.commit(
-        UnitOfWork(
-            incidents=[incident],
+        inserting(
+            incident,
             timers=[
-                (incident, timer(2, at(300))),
-                (incident, timer(0, at(60), TimerKind.ACK_SLA)),
-                (incident, timer(1, at(120))),
+                (incident_id, timer(2, at(300))),
+                (incident_id, timer(0, at(60), TimerKind.ACK_SLA)),
+                (incident_id, timer(1, at(120))),
             ],
         ),
         T0,
@@ -56,8 +61,8 @@ async def test_due_timers_are_claimed_in_due_order_under_a_lease(store: Store) -
     assert await store.claim_timers(at(59), 10, 30) == []
     first = await store.claim_timers(at(200), 10, 30)
     assert plain(first) == [
-        (incident.id, TimerKind.ACK_SLA, 0, at(60), T0),
-        (incident.id, TimerKind.ESCALATION, 1, at(120), T0),
+        (incident_id, TimerKind.ACK_SLA, 0, at(60), T0),
+        (incident_id, TimerKind.ESCALATION, 1, at(120), T0),
     ]
     assert all(t.id is not None for t in first)
     assert await store.claim_timers(at(229), 10, 30) == []  # leased
@@ -68,16 +73,16 @@ async def test_due_timers_are_claimed_in_due_order_under_a_lease(store: Store) -
     assert await store.claim_timers(at(255), 10, 30) == first[1:]
     everything = await store.claim_timers(at(300), 10, 30)
     assert everything[:2] == first
-    assert plain(everything[2:]) == [(incident.id, TimerKind.ESCALATION, 2, at(300), T0)]
+    assert plain(everything[2:]) == [(incident_id, TimerKind.ESCALATION, 2, at(300), T0)]
 
 
-async def test_a_timer_is_stored_once_while_pending(store: Store, x: Incident) -> None:
+async def test_a_timer_is_stored_once_while_pending(store: Store, x: int) -> None:
     await store.commit(UnitOfWork(timers=[(x, timer(1, at(60)))]), T0)
     await store.commit(UnitOfWork(timers=[(x, timer(1, at(60))), (x, timer(1, at(60)))]), at(1))
     [claimed] = await store.claim_timers(at(60), 10, 30)
 
     # Once cancelled, the same trigger may plan it again.
-    await store.commit(UnitOfWork(incidents=[x], cancel_timers=[x]), at(61))
+    await store.commit(UnitOfWork([await read(store, x)], cancel_timers=[x]), at(61))
     assert await store.claim_timers(at(1000), 10, 30) == []
     await store.commit(UnitOfWork(timers=[(x, timer(1, at(60)))]), at(62))
     [replanned] = await store.claim_timers(at(1000), 10, 30)
@@ -85,16 +90,16 @@ async def test_a_timer_is_stored_once_while_pending(store: Store, x: Incident) -
     assert replanned.id != claimed.id
 
 
-async def test_cancel_applies_before_the_unit_s_new_timers(store: Store, x: Incident) -> None:
+async def test_cancel_applies_before_the_unit_s_new_timers(store: Store, x: int) -> None:
     await store.commit(UnitOfWork(timers=[(x, timer(1, at(60))), (x, timer(2, at(120)))]), T0)
-    replan = UnitOfWork(incidents=[x], cancel_timers=[x], timers=[(x, timer(1, at(90)))])
+    replan = UnitOfWork([await read(store, x)], cancel_timers=[x], timers=[(x, timer(1, at(90)))])
     await store.commit(replan, at(10))
     assert plain(await store.claim_timers(at(1000), 10, 30)) == [
-        (x.id, TimerKind.ESCALATION, 1, at(90), T0)
+        (x, TimerKind.ESCALATION, 1, at(90), T0)
     ]
 
 
-async def test_firing_a_timer_twice_conflicts_and_writes_nothing(store: Store, x: Incident) -> None:
+async def test_firing_a_timer_twice_conflicts_and_writes_nothing(store: Store, x: int) -> None:
     await store.commit(UnitOfWork(timers=[(x, timer(1, at(60))), (x, timer(2, at(60)))]), T0)
     one, two = await store.claim_timers(at(60), 10, 30)
     assert one.id is not None and two.id is not None
@@ -104,63 +109,59 @@ async def test_firing_a_timer_twice_conflicts_and_writes_nothing(store: Store, x
     late = stored_event("escalated", at(62), step=1)
     with pytest.raises(Conflict):
         await store.commit(UnitOfWork(fired_timers=[two.id, one.id], events=[(x, late)]), at(62))
-    assert await store.timeline(x.id or 0) == [fired]
+    assert await store.timeline(x) == [fired]
     # The timer left pending by the failed unit is still there once its lease passes.
     assert await store.claim_timers(at(95), 10, 30) == [two]
 
 
-async def test_a_cancelled_timer_cannot_fire(store: Store, x: Incident) -> None:
+async def test_a_cancelled_timer_cannot_fire(store: Store, x: int) -> None:
     await store.commit(UnitOfWork(timers=[(x, timer(1, at(60)))]), T0)
     [due] = await store.claim_timers(at(60), 10, 30)
     assert due.id is not None
-    await store.commit(UnitOfWork(incidents=[x], cancel_timers=[x]), at(61))
+    await store.commit(UnitOfWork([await read(store, x)], cancel_timers=[x]), at(61))
     with pytest.raises(Conflict):
         await store.commit(UnitOfWork(fired_timers=[due.id]), at(62))
 
 
-async def test_slack_messages_in_recorded_order_once_each(store: Store, x: Incident) -> None:
-    other = new_incident("other")
-    await seed(store, other)
-    assert x.id is not None and other.id is not None
-    await record(store, posted(x.id, "C2", "200.1", "alerts"))
-    await record(store, posted(other.id, "C1", "150.0", "alerts"))
-    await record(store, posted(x.id, "C1", "100.1", "page"))
-    await record(store, posted(x.id, "C2", "200.1", "page"))  # the same message again
-    assert await messages(store, x.id) == [("C2", "200.1", "alerts"), ("C1", "100.1", "page")]
-    assert await messages(store, other.id) == [("C1", "150.0", "alerts")]
+async def test_slack_messages_in_recorded_order_once_each(store: Store, x: int) -> None:
+    [stored] = await seed(store, new_incident("other"))
+    other = stored_id(stored)
+    await record(store, posted(x, "C2", "200.1", "alerts"))
+    await record(store, posted(other, "C1", "150.0", "alerts"))
+    await record(store, posted(x, "C1", "100.1", "page"))
+    await record(store, posted(x, "C2", "200.1", "page"))  # the same message again
+    assert await messages(store, x) == [("C2", "200.1", "alerts"), ("C1", "100.1", "page")]
+    assert await messages(store, other) == [("C1", "150.0", "alerts")]
     assert await messages(store, 987_654_321) == []
 
 
-async def test_the_jira_key_never_conflicts_with_a_decision(store: Store, x: Incident) -> None:
+async def test_the_jira_key_never_conflicts_with_a_decision(store: Store, x: int) -> None:
     """The key is the notifier's alone: recording it leaves the version, so a decision made
     on a copy read before it commits, and keeps the key."""
-    assert x.id is not None
-    await record(store, Effect("jira_key", x.id, ("OPS-1",)))
-    stored = await store.get_incident(x.id)
-    assert stored is not None
+    copy = await read(store, x)
+    await record(store, Effect("jira_key", x, ("OPS-1",)))
+    stored = await read(store, x)
     assert (stored.jira_key, stored.version) == ("OPS-1", 0)
-    x.summary = "changed from a copy read before the key"
-    await store.commit(UnitOfWork(incidents=[x]), at(1))
-    stored = await store.get_incident(x.id)
-    assert stored is not None
-    assert (stored.summary, stored.jira_key) == (x.summary, "OPS-1")
+    changed = replace(copy, summary="changed from a copy read before the key")
+    assert await store.commit(UnitOfWork([changed]), at(1)) == Committed({x: 1})
+    stored = await read(store, x)
+    assert (stored.summary, stored.jira_key, stored.version) == (changed.summary, "OPS-1", 1)
 
 
-async def test_effects_are_recorded_with_the_outcome(store: Store, x: Incident) -> None:
+async def test_effects_are_recorded_with_the_outcome(store: Store, x: int) -> None:
     """What a delivery did (the issue it made, the message it posted) is written in the
     transaction that records it as sent."""
-    assert x.id is not None
-    await store.commit(UnitOfWork(incidents=[x], outbox=[(x, note("jira"))]), at(1))
+    await store.commit(UnitOfWork([await read(store, x)], outbox=[(x, note("jira"))]), at(1))
     [item] = await store.claim_outbox(at(2), 10, 60)
     effects = (
-        Effect("jira_key", x.id, ("OPS-7",)),
-        Effect("slack_message", x.id, ("C1", "1.5", "alerts")),
+        Effect("jira_key", x, ("OPS-7",)),
+        Effect("slack_message", x, ("C1", "1.5", "alerts")),
     )
     await store.claim_outbox(
         at(3), 0, 60, [DeliveryOutcome(item.id, Outcome.SENT, effects=effects)]
     )
-    stored = await store.get_incident(x.id)
+    stored = await store.get_incident(x)
     assert stored is not None and stored.jira_key == "OPS-7"
-    assert await messages(store, x.id) == [("C1", "1.5", "alerts")]
-    [sent] = await store.deliveries("sent", x.id, 10)
+    assert await messages(store, x) == [("C1", "1.5", "alerts")]
+    [sent] = await store.deliveries("sent", x, 10)
     assert sent.id == item.id

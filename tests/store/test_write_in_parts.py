@@ -4,6 +4,7 @@ or nothing is stored, and a webhook worked through in parts gives what it gives 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,28 +17,37 @@ from receiver.service import IncidentService
 from receiver.store import Conflict, Store, UnitOfWork
 from tests.helpers import SHIPPED_RULES, alert, webhook
 from tests.postgres import postgres_schema
-from tests.store.builders import T0, alert_record, new_incident, note, seed
+from tests.store.builders import (
+    T0,
+    alert_record,
+    as_committed,
+    inserting,
+    new_incident,
+    note,
+    reserved,
+    seed,
+    stored_id,
+)
 from tests.store.conftest import make_store
 
 STARTS = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
 
 
-async def reserved(store: Store, key: str) -> tuple[UnitOfWork, int]:
+async def opening(store: Store, key: str) -> tuple[UnitOfWork, int]:
     """A unit inserting one new incident under a reserved id, with an alert and a row."""
-    incident = new_incident(key)
-    [incident.id] = await store.reserve_incident_ids(1)
-    unit = UnitOfWork(
-        incidents=[incident],
-        alerts=[(incident, alert_record(f"fp-{key}"))],
-        outbox=[(incident, note("incident.opened"))],
-        new={incident.id},
+    incident = await reserved(store, key)
+    incident_id = stored_id(incident)
+    unit = inserting(
+        incident,
+        alerts=[(incident_id, alert_record(f"fp-{key}"))],
+        outbox=[(incident_id, note("incident.opened"))],
     )
-    return unit, incident.id
+    return unit, incident_id
 
 
 async def test_parts_commit_together(store: Store) -> None:
-    first, one = await reserved(store, "a")
-    second, two = await reserved(store, "b")
+    first, one = await opening(store, "a")
+    second, two = await opening(store, "b")
     async with store.write_in_parts(T0) as tx:
         await tx.write(first)
         await tx.write(second)
@@ -48,7 +58,7 @@ async def test_parts_commit_together(store: Store) -> None:
 
 
 async def test_a_failure_after_a_part_stores_nothing(store: Store) -> None:
-    first, _ = await reserved(store, "a")
+    first, _ = await opening(store, "a")
     with pytest.raises(RuntimeError):
         async with store.write_in_parts(T0) as tx:
             await tx.write(first)
@@ -58,18 +68,15 @@ async def test_a_failure_after_a_part_stores_nothing(store: Store) -> None:
 
 
 async def test_a_conflict_in_a_later_part_undoes_the_earlier_ones(store: Store) -> None:
-    old = new_incident("old")
-    await seed(store, old)
-    stale = new_incident("old")
-    stale.id, stale.version = old.id, old.version
-    await store.commit(UnitOfWork(incidents=[old]), T0)  # changed meanwhile: version moves on
-    first, _ = await reserved(store, "a")
-    stale.summary = "decided on what was read before the change"
+    [old] = await seed(store, new_incident("old"))
+    changed = await store.commit(UnitOfWork([old]), T0)  # changed meanwhile: version moves on
+    first, _ = await opening(store, "a")
+    stale = replace(old, summary="decided on what was read before the change")
     with pytest.raises(Conflict):
         async with store.write_in_parts(T0) as tx:
             await tx.write(first)
-            await tx.write(UnitOfWork(incidents=[stale]))
-    assert [i.key for i in await store.list_incidents(None, None, 10, None)] == ["old"]
+            await tx.write(UnitOfWork([stale]))
+    assert await store.list_incidents(None, None, 10, None) == [as_committed(old, changed)]
     assert await store.claim_outbox(T0, 10, 60) == []
 
 

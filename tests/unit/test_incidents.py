@@ -243,7 +243,7 @@ def test_decide_batch(
 ) -> None:
     decision = decide_batch(latest, known, count, batch, NOW, POLICY)
     assert [[e.event for e in c.events] for c in decision.changes] == events
-    assert [c.notifications for c in decision.changes] == notes
+    assert [list(c.notifications) for c in decision.changes] == notes
     assert [c.incident.status.value for c in decision.changes] == statuses
     assert decision.duplicates == dups
 
@@ -254,6 +254,29 @@ def test_decisions_never_mutate_their_input() -> None:
     decide_batch(latest, {}, 1, [(firing("b"), route("P0"))], NOW, POLICY)
     decide_ack(latest, "kim", NOW)
     assert latest == before
+
+
+@pytest.mark.parametrize(
+    ("latest", "known", "count", "batch", "firing_after"),
+    [
+        (None, {}, 0, [(firing("a"), route()), (firing("b"), route())], [2]),
+        (incident(), {}, 1, [(firing("b"), route())], [2]),
+        (incident(), {"a": record("a")}, 2, [(resolved("a"), route())], [1]),
+        (incident(), {"a": record("a")}, 1, [(resolved("a"), route())], [0]),
+        # a duplicate of a firing alert counts once
+        (incident(), {"a": record("a")}, 1, [(firing("a"), route()), (firing("b"), route())],
+         [2]),
+    ],
+)  # fmt: skip
+def test_decisions_count_the_firing_alerts(
+    latest: Incident | None,
+    known: dict[str, AlertRecord],
+    count: int,
+    batch: list[tuple[Alert, Route]],
+    firing_after: list[int],
+) -> None:
+    changes = decide_batch(latest, known, count, batch, NOW, POLICY).changes
+    assert [c.incident.firing_alerts for c in changes] == firing_after
 
 
 def test_new_incident_takes_most_severe_and_earliest_start() -> None:
@@ -324,7 +347,7 @@ def test_resolve_by_hand(status: Status, reason: Reason) -> None:
     if change:
         assert change.incident.status is Status.RESOLVED
         assert change.incident.resolved_by == "lee"
-        assert change.notifications == ["incident.resolved"]
+        assert change.notifications == ("incident.resolved",)
 
 
 @pytest.mark.parametrize(

@@ -1,24 +1,25 @@
-"""UnitOfWork bookkeeping: each incident included, timed and cancelled once; notifications
-folded per queue as the store folds them."""
+"""UnitOfWork bookkeeping: incidents by id as last put, timers and cancels per incident,
+notifications folded per queue by the one fold rule the stores apply too."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from receiver.domain.escalation import Timer, TimerKind
-from receiver.domain.model import Incident, Status
+from receiver.domain.model import Event, Incident, Status
 from receiver.domain.notifications import MAX_EVENTS_PER_PAYLOAD, merge_payloads
-from receiver.store.base import NewNotification, UnitOfWork
+from receiver.store.unit import NewNotification, UnitOfWork, fold
 
 T0 = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
 
 
-def incident(key: str) -> Incident:
+def incident(key: str, incident_id: int = 1, version: int = 0) -> Incident:
     return Incident(
-        id=None,
+        id=incident_id,
         key=key,
         rule="r",
         severity="P1",
@@ -30,6 +31,7 @@ def incident(key: str) -> Incident:
         opened_at=T0,
         triggered_at=T0,
         first_starts_at=T0,
+        version=version,
     )
 
 
@@ -37,27 +39,49 @@ def timer(step: int) -> Timer:
     return Timer(TimerKind.ESCALATION, step, T0, T0)
 
 
-def test_touch_includes_each_incident_once_by_identity() -> None:
-    a, b, twin = incident("a"), incident("b"), incident("a")  # twin: equal, not the same
-    unit = UnitOfWork(incidents=[a])
-    for touched in (a, b, a, twin, b):
-        unit.touch(touched)
-    assert [id(i) for i in unit.incidents] == [id(a), id(b), id(twin)]
+def test_each_incident_is_stored_as_last_put_by_id() -> None:
+    a, b = incident("a", 1, version=3), incident("b", 2)
+    later = replace(a, status=Status.ACKNOWLEDGED)
+    unit = UnitOfWork([a])
+    unit.open(b)
+    unit.put(later)
+    assert unit.incidents == {1: later, 2: b}
+    assert unit.new == {2}
+    assert unit.committed().versions == {1: 4, 2: 0}
+    assert a.status is Status.TRIGGERED  # what it was given is never changed
+
+
+def test_an_incident_without_id_is_refused() -> None:
+    with pytest.raises(ValueError, match="reserve"):
+        UnitOfWork([replace(incident("a"), id=None)])
 
 
 def test_timers_are_replaced_per_incident_and_cancels_recorded_once() -> None:
-    a, b = incident("a"), incident("b")
-    unit = UnitOfWork(timers=[(a, timer(0))])
-    unit.add_timers(b, [timer(0), timer(1)])
-    unit.drop_timers(a)
-    unit.add_timers(a, [timer(2)])
-    assert [(o.key, t.step) for o, t in unit.timers] == [("b", 0), ("b", 1), ("a", 2)]
-    unit.drop_timers(b)
-    unit.drop_timers(b)
-    assert [(o.key, t.step) for o, t in unit.timers] == [("a", 2)]
+    unit = UnitOfWork(timers=[(1, timer(0))])
+    unit.add_timers(2, [timer(0), timer(1)])
+    unit.drop_timers(1)
+    unit.add_timers(1, [timer(2)])
+    assert [(o, t.step) for o, t in unit.timers] == [(2, 0), (2, 1), (1, 2)]
+    unit.drop_timers(2)
+    unit.drop_timers(2)
+    assert [(o, t.step) for o, t in unit.timers] == [(1, 2)]
     for _ in range(3):
-        unit.cancel(a)
-    assert unit.cancel_timers == [a]
+        unit.cancel(1)
+    assert list(unit.cancel_timers) == [1]
+
+
+def test_renumbering_gives_provisional_ids_their_real_ones_in_every_row() -> None:
+    a, b = incident("a", -1), incident("b", 5, version=2)
+    opened = Event("opened", T0)
+    unit = UnitOfWork([b], events=[(-1, opened), (5, opened)], timers=[(-1, timer(0))])
+    unit.open(a)
+    unit.cancel(5)
+    unit.renumbered({-1: 40})
+    assert unit.incidents == {5: b, 40: replace(a, id=40)}
+    assert unit.new == {40}
+    assert unit.events == [(40, opened), (5, opened)]
+    assert [o for o, _ in unit.timers] == [40]
+    assert list(unit.cancel_timers) == [5]
 
 
 def joined(n: int, channel: str = "jira") -> NewNotification:
@@ -66,16 +90,15 @@ def joined(n: int, channel: str = "jira") -> NewNotification:
 
 
 def test_notify_folds_a_coalescing_kind_per_incident_and_channel() -> None:
-    a, b = incident("a"), incident("b")
     unit = UnitOfWork()
-    unit.notify(a, joined(1))
-    unit.notify(b, joined(2))
-    unit.notify(a, joined(3))  # folds into 1: b's row is another queue
-    unit.notify(a, joined(4, channel="slack"))
-    assert [(o and o.key, n.channel, n.payload["snapshot"]) for o, n in unit.outbox] == [
-        ("a", "jira", 3),
-        ("b", "jira", 2),
-        ("a", "slack", 4),
+    unit.notify(1, joined(1))
+    unit.notify(2, joined(2))
+    unit.notify(1, joined(3))  # folds into 1: 2's row is another queue
+    unit.notify(1, joined(4, channel="slack"))
+    assert [(o, n.channel, n.payload["snapshot"]) for o, n in unit.outbox] == [
+        (1, "jira", 3),
+        (2, "jira", 2),
+        (1, "slack", 4),
     ]
     assert unit.outbox[0][1].payload["events"] == [{"n": 1}, {"n": 3}]
     assert unit.outbox[0][1].payload["coalesced"] == 2
@@ -83,28 +106,42 @@ def test_notify_folds_a_coalescing_kind_per_incident_and_channel() -> None:
 
 
 def test_notify_never_folds_across_another_notification_of_the_queue() -> None:
-    a = incident("a")
     opened = NewNotification("jira", "incident.opened", {"events": [{"n": 0}]})
-    unit = UnitOfWork(outbox=[(a, joined(1))])
-    unit.notify(a, opened)
-    unit.notify(a, joined(2))
-    unit.notify(a, joined(3))
-    unit.notify(a, opened)
-    unit.notify(a, opened)  # not a coalescing kind: never folded
-    unit.notify(a, joined(4))
-    unit.outbox.append((a, opened))  # appended directly: still ends the fold
-    unit.notify(a, joined(5))
-    kinds = [(n.kind, len(n.payload["events"])) for _, n in unit.outbox]
+    unit = UnitOfWork(outbox=[(1, joined(1))])
+    unit.notify(1, opened)
+    unit.notify(1, joined(2))
+    unit.notify(1, joined(3))
+    unit.notify(1, opened)
+    unit.notify(1, opened)  # not a coalescing kind: never folded
+    unit.notify(1, joined(4))
+    unit.notify(None, joined(5))  # rows without an incident are a queue of their own
+    unit.notify(None, joined(6))
+    kinds = [(o, n.kind, len(n.payload["events"])) for o, n in unit.outbox]
     assert kinds == [
-        ("incident.alerts_joined", 1),
-        ("incident.opened", 1),
-        ("incident.alerts_joined", 2),
-        ("incident.opened", 1),
-        ("incident.opened", 1),
-        ("incident.alerts_joined", 1),
-        ("incident.opened", 1),
-        ("incident.alerts_joined", 1),
+        (1, "incident.alerts_joined", 1),
+        (1, "incident.opened", 1),
+        (1, "incident.alerts_joined", 2),
+        (1, "incident.opened", 1),
+        (1, "incident.opened", 1),
+        (1, "incident.alerts_joined", 1),
+        (None, "incident.alerts_joined", 2),
     ]
+
+
+@pytest.mark.parametrize(
+    ("waiting_kind", "note", "expected"),
+    [
+        ("incident.alerts_joined", joined(2), True),
+        ("incident.opened", joined(2), False),  # another kind
+        ("incident.alerts_joined", replace(joined(2), coalesce_seconds=0), False),
+    ],
+)
+def test_fold_is_one_rule(waiting_kind: str, note: NewNotification, expected: bool) -> None:
+    waiting = joined(1).payload
+    merged = fold(waiting_kind, waiting, note)
+    assert (merged is not None) is expected
+    if merged is not None:
+        assert merged == merge_payloads(waiting, note.payload)
 
 
 def folds(payloads: list[dict[str, Any]], split: int) -> dict[str, Any]:
