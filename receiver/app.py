@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import signal
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import structlog
 from aiohttp import web
@@ -27,21 +25,22 @@ from receiver.api.keys import (
 )
 from receiver.api.middleware import observe
 from receiver.api.webhook import webhook
-from receiver.config.holder import RulesHolder
 from receiver.config.loader import ConfigError
-from receiver.digest import digest_loop
-from receiver.followup import FollowUp
-from receiver.ingest import IngestQueue
 from receiver.metrics import CHANNELS, Metrics
 from receiver.notify.base import LogNotifier, Notifier
 from receiver.notify.jira import JiraNotifier, LibraryJira, jira_connector
 from receiver.notify.slack import slack_notifiers
 from receiver.outbox.worker import OutboxWorker, lane_concurrency
-from receiver.reload import reload_rules
 from receiver.service import IncidentService
+from receiver.service.digest import digest_loop
+from receiver.service.followup import FollowUp
+from receiver.service.ingest import IngestQueue
+from receiver.service.loops import Loop, running
+from receiver.service.reload import reload_rules
+from receiver.service.rules import RulesHolder
+from receiver.service.timers import timer_loop
 from receiver.settings import Settings
 from receiver.store import Store, StoreUnavailable, store_from_url
-from receiver.timers import timer_loop
 
 log = structlog.get_logger("receiver")
 
@@ -146,11 +145,11 @@ def create_app(
     app.router.add_post("/slack/interactions", slack.interactions)
 
     app.cleanup_ctx.append(_store_ctx)
-    app.cleanup_ctx.append(_ingest_ctx)
+    app.cleanup_ctx.append(_background(lambda app: app[INGEST]))
     if run_worker:
-        app.cleanup_ctx.append(_worker_ctx)
-        app.cleanup_ctx.append(_timers_ctx)
-        app.cleanup_ctx.append(_digest_ctx)
+        app.cleanup_ctx.append(_background(lambda app: app[WORKER]))
+        app.cleanup_ctx.append(_background(lambda app: app[TIMERS]))
+        app.cleanup_ctx.append(_background(_digest))
     if handle_signals:
         app.cleanup_ctx.append(_sighup_ctx)
     return app
@@ -164,11 +163,8 @@ async def settle_heap(app: web.Application) -> None:
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
-    await app[STORE].open()
     store = app[STORE]
-    log.info(
-        "store_opened", backend=type(store).__name__, installation=await store.installation_id()
-    )
+    await store.open()  # backend and installation are in serve's receiver_started line
     known = app[RULES].current.severities
     unknown = sorted({sev for sev, _ in await store.open_counts() if sev not in known})
     if unknown:  # a reload would refuse these rules; at startup they are kept, and said
@@ -177,51 +173,27 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[STORE].close()
 
 
-@contextlib.asynccontextmanager
-async def _running(work: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
-    """A background task for the app's lifetime: started on entry, cancelled and awaited."""
-    task = asyncio.create_task(work, name=name)
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def _ingest_ctx(app: web.Application) -> AsyncIterator[None]:
-    async with _running(app[INGEST].run(), "ingest"):
-        yield
-
-
 # On shutdown the HTTP server has stopped accepting and answered the requests in flight
-# before these run; background loops then get this long to finish the step under way.
+# before these run; background loops then get this long to finish the work under way.
 SHUTDOWN_GRACE_SECONDS = 5.0
 
 
-async def _timers_ctx(app: web.Application) -> AsyncIterator[None]:
-    poller = app[TIMERS]
-    task = asyncio.create_task(poller.run(), name="timers")
-    yield
-    if not await poller.stop_within(task, SHUTDOWN_GRACE_SECONDS):
-        log.warning("timers_shutdown_timeout")  # claimed, unfired timers return after the lease
+def _background(
+    loop_of: Callable[[web.Application], Loop],
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context running the app's loop ``loop_of(app)`` for the app's lifetime
+    (``receiver.service.loops.running``: stopped with a grace period, then finished)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        async with running(loop_of(app), SHUTDOWN_GRACE_SECONDS):
+            yield
+
+    return ctx
 
 
-async def _digest_ctx(app: web.Application) -> AsyncIterator[None]:
+def _digest(app: web.Application) -> Loop:
     poll = app[SETTINGS].outbox_poll_seconds
-    loop = digest_loop(app[STORE], app[RULES], app[CLOCK], app[WORKER].wake, poll)
-    async with _running(loop.run(), "digest"):  # a cancelled commit still completes
-        yield
-
-
-async def _worker_ctx(app: web.Application) -> AsyncIterator[None]:
-    worker = app[WORKER]
-    task = asyncio.create_task(worker.run(), name="outbox-worker")
-    yield
-    try:
-        await worker.shutdown(task, SHUTDOWN_GRACE_SECONDS)
-    except Exception:  # unrecorded deliveries are redone after the lease
-        log.warning("outbox_flush_failed", exc_info=True)
+    return digest_loop(app[STORE], app[RULES], app[CLOCK], app[WORKER].wake, poll)
 
 
 async def _sighup_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from receiver.config.loader import ConfigError, load_rules, summarize
+from receiver.config.loader import ConfigError, Problem, check_rules, load_rules, summarize
 from receiver.config.models import RulesConfig
 from receiver.domain.oncall import oncall_at, step_zero_pages
 from receiver.domain.routing import route
@@ -32,31 +33,122 @@ def _label(text: str) -> tuple[str, str]:
     return name, value
 
 
+DESCRIPTION = """\
+The alert receiver: takes Prometheus Alertmanager webhooks (POST /webhook) and turns
+them into incidents, classified by routing_rules.yaml (severity P0-P3, category, owning
+team), with a JIRA issue, Slack messages and pages that escalate until acknowledged."""
+
+EPILOG = """\
+first steps:
+  receiver check-config            is routing_rules.yaml valid?
+  receiver route-test alertname=HighResponseTime service=order-api severity=warning
+                                   what would such an alert become, and whom would it page?
+  receiver oncall                  who is on call now, and until when
+  receiver serve                   run on 127.0.0.1:9095 with SQLite in ./receiver.db;
+                                   JIRA and Slack only log until their settings are given
+
+Settings come from RECEIVER_* environment variables (RECEIVER_RULES, RECEIVER_HOST,
+RECEIVER_PORT, RECEIVER_DATABASE_URL, tokens for the webhook, the API, JIRA and Slack);
+the flags of serve win. "receiver COMMAND --help" tells more about each command."""
+
+SERVE_EPILOG = """\
+database URLs (--database-url, RECEIVER_DATABASE_URL):
+  sqlite:///relative/path.db   a SQLite file relative to the working directory
+                               (the default is sqlite:///receiver.db)
+  sqlite:////absolute/path.db  a SQLite file at an absolute path (four slashes)
+  postgresql://user:pass@host:5432/db
+                               PostgreSQL (also postgres://), which several replicas
+                               may share; the password may instead come from PGPASSWORD
+
+JIRA runs for real with RECEIVER_JIRA_URL and RECEIVER_JIRA_TOKEN (and RECEIVER_JIRA_USER
+for JIRA Cloud); Slack messages, pages, announcements and the digest with
+RECEIVER_SLACK_TOKEN. Without them a channel is log-only: it logs what it would send.
+Listening on a non-loopback address needs RECEIVER_WEBHOOK_TOKEN and RECEIVER_API_TOKEN
+(or RECEIVER_ALLOW_UNAUTHENTICATED=true).
+
+Logs are JSON lines on stderr (RECEIVER_LOG_FORMAT=console for people): one
+"receiver_started" line once the port is bound, with the address, the rules, the
+database and the live and log-only notifiers; one "receiver_stopped" line on exit.
+SIGTERM or SIGINT stops it gracefully, SIGHUP reloads the rules file.
+
+exit status:
+  0  stopped by SIGTERM or SIGINT
+  1  cannot run: the address is in use or not this host's, the database cannot be opened
+  2  bad configuration: the rules file is missing, unreadable or invalid, a setting or
+     the database URL is malformed, or a non-loopback address lacks its tokens"""
+
+CHECK_EPILOG = """\
+exit status:
+  0  valid: one summary line on stdout; warnings (a rule that can never match because
+     an earlier one catches all it matches) on stderr
+  1  invalid: every error on stderr, with file, line and YAML path"""
+
+ROUTE_TEST_EPILOG = """\
+example:
+  receiver route-test alertname=ServiceDown service=order-api --at 2026-12-24T23:00:00+09:00
+
+exit status: 0 answered, 1 invalid rules file, 2 bad arguments"""
+
+ONCALL_EPILOG = """\
+exit status: 0 answered, 1 invalid rules file or unknown rotation, 2 bad arguments"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="receiver", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="receiver", description=DESCRIPTION, epilog=EPILOG, formatter_class=raw
+    )
+    sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
+    rules_help = "rules file (default: RECEIVER_RULES, else routing_rules.yaml)"
+    at_help = "ISO 8601 time with an offset, e.g. 2026-12-24T23:00:00+09:00 (default: now)"
 
-    serve = sub.add_parser("serve", help="run the service")
-    serve.add_argument("--rules", help="rules file (RECEIVER_RULES)")
+    what = "run the service: the webhook, the API, /metrics and the delivery workers"
+    serve = sub.add_parser(
+        "serve", help=what, description=what, epilog=SERVE_EPILOG, formatter_class=raw
+    )
+    serve.add_argument("--rules", metavar="PATH", help=rules_help)
     serve.add_argument("--host", help="listen address (RECEIVER_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (RECEIVER_PORT, default 9095)")
-    serve.add_argument("--database-url", help="sqlite:///path (RECEIVER_DATABASE_URL)")
+    serve.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="where incidents are kept (RECEIVER_DATABASE_URL, default sqlite:///receiver.db)",
+    )
 
-    check = sub.add_parser("check-config", help="validate a rules file")
-    check.add_argument("path", nargs="?", default=None)
+    what = "validate a rules file: a summary, or every error with its line"
+    check = sub.add_parser(
+        "check-config", help=what, description=what, epilog=CHECK_EPILOG, formatter_class=raw
+    )
+    check.add_argument("path", nargs="?", default=None, metavar="PATH", help=rules_help)
 
-    test = sub.add_parser("route-test", help="show what an alert with these labels becomes")
-    test.add_argument("--rules", default=None)
-    test.add_argument("--at", type=_time, default=None, help="ISO 8601 time, default now")
-    test.add_argument("--json", action="store_true")
-    test.add_argument("labels", nargs="+", type=_label, metavar="NAME=VALUE")
+    what = "show what an alert with these labels becomes, and whom it pages"
+    test = sub.add_parser(
+        "route-test",
+        help=what,
+        description="show what an alert with these labels becomes: rule, severity, category,\n"
+        "team, incident key, JIRA project and priority, and whom the first escalation step\n"
+        "pages at --at, at once or deferred (and until when)",
+        epilog=ROUTE_TEST_EPILOG,
+        formatter_class=raw,
+    )
+    test.add_argument("--rules", metavar="PATH", default=None, help=rules_help)
+    test.add_argument("--at", type=_time, default=None, metavar="TIME", help=at_help)
+    test.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    test.add_argument(
+        "labels", nargs="+", type=_label, metavar="NAME=VALUE", help="the alert's labels"
+    )
 
-    oncall = sub.add_parser("oncall", help="who is on call now or at --at")
-    oncall.add_argument("rotation", nargs="?", default=None)
-    oncall.add_argument("--rules", default=None)
-    oncall.add_argument("--at", type=_time, default=None, help="ISO 8601 time, default now")
-    oncall.add_argument("--json", action="store_true")
+    what = "show who is on call now (or at --at) for every rotation or one, until when"
+    oncall = sub.add_parser(
+        "oncall", help=what, description=what, epilog=ONCALL_EPILOG, formatter_class=raw
+    )
+    oncall.add_argument(
+        "rotation", nargs="?", default=None, metavar="ROTATION", help="default: every rotation"
+    )
+    oncall.add_argument("--rules", metavar="PATH", default=None, help=rules_help)
+    oncall.add_argument("--at", type=_time, default=None, metavar="TIME", help=at_help)
+    oncall.add_argument("--json", action="store_true", help="one JSON object on stdout")
     return parser
 
 
@@ -66,17 +158,25 @@ def _default_rules() -> str:
     return Settings().rules
 
 
+def _print_problems(problems: Sequence[Problem]) -> None:
+    for problem in problems:
+        print(problem, file=sys.stderr)
+        for line in problem.excerpt():
+            print(line, file=sys.stderr)
+
+
 def cmd_check_config(path: str | None) -> int:
-    """Validate a rules file; print a summary or every error."""
+    """Validate a rules file; print a summary (and warnings) or every error."""
     path = path or _default_rules()
     try:
-        cfg = load_rules(path)
+        cfg, warnings = check_rules(path)
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+        _print_problems(exc.problems)
         print(f"{path}: {len(exc.problems)} error(s)", file=sys.stderr)
         return 1
-    print(f"{path}: OK: {summarize(cfg)}")
+    _print_problems(warnings)
+    note = f" ({len(warnings)} warning(s))" if warnings else ""
+    print(f"{path}: OK: {summarize(cfg)}{note}")
     return 0
 
 
@@ -133,8 +233,7 @@ def _load(rules: str | None) -> RulesConfig | None:
     try:
         return load_rules(path)
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
+        _print_problems(exc.problems)
         return None
 
 
@@ -173,16 +272,40 @@ def cmd_oncall(rules: str | None, rotation: str | None, at: datetime | None, as_
     return 0
 
 
+# Exit codes of serve (the ones check-config, route-test and oncall use are in their help).
+EXIT_CANNOT_RUN = 1
+EXIT_BAD_CONFIG = 2
+
+
+def _serve_error(message: str) -> None:
+    print(f"receiver serve: {message}", file=sys.stderr)
+
+
+def _rules_error(problems: Sequence[Problem]) -> str:
+    """Every rules problem in one line: the first one, and how to see the rest."""
+    first = problems[0]
+    if len(problems) > 1:
+        return (
+            f"{first} (and {len(problems) - 1} more: "
+            f"receiver check-config {first.file} lists them all)"
+        )
+    if first.message.startswith("cannot read file") and not os.path.lexists(first.file):
+        return f"{first} (give --rules PATH or RECEIVER_RULES)"
+    return str(first)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run the service until SIGINT or SIGTERM."""
     import asyncio
 
     from pydantic import ValidationError
 
-    from receiver.api.edge import CannotListen, serve
+    from receiver.api.edge import CannotListen
+    from receiver.api.serving import serve
     from receiver.app import create_app, settle_heap
     from receiver.logging import configure_logging
     from receiver.settings import Settings
+    from receiver.store import StoreUnavailable
 
     overrides = {
         k: v
@@ -198,36 +321,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings = Settings(**overrides)
     except ValidationError as exc:
         for err in exc.errors(include_input=False, include_url=False):
-            print(f"setting {'.'.join(map(str, err['loc']))}: {err['msg']}", file=sys.stderr)
-        return 2
+            _serve_error(f"setting {'.'.join(map(str, err['loc']))}: {err['msg']}")
+        return EXIT_BAD_CONFIG
     configure_logging(settings.log_format, settings.log_level)
     if (problem := settings.startup_problem()) is not None:
-        print(problem, file=sys.stderr)
-        return 2
+        _serve_error(problem)
+        return EXIT_BAD_CONFIG
     try:
         app = create_app(settings, handle_signals=True)
     except ConfigError as exc:
-        for p in exc.problems:
-            print(p, file=sys.stderr)
-        return 1
-    except ValueError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
+        _serve_error(_rules_error(exc.problems))
+        return EXIT_BAD_CONFIG
+    except ValueError as exc:  # the database URL
+        _serve_error(str(exc))
+        return EXIT_BAD_CONFIG
     app.on_startup.append(settle_heap)  # after the store and every loop have started
     try:
-        asyncio.run(
-            serve(
-                app,
-                settings.host,
-                settings.port,
-                header_timeout=settings.header_timeout_seconds,
-                keepalive_timeout=settings.keepalive_timeout_seconds,
-                shutdown_timeout=10.0,
-            )
-        )
-    except CannotListen as exc:
-        print(str(exc), file=sys.stderr)
-        return 1
+        asyncio.run(serve(app, settings))
+    except (CannotListen, StoreUnavailable) as exc:
+        _serve_error(str(exc))
+        return EXIT_CANNOT_RUN
     return 0
 
 

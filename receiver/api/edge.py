@@ -4,7 +4,6 @@ request's bytes, and clients that send their headers too slowly are dropped."""
 from __future__ import annotations
 
 import asyncio
-import signal
 from typing import Any
 
 import structlog
@@ -151,41 +150,3 @@ class EdgeSite(web.BaseSite):
             self._port,
             backlog=self._backlog,
         )
-
-
-async def serve(
-    app: web.Application,
-    host: str,
-    port: int,
-    *,
-    header_timeout: float,
-    keepalive_timeout: float,
-    shutdown_timeout: float,
-) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM, then stop accepting, answer what is in flight
-    (up to ``shutdown_timeout``) and run the app's cleanup."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
-    await runner.setup()
-    try:
-        site = EdgeSite(
-            runner,
-            host,
-            port,
-            header_timeout=header_timeout,
-            keepalive_timeout=keepalive_timeout,
-            access_log=None,
-        )
-        try:
-            await site.start()
-        except OSError as exc:  # the address is taken, or not one of this host's
-            raise CannotListen(f"cannot listen on {site.name}: {exc.strerror or exc}") from None
-        log.info("listening", url=site.name)
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)

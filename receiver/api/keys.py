@@ -7,12 +7,12 @@ from datetime import datetime
 
 from aiohttp import web
 
-from receiver.config.holder import RulesHolder
-from receiver.ingest import IngestQueue
 from receiver.metrics import Metrics
 from receiver.outbox.worker import OutboxWorker
-from receiver.polling import Poller
 from receiver.service import IncidentService
+from receiver.service.ingest import IngestQueue
+from receiver.service.loops import Poller
+from receiver.service.rules import RulesHolder
 from receiver.settings import Settings
 from receiver.store.base import Store
 

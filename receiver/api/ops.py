@@ -11,7 +11,7 @@ from receiver.api.auth import authorized, unauthorized
 from receiver.api.keys import METRICS, RULES, SERVICE, SETTINGS, STORE
 from receiver.api.middleware import error_response
 from receiver.config.loader import ConfigError, summarize
-from receiver.reload import reload_rules
+from receiver.service.reload import reload_rules
 from receiver.store.base import StoreUnavailable
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,22 +12,43 @@ import yaml
 from pydantic import ValidationError
 
 from receiver.config.models import NOTIFY_KEYWORDS, RulesConfig
+from receiver.config.shadowing import shadowed_rules
 
 PathKey = tuple[str | int, ...]
 
 
+# The line breaks PyYAML counts lines by (str.splitlines knows more, e.g. form feed).
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+
+
 @dataclass(frozen=True)
 class Problem:
-    """One configuration error, located by file, YAML path and line."""
+    """One configuration error, located by file, YAML path and line.
+
+    A YAML syntax error has no YAML path; it has a column and the text of its line.
+    """
 
     file: str
     path: str
     line: int | None
     message: str
+    column: int | None = None
+    source: str | None = None
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
+        if self.line and self.column:
+            return f"{where}:{self.column}: {self.message}"
         return f"{where}: {self.path or '<root>'}: {self.message}"
+
+    def excerpt(self) -> list[str]:
+        """The offending line with a caret under the column, when known."""
+        if self.source is None or not self.line or not self.column:
+            return []
+        # Tabs stay tabs under the text, so the caret lands under the right character.
+        pad = "".join("\t" if ch == "\t" else " " for ch in self.source[: self.column - 1])
+        gutter = " " * len(str(self.line))
+        return [f" {self.line} | {self.source}", f" {gutter} | {pad}^"]
 
 
 class ConfigError(Exception):
@@ -189,16 +211,38 @@ def _fallback_cycles(cfg: RulesConfig, locate: _Locator) -> Iterator[Problem]:
             yield locate.problem(("rotations", start, "fallback"), f"fallback chain loops: {loop}")
 
 
-def parse_rules(text: str, file: str = "<string>") -> RulesConfig:
-    """Parse and validate rules text; raises ConfigError listing every problem."""
+def _syntax_problem(exc: yaml.MarkedYAMLError, text: str, file: str) -> Problem:
+    """A YAML syntax error at its line and column, with the text of that line."""
+    mark = exc.problem_mark or exc.context_mark
+    message = f"invalid YAML: {exc.problem or exc.context or 'syntax error'}"
+    context = exc.context_mark
+    if (
+        exc.problem
+        and exc.context
+        and context is not None
+        and mark is not None
+        and (context.line, context.column) != (mark.line, mark.column)
+    ):
+        message += f" ({exc.context} at line {context.line + 1}, column {context.column + 1})"
+    if mark is None:
+        return Problem(file, "", None, message)
+    if mark.index >= len(text):
+        return Problem(
+            file, "", mark.line + 1, f"{message} at the end of the file", mark.column + 1
+        )
+    lines = _LINE_BREAK.split(text)
+    source = lines[mark.line] if mark.line < len(lines) else None
+    return Problem(file, "", mark.line + 1, message, mark.column + 1, source)
+
+
+def _parse(text: str, file: str) -> tuple[RulesConfig, _Locator]:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([Problem(file, "", line, f"invalid YAML: {problem}")]) from None
+    except yaml.MarkedYAMLError as exc:
+        raise ConfigError([_syntax_problem(exc, text, file)]) from None
+    except yaml.YAMLError as exc:  # e.g. a control character the reader refuses
+        raise ConfigError([Problem(file, "", None, f"invalid YAML: {exc}")]) from None
     lines: dict[PathKey, int] = {}
     dupes: list[PathKey] = []
     if node is not None:
@@ -215,19 +259,53 @@ def parse_rules(text: str, file: str = "<string>") -> RulesConfig:
     problems.extend(_cross_references(cfg, locate))
     if problems:
         raise ConfigError(problems)
-    return cfg
+    return cfg, locate
 
 
-def load_rules(path: str | Path) -> RulesConfig:
-    """Read and validate a rules file."""
+def parse_rules(text: str, file: str = "<string>") -> RulesConfig:
+    """Parse and validate rules text; raises ConfigError listing every problem."""
+    return _parse(text, file)[0]
+
+
+def _warnings(cfg: RulesConfig, locate: _Locator) -> Iterator[Problem]:
+    """What is valid but almost certainly not meant: rules that can never match."""
+    for shadow in shadowed_rules(cfg.rules):
+        rule, by = cfg.rules[shadow.index], cfg.rules[shadow.by]
+        first = locate.problem(("rules", shadow.by), "")
+        at = f"{first.file}:{first.line}" if first.line else first.file
+        yield locate.problem(
+            ("rules", shadow.index),
+            f"warning: rule {rule.name!r} can never match: the earlier rule {by.name!r} "
+            f"({at}, {first.path}) matches every alert it matches, and the first match wins",
+        )
+
+
+def parse_rules_with_warnings(
+    text: str, file: str = "<string>"
+) -> tuple[RulesConfig, list[Problem]]:
+    """Like ``parse_rules``, and also what is valid but suspect, as warnings."""
+    cfg, locate = _parse(text, file)
+    return cfg, list(_warnings(cfg, locate))
+
+
+def _read(path: str | Path) -> str:
     file = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([Problem(file, "", None, f"cannot read file: {exc.strerror}")]) from None
     except UnicodeDecodeError:
         raise ConfigError([Problem(file, "", None, "file is not UTF-8 text")]) from None
-    return parse_rules(text, file)
+
+
+def load_rules(path: str | Path) -> RulesConfig:
+    """Read and validate a rules file."""
+    return parse_rules(_read(path), str(path))
+
+
+def check_rules(path: str | Path) -> tuple[RulesConfig, list[Problem]]:
+    """Read and validate a rules file; also return its warnings (for check-config)."""
+    return parse_rules_with_warnings(_read(path), str(path))
 
 
 def summarize(cfg: RulesConfig) -> str:

@@ -3,10 +3,11 @@ the store, the outbox worker and the notifiers, so none of them needs another's 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -91,3 +92,12 @@ class Outcome(StrEnum):
     RETRY = "retry"
     DEAD = "dead"
     RELEASE = "release"  # not attempted to the end: any worker may claim it again now
+
+
+class Notifier(Protocol):
+    """Carries out one outbox instruction, or raises DeliveryError
+    (``receiver.domain.failures``)."""
+
+    async def deliver(self, item: OutboxItem) -> Sequence[Effect] | None:
+        """Send the item to the outside world; return what later deliveries of the incident
+        need to know of it (recorded with the outcome, in one transaction)."""

@@ -5,6 +5,9 @@ labels have no spaces and at most 255 characters, a description or comment is at
 32,767 characters (an alert list that does not fit says how many alerts it left out).
 Text from alerts and the rules is shown as written: it cannot format, link, start a
 heading or list, or break a table; only http(s) addresses become links.
+
+Longer than most modules, on purpose: the escaping of JIRA's wiki markup and the limits
+above hold only if every field of an issue is built in one place and through them.
 """
 
 from __future__ import annotations

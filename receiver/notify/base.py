@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
-
 import structlog
 
-from receiver.domain.delivery import Effect, OutboxItem
+from receiver.domain.delivery import Notifier as Notifier
+from receiver.domain.delivery import OutboxItem
 from receiver.domain.instructions import preview
-
-
-class Notifier(Protocol):
-    """Carries out one outbox instruction or raises DeliveryError."""
-
-    async def deliver(self, item: OutboxItem) -> Sequence[Effect] | None:
-        """Send the item to the outside world; return what later deliveries of the incident
-        need to know of it (recorded with the outcome, in one transaction)."""
 
 
 class LogNotifier:

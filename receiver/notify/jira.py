@@ -21,9 +21,7 @@ from jira import JIRA, JIRAError
 
 from receiver.domain import jira_render
 from receiver.domain.delivery import Effect, OutboxItem
-from receiver.domain.instructions import ISSUE_SLOT
-from receiver.metrics import Metrics
-from receiver.outbox.policy import (
+from receiver.domain.failures import (
     DeliveryError,
     Reason,
     is_retryable_status,
@@ -31,6 +29,8 @@ from receiver.outbox.policy import (
     reason_for_exception,
     reason_for_status,
 )
+from receiver.domain.instructions import ISSUE_SLOT
+from receiver.metrics import Metrics
 
 log = structlog.get_logger("receiver.notify.jira")
 

@@ -21,8 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from receiver.domain import slack_render
 from receiver.domain.delivery import Effect, Kind, OutboxItem, page_purpose
-from receiver.domain.slack_render import CHANNEL_ID, USER_ID
-from receiver.outbox.policy import (
+from receiver.domain.failures import (
     DeliveryError,
     Reason,
     is_retryable_status,
@@ -30,6 +29,7 @@ from receiver.outbox.policy import (
     reason_for_exception,
     reason_for_status,
 )
+from receiver.domain.slack_render import CHANNEL_ID, USER_ID
 
 log = structlog.get_logger("receiver.notify.slack")
 

@@ -18,10 +18,10 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from receiver.domain.delivery import Kind, OutboxItem, Outcome, Prior
+from receiver.domain.delivery import Kind, Notifier, OutboxItem, Outcome, Prior
+from receiver.domain.failures import DeliveryError, Reason
 from receiver.metrics import Metrics
-from receiver.notify.base import Notifier
-from receiver.outbox.policy import DeliveryError, Reason, backoff_delay
+from receiver.outbox.policy import backoff_delay
 from receiver.store.base import DeliveryOutcome, Store
 
 log = structlog.get_logger("receiver.outbox")
@@ -124,25 +124,31 @@ class Lane:
             if self.finished and self.claimed and self.settle_seconds and not self._stopping:
                 await asyncio.sleep(self.settle_seconds)  # others under way may end meanwhile
 
+    async def run_until_stopped(self, poll_seconds: float) -> None:
+        """``run``, then the deliveries under way to their end; cancelled meanwhile, those
+        are cancelled too (their claims are released by the worker's flush)."""
+        try:
+            await self.run(poll_seconds)
+            while self._tasks:
+                await asyncio.wait(set(self._tasks))
+        except asyncio.CancelledError:
+            late = set(self._tasks)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
+            raise
+
+    def stop(self) -> None:
+        """Claim nothing more; ``run`` returns at once."""
+        self._stopping = True
+        self._kick.set()
+
     async def step(self) -> int:
         """Claim once and deliver what was claimed to the end (tests drive lanes this way)."""
         items = await self.claim()
         await asyncio.gather(*(self.start(item) for item in items))
         return len(items)
-
-    async def stop(self, grace_seconds: float) -> bool:
-        """Stop claiming; deliveries under way get ``grace_seconds``. True if all finished."""
-        self._stopping = True
-        self._kick.set()
-        pending = set(self._tasks)
-        if not pending:
-            return True
-        _, late = await asyncio.wait(pending, timeout=grace_seconds)
-        for task in late:
-            task.cancel()
-        if late:
-            await asyncio.wait(late)
-        return not late
 
 
 class OutboxWorker:
@@ -183,28 +189,34 @@ class OutboxWorker:
         for lane in self.lanes.values():
             lane.wake()
 
+    name = "outbox-worker"
+
     async def run(self) -> None:
-        """Run every lane until stopped or cancelled."""
-        await asyncio.gather(*(lane.run(self.poll_seconds) for lane in self.lanes.values()))
+        """Run every lane until stopped (and its deliveries under way ended) or cancelled."""
+        await asyncio.gather(
+            *(lane.run_until_stopped(self.poll_seconds) for lane in self.lanes.values())
+        )
+
+    def stop(self) -> None:
+        """Claim nothing more; deliveries under way go on to their end."""
+        for lane in self.lanes.values():
+            lane.stop()
+
+    async def finish(self) -> None:
+        """Once stopped: record outcomes and release unfinished claims (``flush``)."""
+        in_flight = sum(len(lane.claimed) for lane in self.lanes.values())
+        if in_flight:
+            log.warning("outbox_shutdown_timeout", in_flight=in_flight)
+        try:
+            await self.flush()
+        except Exception:  # unrecorded deliveries are redone after the lease
+            log.warning("outbox_flush_failed", exc_info=True)
 
     async def run_once(self) -> int:
         """Claim once on every lane and deliver all of it; returns how many were delivered.
         (The outcomes are recorded with the next claim, or by ``flush``.)"""
         counts = await asyncio.gather(*(lane.step() for lane in self.lanes.values()))
         return sum(counts)
-
-    async def shutdown(self, task: asyncio.Task[None], grace_seconds: float) -> None:
-        """Stop ``task`` (running ``run``): deliveries under way get ``grace_seconds`` to
-        finish; then outcomes are recorded and unfinished claims released, so another
-        replica can deliver them at once instead of after the lease."""
-        stopped = await asyncio.gather(*(lane.stop(grace_seconds) for lane in self.lanes.values()))
-        if not all(stopped):
-            in_flight = sum(len(lane.claimed) for lane in self.lanes.values())
-            log.warning("outbox_shutdown_timeout", in_flight=in_flight)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await self.flush()
 
     async def flush(self) -> None:
         """Record outcomes not yet written and release unfinished claims, claiming nothing

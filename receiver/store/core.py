@@ -22,7 +22,7 @@ from receiver.store.base import (
     PartWriter,
     UnitOfWork,
 )
-from receiver.store.queues import QueuedRow, plan, queue_of, queues_to_read
+from receiver.store.queues import Folds, QueuedRow, plan, queue_of, queues_to_read
 from receiver.store.rows import (
     DELIVERY_COLUMNS,
     INCIDENT_COLUMNS,
@@ -45,33 +45,6 @@ T = TypeVar("T")
 ERROR_CHARS = 2000  # of a delivery's last error, stored
 
 
-class _Folds:
-    """The payloads this process last stored in waiting (coalescing) rows, parsed.
-
-    Folding a notification into a waiting row reads the row's payload back; when the text
-    read is exactly the text stored here, its parsed form is taken instead of parsing it
-    again. The text is compared, never trusted: a row changed by anything else (another
-    process, a transaction that did not commit) is parsed as read.
-    """
-
-    MAX_ROWS = 256
-
-    def __init__(self) -> None:
-        self._rows: dict[int, tuple[str, dict[str, Any]]] = {}
-
-    def parsed(self, row_id: int, text: str) -> dict[str, Any]:
-        known = self._rows.get(row_id)
-        if known is not None and known[0] == text:
-            return known[1]
-        payload: dict[str, Any] = loads(text)
-        return payload
-
-    def stored(self, row_id: int, text: str, payload: dict[str, Any]) -> None:
-        if len(self._rows) >= self.MAX_ROWS and row_id not in self._rows:
-            self._rows.clear()
-        self._rows[row_id] = (text, payload)
-
-
 class _Parts:
     """A transaction written a unit at a time (``write_in_parts``)."""
 
@@ -88,7 +61,7 @@ class SqlStore:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.sql = backend.sql
-        self._folds = _Folds()
+        self._folds = Folds()
 
     def _chunks(self, items: Sequence[T]) -> list[Sequence[T]]:
         size = self.backend.rows_per_call

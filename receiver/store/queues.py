@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from receiver.jsonfast import loads
 from receiver.store.unit import NewNotification, fold
 
 Queue = tuple[str, int]
@@ -90,3 +91,30 @@ def plan(
             held.setdefault(queue, []).append(row)
     out.release = sorted(released)
     return out
+
+
+class Folds:
+    """The payloads this process last stored in waiting (coalescing) rows, parsed.
+
+    Folding a notification into a waiting row reads the row's payload back; when the text
+    read is exactly the text stored here, its parsed form is taken instead of parsing it
+    again. The text is compared, never trusted: a row changed by anything else (another
+    process, a transaction that did not commit) is parsed as read.
+    """
+
+    MAX_ROWS = 256
+
+    def __init__(self) -> None:
+        self._rows: dict[int, tuple[str, dict[str, Any]]] = {}
+
+    def parsed(self, row_id: int, text: str) -> dict[str, Any]:
+        known = self._rows.get(row_id)
+        if known is not None and known[0] == text:
+            return known[1]
+        payload: dict[str, Any] = loads(text)
+        return payload
+
+    def stored(self, row_id: int, text: str, payload: dict[str, Any]) -> None:
+        if len(self._rows) >= self.MAX_ROWS and row_id not in self._rows:
+            self._rows.clear()
+        self._rows[row_id] = (text, payload)

@@ -13,9 +13,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from receiver.config import load_rules
-from receiver.config.holder import RulesHolder
-from receiver.digest import WeeklyDigest
 from receiver.metrics import Metrics
+from receiver.service.digest import WeeklyDigest
+from receiver.service.rules import RulesHolder
 from receiver.store import PostgresStore, SqliteStore, Store
 from tests.conftest import API, AUTH, ClientFactory
 from tests.fakes.slack import FakeSlack

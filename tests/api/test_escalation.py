@@ -11,9 +11,9 @@ import pytest
 from prometheus_client import generate_latest
 
 from receiver.api.payload import WebhookPayload
-from receiver.config.holder import RulesHolder
 from receiver.metrics import Metrics
 from receiver.service import IncidentService
+from receiver.service.rules import RulesHolder
 from receiver.store.sqlite import SqliteStore
 from tests.helpers import SHIPPED_RULES, FakeClock, alert, metric, webhook
 

@@ -384,12 +384,12 @@ async def test_worker_killed_after_the_create_call_leaves_one_issue(
     """The worker dies while JIRA holds the answer to a create it has already done; the
     delivery is claimed again after its lease and finds the issue by its label."""
     from receiver.api.payload import WebhookPayload
-    from receiver.config.holder import RulesHolder
     from receiver.metrics import Metrics
     from receiver.notify.base import Notifier
     from receiver.notify.jira import JiraNotifier, LibraryJira, jira_connector
     from receiver.outbox.worker import OutboxWorker
     from receiver.service import IncidentService
+    from receiver.service.rules import RulesHolder
     from receiver.store.sqlite import SqliteStore
     from tests.fakes.notifiers import RecordingNotifier
     from tests.helpers import SHIPPED_RULES

@@ -14,12 +14,14 @@ import structlog
 from prometheus_client import generate_latest
 
 from receiver.api.payload import WebhookPayload
-from receiver.config.holder import RulesHolder
+from receiver.domain.failures import DeliveryError, is_retryable_status
 from receiver.metrics import Metrics
 from receiver.notify.base import Notifier
-from receiver.outbox.policy import DeliveryError, backoff_delay, is_retryable_status
+from receiver.outbox.policy import backoff_delay
 from receiver.outbox.worker import OutboxWorker
 from receiver.service import IncidentService
+from receiver.service.loops import stop_within
+from receiver.service.rules import RulesHolder
 from receiver.store.base import OutboxItem
 from receiver.store.sqlite import SqliteStore
 from tests.conftest import AUTH
@@ -210,7 +212,7 @@ async def test_shutdown_records_what_was_sent_and_releases_the_rest(
     task = asyncio.create_task(first.run())
     await asyncio.wait_for(hanging.started.wait(), 5)
     await wait_for(lambda: len(rig.slack.delivered) == 1)
-    await first.shutdown(task, grace_seconds=0.1)
+    await stop_within(first, task, grace_seconds=0.1)
     assert task.done()
 
     await rig.worker.run_once()  # same instant: no lease has run out
@@ -237,7 +239,7 @@ async def test_shutdown_lets_a_delivery_under_way_finish(rig: Rig, clock: FakeCl
     )
     task = asyncio.create_task(worker.run())
     await wait_for(lambda: len(rig.slack.delivered) == 1)
-    stopping = asyncio.create_task(worker.shutdown(task, grace_seconds=5))
+    stopping = asyncio.create_task(stop_within(worker, task, grace_seconds=5))
     await asyncio.sleep(0.05)
     assert not stopping.done()  # waiting for the delivery under way
     gate.set()

@@ -14,12 +14,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from receiver.api.payload import WebhookPayload
-from receiver.config.holder import RulesHolder
 from receiver.domain.delivery import Outcome
+from receiver.domain.failures import DeliveryError
 from receiver.metrics import Metrics
 from receiver.notify.slack import SlackNotifier, SlackPager, slack_notifiers
-from receiver.outbox.policy import DeliveryError
 from receiver.service import IncidentService
+from receiver.service.rules import RulesHolder
 from receiver.store.base import DeliveryOutcome, Effect, OutboxItem
 from receiver.store.sqlite import SqliteStore
 from tests.api.test_slack import SECRET, signed

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from receiver.api.payload import WebhookPayload
-from receiver.config.holder import RulesHolder
 from receiver.metrics import Metrics
 from receiver.service import IncidentService
+from receiver.service.rules import RulesHolder
 from receiver.store import Conflict, Store, UnitOfWork
 from tests.helpers import SHIPPED_RULES, alert, webhook
 from tests.postgres import postgres_schema

@@ -600,7 +600,8 @@ def test_invalid_yaml_reports_line(text: str, line: int | None) -> None:
         assert problem.line >= line_of(VALID, "choi: {name: Choi}")
     else:
         assert problem.line == line
-    assert str(problem).startswith(f"{FILE}:{problem.line}: ")
+    assert problem.column is not None
+    assert str(problem).startswith(f"{FILE}:{problem.line}:{problem.column}: invalid YAML")
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,33 @@ PACKAGE = Path(__file__).resolve().parents[2] / "receiver"
 
 # package -> receiver subpackages (or top-level modules) it must not import
 FORBIDDEN = {
-    "notify": ("receiver.store", "receiver.config", "receiver.service", "receiver.api"),
+    # rules files are loaded and checked without the code that acts on them
+    "config": (
+        "receiver.domain",
+        "receiver.metrics",
+        "receiver.store",
+        "receiver.service",
+        "receiver.outbox",
+        "receiver.notify",
+        "receiver.api",
+    ),
+    # adapters know the instructions they carry out, not who queued them or retries them
+    "notify": (
+        "receiver.store",
+        "receiver.config",
+        "receiver.service",
+        "receiver.outbox",
+        "receiver.api",
+    ),
+    "outbox": ("receiver.notify", "receiver.service", "receiver.api", "receiver.config"),
+    "store": (
+        "receiver.service",
+        "receiver.outbox",
+        "receiver.notify",
+        "receiver.api",
+        "receiver.config",
+    ),
+    "service": ("receiver.api", "receiver.notify", "receiver.app", "receiver.cli"),
     "domain": (
         "receiver.store",
         "receiver.notify",

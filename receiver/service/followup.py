@@ -9,13 +9,13 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from receiver.config.holder import RulesHolder
 from receiver.config.models import RulesConfig
 from receiver.domain import instructions, legacy
 from receiver.domain.delivery import Channel, Kind, OutboxItem, page_purpose
 from receiver.domain.escalation import Page
 from receiver.domain.model import Event, Incident, Status
-from receiver.rendering import Context
+from receiver.service.rendering import Context
+from receiver.service.rules import RulesHolder
 from receiver.store.base import NewNotification, Store, UnitOfWork
 
 PAGING_EVENTS = frozenset({"paged", "escalated"})

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from receiver.polling import Poller
-from receiver.service import IncidentService
+from receiver.service.incidents import IncidentService
+from receiver.service.loops import Poller
 
 
 def timer_loop(

@@ -3,9 +3,9 @@ keeps every severity that an open incident has."""
 
 from __future__ import annotations
 
-from receiver.config.holder import RulesHolder
 from receiver.config.loader import Problem
 from receiver.config.models import RulesConfig
+from receiver.service.rules import RulesHolder
 from receiver.store.base import Store
 
 OPEN_STATUSES = ("triggered", "acknowledged")

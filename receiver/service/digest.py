@@ -14,7 +14,6 @@ from datetime import datetime
 
 import structlog
 
-from receiver.config.holder import RulesHolder
 from receiver.domain.delivery import Channel, Kind
 from receiver.domain.digest import (
     compute_digest,
@@ -24,10 +23,11 @@ from receiver.domain.digest import (
     render_digest,
     week_start,
 )
-from receiver.polling import Poller
+from receiver.service.loops import Poller
+from receiver.service.rules import RulesHolder
 from receiver.store.base import NewNotification, Store, UnitOfWork, until_committed
 
-log = structlog.get_logger("receiver.digest")
+log = structlog.get_logger("receiver.service.digest")
 
 SCHEDULE = "digest.weekly"
 KIND = Kind.DIGEST

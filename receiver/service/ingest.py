@@ -14,16 +14,19 @@ from collections.abc import Sequence
 import structlog
 
 from receiver.domain.model import Alert
-from receiver.service import IncidentService, IngestResult
+from receiver.service.incidents import IncidentService
+from receiver.service.units import IngestResult
 from receiver.store.base import StoreUnavailable
 
-log = structlog.get_logger("receiver.ingest")
+log = structlog.get_logger("receiver.service.ingest")
 
 _Pending = tuple[Sequence[Alert], "asyncio.Future[IngestResult]"]
 
 
 class IngestQueue:
     """Queues webhooks and commits them in batches, in arrival order."""
+
+    name = "ingest"
 
     def __init__(
         self,
@@ -36,7 +39,7 @@ class IngestQueue:
         self.max_webhooks = max_webhooks
         self.max_alerts = max_alerts
         self.alone_alerts = alone_alerts
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()  # None: stop
 
     async def submit(self, alerts: Sequence[Alert]) -> IngestResult:
         """Wait until these alerts are committed; raises StoreUnavailable if they were not."""
@@ -52,15 +55,28 @@ class IngestQueue:
             not self._queue.empty() and len(batch) < self.max_webhooks and alerts < self.max_alerts
         ):
             item = self._queue.get_nowait()
+            if item is None:  # stopping: after this batch
+                self._queue.put_nowait(None)
+                break
             batch.append(item)
             alerts += len(item[0])
         return batch
 
     async def run(self) -> None:
-        """Commit queued webhooks until cancelled."""
+        """Commit queued webhooks until stopped or cancelled."""
         while True:
-            batch = self._take(await self._queue.get())
-            await self._commit(batch)
+            first = await self._queue.get()
+            if first is None:
+                return
+            await self._commit(self._take(first))
+
+    def stop(self) -> None:
+        """Return from ``run`` once the batch under way is committed (the HTTP server has
+        stopped by then: nothing more is queued)."""
+        self._queue.put_nowait(None)
+
+    async def finish(self) -> None:
+        """Each batch's callers heard of it when it committed: nothing is left."""
 
     async def _alone(self, alerts: Sequence[Alert]) -> IngestResult:
         """Commit a big webhook in a transaction of its own, beside the queue."""

@@ -1,0 +1,149 @@
+"""Units of work from decisions: a webhook's keys decided in turn, each change put into the
+unit with its timers planned or cancelled, and ids given to the incidents it opened."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from receiver.config.models import RulesConfig
+from receiver.domain.delivery import Kind
+from receiver.domain.escalation import plan
+from receiver.domain.incidents import Change, Policy, decide_batch
+from receiver.domain.model import Alert, AlertRecord, Incident, Route
+from receiver.pacing import Pacer
+from receiver.service.rendering import Notice
+from receiver.store.base import UnitOfWork
+
+
+@dataclass
+class IngestResult:
+    """What one webhook did."""
+
+    incidents: list[int] = field(default_factory=list)
+    opened: int = 0
+    duplicates: int = 0
+    unknown_resolved: int = 0
+
+
+def policy_of(cfg: RulesConfig) -> Policy:
+    """The decision policy of a rules file.
+
+    A severity the rules no longer name (an incident stored under older rules) ranks above
+    every known one: it is never replaced automatically, since whether a known severity is
+    higher or lower than it is a guess, and a lowering must never pass for a raise.
+    """
+    order = {name: i for i, name in enumerate(cfg.severities)}
+    return Policy(cfg.jira.reopen_window, lambda sev: order.get(sev, -1))
+
+
+@dataclass
+class _KeyState:
+    """What the decisions know about an incident key while they work through a batch."""
+
+    latest: Incident | None
+    known: dict[str, AlertRecord]
+
+
+async def decide_ingest(
+    routed: list[dict[str, list[tuple[Alert, Route]]]],
+    latest: dict[str, Incident],
+    known: dict[int, dict[str, AlertRecord]],
+    cfg: RulesConfig,
+    now: datetime,
+    pacer: Pacer,
+) -> tuple[list[tuple[IngestResult, list[int]]], UnitOfWork, list[Incident], list[Notice]]:
+    """Decide every key's batch in turn; an incident opened gets a provisional id (-1,
+    -2, ...) under which the unit and the notices know it until ids are reserved."""
+    policy = policy_of(cfg)
+    states: dict[str, _KeyState] = {}
+    for key, incident in latest.items():
+        states[key] = _KeyState(incident, known.get(incident.id or 0, {}))
+    unit = UnitOfWork()
+    opened: list[Incident] = []
+    notices: list[Notice] = []
+    results: list[tuple[IngestResult, list[int]]] = []
+    for groups in routed:
+        result, touched = IngestResult(), list[int]()
+        for key, batch in groups.items():
+            state = states.setdefault(key, _KeyState(None, {}))
+            fps = {a.fingerprint for a, _ in batch}
+            decision = decide_batch(
+                state.latest,
+                {fp: rec for fp, rec in state.known.items() if fp in fps},
+                state.latest.firing_alerts if state.latest else 0,
+                batch,
+                now,
+                policy,
+            )
+            result.duplicates += decision.duplicates
+            result.unknown_resolved += decision.unknown_resolved
+            for change in decision.changes:
+                incident = change.incident
+                if change.is_new:
+                    incident = replace(incident, id=-len(opened) - 1)
+                    state.known = {}
+                    opened.append(incident)
+                    result.opened += 1
+                state.latest = incident  # a change of the key's newest keeps its id
+                collect(unit, incident, change, cfg, state.known)
+                notices.append(Notice(incident, change, len(unit.events)))
+                touched.append(incident.id or 0)
+            if pacer.due():
+                await pacer.pause()
+        results.append((result, touched))
+    return results, unit, opened, notices
+
+
+async def assign_ids(
+    unit: UnitOfWork, opened: int, reserve: Callable[[int], Awaitable[list[int]]]
+) -> dict[int, int]:
+    """Reserve ids for the incidents a decision opened (provisional ids -1 .. -opened)
+    and renumber the unit, before anything about them is rendered; returns provisional
+    id -> id. (Ids of an attempt that conflicts are not used again: one of them may be
+    what the conflict was about.)"""
+    if not opened:
+        return {}
+    ids = {-n: reserved for n, reserved in enumerate(await reserve(opened), 1)}
+    unit.renumbered(ids)
+    return ids
+
+
+def collect(
+    unit: UnitOfWork,
+    incident: Incident,
+    change: Change,
+    cfg: RulesConfig,
+    known: dict[str, AlertRecord],
+) -> None:
+    """Put one change into the unit of work (``incident``: the change's, under the id
+    the unit knows it by) and the key's known alerts."""
+    owner = incident.id
+    assert owner is not None
+    for record in change.alerts:
+        known[record.fingerprint] = record
+    unit.alerts.extend((owner, record) for record in change.alerts)
+    if change.is_new:
+        unit.open(incident)
+    else:
+        unit.put(incident)
+    unit.events.extend((owner, e) for e in change.events)
+    kinds = set(change.notifications)
+    if kinds & {Kind.OPENED, Kind.REOPENED, Kind.SEVERITY_RAISED}:
+        trigger = incident.triggered_at
+        if Kind.SEVERITY_RAISED in kinds and change.events:
+            trigger = max(trigger, change.events[-1].at)  # page under the new policy
+        replan(unit, incident, cfg, trigger)
+    if kinds & {Kind.ACKNOWLEDGED, Kind.RESOLVED}:
+        unit.drop_timers(owner)
+        unit.cancel(owner)
+
+
+def replan(unit: UnitOfWork, incident: Incident, cfg: RulesConfig, trigger: datetime) -> None:
+    """Replace the incident's pending timers with those of a new trigger."""
+    assert incident.id is not None
+    unit.drop_timers(incident.id)
+    if incident.id not in unit.new:
+        unit.cancel(incident.id)
+    unit.add_timers(incident.id, plan(incident, cfg, trigger))
