@@ -8,7 +8,7 @@ named by that moment; acknowledging or resolving cancels what is left of it.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from receiver.config.models import RulesConfig
@@ -45,13 +45,13 @@ class Page:
     step: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class Fired:
     """What a due timer does to its incident."""
 
-    events: list[Event] = field(default_factory=list)
-    notifications: list[str] = field(default_factory=list)
-    pages: list[Page] = field(default_factory=list)
+    events: tuple[Event, ...] = ()
+    notifications: tuple[str, ...] = ()
+    pages: tuple[Page, ...] = ()
     breach: bool = False
 
 
@@ -77,29 +77,27 @@ def plan(incident: Incident, cfg: RulesConfig, trigger: datetime) -> list[Timer]
 def fire(incident: Incident, timer: Timer, cfg: RulesConfig, now: datetime) -> Fired:
     """What a due timer does; nothing once the incident is resolved, acknowledged (unless
     its severity was raised after the ack), or when the timer belongs to an earlier trigger."""
-    fired = Fired()
+    nothing = Fired()
     if incident.status is Status.RESOLVED or timer.trigger < incident.triggered_at:
-        return fired
+        return nothing
     if incident.status is Status.ACKNOWLEDGED:
         # Acknowledged work is paged again when its severity was raised after the ack, under
         # the new policy's first step; someone is on it, so it does not escalate further.
         acked = incident.acknowledged_at
         if timer.kind is TimerKind.ACK_SLA or timer.step > 0:
-            return fired
+            return nothing
         if acked is None or timer.trigger <= acked:
-            return fired
+            return nothing
     if timer.kind is TimerKind.ACK_SLA:
-        fired.breach = True
-        fired.events.append(Event("ack_sla_breached", now, {"severity": incident.severity}))
-        return fired
+        breached = Event("ack_sla_breached", now, {"severity": incident.severity})
+        return Fired(events=(breached,), breach=True)
     steps = cfg.steps_for(incident.severity)
     if timer.step >= len(steps) or incident.team not in cfg.teams:
-        return fired
+        return nothing
     targets = resolve_targets(cfg, incident.team, steps[timer.step].notify, now)
-    fired.pages = [Page(person, target, timer.step) for person, target in targets]
-    people = [p.person for p in fired.pages]
+    pages = tuple(Page(person, target, timer.step) for person, target in targets)
+    people = [p.person for p in pages]
     name = "paged" if timer.step == 0 else "escalated"
-    roles = [p.target for p in fired.pages]
-    fired.events.append(Event(name, now, {"step": timer.step, "people": people, "targets": roles}))
-    fired.notifications.append(Kind.ESCALATED)
-    return fired
+    roles = [p.target for p in pages]
+    paged = Event(name, now, {"step": timer.step, "people": people, "targets": roles})
+    return Fired(events=(paged,), notifications=(Kind.ESCALATED,), pages=pages)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,11 +47,11 @@ class Change:
     notifications: tuple[str, ...] = ()
 
 
-@dataclass
+@dataclass(frozen=True)
 class BatchDecision:
     """The outcome of one group of alerts sharing an incident key."""
 
-    changes: list[Change] = field(default_factory=list)
+    changes: tuple[Change, ...] = ()
     duplicates: int = 0
     unknown_resolved: int = 0
 
@@ -172,7 +172,7 @@ def decide_batch(
     batch's fingerprints, ``firing_total`` how many of its alerts are firing.
     """
     resolved, fresh, duplicates, unknown = _split(batch, known, now)
-    decision = BatchDecision(duplicates=duplicates, unknown_resolved=unknown)
+    changes: list[Change] = []
     firing = firing_total - len(resolved)
     # What becomes of ``latest``: its fields changed, alerts, events and notifications.
     changed: dict[str, Any] = {}
@@ -222,7 +222,7 @@ def decide_batch(
         else:
             inc = replace(_new_incident(fresh, now, policy), firing_alerts=len(records))
             opened = Event("opened", now, {"severity": inc.severity, "alerts": len(records)})
-            decision.changes.append(Change(inc, True, tuple(records), (opened,), (Kind.OPENED,)))
+            changes.append(Change(inc, True, tuple(records), (opened,), (Kind.OPENED,)))
     if latest is not None and (resolved or changed or events):
         is_open = changed.get("status", latest.status) is not Status.RESOLVED
         if resolved and is_open and firing <= 0:
@@ -231,8 +231,8 @@ def decide_batch(
             notifications.append(Kind.RESOLVED)
         incident = replace(latest, firing_alerts=firing, **changed)
         change = Change(incident, False, tuple(alerts), tuple(events), tuple(notifications))
-        decision.changes.insert(0, change)  # untouched when fresh alerts went to a new one
-    return decision
+        changes.insert(0, change)  # untouched when fresh alerts went to a new one
+    return BatchDecision(tuple(changes), duplicates, unknown)
 
 
 def decide_ack(incident: Incident, by: str, now: datetime) -> tuple[Reason, Change | None]:
