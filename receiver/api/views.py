@@ -49,6 +49,7 @@ def incident_view(
         "id": incident.id,
         "key": incident.key,
         "rule": incident.rule,
+        "source": incident.source,
         "status": incident.status.value,
         "severity": incident.severity,
         "category": incident.category,

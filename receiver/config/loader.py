@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,6 +175,7 @@ def _cross_references(cfg: RulesConfig, locate: _Locator) -> Iterator[Problem]:
     if cfg.jira.postmortem:
         for i, sev in enumerate(cfg.jira.postmortem.severities):
             yield from need("severity", sev, severities, ("jira", "postmortem", "severities", i))
+    yield from _report_references(cfg, locate, need)
     seen: dict[str, int] = {}
     for i, rule in enumerate(cfg.rules):
         path: PathKey = ("rules", i)
@@ -195,6 +196,35 @@ def _cross_references(cfg: RulesConfig, locate: _Locator) -> Iterator[Problem]:
             yield from need(
                 "severity", rule.severity_from.default, severities, (*sf_path, "default")
             )
+
+
+Need = Callable[[str, "str | None", dict[str, Any], PathKey], Iterator[Problem]]
+
+
+def _report_references(cfg: RulesConfig, locate: _Locator, need: Need) -> Iterator[Problem]:
+    """What the ``reports`` section names must exist; its rule names are unique."""
+    reports = cfg.reports
+    yield from need(
+        "severity", reports.default_severity, cfg.severities, ("reports", "default_severity")
+    )
+    yield from need(
+        "category", reports.default_category, cfg.categories, ("reports", "default_category")
+    )
+    yield from need("rotation", reports.rotation, cfg.rotations, ("reports", "rotation"))
+    seen: dict[str, int] = {}
+    for i, rule in enumerate(reports.rules):
+        path: PathKey = ("reports", "rules", i)
+        if rule.name in seen:
+            yield locate.problem(
+                (*path, "name"),
+                f"duplicate rule name {rule.name!r} (first at reports.rules[{seen[rule.name]}])",
+            )
+        seen.setdefault(rule.name, i)
+        yield from need("severity", rule.severity, cfg.severities, (*path, "severity"))
+        yield from need("category", rule.category, cfg.categories, (*path, "category"))
+        yield from need(
+            "category", rule.match.category, cfg.categories, (*path, "match", "category")
+        )
 
 
 def _fallback_cycles(cfg: RulesConfig, locate: _Locator) -> Iterator[Problem]:

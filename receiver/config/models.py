@@ -190,6 +190,63 @@ class AnnouncementTemplate(_Model):
     resolved: Template = None
 
 
+def _rate(value: Any) -> tuple[int, timedelta]:
+    """``10/h``: at most 10 in any hour (units s, m, h, d, or a duration such as 15m)."""
+    if not isinstance(value, str) or "/" not in value:
+        raise ValueError(f"rate must look like 10/h, got {value!r}")
+    count, _, per = value.partition("/")
+    if not count.strip().isdigit() or int(count) < 1:
+        raise ValueError(f"rate must start with a whole number of at least 1, got {value!r}")
+    per = per.strip()
+    window = parse_duration(per if per[:1].isdigit() else f"1{per}")
+    if window <= timedelta(0):
+        raise ValueError(f"rate must be per a positive time, got {value!r}")
+    return int(count), window
+
+
+Rate = Annotated[tuple[int, timedelta], BeforeValidator(_rate)]
+
+
+class ReportMatch(_Model):
+    """What a triage rule matches in a report; every condition given must hold."""
+
+    category: str | None = None  # the category the reporter chose
+    keywords: list[str] = Field(default_factory=list)  # any, in title or description
+    os: str | None = None  # part of the reported OS, any case
+    browser: str | None = None  # part of the reported browser, any case
+
+
+class ReportRule(_Model):
+    """A triage rule for beta-tester reports (first match wins)."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+    match: ReportMatch
+    severity: str | None = None
+    category: str | None = None
+
+
+class ReportRateLimit(_Model):
+    """How many reports one reporter, and one client address, may send."""
+
+    per_reporter: Rate = (10, timedelta(hours=1))
+    per_client: Rate = (30, timedelta(hours=1))
+
+
+class ReportsConfig(_Model):
+    """How beta-tester reports become incidents, and what their reporters read."""
+
+    # Of a report no rule gives one; None: the least severe of ``severities``.
+    default_severity: str | None = None
+    # Of a report with none chosen and none from a rule; None: ``defaults.category``.
+    default_category: str | None = None
+    triage_within: Duration = timedelta(hours=4)
+    rotation: str | None = None  # who triages; None: the category's team's rotation
+    dedup_window: Duration = timedelta(hours=1)
+    rate_limit: ReportRateLimit = Field(default_factory=ReportRateLimit)
+    locale: Literal["ko", "en"] = "ko"
+    rules: list[ReportRule] = Field(default_factory=list)
+
+
 class PostmortemConfig(_Model):
     """Which severities get a postmortem issue on resolve."""
 
@@ -263,6 +320,7 @@ class RulesConfig(_Model):
     # Optional: category name (or "default") -> wording of announcements for beta testers.
     announcements: dict[str, AnnouncementTemplate] = Field(default_factory=dict)
     rules: list[RuleConfig] = Field(default_factory=list)
+    reports: ReportsConfig = Field(default_factory=ReportsConfig)
 
     def severity_rank(self, severity: str) -> int:
         """Lower is more severe: severities are listed most severe first."""

@@ -97,6 +97,7 @@ class Incident:
     jira_key: str | None = None
     firing_alerts: int = 0
     alertmanager_url: str = ""
+    source: str = "alert"  # or "report": a beta tester's (SOURCES)
     version: int = 0  # as read; every stored update bumps it, guarding against lost updates
 
     @property

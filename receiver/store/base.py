@@ -13,6 +13,7 @@ from receiver.domain.delivery import OutboxItem as OutboxItem
 from receiver.domain.delivery import Outcome, Prior
 from receiver.domain.escalation import Timer
 from receiver.domain.model import AlertRecord, Event, Incident
+from receiver.domain.reports import FiledReport
 from receiver.store.unit import Committed as Committed
 from receiver.store.unit import NewNotification as NewNotification
 from receiver.store.unit import UnitOfWork as UnitOfWork
@@ -172,6 +173,13 @@ class Store(Protocol):
 
     async def schedule_next(self, name: str, initial: datetime) -> datetime:
         """When a recurring job is next due; a schedule not stored yet starts at ``initial``."""
+
+    async def find_report(self, dedup_key: str, since: datetime) -> tuple[int, str] | None:
+        """(incident id, reference) of the newest report with this dedup key filed at or
+        after ``since``."""
+
+    async def get_report(self, incident_id: int) -> FiledReport | None:
+        """The report that opened an incident, with its attachments."""
 
     async def digest_incidents(self, since: datetime) -> list[Incident]:
         """Incidents opened, acknowledged or resolved at or after ``since``, and every one

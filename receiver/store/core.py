@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from receiver.domain.delivery import Prior
 from receiver.domain.escalation import Timer
 from receiver.domain.model import AlertRecord, Event, Incident
+from receiver.domain.reports import Attachment, FiledReport
 from receiver.jsonfast import dumps, loads
 from receiver.store.base import (
     Committed,
@@ -34,6 +35,8 @@ from receiver.store.rows import (
     incident_values,
     open_counts_of,
     outbox_stats_of,
+    report_from_row,
+    report_values,
     timer_from_row,
     ts,
     utc,
@@ -122,6 +125,8 @@ class SqlStore:
             await ex.executemany(
                 sql.insert_event, [(i, ts(e.at), e.event, dumps(e.data)) for i, e in events]
             )
+        if unit.reports:
+            await self._write_reports(ex, unit)
         if unit.outbox:
             await self._enqueue(ex, unit.outbox, at)
         for stopped in self._chunks(list(unit.cancel_timers)):
@@ -155,7 +160,7 @@ class SqlStore:
             values = incident_values(incident)
             if incident_id in unit.new:
                 await self._update(ex, updates)
-                inserts.append((incident_id, *values))
+                inserts.append((incident_id, *values, incident.source))
                 if len(inserts) >= self.backend.rows_per_call:
                     await self._insert(ex, inserts)
             else:
@@ -165,6 +170,17 @@ class SqlStore:
                     await self._update(ex, updates)
         await self._update(ex, updates)
         await self._insert(ex, inserts)
+
+    async def _write_reports(self, ex: Executor, unit: UnitOfWork) -> None:
+        """Reports and their attachments (after the incidents they belong to)."""
+        await ex.executemany(self.sql.insert_report, [report_values(r) for r in unit.reports])
+        files = [
+            (r.incident_id, n, a.filename, a.content_type, a.data)
+            for r in unit.reports
+            for n, a in enumerate(r.report.attachments)
+        ]
+        if files:
+            await ex.executemany(self.sql.insert_attachment, files)
 
     async def _insert(self, ex: Executor, inserts: list[tuple[Any, ...]]) -> None:
         if inserts:
@@ -298,6 +314,17 @@ class SqlStore:
                 for row in await ex.fetch(self.sql.known_alerts, Table(part)):
                     known[row[0]][row[1]] = alert_from_row(row)
         return latest, known
+
+    async def find_report(self, dedup_key: str, since: datetime) -> tuple[int, str] | None:
+        rows = await self.backend.query(self.sql.find_report, dedup_key, since.timestamp())
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    async def get_report(self, incident_id: int) -> FiledReport | None:
+        rows = await self.backend.query(self.sql.get_report, incident_id)
+        if not rows:
+            return None
+        files = await self.backend.query(self.sql.report_attachments, incident_id)
+        return report_from_row(rows[0], [Attachment(f[0], f[1], bytes(f[2])) for f in files])
 
     async def _by_ids(self, sql: str, ids: Sequence[int], *args: Any) -> list[Row]:
         """A read over many incidents: one query, the ids one argument however many."""

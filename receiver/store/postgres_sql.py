@@ -8,6 +8,7 @@ from receiver.store.rows import (
     INCIDENT_COLUMNS,
     OPEN_COUNTS,
     OUTBOX_STATS,
+    REPORT_COLUMNS,
 )
 from receiver.store.sql import Statements
 
@@ -27,13 +28,15 @@ _DUE_TIMERS = (
 )
 
 STATEMENTS = Statements(
-    # With an explicit id: every incident's id is reserved before it is decided on.
+    # With an explicit id (every incident's id is reserved before it is decided on): id,
+    # incident_values, source.
     insert_incident=(
         "INSERT INTO incidents (id, key, rule, severity, category, team, status, summary, "
         "group_labels, opened_at, triggered_at, first_starts_at, acknowledged_at, "
-        "acknowledged_by, resolved_at, resolved_by, jira_key, firing_alerts, alertmanager_url) "
+        "acknowledged_by, resolved_at, resolved_by, jira_key, firing_alerts, alertmanager_url, "
+        "source) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, "
-        "$18, $19)"
+        "$18, $19, $20)"
     ),
     # Several incidents' updates in one statement; the ids returned are those whose version
     # was still the one read. The JIRA key is the JIRA notifier's alone: never cleared.
@@ -140,6 +143,23 @@ STATEMENTS = Statements(
     schedule="SELECT next_at FROM schedules WHERE name = $1",
     add_schedule=(
         "INSERT INTO schedules (name, next_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING"
+    ),
+    insert_report=(
+        f"INSERT INTO reports ({REPORT_COLUMNS}) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    ),
+    insert_attachment=(
+        "INSERT INTO report_attachments (incident_id, n, filename, content_type, data) "
+        "VALUES ($1, $2, $3, $4, $5)"
+    ),
+    find_report=(
+        "SELECT incident_id, reference FROM reports WHERE dedup_key = $1 AND created_at >= $2 "
+        "ORDER BY created_at DESC LIMIT 1"
+    ),
+    get_report=f"SELECT {REPORT_COLUMNS} FROM reports WHERE incident_id = $1",
+    report_attachments=(
+        "SELECT filename, content_type, data FROM report_attachments WHERE incident_id = $1 "
+        "ORDER BY n"
     ),
     latest=(
         f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id IN "

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
 from receiver.domain.escalation import Timer, TimerKind
 from receiver.domain.model import AlertRecord, AlertStatus, Event, Incident, Status
+from receiver.domain.reports import Attachment, Environment, FiledReport, Report, Reporter
 from receiver.jsonfast import dumps, loads
 from receiver.store.base import Delivery
 
@@ -30,7 +32,7 @@ def utc(value: float) -> datetime:
 INCIDENT_COLUMNS = (
     "id, key, rule, severity, category, team, status, summary, group_labels, opened_at, "
     "triggered_at, first_starts_at, acknowledged_at, acknowledged_by, resolved_at, "
-    "resolved_by, jira_key, firing_alerts, version, alertmanager_url"
+    "resolved_by, jira_key, firing_alerts, version, alertmanager_url, source"
 )
 ALERT_COLUMNS = (
     "incident_id, fingerprint, status, severity, labels, annotations, starts_at, ends_at, "
@@ -63,11 +65,13 @@ def incident_from_row(row: Sequence[Any]) -> Incident:
         firing_alerts=row[17],
         version=row[18],
         alertmanager_url=row[19],
+        source=row[20],
     )
 
 
 def incident_values(incident: Incident) -> tuple[Any, ...]:
-    """An incident's stored fields in the order of INCIDENT_COLUMNS, without id and version."""
+    """An incident's fields that a change may update, in the order of INCIDENT_COLUMNS
+    (without id, version and source, which an insert alone writes)."""
     return (
         incident.key,
         incident.rule,
@@ -163,3 +167,46 @@ def delivery_from_row(row: Sequence[Any]) -> Delivery:
     return Delivery(
         row[0], row[1], row[2], row[3], row[4], row[5], utc(row[6]), utc(row[7]), row[8]
     )
+
+
+REPORT_COLUMNS = (
+    "incident_id, reference, source, title, description, category, environment, steps, "
+    "expected, actual, reporter, dedup_key, created_at"
+)
+
+
+def report_values(filed: FiledReport) -> tuple[Any, ...]:
+    """REPORT_COLUMNS of a filed report."""
+    r = filed.report
+    return (
+        filed.incident_id,
+        filed.reference,
+        r.source,
+        r.title,
+        r.description,
+        r.category,
+        dumps(asdict(r.environment)),
+        r.steps,
+        r.expected,
+        r.actual,
+        dumps(asdict(r.reporter)),
+        filed.dedup_key,
+        ts(filed.created_at),
+    )
+
+
+def report_from_row(row: Sequence[Any], attachments: Sequence[Attachment] = ()) -> FiledReport:
+    """A filed report from a row of REPORT_COLUMNS, with its attachments."""
+    report = Report(
+        title=row[3],
+        description=row[4],
+        reporter=Reporter(**loads(row[10])),
+        source=row[2],
+        category=row[5],
+        environment=Environment(**loads(row[6])),
+        steps=row[7],
+        expected=row[8],
+        actual=row[9],
+        attachments=tuple(attachments),
+    )
+    return FiledReport(row[0], row[1], report, row[11], utc(row[12]))

@@ -141,6 +141,36 @@ SQLITE_MIGRATIONS: list[str] = [
     """
     CREATE INDEX outbox_incident ON outbox (incident_id, id);
     """,
+    # Beta-tester reports: an incident's source ("alert" or "report"), and a report's own
+    # fields. The reporter's contact lives here only: it goes to JIRA and to the notices
+    # sent to the reporter, nowhere else.
+    """
+    ALTER TABLE incidents ADD COLUMN source TEXT NOT NULL DEFAULT 'alert';
+    CREATE TABLE reports (
+        incident_id BIGINT NOT NULL PRIMARY KEY REFERENCES incidents (id),
+        reference TEXT NOT NULL UNIQUE,
+        source TEXT NOT NULL,
+        title TEXT NOT NULL,
+        description TEXT NOT NULL,
+        category TEXT,
+        environment TEXT NOT NULL,
+        steps TEXT,
+        expected TEXT,
+        actual TEXT,
+        reporter TEXT NOT NULL,
+        dedup_key TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX reports_dedup ON reports (dedup_key, created_at);
+    CREATE TABLE report_attachments (
+        incident_id BIGINT NOT NULL REFERENCES reports (incident_id),
+        n INTEGER NOT NULL,
+        filename TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (incident_id, n)
+    );
+    """,
 ]
 
 # The same tables for PostgreSQL. Ids are BIGSERIAL, times DOUBLE PRECISION epoch seconds
@@ -258,5 +288,33 @@ POSTGRES_MIGRATIONS: list[str] = [
     );
     INSERT INTO installation (id)
         VALUES (substr(md5(random()::text || clock_timestamp()::text), 1, 12));
+    """,
+    # Beta-tester reports; see SQLITE_MIGRATIONS.
+    """
+    ALTER TABLE incidents ADD COLUMN source TEXT NOT NULL DEFAULT 'alert';
+    CREATE TABLE reports (
+        incident_id BIGINT PRIMARY KEY REFERENCES incidents (id),
+        reference TEXT NOT NULL UNIQUE,
+        source TEXT NOT NULL,
+        title TEXT NOT NULL,
+        description TEXT NOT NULL,
+        category TEXT,
+        environment TEXT NOT NULL,
+        steps TEXT,
+        expected TEXT,
+        actual TEXT,
+        reporter TEXT NOT NULL,
+        dedup_key TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX reports_dedup ON reports (dedup_key, created_at);
+    CREATE TABLE report_attachments (
+        incident_id BIGINT NOT NULL REFERENCES reports (incident_id),
+        n INTEGER NOT NULL,
+        filename TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        data BYTEA NOT NULL,
+        PRIMARY KEY (incident_id, n)
+    );
     """,
 ]

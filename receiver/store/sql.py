@@ -38,7 +38,7 @@ class Statements:
     """Every statement the core runs, by name; each backend supplies all of them."""
 
     # Incidents and their rows, written by a unit of work.
-    insert_incident: str  # id, then incident_values
+    insert_incident: str  # id, incident_values, source
     update_incidents: str  # apply: incident_values, id, version read; changes only if same
     upsert_alert: str  # alert_values
     insert_event: str  # incident_id, at, event, data
@@ -68,6 +68,12 @@ class Statements:
     # Schedules.
     schedule: str  # name -> next_at
     add_schedule: str  # name, next_at; kept if the schedule exists
+    # Beta-tester reports.
+    insert_report: str  # REPORT_COLUMNS
+    insert_attachment: str  # incident_id, n, filename, content_type, data
+    find_report: str  # dedup_key, since -> incident_id, reference of the newest
+    get_report: str  # incident_id -> REPORT_COLUMNS
+    report_attachments: str  # incident_id -> filename, content_type, data in order
     # Reads.
     latest: str  # [keys] -> INCIDENT_COLUMNS of the newest incident of each key
     known_alerts: str  # Table (incident_id, fingerprint) -> ALERT_COLUMNS

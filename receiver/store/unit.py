@@ -11,6 +11,7 @@ from typing import Any
 from receiver.domain.escalation import Timer
 from receiver.domain.model import AlertRecord, Event, Incident
 from receiver.domain.notifications import merge_payloads
+from receiver.domain.reports import FiledReport
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class UnitOfWork:
         cancel_timers: Iterable[int] = (),
         fired_timers: Iterable[int] = (),
         advance_schedule: tuple[str, datetime, datetime] | None = None,
+        reports: Iterable[FiledReport] = (),
     ) -> None:
         self.incidents: dict[int, Incident] = {}
         self.new: set[int] = set(new)
@@ -91,6 +93,8 @@ class UnitOfWork:
         # (schedule, next_at as read, new next_at): the schedule must still be due at the
         # time read, else the commit raises Conflict (another replica ran it meanwhile).
         self.advance_schedule = advance_schedule
+        # Beta-tester reports, each with the incident it opens (in this unit).
+        self.reports: list[FiledReport] = list(reports)
         # (incident, channel) -> index in outbox of the queue's last notification.
         self._last_note: dict[tuple[int | None, str], int] = {}
         for incident in incidents:
@@ -161,6 +165,7 @@ class UnitOfWork:
         self.events = [(real(o), e) for o, e in self.events]
         self.timers = [(real(o), t) for o, t in self.timers]
         self.cancel_timers = {real(i): None for i in self.cancel_timers}
+        self.reports = [replace(r, incident_id=real(r.incident_id)) for r in self.reports]
 
     def committed(self) -> Committed:
         """What a commit of this unit stores: new incidents at version 0, the others one

@@ -218,6 +218,8 @@ def _kind(declared: str) -> str:
         return "integer"
     if name in ("real", "double precision", "float8", "double"):
         return "real"
+    if name in ("blob", "bytea"):
+        return "bytes"
     return name  # "text", or whatever else appears, compared as it is
 
 

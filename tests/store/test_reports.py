@@ -1,0 +1,102 @@
+"""Beta-tester reports in the store: stored with the incident they open, attachments byte for
+byte, found again by their dedup key within a window."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from receiver.domain.reports import (
+    Attachment,
+    Environment,
+    FiledReport,
+    Report,
+    Reporter,
+    dedup_key,
+    reference,
+)
+from receiver.store import Conflict, Store, UnitOfWork
+from tests.store.builders import T0, at, new_incident
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4  # every byte value, NUL included
+
+
+def filed(incident_id: int, title: str = "주문이 안 돼요", **changes: object) -> FiledReport:
+    report = Report(
+        title=title,
+        description="매수 버튼이 반응하지 않음 <b>*x*</b>",
+        reporter=Reporter("김하늘", "sky@example.com", None),
+        source="web",
+        category="ui",
+        environment=Environment("iOS 18", "Safari", "iPhone 15", "1.4.2"),
+        steps="1. 로그인\n2. 매수",
+        expected="확인 창",
+        actual=None,
+        attachments=(
+            Attachment("screen.png", "image/png", PNG),
+            Attachment("a.log", "text/plain", b"ok\n"),
+        ),
+    )
+    report = replace(report, **changes)  # type: ignore[arg-type]
+    return FiledReport(incident_id, reference(T0, incident_id), report, dedup_key(report), T0)
+
+
+async def open_report(store: Store, title: str = "주문이 안 돼요", when: int = 0) -> FiledReport:
+    [incident_id] = await store.reserve_incident_ids(1)
+    incident = replace(new_incident(f"report:{incident_id}", opened=at(when)), id=incident_id,
+                       source="report")  # fmt: skip
+    report = replace(filed(incident_id, title), created_at=at(when))
+    unit = UnitOfWork(reports=[report])
+    unit.open(incident)
+    await store.commit(unit, at(when))
+    return report
+
+
+async def test_a_report_is_stored_with_its_incident_and_attachments(store: Store) -> None:
+    report = await open_report(store)
+    assert await store.get_report(report.incident_id) == report
+    incident = await store.get_incident(report.incident_id)
+    assert incident is not None and incident.source == "report"
+    assert await store.get_report(report.incident_id + 1000) is None
+
+
+async def test_alert_incidents_are_of_source_alert(store: Store) -> None:
+    [incident_id] = await store.reserve_incident_ids(1)
+    unit = UnitOfWork()
+    unit.open(replace(new_incident("db/primary"), id=incident_id))
+    await store.commit(unit, T0)
+    incident = await store.get_incident(incident_id)
+    assert incident is not None and incident.source == "alert"
+
+
+async def test_reports_are_found_by_dedup_key_within_the_window(store: Store) -> None:
+    first = await open_report(store, "Order button broken", when=0)
+    later = await open_report(store, "order  BUTTON broken", when=600)
+    other = await open_report(store, "quotes stale", when=700)
+    assert first.dedup_key == later.dedup_key != other.dedup_key
+    # the newest of those filed since the window's start
+    assert await store.find_report(first.dedup_key, at(-3600)) == (
+        later.incident_id,
+        later.reference,
+    )
+    assert await store.find_report(first.dedup_key, at(601)) is None
+    assert await store.find_report("nobody\nnothing", at(-3600)) is None
+
+
+async def test_a_reference_is_given_once(store: Store) -> None:
+    report = await open_report(store)
+    [incident_id] = await store.reserve_incident_ids(1)
+    twin = replace(filed(incident_id), reference=report.reference)
+    unit = UnitOfWork(reports=[twin])
+    unit.open(replace(new_incident(f"report:{incident_id}"), id=incident_id, source="report"))
+    with pytest.raises(Conflict):
+        await store.commit(unit, T0)
+    assert await store.get_incident(incident_id) is None  # nothing of it was stored
+
+
+async def test_reports_follow_their_incident_when_renumbered() -> None:
+    report = filed(-1)
+    unit = UnitOfWork(reports=[report])
+    unit.renumbered({-1: 42})
+    assert [r.incident_id for r in unit.reports] == [42]
