@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-from receiver.store.rows import (
-    ALERT_COLUMNS,
-    ALERT_COLUMNS_OF_A,
-    INCIDENT_COLUMNS,
-    OPEN_COUNTS,
-    OUTBOX_STATS,
-    REPORT_COLUMNS,
-)
+from receiver.store import rows
 from receiver.store.sql import Statements
 
 # A row is claimable only while no older row of its queue is pending: one locked or leased
@@ -31,10 +24,7 @@ STATEMENTS = Statements(
     # With an explicit id (every incident's id is reserved before it is decided on): id,
     # incident_values, source.
     insert_incident=(
-        "INSERT INTO incidents (id, key, rule, severity, category, team, status, summary, "
-        "group_labels, opened_at, triggered_at, first_starts_at, acknowledged_at, "
-        "acknowledged_by, resolved_at, resolved_by, jira_key, firing_alerts, alertmanager_url, "
-        "source) "
+        f"INSERT INTO incidents ({rows.INSERTED_INCIDENT_COLUMNS}) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, "
         "$18, $19, $20)"
     ),
@@ -59,13 +49,9 @@ STATEMENTS = Statements(
         "WHERE i.id = u.id AND i.version = u.version RETURNING i.id"
     ),
     upsert_alert=(
-        f"INSERT INTO alerts ({ALERT_COLUMNS}) "
+        f"INSERT INTO alerts ({rows.ALERT_COLUMNS}) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
-        "ON CONFLICT (incident_id, fingerprint) DO UPDATE SET status=excluded.status, "
-        "severity=excluded.severity, labels=excluded.labels, "
-        "annotations=excluded.annotations, starts_at=excluded.starts_at, "
-        "ends_at=excluded.ends_at, generator_url=excluded.generator_url, "
-        "last_seen=excluded.last_seen"
+        f"{rows.ALERT_UPSERT}"
     ),
     insert_event="INSERT INTO timeline (incident_id, at, event, data) VALUES ($1, $2, $3, $4)",
     # Stored times come back rounded to microseconds: "still the time read" allows for that.
@@ -145,7 +131,7 @@ STATEMENTS = Statements(
         "INSERT INTO schedules (name, next_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING"
     ),
     insert_report=(
-        f"INSERT INTO reports ({REPORT_COLUMNS}) "
+        f"INSERT INTO reports ({rows.REPORT_COLUMNS}) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
     ),
     insert_attachment=(
@@ -156,18 +142,18 @@ STATEMENTS = Statements(
         "SELECT incident_id, reference FROM reports WHERE dedup_key = $1 AND created_at >= $2 "
         "ORDER BY created_at DESC LIMIT 1"
     ),
-    get_report=f"SELECT {REPORT_COLUMNS} FROM reports WHERE incident_id = $1",
+    get_report=f"SELECT {rows.REPORT_COLUMNS} FROM reports WHERE incident_id = $1",
     report_attachments=(
         "SELECT filename, content_type, data FROM report_attachments WHERE incident_id = $1 "
         "ORDER BY n"
     ),
     latest=(
-        f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id IN "
+        f"SELECT {rows.INCIDENT_COLUMNS} FROM incidents WHERE id IN "
         "(SELECT max(id) FROM incidents WHERE key = ANY($1::text[]) GROUP BY key)"
     ),
     # One index probe per (incident id, fingerprint) pair.
     known_alerts=(
-        f"SELECT {ALERT_COLUMNS_OF_A} FROM unnest($1::bigint[], $2::text[]) "
+        f"SELECT {rows.ALERT_COLUMNS_OF_A} FROM unnest($1::bigint[], $2::text[]) "
         "AS wanted (incident_id, fingerprint) JOIN alerts a "
         "ON a.incident_id = wanted.incident_id AND a.fingerprint = wanted.fingerprint"
     ),
@@ -179,9 +165,9 @@ STATEMENTS = Statements(
         "SELECT incident_id, channel_id, ts, purpose FROM slack_messages "
         "WHERE incident_id = ANY($1::bigint[]) ORDER BY id"
     ),
-    get_incident=f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1",
+    get_incident=f"SELECT {rows.INCIDENT_COLUMNS} FROM incidents WHERE id = $1",
     incident_alerts=(
-        f"SELECT {ALERT_COLUMNS} FROM (SELECT *, row_number() OVER (PARTITION BY incident_id "
+        f"SELECT {rows.ALERT_COLUMNS} FROM (SELECT *, row_number() OVER (PARTITION BY incident_id "
         'ORDER BY first_seen, fingerprint COLLATE "C") AS n FROM alerts '
         "WHERE incident_id = ANY($1::bigint[])) a "
         "WHERE $2::bigint IS NULL OR n <= $2::bigint ORDER BY incident_id, n"
@@ -192,11 +178,11 @@ STATEMENTS = Statements(
     ),
     timeline="SELECT at, event, data FROM timeline WHERE incident_id = $1 ORDER BY id",
     digest_incidents=(
-        f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE status != 'resolved' "
+        f"SELECT {rows.INCIDENT_COLUMNS} FROM incidents WHERE status != 'resolved' "
         "OR opened_at >= $1 OR acknowledged_at >= $1 OR resolved_at >= $1 ORDER BY id"
     ),
-    open_counts=OPEN_COUNTS,
-    outbox_stats=OUTBOX_STATS,
+    open_counts=rows.OPEN_COUNTS,
+    outbox_stats=rows.OUTBOX_STATS,
     lock_incidents=(
         "SELECT id FROM incidents WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE"
     ),

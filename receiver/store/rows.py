@@ -38,6 +38,19 @@ ALERT_COLUMNS = (
     "incident_id, fingerprint, status, severity, labels, annotations, starts_at, ends_at, "
     "generator_url, first_seen, last_seen"
 )
+# What an insert of an incident writes: id, incident_values, source.
+INSERTED_INCIDENT_COLUMNS = (
+    "id, key, rule, severity, category, team, status, summary, group_labels, opened_at, "
+    "triggered_at, first_starts_at, acknowledged_at, acknowledged_by, resolved_at, "
+    "resolved_by, jira_key, firing_alerts, alertmanager_url, source"
+)
+# An alert stored again: everything but when it was first seen.
+ALERT_UPSERT = (
+    "ON CONFLICT (incident_id, fingerprint) DO UPDATE SET status=excluded.status, "
+    "severity=excluded.severity, labels=excluded.labels, annotations=excluded.annotations, "
+    "starts_at=excluded.starts_at, ends_at=excluded.ends_at, "
+    "generator_url=excluded.generator_url, last_seen=excluded.last_seen"
+)
 # The same, qualified by the table alias "a", for joins.
 ALERT_COLUMNS_OF_A = ", ".join(f"a.{c.strip()}" for c in ALERT_COLUMNS.split(","))
 

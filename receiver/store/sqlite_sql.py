@@ -5,7 +5,9 @@ from __future__ import annotations
 from receiver.store.rows import (
     ALERT_COLUMNS,
     ALERT_COLUMNS_OF_A,
+    ALERT_UPSERT,
     INCIDENT_COLUMNS,
+    INSERTED_INCIDENT_COLUMNS,
     OPEN_COUNTS,
     OUTBOX_STATS,
     REPORT_COLUMNS,
@@ -29,10 +31,7 @@ STATEMENTS = Statements(
     # With an explicit id (every incident's id is reserved before it is decided on): id,
     # incident_values, source.
     insert_incident=(
-        "INSERT INTO incidents (id, key, rule, severity, category, team, status, summary, "
-        "group_labels, opened_at, triggered_at, first_starts_at, acknowledged_at, "
-        "acknowledged_by, resolved_at, resolved_by, jira_key, firing_alerts, alertmanager_url, "
-        "source) "
+        f"INSERT INTO incidents ({INSERTED_INCIDENT_COLUMNS}) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ),
     # The JIRA key is the JIRA notifier's alone: a decision never clears it.
@@ -44,12 +43,9 @@ STATEMENTS = Statements(
         "version=version + 1 WHERE id=? AND version=?"
     ),
     upsert_alert=(
-        f"INSERT INTO alerts ({ALERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (incident_id, fingerprint) DO UPDATE SET status=excluded.status, "
-        "severity=excluded.severity, labels=excluded.labels, "
-        "annotations=excluded.annotations, starts_at=excluded.starts_at, "
-        "ends_at=excluded.ends_at, generator_url=excluded.generator_url, "
-        "last_seen=excluded.last_seen"
+        f"INSERT INTO alerts ({ALERT_COLUMNS}) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        f"{ALERT_UPSERT}"
     ),
     insert_event="INSERT INTO timeline (incident_id, at, event, data) VALUES (?, ?, ?, ?)",
     # Stored times come back rounded to microseconds: "still the time read" allows for that.
