@@ -12,10 +12,12 @@ import structlog
 from aiohttp import web
 
 from receiver.api import incidents, ops, slack
+from receiver.api import reports as api_reports
 from receiver.api.keys import (
     CLOCK,
     INGEST,
     METRICS,
+    REPORTS,
     RULES,
     SERVICE,
     SETTINGS,
@@ -37,6 +39,7 @@ from receiver.service.followup import FollowUp
 from receiver.service.ingest import IngestQueue
 from receiver.service.loops import Loop, running
 from receiver.service.reload import reload_rules
+from receiver.service.reports import ReportService
 from receiver.service.rules import RulesHolder
 from receiver.service.timers import timer_loop
 from receiver.settings import Settings
@@ -118,6 +121,7 @@ def create_app(
         jira_url=settings.jira_url,
     )
     followup = FollowUp(store, rules, clock, service.context, on_commit=committed)
+    reports = ReportService(store, rules, metrics, clock, service, on_commit=committed)
     timers = timer_loop(service, settings.outbox_poll_seconds, settings.outbox_lease_seconds)
 
     app = web.Application(middlewares=[observe], client_max_size=settings.max_body_bytes)
@@ -126,6 +130,7 @@ def create_app(
     app[RULES] = rules
     app[METRICS] = metrics
     app[SERVICE] = service
+    app[REPORTS] = reports
     app[WORKER] = worker
     app[INGEST] = IngestQueue(service)
     app[TIMERS] = timers
@@ -142,6 +147,8 @@ def create_app(
     app.router.add_post("/api/v1/incidents/{id}/ack", incidents.acknowledge)
     app.router.add_post("/api/v1/incidents/{id}/resolve", incidents.resolve)
     app.router.add_get("/api/v1/deliveries", incidents.list_deliveries)
+    app.router.add_post("/api/v1/reports", api_reports.file_report)
+    app.router.add_route("OPTIONS", "/api/v1/reports", api_reports.preflight)
     app.router.add_post("/slack/interactions", slack.interactions)
 
     app.cleanup_ctx.append(_store_ctx)

@@ -14,6 +14,10 @@ PAGE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900)
 DELIVERY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
+REPORT_SOURCES = ("web", "email", "telegram")
+REPORT_OUTCOMES = ("accepted", "duplicate", "rejected", "rate_limited")
+
+
 class Metrics:
     """The receiver's metrics (SPEC §7)."""
 
@@ -116,6 +120,15 @@ class Metrics:
             ["transition"],
             registry=r,
         )
+        self.reports_received = Counter(
+            "receiver_reports_received",
+            "Beta-tester reports by where they came from and what became of them.",
+            ["source", "outcome"],
+            registry=r,
+        )
+        for source in REPORT_SOURCES:
+            for outcome in REPORT_OUTCOMES:
+                self.reports_received.labels(source, outcome)
         for channel in CHANNELS:
             self.notifications.labels(channel, "sent", "none")
             for outcome in ("retried", "failed"):

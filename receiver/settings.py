@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # Deliveries of one channel under way at once (JSON, e.g. {"jira": 8}); the channels
     # not named keep their defaults (receiver.outbox.worker.DEFAULT_CONCURRENCY).
     outbox_concurrency: dict[str, Annotated[int, Field(ge=1, le=256)]] = Field(default_factory=dict)
+    # Browser origins (exact, comma-separated) whose pages may file beta-tester reports
+    # (POST /api/v1/reports): CORS allows these and no other.
+    reports_origins: str = ""
     # Slow clients: a request's headers must be complete this long after the connection
     # opened (or after its first byte on a kept-alive connection), its body this long after
     # its headers; an idle kept-alive connection closes after the keep-alive timeout.
@@ -59,6 +62,12 @@ class Settings(BaseSettings):
         if value is not None and not value.get_secret_value().strip():
             raise ValueError("is empty or blank; give the secret, or leave the variable unset")
         return value
+
+    def report_origins(self) -> frozenset[str]:
+        """The origins of RECEIVER_REPORTS_ORIGINS, without a trailing slash."""
+        return frozenset(
+            o.strip().rstrip("/") for o in self.reports_origins.split(",") if o.strip()
+        )
 
     def is_loopback(self) -> bool:
         """Whether the listen address only accepts local connections."""

@@ -12,6 +12,7 @@ from receiver.outbox.worker import OutboxWorker
 from receiver.service import IncidentService
 from receiver.service.ingest import IngestQueue
 from receiver.service.loops import Poller
+from receiver.service.reports import ReportService
 from receiver.service.rules import RulesHolder
 from receiver.settings import Settings
 from receiver.store.base import Store
@@ -21,6 +22,7 @@ STORE = web.AppKey("store", Store)
 RULES = web.AppKey("rules", RulesHolder)
 METRICS = web.AppKey("metrics", Metrics)
 SERVICE = web.AppKey("service", IncidentService)
+REPORTS = web.AppKey("reports", ReportService)
 WORKER = web.AppKey("worker", OutboxWorker)
 INGEST = web.AppKey("ingest", IngestQueue)
 TIMERS = web.AppKey("timers", Poller)

@@ -24,17 +24,19 @@ Payload shapes, by channel:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from receiver.config.models import RulesConfig
-from receiver.domain import jira_render, slack_page, slack_render
+from receiver.domain import jira_render, report_render, slack_page, slack_render
 from receiver.domain.delivery import Channel, Kind
 from receiver.domain.escalation import Page
 from receiver.domain.model import AlertRecord, Event, Incident
 from receiver.domain.notifications import COALESCED_KINDS, brief, notification_payload, snapshot
 from receiver.domain.oncall import responder
+from receiver.domain.reports import FiledReport
 from receiver.domain.timeline import zone_of
 
 # Where a postmortem names the incident's issue, whose key may not exist yet at the event.
@@ -81,9 +83,11 @@ def jira(
     cfg: RulesConfig,
     installation: str,
     alerts: Sequence[AlertRecord] = (),
+    report: FiledReport | None = None,
 ) -> dict[str, Any]:
-    """The JIRA instruction of one event; ``alerts`` (those at hand) go into the issue's
-    description, should this delivery be the one to create it."""
+    """The JIRA instruction of one event; ``alerts`` (those at hand), or the beta-tester
+    ``report`` that opened it, go into the issue's description, should this delivery be
+    the one to create it."""
     assert incident.id is not None
     label = jira_render.incident_label(installation, incident.id)
     out: dict[str, Any] = {"search": _search(incident, cfg, label)}
@@ -92,7 +96,11 @@ def jira(
         # failed for good), but not the joins a storm folds once per webhook.
         total = max(incident.firing_alerts, len(alerts))
         shown = alerts[: jira_render.ALERTS_IN_DESCRIPTION]
-        fields = jira_render.issue_fields(incident, shown, cfg, total, None, installation)
+        text = report_render.description(report, incident, cfg) if report else None
+        fields = jira_render.issue_fields(incident, shown, cfg, total, None, installation, text)
+        if report is not None:
+            fields["labels"] = [*fields["labels"], report_render.REPORT_LABEL]
+            out["private"] = ["create.fields.description"]  # the reporter's contact
         out["create"] = {"fields": fields, "assignee": jira_user(incident, cfg)}
     if kind == Kind.OPENED:
         return out
@@ -210,3 +218,20 @@ def preview(channel: str, payload: dict[str, Any]) -> str:
         head = f"{payload.get('text', '')} (to {payload.get('name') or payload.get('person')})"
         return "\n".join([head, *_block_texts(payload.get("blocks") or [])[1:]])
     return str(payload.get("reply") or payload.get("text", ""))
+
+
+def loggable(payload: dict[str, Any]) -> dict[str, Any]:
+    """An instruction as it may be logged: the parts it marks private (``private``: dotted
+    paths, e.g. a report's description with the reporter's contact) replaced by a note."""
+    paths = payload.get("private") or []
+    if not paths:
+        return payload
+    out: dict[str, Any] = json.loads(json.dumps(payload))
+    for path in paths:
+        *parents, last = str(path).split(".")
+        node: Any = out
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and last in node:
+            node[last] = f"<{len(str(node[last]))} characters, not logged: private>"
+    return out

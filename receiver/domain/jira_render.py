@@ -262,15 +262,16 @@ def issue_fields(
     total_alerts: int,
     assignee: dict[str, str] | None,
     installation: str,
+    text: str | None = None,
 ) -> dict[str, Any]:
-    """The ``fields`` of the create-issue request."""
+    """The ``fields`` of the create-issue request (``text``: a description of its own)."""
     team = cfg.teams.get(incident.team)
     policy = cfg.severities.get(incident.severity)
     fields: dict[str, Any] = {
         "project": {"key": project(incident, cfg)},
         "issuetype": {"name": cfg.jira.issue_type},
         "summary": summary(incident),
-        "description": description(incident, alerts, cfg, total_alerts),
+        "description": text or description(incident, alerts, cfg, total_alerts),
         "labels": labels(incident, installation),
     }
     if policy:

@@ -4,6 +4,7 @@ the intake (HTTP, e-mail, later Telegram) parses its own transport into these fi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -308,6 +309,8 @@ def reference(opened_at: datetime, number: int) -> str:
 
 
 def dedup_key(report: Report) -> str:
-    """Reports with this key within the dedup window are one: the same contact and title."""
+    """Reports with this key within the dedup window are one: the same contact and title.
+    A digest: the key is looked up in queries a debug log may show, the contact never."""
     contact = (report.reporter.email or report.reporter.telegram or "").casefold()
-    return f"{contact}\n{' '.join(report.title.casefold().split())}"
+    title = " ".join(report.title.casefold().split())
+    return hashlib.blake2b(f"{contact}\n{title}".encode(), digest_size=16).hexdigest()

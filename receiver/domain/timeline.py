@@ -41,8 +41,19 @@ def describe(event: Event, cfg: RulesConfig) -> str:
     """One event as a sentence."""
     d = event.data
     match event.event:
+        case "opened" if d.get("source") == "report":
+            via = {"web": "the feedback form", "email": "e-mail"}.get(
+                str(d.get("via")), d.get("via")
+            )
+            rule = f", triage rule {d['rule']}" if d.get("rule") else ""
+            return (
+                f"Reported by a beta tester via {via} as {d.get('reference', '?')}: "
+                f"{d.get('severity', '?')}{rule}"
+            )
         case "opened":
             return f"Opened as {d.get('severity', '?')} with {d.get('alerts', '?')} alert(s)"
+        case "reported_again":
+            return "Reported again by the same tester"
         case "alerts_joined":
             return f"{d.get('count', '?')} more alert(s) joined"
         case "alerts_resolved":

@@ -6,7 +6,7 @@ import structlog
 
 from receiver.domain.delivery import Notifier as Notifier
 from receiver.domain.delivery import OutboxItem
-from receiver.domain.instructions import preview
+from receiver.domain.instructions import loggable, preview
 
 
 class LogNotifier:
@@ -27,5 +27,5 @@ class LogNotifier:
             incident_id=item.incident_id,
             outbox_id=item.id,
             text=preview(item.channel, item.payload),
-            payload=item.payload,
+            payload=loggable(item.payload),
         )

@@ -15,6 +15,7 @@ from receiver.domain.escalation import Fired, TimerKind, fire
 from receiver.domain.incidents import Change
 from receiver.domain.model import AlertRecord, Event, Incident
 from receiver.domain.notifications import CHANNELS_BY_KIND, COALESCED_KINDS
+from receiver.domain.reports import FiledReport
 from receiver.pacing import Pacer
 from receiver.store.base import NewNotification, UnitOfWork
 
@@ -38,6 +39,7 @@ class Notice:
     incident: Incident
     change: Change
     events: int
+    report: FiledReport | None = None  # the beta-tester report the change files
 
 
 def instruction(
@@ -48,9 +50,10 @@ def instruction(
     cfg: RulesConfig,
     ctx: Context,
     alerts: Sequence[AlertRecord] = (),
+    report: FiledReport | None = None,
 ) -> dict[str, object]:
     if channel == Channel.JIRA:
-        return instructions.jira(kind, incident, events, cfg, ctx.installation, alerts)
+        return instructions.jira(kind, incident, events, cfg, ctx.installation, alerts, report)
     return instructions.slack(kind, incident, cfg)
 
 
@@ -117,7 +120,9 @@ async def render(
     for kind in change.notifications:
         wait = coalesce_seconds if kind in COALESCED_KINDS else 0.0
         for channel in CHANNELS_BY_KIND.get(kind, ()):
-            order = instruction(channel, kind, incident, change.events, cfg, ctx, change.alerts)
+            order = instruction(
+                channel, kind, incident, change.events, cfg, ctx, change.alerts, notice.report
+            )
             unit.notify(owner, NewNotification(channel, kind, order, wait))
     postmortem = cfg.jira.postmortem
     if (
@@ -129,6 +134,8 @@ async def render(
         timeline = [*stored, *(e for o, e in unit.events[: notice.events] if o == owner)]
         order = instructions.postmortem(incident, timeline, cfg, ctx.installation)
         unit.notify(owner, NewNotification(Channel.JIRA, Kind.POSTMORTEM, order))
+    if incident.source != "alert":
+        return  # what testers report is not announced back to them as an outage
     for kind, text in announcements_for(change.notifications, incident, change.events, cfg):
         order = {"channel": cfg.channels.announce, "text": text}
         unit.notify(owner, NewNotification(Channel.ANNOUNCE, kind, order))

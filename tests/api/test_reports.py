@@ -1,0 +1,273 @@
+"""POST /api/v1/reports end to end: JSON and multipart in, an incident of source "report"
+with its JIRA issue (real `jira` client, fake JIRA) and Slack post (real slack_sdk, fake
+Slack); every bad field named, nothing of a refused report stored, CORS, rate limits, and
+the reporter's contact nowhere but in JIRA."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import FormData, web
+from aiohttp.test_utils import TestClient
+from structlog.testing import capture_logs
+
+from receiver.api.keys import STORE
+from tests.api.test_slack_notify import slack as slack  # the fixture, re-exported
+from tests.conftest import API, ClientFactory
+from tests.fakes.jira import FakeJira
+from tests.fakes.slack import FakeSlack
+from tests.helpers import metric, wait_for
+from tests.unit.test_reports import good, png
+
+Client = TestClient[Any, web.Application]
+ORIGIN = "https://beta.trading.example"
+EMAIL = "sky@example.com"
+
+
+@pytest.fixture
+async def jira() -> AsyncIterator[FakeJira]:
+    async with FakeJira(user="receiver-bot", token="jira-api-token") as fake:
+        yield fake
+
+
+async def receiver(make_client: ClientFactory, slack: FakeSlack, jira: FakeJira) -> Client:
+    return await make_client(
+        slack_token="xoxb-receiver",
+        slack_api_url=slack.url,
+        jira_url=jira.url,
+        jira_user="receiver-bot",
+        jira_token="jira-api-token",
+        reports_origins=f"{ORIGIN}, https://other.example/",
+    )
+
+
+async def received(client: Client, outcome: str) -> float | None:
+    """receiver_reports_received_total of the web source with this outcome."""
+    text = await (await client.get("/metrics", headers=API)).text()
+    return metric(text, "receiver_reports_received_total", source="web", outcome=outcome)
+
+
+async def incidents(client: Client) -> list[dict[str, Any]]:
+    body = await (await client.get("/api/v1/incidents", headers=API)).json()
+    found: list[dict[str, Any]] = body["incidents"]
+    return found
+
+
+async def test_a_json_report_opens_an_incident_with_a_full_jira_issue(
+    make_client: ClientFactory, slack: FakeSlack, jira: FakeJira
+) -> None:
+    client = await receiver(make_client, slack, jira)
+    resp = await client.post("/api/v1/reports", json=good(), headers={"Origin": ORIGIN})
+    assert resp.status == 201, await resp.text()
+    assert resp.headers["Access-Control-Allow-Origin"] == ORIGIN
+    body = await resp.json()
+    assert set(body) == {"id", "reference", "status"}
+    assert body["reference"].startswith("R-20") and body["status"] == "triggered"
+
+    [incident] = await incidents(client)
+    assert incident["id"] == body["id"]
+    assert (incident["source"], incident["severity"], incident["category"]) == (
+        "report", "P1", "api",  # "주문"/"매수": the orders-failing rule
+    )  # fmt: skip
+    await wait_for(lambda: len(jira.issues) == 1)
+    [issue] = jira.issues.values()
+    text = issue["fields"]["description"]
+    for shown in (
+        body["reference"], "iOS 18.1", "Safari 18", "iPhone 15", "1. 로그인", "주문 확인 창",
+        "아무 반응 없음", "김하늘", EMAIL, "매수 주문을 누르면",
+    ):  # fmt: skip
+        assert shown in text, shown
+    assert "beta-report" in issue["fields"]["labels"]
+    assert issue["fields"]["priority"] == "High"
+    await wait_for(lambda: len(slack.posted_to("#beta-alert")) >= 1)
+    posted = json.dumps(slack.messages, ensure_ascii=False)
+    assert "주문 버튼이 반응하지 않아요" in posted
+    assert EMAIL not in posted and "김하늘" not in posted  # the contact stays in JIRA
+    assert await received(client, "accepted") == 1
+
+
+async def test_a_multipart_report_keeps_its_attachments(
+    make_client: ClientFactory, slack: FakeSlack, jira: FakeJira
+) -> None:
+    client = await receiver(make_client, slack, jira)
+    form = FormData()
+    form.add_field("title", "차트가 비어 있어요")
+    form.add_field("description", "삼성전자 차트가 하얗게 나옵니다")
+    form.add_field("environment.os", "Android 15")
+    form.add_field("environment.browser", "Chrome 131")
+    form.add_field("reporter.email", EMAIL)
+    form.add_field("attachments", png(), filename="screen.png", content_type="image/png")
+    form.add_field("attachments", b"12:00 chart load failed\n", filename="console.log",
+                   content_type="text/plain")  # fmt: skip
+    resp = await client.post("/api/v1/reports", data=form)
+    assert resp.status == 201, await resp.text()
+    incident_id = (await resp.json())["id"]
+    filed = await client.app[STORE].get_report(incident_id)
+    assert filed is not None
+    assert [(a.filename, a.content_type) for a in filed.report.attachments] == [
+        ("screen.png", "image/png"),
+        ("console.log", "text/plain"),
+    ]
+    assert filed.report.attachments[0].data == png()
+    assert filed.report.environment.os == "Android 15"
+
+
+@pytest.mark.parametrize(
+    ("send", "status", "fields"),
+    [
+        ({"json": good(title=None, reporter={"name": "x"})}, 400, ["title", "reporter"]),
+        ({"json": good(title="x" * 10_000)}, 400, ["title"]),
+        ({"json": good(category="sales", severity="P0")}, 400, ["severity", "category"]),
+        ({"json": ["not", "an", "object"]}, 400, [""]),
+        ({"data": b"{not json", "headers": {"Content-Type": "application/json"}}, 400,
+         ["<body>"]),
+        ({"data": b"title=x", "headers": {"Content-Type": "text/plain"}}, 415, None),
+    ],
+)  # fmt: skip
+async def test_bad_reports_name_every_bad_field_and_store_nothing(
+    make_client: ClientFactory,
+    slack: FakeSlack,
+    jira: FakeJira,
+    send: dict[str, Any],
+    status: int,
+    fields: list[str] | None,
+) -> None:
+    client = await receiver(make_client, slack, jira)
+    resp = await client.post("/api/v1/reports", **send)
+    assert resp.status == status, await resp.text()
+    body = await resp.json()
+    if fields is not None:
+        assert sorted(f["field"] for f in body["fields"]) == sorted(fields)
+    assert await incidents(client) == []
+
+
+def multipart(*files: tuple[str, str, bytes]) -> FormData:
+    form = FormData()
+    for key, value in good().items():
+        form.add_field(key, json.dumps(value) if isinstance(value, dict) else value)
+    for name, kind, data in files:
+        form.add_field("attachments", data, filename=name, content_type=kind)
+    return form
+
+
+@pytest.mark.parametrize(
+    ("files", "status", "field"),
+    [
+        ([("screen.png", "image/png", b"MZ\x90\x00\x03\x00binary\x00\x00")], 400,
+         "attachments[0]"),  # an executable named .png
+        ([("screen.png", "image/png", png())] * 6, 413, "attachments"),
+        ([("big.log", "text/plain", b"a" * (5 * 1024 * 1024 + 1))], 413, "attachments[0]"),
+    ],
+)  # fmt: skip
+async def test_bad_attachments_are_refused_by_content_count_and_size(
+    make_client: ClientFactory,
+    slack: FakeSlack,
+    jira: FakeJira,
+    files: list[tuple[str, str, bytes]],
+    status: int,
+    field: str,
+) -> None:
+    client = await receiver(make_client, slack, jira)
+    resp = await client.post("/api/v1/reports", data=multipart(*files))
+    assert resp.status == status, await resp.text()
+    body = await resp.json()
+    named = [f["field"] for f in body.get("fields", [])] or [body.get("field")]
+    assert field in named
+    assert await incidents(client) == []
+
+
+async def test_cors_allows_the_configured_origins_only(
+    make_client: ClientFactory, slack: FakeSlack, jira: FakeJira
+) -> None:
+    client = await receiver(make_client, slack, jira)
+    asked = {"Origin": ORIGIN, "Access-Control-Request-Method": "POST"}
+    resp = await client.options("/api/v1/reports", headers=asked)
+    assert resp.status == 204
+    assert resp.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert "POST" in resp.headers["Access-Control-Allow-Methods"]
+    other = {"Origin": "https://other.example"}  # listed with a trailing slash
+    assert (await client.options("/api/v1/reports", headers=other)).status == 204
+    evil = {"Origin": "https://evil.example"}
+    resp = await client.options("/api/v1/reports", headers=evil)
+    assert resp.status == 403 and "Access-Control-Allow-Origin" not in resp.headers
+    # a form posted from a page elsewhere needs no preflight: refused all the same
+    resp = await client.post("/api/v1/reports", data=multipart(), headers=evil)
+    assert resp.status == 403
+    assert await incidents(client) == []
+
+
+async def test_the_same_reporter_and_title_again_is_the_same_report(
+    make_client: ClientFactory, slack: FakeSlack, jira: FakeJira
+) -> None:
+    client = await receiver(make_client, slack, jira)
+    first = await (await client.post("/api/v1/reports", json=good())).json()
+    resp = await client.post("/api/v1/reports", json=good(title="  주문 버튼이  반응하지 않아요 "))
+    assert resp.status == 200
+    again = await resp.json()
+    assert (again["id"], again["reference"], again["duplicate"]) == (
+        first["id"], first["reference"], True,
+    )  # fmt: skip
+    other = good(reporter={"email": "someone.else@example.com"})
+    assert (await client.post("/api/v1/reports", json=other)).status == 201  # linked, not merged
+    assert len(await incidents(client)) == 2
+    assert await received(client, "duplicate") == 1
+
+
+async def test_a_flood_from_one_client_is_answered_429_with_retry_after(
+    make_client: ClientFactory, slack: FakeSlack, jira: FakeJira
+) -> None:
+    client = await receiver(make_client, slack, jira)
+    statuses = []
+    for n in range(12):  # the shipped rules allow 10 per reporter an hour
+        sent = good(title=f"문제 {n}")
+        statuses.append((await client.post("/api/v1/reports", json=sent)).status)
+    assert statuses == [201] * 10 + [429] * 2
+    resp = await client.post("/api/v1/reports", json=good(title="또 다른 문제"))
+    assert resp.status == 429
+    assert 0 < int(resp.headers["Retry-After"]) <= 3600
+    assert len(await incidents(client)) == 10
+    limited = await received(client, "rate_limited")
+    assert limited == 3
+
+
+async def test_the_reporters_contact_is_not_logged(
+    make_client: ClientFactory, slack: FakeSlack, jira: FakeJira, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    client = await receiver(make_client, slack, jira)
+    assert (await client.post("/api/v1/reports", json=good())).status == 201
+    await wait_for(lambda: len(jira.issues) == 1)
+    await wait_for(lambda: len(slack.posted_to("#beta-alert")) >= 1)
+    assert EMAIL not in caplog.text
+
+
+async def test_log_only_mode_logs_what_it_would_send_without_the_contact(
+    make_client: ClientFactory,
+) -> None:
+    client = await make_client()  # no JIRA, no Slack: every channel only logs
+    with capture_logs() as events:
+        assert (await client.post("/api/v1/reports", json=good())).status == 201
+        await wait_for(lambda: any(e.get("channel") == "jira" for e in events))
+    would = [e for e in events if e["event"] == "would_send" and e["channel"] == "jira"]
+    assert would and "주문 버튼이 반응하지 않아요" in would[0]["text"]
+    description = would[0]["payload"]["create"]["fields"]["description"]
+    assert description.endswith("not logged: private>")
+    assert EMAIL not in repr(events) and "김하늘" not in repr(events)
+
+
+async def test_the_timeline_tells_how_the_report_came_and_came_again(
+    make_client: ClientFactory,
+) -> None:
+    client = await make_client()
+    filed = await (await client.post("/api/v1/reports", json=good())).json()
+    assert (await client.post("/api/v1/reports", json=good())).status == 200
+    url = f"/api/v1/incidents/{filed['id']}/timeline?format=text"
+    text = await (await client.get(url, headers=API)).text()
+    assert f"Reported by a beta tester via the feedback form as {filed['reference']}" in text
+    assert "triage rule orders-failing" in text
+    assert "Reported again by the same tester" in text
+    assert EMAIL not in text
