@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from aiohttp import web
 
-from receiver.api import incidents, ops, slack
+from receiver.api import incidents, ops, slack, triage
 from receiver.api import reports as api_reports
 from receiver.api.keys import (
     CLOCK,
@@ -146,6 +146,7 @@ def create_app(
     app.router.add_get("/api/v1/incidents/{id}/timeline", incidents.get_timeline)
     app.router.add_post("/api/v1/incidents/{id}/ack", incidents.acknowledge)
     app.router.add_post("/api/v1/incidents/{id}/resolve", incidents.resolve)
+    app.router.add_post("/api/v1/incidents/{id}/triage", triage.triage)
     app.router.add_get("/api/v1/deliveries", incidents.list_deliveries)
     app.router.add_post("/api/v1/reports", api_reports.file_report)
     app.router.add_route("OPTIONS", "/api/v1/reports", api_reports.preflight)

@@ -8,12 +8,11 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from receiver.config.loader import ConfigError, Problem, check_rules, load_rules, summarize
 from receiver.config.models import RulesConfig
-from receiver.domain.oncall import oncall_at, step_zero_pages
-from receiver.domain.routing import route
+from receiver.domain.explain import route_report, triage_report
+from receiver.domain.oncall import oncall_at
 
 
 def _time(text: str) -> datetime:
@@ -84,8 +83,9 @@ exit status:
   1  invalid: every error on stderr, with file, line and YAML path"""
 
 ROUTE_TEST_EPILOG = """\
-example:
+examples:
   receiver route-test alertname=ServiceDown service=order-api --at 2026-12-24T23:00:00+09:00
+  receiver route-test --report "로그인이 안 돼요" --browser "Safari 18"
 
 exit status: 0 answered, 1 invalid rules file, 2 bad arguments"""
 
@@ -136,8 +136,16 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("--at", type=_time, default=None, metavar="TIME", help=at_help)
     test.add_argument("--json", action="store_true", help="one JSON object on stdout")
     test.add_argument(
-        "labels", nargs="+", type=_label, metavar="NAME=VALUE", help="the alert's labels"
+        "labels", nargs="*", type=_label, metavar="NAME=VALUE", help="the alert's labels"
     )
+    tried = test.add_argument_group(
+        "a beta-tester report instead of an alert (its triage by the rules' reports section)"
+    )
+    tried.add_argument("--report", metavar="TITLE", help="the report's title")
+    tried.add_argument("--description", metavar="TEXT", default=None, help="its description")
+    tried.add_argument("--category", metavar="NAME", default=None, help="the category chosen")
+    tried.add_argument("--os", metavar="OS", default=None, help="the reported OS")
+    tried.add_argument("--browser", metavar="BROWSER", default=None, help="the reported browser")
 
     what = "show who is on call now (or at --at) for every rotation or one, until when"
     oncall = sub.add_parser(
@@ -180,38 +188,33 @@ def cmd_check_config(path: str | None) -> int:
     return 0
 
 
-def route_report(cfg: RulesConfig, labels: dict[str, str], at: datetime) -> dict[str, Any]:
-    """The route-test answer as a JSON-ready object."""
-    r = route(cfg, labels)
-
-    return {
-        "rule": r.rule,
-        "severity": r.severity,
-        "category": r.category,
-        "team": r.team,
-        "incident_key": r.key,
-        "jira": {
-            "project": r.jira_project,
-            "priority": r.jira_priority,
-            "issue_type": r.issue_type,
-        },
-        "pages": [p.as_json() for p in step_zero_pages(cfg, r.team, r.severity, at)],
-    }
-
-
 def cmd_route_test(
-    rules: str | None, at: datetime | None, as_json: bool, labels: Sequence[tuple[str, str]]
-) -> int:
-    """Print what an alert with these labels becomes."""
+    rules: str | None, at: datetime | None, as_json: bool, labels: Sequence[tuple[str, str]],
+    args: argparse.Namespace | None = None,
+) -> int:  # fmt: skip
+    """Print what an alert with these labels (or a report, with --report) becomes."""
+    tried = args is not None and args.report is not None
     cfg = _load(rules)
     if cfg is None:
         return 1
-    report = route_report(cfg, dict(labels), at or datetime.now(UTC))
+    when = at or datetime.now(UTC)
+    if tried and args is not None:
+        if args.category is not None and args.category not in cfg.categories:
+            known = ", ".join(cfg.categories)
+            print(f"receiver route-test: unknown category {args.category!r} ({known})",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        report = triage_report(
+            cfg, args.report, when, description=args.description, category=args.category,
+            os=args.os, browser=args.browser,
+        )  # fmt: skip
+    else:
+        report = route_report(cfg, dict(labels), when)
     if as_json:
         print(json.dumps(report))
         return 0
     jira = report["jira"]
-    print(f"rule:         {report['rule']}")
+    print(f"rule:         {report['rule'] or '(no triage rule matched: the defaults)'}")
     print(f"severity:     {report['severity']}")
     print(f"category:     {report['category']}")
     print(f"team:         {report['team']}")
@@ -223,8 +226,8 @@ def cmd_route_test(
     if not report["pages"]:
         print("pages:        nobody (this severity never pages)")
     for page in report["pages"]:
-        when = f"deferred until {page['at']}" if page["deferred"] else f"immediately ({page['at']})"
-        print(f"page:         {page['person']} via {page['target']}, {when}")
+        due = f"deferred until {page['at']}" if page["deferred"] else f"immediately ({page['at']})"
+        print(f"page:         {page['person']} via {page['target']}, {due}")
     return 0
 
 
@@ -346,11 +349,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch a subcommand; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "route-test" and (args.report is None) == (not args.labels):
+        parser.error("route-test: give an alert's labels (NAME=VALUE) or --report TITLE")
     if args.command == "check-config":
         return cmd_check_config(args.path)
     if args.command == "route-test":
-        return cmd_route_test(args.rules, args.at, args.json, args.labels)
+        return cmd_route_test(args.rules, args.at, args.json, args.labels, args)
     if args.command == "oncall":
         return cmd_oncall(args.rules, args.rotation, args.at, args.json)
     return cmd_serve(args)

@@ -69,6 +69,7 @@ class Kind(StrEnum):
     ESCALATED = "incident.escalated"
     POSTMORTEM = "incident.postmortem"
     JIRA_LINKED = "incident.jira_linked"
+    TRIAGED = "incident.triaged"
     PAGE = "page"
     ANNOUNCE_OPENED = "announce.opened"
     ANNOUNCE_RESOLVED = "announce.resolved"

@@ -259,3 +259,40 @@ def decide_resolve(incident: Incident, by: str, now: datetime) -> tuple[Reason, 
         notifications=(Kind.RESOLVED,),
     )
     return Reason.APPLIED, change
+
+
+def decide_triage(
+    incident: Incident,
+    by: str,
+    now: datetime,
+    *,
+    severity: str | None = None,
+    category: str | None = None,
+    team: str | None = None,
+    assignee: str | None = None,
+) -> tuple[Reason, Change | None]:
+    """Triage a beta-tester report: its severity, category (and so team) and assignee as
+    someone decided. Only reports are triaged (an alert's rule decides for it), and not
+    once resolved; the same values again change nothing."""
+    if incident.source != "report" or incident.status is Status.RESOLVED:
+        return Reason.CONFLICT, None
+    data: dict[str, Any] = {"by": by}
+    changed: dict[str, Any] = {}
+    if severity is not None and severity != incident.severity:
+        data["severity"] = [incident.severity, severity]
+        changed["severity"] = severity
+    if category is not None and category != incident.category:
+        data["category"] = [incident.category, category]
+        changed.update(category=category, team=team or incident.team)
+    if assignee is not None:
+        data["assignee"] = assignee
+    if not changed and assignee is None:
+        return Reason.ALREADY, None
+    if changed:
+        changed["triggered_at"] = now  # the new severity's and team's policy from now on
+    change = Change(
+        replace(incident, **changed),
+        events=(Event("triaged", now, data),),
+        notifications=(Kind.TRIAGED,),
+    )
+    return Reason.APPLIED, change

@@ -110,7 +110,9 @@ def jira(
         out.update(events=[_event(e) for e in events], joined=joined, last_at=last)
         out["comment"] = jira_render.joined_comment(joined, 1, last)
         return out
-    if kind == Kind.SEVERITY_RAISED:
+    if kind == Kind.SEVERITY_RAISED or (
+        kind == Kind.TRIAGED and any("severity" in e.data for e in events)
+    ):
         policy = cfg.severities.get(incident.severity)
         if policy:
             out["priority"] = policy.jira_priority

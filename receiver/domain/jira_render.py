@@ -318,6 +318,8 @@ def comment(kind: str, payload: dict[str, Any], cfg: RulesConfig) -> str:
             f"Severity raised from {_name(old)} to {_name(new)} at {at}; "
             f"priority set to {_name(priority)}."
         )
+    if kind == Kind.TRIAGED:
+        return triaged_comment(events[-1] if events else {}, cfg, at)
     if kind == Kind.ACKNOWLEDGED:
         by = incident.get("acknowledged_by") or "someone"
         name = cfg.people[by].name if by in cfg.people else by
@@ -350,6 +352,24 @@ def comment(kind: str, payload: dict[str, Any], cfg: RulesConfig) -> str:
 
 POSTMORTEM_LABEL_PREFIX = "receiver-postmortem-"
 POSTMORTEM_SECTIONS = ("Root cause", "Response evaluation", "Improvements", "Prevention")
+
+
+def triaged_comment(event: dict[str, Any], cfg: RulesConfig, at: str) -> str:
+    """``Triaged by Kim Minjun at ...: severity P3 → P1 (priority High), ...``."""
+    by = str(event.get("by", "someone"))
+    parts = []
+    if "severity" in event:
+        old, new = event["severity"]
+        priority = cfg.severities[new].jira_priority if new in cfg.severities else "?"
+        parts.append(f"severity {_name(old)} → {_name(new)} (priority {_name(priority)})")
+    if "category" in event:
+        old, new = event["category"]
+        parts.append(f"category {_name(old)} → {_name(new)}")
+    if event.get("assignee"):
+        who = str(event["assignee"])
+        parts.append(f"assigned to {_name(cfg.people[who].name if who in cfg.people else who)}")
+    name = cfg.people[by].name if by in cfg.people else by
+    return f"Triaged by {_name(name)} at {at}: {', '.join(parts) or 'no change'}."
 
 
 def postmortem_label(installation: str, incident_id: int) -> str:

@@ -54,6 +54,15 @@ def describe(event: Event, cfg: RulesConfig) -> str:
             return f"Opened as {d.get('severity', '?')} with {d.get('alerts', '?')} alert(s)"
         case "reported_again":
             return "Reported again by the same tester"
+        case "triaged":
+            parts = [
+                f"{name} {d[name][0]} → {d[name][1]}"
+                for name in ("severity", "category")
+                if name in d
+            ]
+            if d.get("assignee"):
+                parts.append(f"assigned to {_person(cfg, d.get('assignee'))}")
+            return f"Triaged by {_person(cfg, d.get('by'))}: {', '.join(parts)}"
         case "alerts_joined":
             return f"{d.get('count', '?')} more alert(s) joined"
         case "alerts_resolved":

@@ -16,6 +16,7 @@ from receiver.domain.incidents import (
     Reason,
     decide_ack,
     decide_resolve,
+    decide_triage,
 )
 from receiver.domain.model import Alert, AlertStatus, Incident, Route
 from receiver.metrics import Metrics
@@ -310,6 +311,26 @@ class IncidentService:
                 max(0.0, latency)
             )
         return reason, incident
+
+    async def triage(
+        self,
+        incident_id: int,
+        by: str,
+        severity: str | None = None,
+        category: str | None = None,
+        assignee: str | None = None,
+    ) -> tuple[Reason, Incident]:
+        """Triage a beta-tester report (severity, category and its team, assignee)."""
+        cfg = self.rules.current
+        team = cfg.categories[category].team if category in cfg.categories else None
+
+        def decide(incident: Incident, who: str, now: datetime) -> tuple[Reason, Change | None]:
+            return decide_triage(
+                incident, who, now, severity=severity, category=category, team=team,
+                assignee=assignee,
+            )  # fmt: skip
+
+        return await self._manual(incident_id, by, decide)
 
     async def resolve(self, incident_id: int, by: str) -> tuple[Reason, Incident]:
         """Resolve by hand."""

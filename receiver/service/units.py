@@ -130,7 +130,12 @@ def collect(
         unit.put(incident)
     unit.events.extend((owner, e) for e in change.events)
     kinds = set(change.notifications)
-    if kinds & {Kind.OPENED, Kind.REOPENED, Kind.SEVERITY_RAISED}:
+    retriaged = Kind.TRIAGED in kinds and any(
+        "severity" in e.data or "category" in e.data for e in change.events
+    )
+    if retriaged:  # a new severity or team: their escalation from now on
+        replan(unit, incident, cfg, incident.triggered_at)
+    elif kinds & {Kind.OPENED, Kind.REOPENED, Kind.SEVERITY_RAISED}:
         trigger = incident.triggered_at
         if Kind.SEVERITY_RAISED in kinds and change.events:
             trigger = max(trigger, change.events[-1].at)  # page under the new policy

@@ -17,10 +17,10 @@ from structlog.testing import capture_logs
 
 from receiver.api.keys import STORE
 from tests.api.test_slack_notify import slack as slack  # the fixture, re-exported
-from tests.conftest import API, ClientFactory
+from tests.conftest import API, AUTH, ClientFactory
 from tests.fakes.jira import FakeJira
 from tests.fakes.slack import FakeSlack
-from tests.helpers import metric, wait_for
+from tests.helpers import alert, metric, wait_for, webhook
 from tests.unit.test_reports import good, png
 
 Client = TestClient[Any, web.Application]
@@ -271,3 +271,77 @@ async def test_the_timeline_tells_how_the_report_came_and_came_again(
     assert "triage rule orders-failing" in text
     assert "Reported again by the same tester" in text
     assert EMAIL not in text
+
+
+async def test_triage_sets_severity_category_and_assignee_and_pages_by_them(
+    make_client: ClientFactory, slack: FakeSlack, jira: FakeJira
+) -> None:
+    client = await receiver(make_client, slack, jira)
+    sent = good(title="화면이 이상해요", description="글자가 겹쳐 보여요", category="ui")
+    filed = await (await client.post("/api/v1/reports", json=sent)).json()
+    [incident] = await incidents(client)
+    assert (incident["severity"], incident["category"], incident["team"]) == (
+        "P3",
+        "ui",
+        "frontend",
+    )
+    await wait_for(lambda: len(jira.issues) == 1)
+    url = f"/api/v1/incidents/{filed['id']}/triage"
+    body = {"severity": "P1", "category": "api", "assignee": "kim", "by": "lee"}
+    resp = await client.post(url, json=body, headers=API)
+    assert resp.status == 200, await resp.text()
+    view = await resp.json()
+    assert view["changed"] is True
+    assert (view["severity"], view["category"], view["team"]) == ("P1", "api", "backend")
+    [issue] = jira.issues.values()
+    await wait_for(lambda: any("Triaged by" in c for c in jira.comments(issue["key"])))
+    [note] = [c for c in jira.comments(issue["key"]) if "Triaged by" in c]
+    assert "P3 → P1" in note and "ui → api" in note and "assigned to Kim Minjun" in note
+    assert issue["fields"]["priority"] == "High"
+    # the P1 policy of the backend team from now on: its on-call is paged at once
+    await wait_for(lambda: bool(slack.dms_to("U0KIM")))
+    again = await client.post(url, json={"severity": "P1", "by": "lee"}, headers=API)
+    assert (await again.json())["changed"] is False
+    text = await (await client.get(f"{url[:-7]}/timeline?format=text", headers=API)).text()
+    assert "Triaged by" in text
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"severity": "P9", "by": "lee"}, "severity"),
+        ({"category": "sales", "by": "lee"}, "category"),
+        ({"assignee": "nobody", "by": "lee"}, "assignee"),
+        ({"severity": "P1"}, "by"),
+        ({"by": "lee"}, "<body>"),
+        ({"severity": "P1", "by": "lee", "priority": "High"}, "priority"),
+    ],
+)
+async def test_triage_names_the_bad_field(
+    make_client: ClientFactory, body: dict[str, Any], field: str
+) -> None:
+    client = await make_client()
+    filed = await (await client.post("/api/v1/reports", json=good())).json()
+    resp = await client.post(f"/api/v1/incidents/{filed['id']}/triage", json=body, headers=API)
+    assert resp.status == 400
+    assert (await resp.json())["field"] == field
+
+
+async def test_triage_needs_the_api_token_and_leaves_alert_incidents_to_their_rules(
+    make_client: ClientFactory,
+) -> None:
+    client = await make_client()
+    filed = await (await client.post("/api/v1/reports", json=good())).json()
+    url = f"/api/v1/incidents/{filed['id']}/triage"
+    assert (await client.post(url, json={"severity": "P1", "by": "lee"})).status == 401
+    resp = await client.post("/webhook", json=webhook(alert()), headers=AUTH)
+    assert resp.status == 200
+    alert_id = (await resp.json())["incidents"][0]
+    resp = await client.post(
+        f"/api/v1/incidents/{alert_id}/triage", json={"severity": "P3", "by": "lee"}, headers=API
+    )
+    assert resp.status == 409
+    missing = "/api/v1/incidents/999999/triage"
+    assert (
+        await client.post(missing, json={"severity": "P1", "by": "lee"}, headers=API)
+    ).status == 404

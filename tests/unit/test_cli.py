@@ -333,3 +333,50 @@ def test_oncall_every_rotation_json(
     for entry in report["oncall"]:
         end = datetime.fromisoformat(entry["shift_end"])
         assert end == datetime.fromisoformat("2026-12-07T09:00:00+09:00")
+
+
+@pytest.mark.parametrize(
+    ("args", "rule", "severity", "category", "team", "paged"),
+    [
+        (["--report", "로그인이 안 돼요"], "cannot-sign-in", "P1", "security", "security", True),
+        (["--report", "Order stuck", "--description", "my 매수 order never fills"],
+         "orders-failing", "P1", "api", "backend", True),
+        (["--report", "글자가 잘려요", "--category", "ui", "--browser", "Mobile Safari 18"],
+         "safari-display", "P3", "ui", "frontend", False),
+        (["--report", "뭔가 이상해요", "--category", "performance"], None, "P3", "performance",
+         "devops", False),
+    ],
+)  # fmt: skip
+def test_route_test_triages_a_report(
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    rule: str | None,
+    severity: str,
+    category: str,
+    team: str,
+    paged: bool,
+) -> None:
+    report = route_json(capsys, *args, "--at", THURSDAY_10)
+    assert (report["rule"], report["severity"], report["category"], report["team"]) == (
+        rule, severity, category, team,
+    )  # fmt: skip
+    assert report["incident_key"] == "report:<id>"
+    assert bool(report["pages"]) is paged
+
+
+def test_route_test_refuses_what_it_cannot_answer(capsys: pytest.CaptureFixture[str]) -> None:
+    for args in ([], ["alertname=X", "--report", "both"]):  # neither, or both
+        with pytest.raises(SystemExit) as info:
+            main(["route-test", "--rules", str(SHIPPED), *args])
+        assert info.value.code == 2
+        assert "--report TITLE" in capsys.readouterr().err
+    assert main(["route-test", "--rules", str(SHIPPED), "--report", "x", "--category", "y"]) == 2
+    assert capsys.readouterr().err.startswith("receiver route-test: unknown category 'y'")
+
+
+def test_route_test_says_when_no_triage_rule_matched(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(["route-test", "--rules", str(SHIPPED), "--report", "이상해요", "--at", THURSDAY_10])
+        == 0
+    )
+    assert "rule:         (no triage rule matched: the defaults)" in capsys.readouterr().out

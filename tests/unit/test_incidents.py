@@ -13,6 +13,7 @@ from receiver.domain.incidents import (
     decide_ack,
     decide_batch,
     decide_resolve,
+    decide_triage,
 )
 from receiver.domain.model import Alert, AlertRecord, AlertStatus, Incident, Route, Status
 
@@ -370,3 +371,37 @@ def test_summary_names_where_it_fires_once(
     routed = replace(route(), summary=rule_summary, group_labels=group)
     [change] = decide_batch(None, {}, 0, [(fired, routed)], T0, POLICY).changes
     assert change.incident.summary == expected
+
+
+def report_incident(**kw: object) -> Incident:
+    return replace(incident(**kw), source="report", key="report:7")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("made", "changes", "reason", "data"),
+    [
+        (report_incident(), {"severity": "P1"}, Reason.APPLIED, {"severity": ["P2", "P1"]}),
+        (report_incident(), {"category": "ui", "team": "frontend"}, Reason.APPLIED,
+         {"category": ["api", "ui"]}),
+        (report_incident(), {"assignee": "kim"}, Reason.APPLIED, {"assignee": "kim"}),
+        (report_incident(), {"severity": "P2", "category": "api"}, Reason.ALREADY, None),
+        (report_incident(status=Status.RESOLVED), {"severity": "P1"}, Reason.CONFLICT, None),
+        (incident(), {"severity": "P1"}, Reason.CONFLICT, None),  # an alert's rule decides
+    ],
+)  # fmt: skip
+def test_decide_triage(
+    made: Incident, changes: dict[str, str], reason: Reason, data: dict[str, object] | None
+) -> None:
+    got, change = decide_triage(made, "lee", NOW, **changes)
+    assert got is reason
+    if data is None:
+        assert change is None
+        return
+    assert change is not None
+    [event] = change.events
+    assert event.event == "triaged" and event.data == {"by": "lee", **data}
+    assert change.notifications == ("incident.triaged",)
+    moved = "severity" in data or "category" in data
+    assert (change.incident.triggered_at == NOW) is moved  # the new policy runs from now
+    if "category" in data:
+        assert change.incident.team == changes["team"]

@@ -1,0 +1,67 @@
+"""What ``receiver route-test`` shows: what an alert with given labels, or a beta-tester
+report, becomes under the rules, and whom it pages at a given time. Pure."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from receiver.config.models import RulesConfig
+from receiver.domain.oncall import step_zero_pages
+from receiver.domain.reports import Environment, Report, Reporter, triage
+from receiver.domain.routing import route
+
+
+def route_report(cfg: RulesConfig, labels: dict[str, str], at: datetime) -> dict[str, Any]:
+    """The route-test answer as a JSON-ready object."""
+    r = route(cfg, labels)
+
+    return {
+        "rule": r.rule,
+        "severity": r.severity,
+        "category": r.category,
+        "team": r.team,
+        "incident_key": r.key,
+        "jira": {
+            "project": r.jira_project,
+            "priority": r.jira_priority,
+            "issue_type": r.issue_type,
+        },
+        "pages": [p.as_json() for p in step_zero_pages(cfg, r.team, r.severity, at)],
+    }
+
+
+def triage_report(
+    cfg: RulesConfig,
+    title: str,
+    at: datetime,
+    *,
+    description: str | None = None,
+    category: str | None = None,
+    os: str | None = None,
+    browser: str | None = None,
+) -> dict[str, Any]:
+    """The route-test answer for a beta-tester report, as a JSON-ready object."""
+    tried = Report(
+        title=title,
+        description=description or title,
+        reporter=Reporter(email="tester@example.com"),
+        category=category,
+        environment=Environment(os=os, browser=browser),
+    )
+    decided = triage(tried, cfg)
+    team = cfg.categories[decided.category].team
+    policy = cfg.severities[decided.severity]
+    return {
+        "rule": decided.rule,
+        "severity": decided.severity,
+        "category": decided.category,
+        "team": team,
+        "incident_key": "report:<id>",
+        "jira": {
+            "project": cfg.teams[team].jira_project or cfg.jira.project,
+            "priority": policy.jira_priority,
+            "issue_type": cfg.jira.issue_type,
+        },
+        "pages": [p.as_json() for p in step_zero_pages(cfg, team, decided.severity, at)],
+    }
