@@ -147,6 +147,7 @@ def create_app(
     app.router.add_post("/api/v1/incidents/{id}/ack", incidents.acknowledge)
     app.router.add_post("/api/v1/incidents/{id}/resolve", incidents.resolve)
     app.router.add_post("/api/v1/incidents/{id}/triage", triage.triage)
+    app.router.add_post("/api/v1/incidents/{id}/link", triage.link)
     app.router.add_get("/api/v1/deliveries", incidents.list_deliveries)
     app.router.add_post("/api/v1/reports", api_reports.file_report)
     app.router.add_route("OPTIONS", "/api/v1/reports", api_reports.preflight)

@@ -1,5 +1,6 @@
-"""``POST /api/v1/incidents/{id}/triage``: a person sets a beta-tester report's severity,
-category (and so its team) and assignee; the severity's policy applies from then on."""
+"""Triage of beta-tester reports: ``POST /api/v1/incidents/{id}/triage`` (a person sets a
+report's severity, category and so its team, and assignee; the severity's policy applies
+from then on) and ``/link`` (a report folded into another incident, resolved with it)."""
 
 from __future__ import annotations
 
@@ -86,4 +87,49 @@ async def triage(request: web.Request) -> web.Response:
         alerts = []
     view = incident_view(incident, alerts, jira_base=request.app[SETTINGS].jira_url)
     view["changed"] = reason is Reason.APPLIED
+    return web.json_response(view)
+
+
+def _link_body(raw: bytes, request: web.Request) -> tuple[int, str]:
+    try:
+        body: Any = json.loads(raw or b"{}")
+    except (ValueError, RecursionError):
+        raise BadRequest("<body>", 'body must be JSON like {"to": 12, "by": "kim"}') from None
+    if not isinstance(body, dict):
+        raise BadRequest("<body>", "body must be a JSON object")
+    for name in body:
+        if name not in ("to", "by"):
+            raise BadRequest(str(name)[:64], "unknown field; use to, by")
+    to = body.get("to")
+    if isinstance(to, bool) or not isinstance(to, int) or not 0 < to < 2**63:
+        raise BadRequest("to", "'to' must be the id of the incident to link into")
+    by = body.get("by")
+    if not isinstance(by, str) or by not in request.app[RULES].current.people:
+        raise BadRequest("by", "'by' must name the person (a person id from the rules file)")
+    return to, by
+
+
+async def link(request: web.Request) -> web.Response:
+    """Link a report into another incident (``{"to", "by"}``): it is resolved with that
+    one and its own escalation stops; 409 for an alert incident, a resolved one, or itself."""
+    if (denied := _guard(request)) is not None:
+        return denied
+    try:
+        incident_id = _incident_id(request)
+        to, by = _link_body(await request.read(), request)
+    except BadRequest as exc:
+        return _bad(exc)
+    try:
+        reason, incident = await request.app[SERVICE].link(incident_id, to, by)
+    except NotFound as exc:
+        return error_response(404, "no such incident", id=exc.args[0])
+    except StoreUnavailable:
+        return error_response(503, "store unavailable; retry later")
+    request[LOG_FIELDS].update(incident_id=incident_id, action="link", outcome=reason.value)
+    if reason is Reason.CONFLICT:
+        message = "only an open report links, into another open incident"
+        return error_response(409, message, id=incident_id, to=to)
+    view = incident_view(incident, [], jira_base=request.app[SETTINGS].jira_url)
+    view["changed"] = reason is Reason.APPLIED
+    view["linked_to"] = to
     return web.json_response(view)

@@ -70,6 +70,7 @@ class Kind(StrEnum):
     POSTMORTEM = "incident.postmortem"
     JIRA_LINKED = "incident.jira_linked"
     TRIAGED = "incident.triaged"
+    LINKED = "incident.linked"
     PAGE = "page"
     ANNOUNCE_OPENED = "announce.opened"
     ANNOUNCE_RESOLVED = "announce.resolved"

@@ -296,3 +296,31 @@ def decide_triage(
         notifications=(Kind.TRIAGED,),
     )
     return Reason.APPLIED, change
+
+
+def decide_link(
+    incident: Incident, target: Incident, linked_to: int | None, by: str, now: datetime
+) -> tuple[Reason, Change | None]:
+    """Link a beta-tester report into another incident (``linked_to``: where it is linked
+    now): it is resolved with that one, and its own escalation stops (the other's handling
+    covers it). Only open reports link, only into an open incident other than themselves."""
+    assert incident.id is not None and target.id is not None
+    if incident.source != "report" or incident.id == target.id:
+        return Reason.CONFLICT, None
+    if incident.status is Status.RESOLVED or target.status is Status.RESOLVED:
+        return Reason.CONFLICT, None
+    if linked_to == target.id:
+        return Reason.ALREADY, None
+    linked = Event("linked", now, {"to": target.id, "by": by})
+    return Reason.APPLIED, Change(incident, events=(linked,), notifications=(Kind.LINKED,))
+
+
+def decide_resolved_with(incident: Incident, target_id: int, now: datetime) -> Change:
+    """A linked incident resolved because the one it is linked into did."""
+    reason = f"the incident it is linked into (#{target_id}) resolved"
+    resolved = Event("resolved", now, {"reason": reason, "with": target_id})
+    return Change(
+        replace(incident, status=Status.RESOLVED, resolved_at=now, resolved_by=None),
+        events=(resolved,),
+        notifications=(Kind.RESOLVED,),
+    )

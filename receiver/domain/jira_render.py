@@ -324,6 +324,11 @@ def comment(kind: str, payload: dict[str, Any], cfg: RulesConfig) -> str:
         by = incident.get("acknowledged_by") or "someone"
         name = cfg.people[by].name if by in cfg.people else by
         return f"Acknowledged by {_name(name)} at {at}. Escalation stopped."
+    if kind == Kind.RESOLVED and events and events[-1].get("with"):
+        return f"Resolved with incident #{events[-1]['with']}, which it is linked into, at {at}."
+    if kind == Kind.LINKED:
+        to = events[-1].get("to") if events else "?"
+        return f"Linked into incident #{to} at {at}: resolved with it; its escalation stopped."
     if kind == Kind.RESOLVED:
         by = incident.get("resolved_by")
         how = (

@@ -21,6 +21,7 @@ CHANNELS_BY_KIND: dict[str, tuple[str, ...]] = {
     Kind.RESOLVED: (Channel.JIRA, Channel.SLACK),
     Kind.ESCALATED: (Channel.JIRA,),  # the pages themselves go to the pager channel
     Kind.TRIAGED: (Channel.JIRA,),
+    Kind.LINKED: (Channel.JIRA,),
 }
 
 

@@ -52,6 +52,10 @@ def describe(event: Event, cfg: RulesConfig) -> str:
             )
         case "opened":
             return f"Opened as {d.get('severity', '?')} with {d.get('alerts', '?')} alert(s)"
+        case "linked":
+            return f"Linked into incident #{d.get('to', '?')} by {_person(cfg, d.get('by'))}"
+        case "report_linked":
+            return f"Report #{d.get('report', '?')} linked into this incident"
         case "reported_again":
             return "Reported again by the same tester"
         case "triaged":

@@ -15,10 +15,11 @@ from receiver.domain.incidents import (
     Change,
     Reason,
     decide_ack,
+    decide_link,
     decide_resolve,
     decide_triage,
 )
-from receiver.domain.model import Alert, AlertStatus, Incident, Route
+from receiver.domain.model import Alert, AlertStatus, Event, Incident, Route
 from receiver.metrics import Metrics
 from receiver.pacing import Pacer
 from receiver.service.rendering import Context, Notice, apply_fired, fire_due_now, render
@@ -28,6 +29,7 @@ from receiver.service.units import (
     assign_ids,
     collect,
     decide_ingest,
+    resolve_linked,
 )
 from receiver.store.base import Conflict, Store, UnitOfWork, until_committed
 
@@ -218,6 +220,7 @@ class IncidentService:
                 wanted[key].extend(alert.fingerprint for alert, _ in batch)
         latest, known = await self.store.ingest_state(wanted)
         results, unit, opened, notices = await decide_ingest(routed, latest, known, cfg, now, pacer)
+        notices += await resolve_linked(self.store, unit, notices, cfg, now)
         ids = await assign_ids(unit, len(opened), self.store.reserve_incident_ids)
         results = [(result, [ids.get(i, i) for i in touched]) for result, touched in results]
         for notice in notices:
@@ -292,10 +295,43 @@ class IncidentService:
                 return reason, incident, False
             unit = UnitOfWork()
             collect(unit, change.incident, change, cfg, {})
-            notice = Notice(change.incident, change, len(unit.events))
-            await self._render(unit, notice, cfg, await self.context())
+            notices = [Notice(change.incident, change, len(unit.events))]
+            notices += await resolve_linked(self.store, unit, notices, cfg, now)
+            ctx = await self.context()
+            for notice in notices:
+                await self._render(unit, notice, cfg, ctx)
             await self.store.commit(unit, now)
             return reason, change.incident, True
+
+        reason, incident, changed = await until_committed(attempt)
+        if changed:
+            self.on_commit()
+        return reason, incident
+
+    async def link(self, incident_id: int, target_id: int, by: str) -> tuple[Reason, Incident]:
+        """Link a beta-tester report into another incident: resolved with it."""
+        cfg = self.rules.current
+
+        async def attempt() -> tuple[Reason, Incident, bool]:
+            now = self.clock()
+            incident = await self.store.get_incident(incident_id)
+            target = await self.store.get_incident(target_id)
+            if incident is None:
+                raise NotFound(incident_id)
+            if target is None:
+                raise NotFound(target_id)
+            current = await self.store.link_of(incident_id)
+            reason, change = decide_link(incident, target, current, by, now)
+            if change is None:
+                return reason, incident, False
+            unit = UnitOfWork(links=[(incident_id, target_id, by)])
+            collect(unit, incident, change, cfg, {})
+            note = Event("report_linked", now, {"report": incident_id, "by": by})
+            unit.events.append((target_id, note))
+            notice = Notice(incident, change, len(unit.events))
+            await self._render(unit, notice, cfg, await self.context())
+            await self.store.commit(unit, now)
+            return reason, incident, True
 
         reason, incident, changed = await until_committed(attempt)
         if changed:

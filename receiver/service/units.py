@@ -3,18 +3,18 @@ unit with its timers planned or cancelled, and ids given to the incidents it ope
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from receiver.config.models import RulesConfig
 from receiver.domain.delivery import Kind
 from receiver.domain.escalation import plan
-from receiver.domain.incidents import Change, Policy, decide_batch
+from receiver.domain.incidents import Change, Policy, decide_batch, decide_resolved_with
 from receiver.domain.model import Alert, AlertRecord, Incident, Route
 from receiver.pacing import Pacer
 from receiver.service.rendering import Notice
-from receiver.store.base import UnitOfWork
+from receiver.store.base import Store, UnitOfWork
 
 
 @dataclass
@@ -140,7 +140,7 @@ def collect(
         if Kind.SEVERITY_RAISED in kinds and change.events:
             trigger = max(trigger, change.events[-1].at)  # page under the new policy
         replan(unit, incident, cfg, trigger)
-    if kinds & {Kind.ACKNOWLEDGED, Kind.RESOLVED}:
+    if kinds & {Kind.ACKNOWLEDGED, Kind.RESOLVED, Kind.LINKED}:
         unit.drop_timers(owner)
         unit.cancel(owner)
 
@@ -152,3 +152,27 @@ def replan(unit: UnitOfWork, incident: Incident, cfg: RulesConfig, trigger: date
     if incident.id not in unit.new:
         unit.cancel(incident.id)
     unit.add_timers(incident.id, plan(incident, cfg, trigger))
+
+
+async def resolve_linked(
+    store: Store, unit: UnitOfWork, notices: Sequence[Notice], cfg: RulesConfig, now: datetime
+) -> list[Notice]:
+    """Resolve, in the same unit, the open incidents linked into those the notices resolve
+    (and those linked into them in turn); the notices of what it resolved."""
+    done = {n.incident.id for n in notices}
+    resolving = [
+        i for n in notices if Kind.RESOLVED in n.change.notifications
+        and (i := n.incident.id) is not None and i > 0
+    ]  # fmt: skip
+    more: list[Notice] = []
+    while resolving:
+        found = [(t, i) for t, i in await store.linked_open(resolving) if i.id not in done]
+        resolving = []
+        for target, incident in found:
+            assert incident.id is not None
+            change = decide_resolved_with(incident, target, now)
+            collect(unit, change.incident, change, cfg, {})
+            more.append(Notice(change.incident, change, len(unit.events)))
+            done.add(incident.id)
+            resolving.append(incident.id)
+    return more

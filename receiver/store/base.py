@@ -174,6 +174,12 @@ class Store(Protocol):
     async def schedule_next(self, name: str, initial: datetime) -> datetime:
         """When a recurring job is next due; a schedule not stored yet starts at ``initial``."""
 
+    async def linked_open(self, target_ids: Sequence[int]) -> list[tuple[int, Incident]]:
+        """(target, incident) of the open incidents linked into any of these, in id order."""
+
+    async def link_of(self, incident_id: int) -> int | None:
+        """The incident this one is linked into, if any."""
+
     async def find_report(self, dedup_key: str, since: datetime) -> tuple[int, str] | None:
         """(incident id, reference) of the newest report with this dedup key filed at or
         after ``since``."""

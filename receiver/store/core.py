@@ -127,6 +127,10 @@ class SqlStore:
             )
         if unit.reports:
             await self._write_reports(ex, unit)
+        if unit.links:
+            await ex.executemany(
+                self.sql.upsert_link, [(i, target, at, by) for i, target, by in unit.links]
+            )
         if unit.outbox:
             await self._enqueue(ex, unit.outbox, at)
         for stopped in self._chunks(list(unit.cancel_timers)):
@@ -314,6 +318,14 @@ class SqlStore:
                 for row in await ex.fetch(self.sql.known_alerts, Table(part)):
                     known[row[0]][row[1]] = alert_from_row(row)
         return latest, known
+
+    async def linked_open(self, target_ids: Sequence[int]) -> list[tuple[int, Incident]]:
+        rows = await self._by_ids(self.sql.linked_open, target_ids)
+        return [(int(r[0]), incident_from_row(r[1:])) for r in rows]
+
+    async def link_of(self, incident_id: int) -> int | None:
+        rows = await self.backend.query(self.sql.link_of, incident_id)
+        return int(rows[0][0]) if rows else None
 
     async def find_report(self, dedup_key: str, since: datetime) -> tuple[int, str] | None:
         rows = await self.backend.query(self.sql.find_report, dedup_key, since.timestamp())

@@ -147,6 +147,19 @@ STATEMENTS = Statements(
         "SELECT filename, content_type, data FROM report_attachments WHERE incident_id = $1 "
         "ORDER BY n"
     ),
+    upsert_link=(
+        "INSERT INTO links (incident_id, target_id, linked_at, linked_by) "
+        "VALUES ($1, $2, $3, $4) ON CONFLICT (incident_id) DO UPDATE SET "
+        "target_id = excluded.target_id, linked_at = excluded.linked_at, "
+        "linked_by = excluded.linked_by"
+    ),
+    linked_open=(
+        f"SELECT l.target_id, {rows.INCIDENT_COLUMNS_OF_I} "
+        "FROM links l JOIN incidents i ON i.id = l.incident_id "
+        "WHERE l.target_id = ANY($1::bigint[]) "
+        "AND i.status != 'resolved' ORDER BY i.id"
+    ),
+    link_of="SELECT target_id FROM links WHERE incident_id = $1",
     latest=(
         f"SELECT {rows.INCIDENT_COLUMNS} FROM incidents WHERE id IN "
         "(SELECT max(id) FROM incidents WHERE key = ANY($1::text[]) GROUP BY key)"

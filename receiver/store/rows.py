@@ -51,6 +51,8 @@ ALERT_UPSERT = (
     "starts_at=excluded.starts_at, ends_at=excluded.ends_at, "
     "generator_url=excluded.generator_url, last_seen=excluded.last_seen"
 )
+# The incident columns qualified by the table alias "i", for joins.
+INCIDENT_COLUMNS_OF_I = ", ".join(f"i.{c.strip()}" for c in INCIDENT_COLUMNS.split(","))
 # The same, qualified by the table alias "a", for joins.
 ALERT_COLUMNS_OF_A = ", ".join(f"a.{c.strip()}" for c in ALERT_COLUMNS.split(","))
 

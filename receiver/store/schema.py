@@ -171,6 +171,17 @@ SQLITE_MIGRATIONS: list[str] = [
         PRIMARY KEY (incident_id, n)
     );
     """,
+    # A beta-tester report linked into another incident (the alert incident of the same
+    # outage): resolved with it, its reporter told then.
+    """
+    CREATE TABLE links (
+        incident_id BIGINT NOT NULL PRIMARY KEY REFERENCES incidents (id),
+        target_id BIGINT NOT NULL REFERENCES incidents (id),
+        linked_at REAL NOT NULL,
+        linked_by TEXT NOT NULL
+    );
+    CREATE INDEX links_target ON links (target_id);
+    """,
 ]
 
 # The same tables for PostgreSQL. Ids are BIGSERIAL, times DOUBLE PRECISION epoch seconds
@@ -316,5 +327,15 @@ POSTGRES_MIGRATIONS: list[str] = [
         data BYTEA NOT NULL,
         PRIMARY KEY (incident_id, n)
     );
+    """,
+    # Reports linked into other incidents; see SQLITE_MIGRATIONS.
+    """
+    CREATE TABLE links (
+        incident_id BIGINT NOT NULL PRIMARY KEY REFERENCES incidents (id),
+        target_id BIGINT NOT NULL REFERENCES incidents (id),
+        linked_at DOUBLE PRECISION NOT NULL,
+        linked_by TEXT NOT NULL
+    );
+    CREATE INDEX links_target ON links (target_id);
     """,
 ]

@@ -74,6 +74,10 @@ class Statements:
     find_report: str  # dedup_key, since -> incident_id, reference of the newest
     get_report: str  # incident_id -> REPORT_COLUMNS
     report_attachments: str  # incident_id -> filename, content_type, data in order
+    # Links of incidents into others.
+    upsert_link: str  # incident_id, target_id, linked_at, linked_by
+    linked_open: str  # [target ids] -> target_id, INCIDENT_COLUMNS of open ones linked in
+    link_of: str  # incident_id -> target_id
     # Reads.
     latest: str  # [keys] -> INCIDENT_COLUMNS of the newest incident of each key
     known_alerts: str  # Table (incident_id, fingerprint) -> ALERT_COLUMNS

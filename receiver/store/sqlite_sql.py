@@ -7,6 +7,7 @@ from receiver.store.rows import (
     ALERT_COLUMNS_OF_A,
     ALERT_UPSERT,
     INCIDENT_COLUMNS,
+    INCIDENT_COLUMNS_OF_I,
     INSERTED_INCIDENT_COLUMNS,
     OPEN_COUNTS,
     OUTBOX_STATS,
@@ -130,6 +131,19 @@ STATEMENTS = Statements(
         "SELECT filename, content_type, data FROM report_attachments WHERE incident_id = ?1 "
         "ORDER BY n"
     ),
+    upsert_link=(
+        "INSERT INTO links (incident_id, target_id, linked_at, linked_by) "
+        "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (incident_id) DO UPDATE SET "
+        "target_id = excluded.target_id, linked_at = excluded.linked_at, "
+        "linked_by = excluded.linked_by"
+    ),
+    linked_open=(
+        f"SELECT l.target_id, {INCIDENT_COLUMNS_OF_I} "
+        "FROM links l JOIN incidents i ON i.id = l.incident_id "
+        "WHERE l.target_id IN (SELECT value FROM json_each(?1)) "
+        "AND i.status != 'resolved' ORDER BY i.id"
+    ),
+    link_of="SELECT target_id FROM links WHERE incident_id = ?1",
     latest=(
         f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id IN (SELECT max(id) FROM incidents "
         "WHERE key IN (SELECT value FROM json_each(?1)) GROUP BY key)"

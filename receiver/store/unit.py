@@ -78,6 +78,7 @@ class UnitOfWork:
         fired_timers: Iterable[int] = (),
         advance_schedule: tuple[str, datetime, datetime] | None = None,
         reports: Iterable[FiledReport] = (),
+        links: Iterable[tuple[int, int, str]] = (),
     ) -> None:
         self.incidents: dict[int, Incident] = {}
         self.new: set[int] = set(new)
@@ -95,6 +96,8 @@ class UnitOfWork:
         self.advance_schedule = advance_schedule
         # Beta-tester reports, each with the incident it opens (in this unit).
         self.reports: list[FiledReport] = list(reports)
+        # (incident, the incident it is linked into, by whom): resolved with that one.
+        self.links: list[tuple[int, int, str]] = list(links)
         # (incident, channel) -> index in outbox of the queue's last notification.
         self._last_note: dict[tuple[int | None, str], int] = {}
         for incident in incidents:

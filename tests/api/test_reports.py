@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from tests.api.test_slack_notify import slack as slack  # the fixture, re-export
 from tests.conftest import API, AUTH, ClientFactory
 from tests.fakes.jira import FakeJira
 from tests.fakes.slack import FakeSlack
-from tests.helpers import alert, metric, wait_for, webhook
+from tests.helpers import T0, alert, metric, resolved, wait_for, webhook
 from tests.unit.test_reports import good, png
 
 Client = TestClient[Any, web.Application]
@@ -345,3 +346,53 @@ async def test_triage_needs_the_api_token_and_leaves_alert_incidents_to_their_ru
     assert (
         await client.post(missing, json={"severity": "P1", "by": "lee"}, headers=API)
     ).status == 404
+
+
+async def test_a_report_linked_into_an_alert_incident_resolves_with_it(
+    make_client: ClientFactory, slack: FakeSlack, jira: FakeJira
+) -> None:
+    client = await receiver(make_client, slack, jira)
+    firing = alert()
+    resp = await client.post("/webhook", json=webhook(firing), headers=AUTH)
+    alert_id = (await resp.json())["incidents"][0]
+    filed = await (await client.post("/api/v1/reports", json=good())).json()
+    await wait_for(lambda: len(jira.issues) == 2)
+    url = f"/api/v1/incidents/{filed['id']}/link"
+    resp = await client.post(url, json={"to": alert_id, "by": "lee"}, headers=API)
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["changed"] is True
+    again = await client.post(url, json={"to": alert_id, "by": "lee"}, headers=API)
+    assert (await again.json())["changed"] is False
+
+    later = resolved(firing, T0 + timedelta(minutes=5))
+    assert (await client.post("/webhook", json=webhook(later), headers=AUTH)).status == 200
+    report = await (await client.get(f"/api/v1/incidents/{filed['id']}", headers=API)).json()
+    assert report["status"] == "resolved"
+    [last] = [e for e in report["timeline"] if e["event"] == "resolved"]
+    assert last["with"] == alert_id
+    target = await (await client.get(f"/api/v1/incidents/{alert_id}", headers=API)).json()
+    assert any(e["event"] == "report_linked" for e in target["timeline"])
+    issue = next(i for i in jira.issues.values() if "beta-report" in i["fields"]["labels"])
+    await wait_for(lambda: any("Resolved with incident" in c for c in jira.comments(issue["key"])))
+    assert any(f"Linked into incident #{alert_id}" in c for c in jira.comments(issue["key"]))
+
+
+async def test_link_refuses_what_cannot_be_linked(make_client: ClientFactory) -> None:
+    client = await make_client()
+    resp = await client.post("/webhook", json=webhook(alert()), headers=AUTH)
+    alert_id = (await resp.json())["incidents"][0]
+    report = (await (await client.post("/api/v1/reports", json=good())).json())["id"]
+
+    async def link(incident: int, body: dict[str, Any]) -> int:
+        url = f"/api/v1/incidents/{incident}/link"
+        return (await client.post(url, json=body, headers=API)).status
+
+    assert await link(alert_id, {"to": report, "by": "lee"}) == 409  # an alert's incident
+    assert await link(report, {"to": report, "by": "lee"}) == 409  # itself
+    assert await link(report, {"to": 999_999, "by": "lee"}) == 404
+    assert await link(report, {"to": "1", "by": "lee"}) == 400
+    assert await link(report, {"to": alert_id}) == 400
+    assert await link(report, {"to": alert_id, "by": "lee", "why": "x"}) == 400
+    resolve = f"/api/v1/incidents/{alert_id}/resolve"
+    assert (await client.post(resolve, json={"by": "lee"}, headers=API)).status == 200
+    assert await link(report, {"to": alert_id, "by": "lee"}) == 409  # into a resolved one

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from receiver.domain.model import Status
 from receiver.domain.reports import (
     Attachment,
     Environment,
@@ -100,3 +101,23 @@ async def test_reports_follow_their_incident_when_renumbered() -> None:
     unit = UnitOfWork(reports=[report])
     unit.renumbered({-1: 42})
     assert [r.incident_id for r in unit.reports] == [42]
+
+
+async def test_links_find_the_open_incidents_linked_into_others(store: Store) -> None:
+    a, b, c = [await open_report(store, f"r{n}", when=n) for n in range(3)]
+    [target_id] = await store.reserve_incident_ids(1)
+    links = [(a.incident_id, target_id, "lee"), (b.incident_id, target_id, "lee")]
+    unit = UnitOfWork(links=links)
+    unit.open(replace(new_incident("db/primary"), id=target_id))
+    await store.commit(unit, at(10))
+    assert await store.link_of(a.incident_id) == target_id
+    assert await store.link_of(c.incident_id) is None
+    found = await store.linked_open([target_id, 123_456])
+    assert [(t, i.id) for t, i in found] == [(target_id, a.incident_id), (target_id, b.incident_id)]
+    # linked again elsewhere, the link moves; a resolved incident is no longer found
+    [b_now] = [i for _, i in found if i.id == b.incident_id]
+    moved = UnitOfWork(links=[(a.incident_id, c.incident_id, "kim")])
+    moved.put(replace(b_now, status=Status.RESOLVED, resolved_at=at(20)))
+    await store.commit(moved, at(20))
+    assert await store.link_of(a.incident_id) == c.incident_id
+    assert await store.linked_open([target_id]) == []

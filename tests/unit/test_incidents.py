@@ -12,7 +12,9 @@ from receiver.domain.incidents import (
     Reason,
     decide_ack,
     decide_batch,
+    decide_link,
     decide_resolve,
+    decide_resolved_with,
     decide_triage,
 )
 from receiver.domain.model import Alert, AlertRecord, AlertStatus, Incident, Route, Status
@@ -405,3 +407,34 @@ def test_decide_triage(
     assert (change.incident.triggered_at == NOW) is moved  # the new policy runs from now
     if "category" in data:
         assert change.incident.team == changes["team"]
+
+
+@pytest.mark.parametrize(
+    ("made", "target", "linked_to", "reason"),
+    [
+        (report_incident(), incident(id=9), None, Reason.APPLIED),
+        (report_incident(), incident(id=9), 3, Reason.APPLIED),  # moved to another
+        (report_incident(), incident(id=9), 9, Reason.ALREADY),
+        (report_incident(), report_incident(), None, Reason.CONFLICT),  # itself
+        (incident(), incident(id=9), None, Reason.CONFLICT),  # alerts do not link
+        (report_incident(status=Status.RESOLVED), incident(id=9), None, Reason.CONFLICT),
+        (report_incident(), incident(Status.RESOLVED, id=9), None, Reason.CONFLICT),
+    ],
+)
+def test_decide_link(
+    made: Incident, target: Incident, linked_to: int | None, reason: Reason
+) -> None:
+    got, change = decide_link(made, target, linked_to, "lee", NOW)
+    assert got is reason
+    assert (change is not None) is (reason is Reason.APPLIED)
+    if change is not None:
+        assert change.incident == made  # nothing of it changes but its timeline
+        assert [(e.event, e.data) for e in change.events] == [("linked", {"to": 9, "by": "lee"})]
+
+
+def test_a_linked_incident_resolves_with_its_target() -> None:
+    change = decide_resolved_with(report_incident(), 9, NOW)
+    assert (change.incident.status, change.incident.resolved_at) == (Status.RESOLVED, NOW)
+    assert change.incident.resolved_by is None
+    assert change.events[0].data["with"] == 9
+    assert change.notifications == ("incident.resolved",)
