@@ -126,6 +126,11 @@ class Metrics:
             ["source", "outcome"],
             registry=r,
         )
+        self.reports_untriaged = Gauge(
+            "receiver_reports_untriaged",
+            "Open beta-tester reports nobody has triaged yet.",
+            registry=r,
+        )
         for source in REPORT_SOURCES:
             for outcome in REPORT_OUTCOMES:
                 self.reports_received.labels(source, outcome)

@@ -22,6 +22,7 @@ class TimerKind(enum.StrEnum):
 
     ESCALATION = "escalation"  # page the step's targets
     ACK_SLA = "ack_sla"  # count a breach if nobody acknowledged by then
+    TRIAGE = "triage"  # page the triage rotation if a report is still untriaged by then
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,29 @@ def plan(incident: Incident, cfg: RulesConfig, trigger: datetime) -> list[Timer]
         if due is not None:
             timers.append(Timer(TimerKind.ESCALATION, step, due, trigger))
     return timers
+
+
+def triage_timer(cfg: RulesConfig, opened_at: datetime) -> Timer:
+    """A beta-tester report's triage deadline (``reports.triage_within`` after it came)."""
+    return Timer(TimerKind.TRIAGE, 0, opened_at + cfg.reports.triage_within, opened_at)
+
+
+def fire_triage(incident: Incident, cfg: RulesConfig, now: datetime, triaged: bool) -> Fired:
+    """A report still untriaged at its deadline pages the triage rotation's on-call (the
+    rules' ``reports.rotation``, else the owning team's), once."""
+    if triaged or incident.status is Status.RESOLVED or incident.team not in cfg.teams:
+        return Fired()
+    rotation = cfg.reports.rotation
+    target = f"rotation:{rotation}" if rotation else "oncall"
+    pages = tuple(
+        Page(person, "triage", 0)
+        for person, _ in resolve_targets(cfg, incident.team, [target], now)
+    )
+    people = [p.person for p in pages]
+    overdue = Event(
+        "triage_overdue", now, {"people": people, "within": str(cfg.reports.triage_within)}
+    )
+    return Fired(events=(overdue,), pages=pages)
 
 
 def fire(incident: Incident, timer: Timer, cfg: RulesConfig, now: datetime) -> Fired:

@@ -56,6 +56,10 @@ def describe(event: Event, cfg: RulesConfig) -> str:
             return f"Linked into incident #{d.get('to', '?')} by {_person(cfg, d.get('by'))}"
         case "report_linked":
             return f"Report #{d.get('report', '?')} linked into this incident"
+        case "triage_overdue":
+            return (
+                f"Not triaged within {d.get('within', '?')}: paged {_names(cfg, d.get('people'))}"
+            )
         case "reported_again":
             return "Reported again by the same tester"
         case "triaged":

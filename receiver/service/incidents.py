@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from receiver.config.models import RulesConfig
-from receiver.domain.escalation import Timer, fire
+from receiver.domain.escalation import Timer, TimerKind, fire, fire_triage
 from receiver.domain.incidents import (
     Change,
     Reason,
@@ -259,7 +259,11 @@ class IncidentService:
         incident = await self.store.get_incident(timer.incident_id)
         if incident is None:
             return
-        fired = fire(incident, timer, cfg, now)
+        if timer.kind is TimerKind.TRIAGE:
+            triaged = any(e.event == "triaged" for e in await self.store.timeline(incident.id or 0))
+            fired = fire_triage(incident, cfg, now, triaged)
+        else:
+            fired = fire(incident, timer, cfg, now)
         unit = UnitOfWork(fired_timers=[timer.id])
         alert = None
         if fired.pages:
@@ -379,3 +383,4 @@ class IncidentService:
         pending, oldest = await self.store.outbox_stats(self.clock())
         self.metrics.outbox_pending.set(pending)
         self.metrics.outbox_oldest.set(oldest)
+        self.metrics.reports_untriaged.set(await self.store.untriaged_reports())

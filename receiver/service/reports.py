@@ -10,6 +10,7 @@ from datetime import datetime
 
 from receiver.config.models import RulesConfig
 from receiver.domain.delivery import Kind
+from receiver.domain.escalation import triage_timer
 from receiver.domain.incidents import Change
 from receiver.domain.jira_render import cut, one_line
 from receiver.domain.model import Event, Incident, Status
@@ -143,6 +144,7 @@ class ReportService:
         change = Change(incident, True, (), (opened,), (Kind.OPENED,))
         unit = UnitOfWork()
         collect(unit, incident, change, cfg, {})
+        unit.add_timers(incident_id, [triage_timer(cfg, now)])
         filed = FiledReport(incident_id, ref, report, key, now)
         unit.reports.append(filed)
         ctx = await self.incidents.context()

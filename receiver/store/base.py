@@ -187,6 +187,9 @@ class Store(Protocol):
     async def get_report(self, incident_id: int) -> FiledReport | None:
         """The report that opened an incident, with its attachments."""
 
+    async def untriaged_reports(self) -> int:
+        """Open beta-tester reports with no triage on their timeline."""
+
     async def digest_incidents(self, since: datetime) -> list[Incident]:
         """Incidents opened, acknowledged or resolved at or after ``since``, and every one
         not resolved, in id order."""

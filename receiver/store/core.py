@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 from receiver.domain.delivery import Prior
 from receiver.domain.escalation import Timer
 from receiver.domain.model import AlertRecord, Event, Incident
-from receiver.domain.reports import Attachment, FiledReport
 from receiver.jsonfast import dumps, loads
 from receiver.store.base import (
     Committed,
@@ -23,6 +22,7 @@ from receiver.store.base import (
     PartWriter,
     UnitOfWork,
 )
+from receiver.store.core_reports import ReportsPart
 from receiver.store.queues import Folds, QueuedRow, plan, queue_of, queues_to_read
 from receiver.store.rows import (
     DELIVERY_COLUMNS,
@@ -35,8 +35,6 @@ from receiver.store.rows import (
     incident_values,
     open_counts_of,
     outbox_stats_of,
-    report_from_row,
-    report_values,
     timer_from_row,
     ts,
     utc,
@@ -58,7 +56,7 @@ class _Parts:
         await self.store._write(self.ex, unit, self.at)
 
 
-class SqlStore:
+class SqlStore(ReportsPart):
     """Durable state in a SQL database; see ``receiver.store.base.Store``."""
 
     def __init__(self, backend: Backend) -> None:
@@ -174,17 +172,6 @@ class SqlStore:
                     await self._update(ex, updates)
         await self._update(ex, updates)
         await self._insert(ex, inserts)
-
-    async def _write_reports(self, ex: Executor, unit: UnitOfWork) -> None:
-        """Reports and their attachments (after the incidents they belong to)."""
-        await ex.executemany(self.sql.insert_report, [report_values(r) for r in unit.reports])
-        files = [
-            (r.incident_id, n, a.filename, a.content_type, a.data)
-            for r in unit.reports
-            for n, a in enumerate(r.report.attachments)
-        ]
-        if files:
-            await ex.executemany(self.sql.insert_attachment, files)
 
     async def _insert(self, ex: Executor, inserts: list[tuple[Any, ...]]) -> None:
         if inserts:
@@ -318,29 +305,6 @@ class SqlStore:
                 for row in await ex.fetch(self.sql.known_alerts, Table(part)):
                     known[row[0]][row[1]] = alert_from_row(row)
         return latest, known
-
-    async def linked_open(self, target_ids: Sequence[int]) -> list[tuple[int, Incident]]:
-        rows = await self._by_ids(self.sql.linked_open, target_ids)
-        return [(int(r[0]), incident_from_row(r[1:])) for r in rows]
-
-    async def link_of(self, incident_id: int) -> int | None:
-        rows = await self.backend.query(self.sql.link_of, incident_id)
-        return int(rows[0][0]) if rows else None
-
-    async def find_report(self, dedup_key: str, since: datetime) -> tuple[int, str] | None:
-        rows = await self.backend.query(self.sql.find_report, dedup_key, since.timestamp())
-        return (rows[0][0], rows[0][1]) if rows else None
-
-    async def get_report(self, incident_id: int) -> FiledReport | None:
-        rows = await self.backend.query(self.sql.get_report, incident_id)
-        if not rows:
-            return None
-        files = await self.backend.query(self.sql.report_attachments, incident_id)
-        return report_from_row(rows[0], [Attachment(f[0], f[1], bytes(f[2])) for f in files])
-
-    async def _by_ids(self, sql: str, ids: Sequence[int], *args: Any) -> list[Row]:
-        """A read over many incidents: one query, the ids one argument however many."""
-        return await self.backend.query(sql, list(ids), *args) if ids else []
 
     async def prior_effects(self, incident_ids: Sequence[int]) -> dict[int, Prior]:
         if not incident_ids:

@@ -153,6 +153,10 @@ OPEN_COUNTS = (
     "GROUP BY severity, status"
 )
 OUTBOX_STATS = "SELECT count(*), min(created_at) FROM outbox WHERE status = 'pending'"
+UNTRIAGED_REPORTS = (
+    "SELECT count(*) FROM incidents i WHERE i.source = 'report' AND i.status != 'resolved' "
+    "AND NOT EXISTS (SELECT 1 FROM timeline t WHERE t.incident_id = i.id AND t.event = 'triaged')"
+)
 
 
 def open_counts_of(rows: Sequence[Sequence[Any]]) -> dict[tuple[str, str], int]:

@@ -16,13 +16,13 @@ from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient
 from structlog.testing import capture_logs
 
-from receiver.api.keys import STORE
+from receiver.api.keys import SERVICE, STORE
 from tests.api.test_slack_notify import slack as slack  # the fixture, re-exported
 from tests.conftest import API, AUTH, ClientFactory
 from tests.fakes.jira import FakeJira
 from tests.fakes.slack import FakeSlack
-from tests.helpers import T0, alert, metric, resolved, wait_for, webhook
-from tests.unit.test_reports import good, png
+from tests.helpers import T0, FakeClock, alert, metric, resolved, wait_for, webhook
+from tests.unit.test_reports import CFG, good, png
 
 Client = TestClient[Any, web.Application]
 ORIGIN = "https://beta.trading.example"
@@ -396,3 +396,39 @@ async def test_link_refuses_what_cannot_be_linked(make_client: ClientFactory) ->
     resolve = f"/api/v1/incidents/{alert_id}/resolve"
     assert (await client.post(resolve, json={"by": "lee"}, headers=API)).status == 200
     assert await link(report, {"to": alert_id, "by": "lee"}) == 409  # into a resolved one
+
+
+async def untriaged(client: Client) -> float | None:
+    await client.app[SERVICE].refresh_gauges()
+    text = await (await client.get("/metrics", headers=API)).text()
+    return metric(text, "receiver_reports_untriaged")
+
+
+async def test_a_report_untriaged_past_its_deadline_pages_the_triage_rotation(
+    make_client: ClientFactory, slack: FakeSlack, jira: FakeJira, clock: FakeClock
+) -> None:
+    client = await receiver(make_client, slack, jira)
+    service = client.app[SERVICE]
+    sent = good(title="화면이 이상해요", description="글자가 겹쳐요", category="ui")
+    late = await (await client.post("/api/v1/reports", json=sent)).json()
+    other = good(title="다른 문제", description="글자가 작아요", category="ui")
+    done = await (await client.post("/api/v1/reports", json=other)).json()
+    triaged = {"assignee": "han", "by": "lee"}
+    url = f"/api/v1/incidents/{done['id']}/triage"
+    assert (await client.post(url, json=triaged, headers=API)).status == 200
+    assert await untriaged(client) == 1
+    assert await service.fire_due_timers() == 0  # not due yet
+    clock.now += timedelta(hours=4, seconds=1)  # the shipped reports.triage_within
+    while await service.fire_due_timers():
+        pass
+    features = CFG.rotations["features"].members  # the shipped reports.rotation
+    slack_ids = {CFG.people[p].slack_id for p in features}
+    await wait_for(lambda: any(m["is_dm"] and m["user"] in slack_ids for m in slack.messages))
+    late_view = await (await client.get(f"/api/v1/incidents/{late['id']}", headers=API)).json()
+    assert any(e["event"] == "triage_overdue" for e in late_view["timeline"])
+    done_view = await (await client.get(f"/api/v1/incidents/{done['id']}", headers=API)).json()
+    assert not any(e["event"] == "triage_overdue" for e in done_view["timeline"])
+    paged = [m for m in slack.messages if m["is_dm"]]
+    assert len(paged) == 1  # the triaged report paged nobody
+    assert "화면이 이상해요" in paged[0]["text"]
+    assert await untriaged(client) == 1  # still open, still untriaged: paged, not triaged

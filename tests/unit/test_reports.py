@@ -242,3 +242,25 @@ def test_check_config_names_what_is_wrong_in_reports(section: str, problem: str)
     assert any(problem in m and "reports" in m for m in messages), messages
     line = text.count("\n", 0, text.index(section)) + 1
     assert any(p.line == line for p in caught.value.problems), messages
+
+
+@pytest.mark.parametrize(
+    ("status", "triaged", "paged"),
+    [("triggered", False, True), ("acknowledged", False, True), ("triggered", True, False),
+     ("resolved", False, False)],
+)  # fmt: skip
+def test_a_report_untriaged_at_its_deadline_pages_the_triage_rotation(
+    status: str, triaged: bool, paged: bool
+) -> None:
+    from receiver.domain.escalation import fire_triage, triage_timer
+    from receiver.domain.model import Incident, Status
+    from receiver.domain.oncall import responder
+
+    made = Incident(7, "report:7", "report", "P3", "ui", "frontend", Status(status), "x", {},
+                    T0, T0, T0, source="report")  # fmt: skip
+    timer = triage_timer(CFG, T0)
+    assert timer.due_at == T0 + CFG.reports.triage_within
+    fired = fire_triage(made, CFG, timer.due_at, triaged)
+    expected = [responder(CFG, "features", timer.due_at).person] if paged else []
+    assert [p.person for p in fired.pages] == expected
+    assert [e.event for e in fired.events] == (["triage_overdue"] if paged else [])
