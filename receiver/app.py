@@ -30,6 +30,7 @@ from receiver.api.webhook import webhook
 from receiver.config.loader import ConfigError
 from receiver.metrics import CHANNELS, Metrics
 from receiver.notify.base import LogNotifier, Notifier
+from receiver.notify.email import EmailNotifier
 from receiver.notify.jira import JiraNotifier, LibraryJira, jira_connector
 from receiver.notify.slack import slack_notifiers
 from receiver.outbox.worker import OutboxWorker, lane_concurrency
@@ -76,6 +77,10 @@ def default_notifiers(settings: Settings, metrics: Metrics) -> dict[str, Notifie
             settings.slack_token.get_secret_value(), settings.slack_api_url
         )
         notifiers.update(slack=slack, pager=pager, announce=poster, digest=poster)
+    if settings.smtp_url and settings.smtp_from:
+        notifiers["reporter"] = EmailNotifier(
+            settings.smtp_url.get_secret_value(), settings.smtp_from
+        )
     return notifiers
 
 

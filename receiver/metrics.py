@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 ACK_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 259200)
-CHANNELS = ("jira", "slack", "pager", "announce", "digest")
+CHANNELS = ("jira", "slack", "pager", "announce", "digest", "reporter")
 OUTCOMES = ("sent", "retried", "failed")
 # Failure classes (receiver.outbox.policy.Reason); "none" goes with "sent" only.
 FAILURE_REASONS = ("timeout", "rate_limited", "server_error", "client_error", "crash")

@@ -9,7 +9,9 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Settings that hold secrets: never blank, never shown.
-SECRETS = ("webhook_token", "api_token", "jira_token", "slack_token", "slack_signing_secret")
+SECRETS = (
+    "webhook_token", "api_token", "jira_token", "slack_token", "slack_signing_secret", "smtp_url"
+)  # fmt: skip
 
 
 class Settings(BaseSettings):
@@ -47,6 +49,10 @@ class Settings(BaseSettings):
     # Browser origins (exact, comma-separated) whose pages may file beta-tester reports
     # (POST /api/v1/reports): CORS allows these and no other.
     reports_origins: str = ""
+    # Where the notices to beta testers go out (receipts, "it is fixed"): smtp:// with
+    # STARTTLS, smtp://...?tls=none for a local relay, or smtps://; and their sender.
+    smtp_url: SecretStr | None = None
+    smtp_from: str | None = None
     # Slow clients: a request's headers must be complete this long after the connection
     # opened (or after its first byte on a kept-alive connection), its body this long after
     # its headers; an idle kept-alive connection closes after the keep-alive timeout.
@@ -80,6 +86,8 @@ class Settings(BaseSettings):
 
     def startup_problem(self) -> str | None:
         """Why the service must refuse to start, or None."""
+        if (self.smtp_url is None) != (self.smtp_from is None):
+            return "RECEIVER_SMTP_URL and RECEIVER_SMTP_FROM go together: give both, or neither"
         if self.is_loopback() or self.allow_unauthenticated:
             return None
         if self.webhook_token is None:

@@ -71,6 +71,8 @@ class Kind(StrEnum):
     JIRA_LINKED = "incident.jira_linked"
     TRIAGED = "incident.triaged"
     LINKED = "incident.linked"
+    REPORT_RECEIVED = "report.received"  # the reporter's receipt
+    REPORT_RESOLVED = "report.resolved"  # the reporter told it is fixed
     PAGE = "page"
     ANNOUNCE_OPENED = "announce.opened"
     ANNOUNCE_RESOLVED = "announce.resolved"
@@ -85,6 +87,7 @@ class Channel(StrEnum):
     PAGER = "pager"
     ANNOUNCE = "announce"
     DIGEST = "digest"
+    REPORTER = "reporter"  # notices to beta testers about their own reports
 
 
 class Outcome(StrEnum):

@@ -216,6 +216,8 @@ def preview(channel: str, payload: dict[str, Any]) -> str:
         if payload.get("comment"):
             parts.append(f"comment: {payload['comment']}")
         return "\n".join(parts)
+    if channel == Channel.REPORTER:
+        return f"e-mail to the reporter: {payload.get('subject', '')}"
     if channel == Channel.PAGER:
         head = f"{payload.get('text', '')} (to {payload.get('name') or payload.get('person')})"
         return "\n".join([head, *_block_texts(payload.get("blocks") or [])[1:]])

@@ -35,6 +35,7 @@ DEFAULT_CONCURRENCY: dict[str, int] = {
     "pager": 8,
     "announce": 2,
     "digest": 1,
+    "reporter": 2,
 }
 FALLBACK_CONCURRENCY = 2
 # After a delivery ends while others of its lane are still under way, the lane waits this

@@ -30,6 +30,7 @@ from receiver.service.units import (
     collect,
     decide_ingest,
     resolve_linked,
+    with_reports,
 )
 from receiver.store.base import Conflict, Store, UnitOfWork, until_committed
 
@@ -221,6 +222,7 @@ class IncidentService:
         latest, known = await self.store.ingest_state(wanted)
         results, unit, opened, notices = await decide_ingest(routed, latest, known, cfg, now, pacer)
         notices += await resolve_linked(self.store, unit, notices, cfg, now)
+        notices = await with_reports(self.store, notices)
         ids = await assign_ids(unit, len(opened), self.store.reserve_incident_ids)
         results = [(result, [ids.get(i, i) for i in touched]) for result, touched in results]
         for notice in notices:
@@ -301,6 +303,7 @@ class IncidentService:
             collect(unit, change.incident, change, cfg, {})
             notices = [Notice(change.incident, change, len(unit.events))]
             notices += await resolve_linked(self.store, unit, notices, cfg, now)
+            notices = await with_reports(self.store, notices)
             ctx = await self.context()
             for notice in notices:
                 await self._render(unit, notice, cfg, ctx)

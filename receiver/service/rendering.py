@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from receiver.config.models import RulesConfig
-from receiver.domain import instructions
+from receiver.domain import instructions, reporter_notice
 from receiver.domain.announce import announcements_for
 from receiver.domain.delivery import Channel, Kind
 from receiver.domain.escalation import Fired, TimerKind, fire
@@ -134,6 +134,13 @@ async def render(
         timeline = [*stored, *(e for o, e in unit.events[: notice.events] if o == owner)]
         order = instructions.postmortem(incident, timeline, cfg, ctx.installation)
         unit.notify(owner, NewNotification(Channel.JIRA, Kind.POSTMORTEM, order))
+    if notice.report is not None and Kind.RESOLVED in change.notifications:
+        told = reporter_notice.notice(
+            Kind.REPORT_RESOLVED, notice.report, incident, cfg, change.events[-1].at,
+            ctx.installation,
+        )  # fmt: skip
+        if told is not None:
+            unit.notify(owner, NewNotification(Channel.REPORTER, Kind.REPORT_RESOLVED, told))
     if incident.source != "alert":
         return  # what testers report is not announced back to them as an outage
     for kind, text in announcements_for(change.notifications, incident, change.events, cfg):

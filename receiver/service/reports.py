@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from receiver.config.models import RulesConfig
-from receiver.domain.delivery import Kind
+from receiver.domain import reporter_notice
+from receiver.domain.delivery import Channel, Kind
 from receiver.domain.escalation import triage_timer
 from receiver.domain.incidents import Change
 from receiver.domain.jira_render import cut, one_line
@@ -23,7 +24,7 @@ from receiver.service.incidents import IncidentService
 from receiver.service.rendering import Notice, fire_due_now, render
 from receiver.service.rules import RulesHolder
 from receiver.service.units import collect
-from receiver.store.base import Store, UnitOfWork, until_committed
+from receiver.store.base import NewNotification, Store, UnitOfWork, until_committed
 
 SUMMARY_CHARS = 200
 
@@ -150,6 +151,12 @@ class ReportService:
         ctx = await self.incidents.context()
         notice = Notice(incident, change, len(unit.events), filed)
         await render(unit, notice, cfg, ctx, self.incidents.coalesce_seconds, self.store.timeline)
+        receipt = reporter_notice.notice(
+            Kind.REPORT_RECEIVED, filed, incident, cfg, now, ctx.installation
+        )
+        if receipt is not None:
+            note = NewNotification(Channel.REPORTER, Kind.REPORT_RECEIVED, receipt)
+            unit.notify(incident_id, note)
         paged = await fire_due_now(unit, cfg, ctx, now, Pacer())
         await self.store.commit(unit, now)
         return Filed(incident_id, ref, incident.status.value), incident, paged

@@ -176,3 +176,18 @@ async def resolve_linked(
             done.add(incident.id)
             resolving.append(incident.id)
     return more
+
+
+async def with_reports(store: Store, notices: Sequence[Notice]) -> list[Notice]:
+    """The notices, those resolving a beta-tester report carrying it (its reporter is told)."""
+    out: list[Notice] = []
+    for n in notices:
+        if (
+            n.report is None
+            and n.incident.source == "report"
+            and (Kind.RESOLVED in n.change.notifications)
+        ):
+            found = await store.get_report(n.incident.id or 0, attachments=False)
+            n = replace(n, report=found)
+        out.append(n)
+    return out

@@ -184,8 +184,8 @@ class Store(Protocol):
         """(incident id, reference) of the newest report with this dedup key filed at or
         after ``since``."""
 
-    async def get_report(self, incident_id: int) -> FiledReport | None:
-        """The report that opened an incident, with its attachments."""
+    async def get_report(self, incident_id: int, attachments: bool = True) -> FiledReport | None:
+        """The report that opened an incident, with its attachments (unless not wanted)."""
 
     async def untriaged_reports(self) -> int:
         """Open beta-tester reports with no triage on their timeline."""

@@ -51,10 +51,12 @@ class ReportsPart:
         rows = await self.backend.query(self.sql.find_report, dedup_key, since.timestamp())
         return (rows[0][0], rows[0][1]) if rows else None
 
-    async def get_report(self, incident_id: int) -> FiledReport | None:
+    async def get_report(self, incident_id: int, attachments: bool = True) -> FiledReport | None:
         rows = await self.backend.query(self.sql.get_report, incident_id)
         if not rows:
             return None
+        if not attachments:
+            return report_from_row(rows[0])
         files = await self.backend.query(self.sql.report_attachments, incident_id)
         return report_from_row(rows[0], [Attachment(f[0], f[1], bytes(f[2])) for f in files])
 

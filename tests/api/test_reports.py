@@ -5,6 +5,7 @@ the reporter's contact nowhere but in JIRA."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -16,11 +17,12 @@ from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient
 from structlog.testing import capture_logs
 
-from receiver.api.keys import SERVICE, STORE
+from receiver.api.keys import SERVICE, STORE, WORKER
 from tests.api.test_slack_notify import slack as slack  # the fixture, re-exported
 from tests.conftest import API, AUTH, ClientFactory
 from tests.fakes.jira import FakeJira
 from tests.fakes.slack import FakeSlack
+from tests.fakes.smtp import FakeSmtp
 from tests.helpers import T0, FakeClock, alert, metric, resolved, wait_for, webhook
 from tests.unit.test_reports import CFG, good, png
 
@@ -432,3 +434,56 @@ async def test_a_report_untriaged_past_its_deadline_pages_the_triage_rotation(
     assert len(paged) == 1  # the triaged report paged nobody
     assert "화면이 이상해요" in paged[0]["text"]
     assert await untriaged(client) == 1  # still open, still untriaged: paged, not triaged
+
+
+@pytest.fixture
+async def smtp() -> AsyncIterator[FakeSmtp]:
+    async with FakeSmtp() as server:
+        yield server
+
+
+async def test_the_reporter_gets_a_receipt_and_word_when_it_is_fixed_in_korean(
+    make_client: ClientFactory, smtp: FakeSmtp, clock: FakeClock
+) -> None:
+    client = await make_client(smtp_url=smtp.url, smtp_from="베타 지원 <beta@trading.example>")
+    filed = await (await client.post("/api/v1/reports", json=good())).json()
+    await wait_for(lambda: len(smtp.inbox) == 1)
+    [receipt] = smtp.inbox
+    ref = filed["reference"]
+    assert receipt["To"] == EMAIL
+    assert receipt["Subject"] == f"[접수 완료] 주문 버튼이 반응하지 않아요 ({ref})"
+    body = receipt.get_content()
+    assert "김하늘님, 안녕하세요." in body and f"접수 번호는 {ref}입니다" in body
+    assert "2026년 11월 26일 (목) 오전 10:00 KST" in body  # the team's zone, as Koreans write it
+    clock.now += timedelta(hours=2)
+    url = f"/api/v1/incidents/{filed['id']}/resolve"
+    assert (await client.post(url, json={"by": "lee"}, headers=API)).status == 200
+    await wait_for(lambda: len(smtp.inbox) == 2)
+    fixed = smtp.inbox[1]
+    assert fixed["Subject"] == f"[해결 완료] 주문 버튼이 반응하지 않아요 ({ref})"
+    assert fixed["In-Reply-To"] == receipt["Message-ID"]  # in the reporter's own thread
+    assert "2026년 11월 26일 (목) 오후 12:00 KST에 해결되었습니다" in fixed.get_content()
+    await client.app[WORKER].run_once()
+    assert len(smtp.inbox) == 2  # each notice once
+
+
+async def test_a_refused_address_is_dead_lettered_at_once(make_client: ClientFactory) -> None:
+    async with FakeSmtp(refuse={EMAIL}) as smtp:
+        client = await make_client(smtp_url=smtp.url, smtp_from="beta@trading.example")
+        filed = await (await client.post("/api/v1/reports", json=good())).json()
+
+        async def dead() -> list[dict[str, Any]]:
+            url = f"/api/v1/deliveries?status=dead&incident={filed['id']}"
+            found: list[dict[str, Any]] = (await (await client.get(url, headers=API)).json())[
+                "deliveries"
+            ]
+            return found
+
+        for _ in range(100):
+            if await dead():
+                break
+            await asyncio.sleep(0.05)
+        [letter] = await dead()
+        assert (letter["channel"], letter["kind"]) == ("reporter", "report.received")
+        assert "refused" in letter["last_error"] and EMAIL not in letter["last_error"]
+        assert smtp.inbox == []

@@ -169,7 +169,7 @@ def test_serve_logs_one_startup_line_and_one_shutdown_line(
     assert started["database_file"] == str(tmp_path / "data" / "receiver.db")
     assert started["installation"]
     assert started["notifiers_live"] == ["slack", "pager", "announce", "digest"]
-    assert started["notifiers_log_only"] == ["jira"]
+    assert started["notifiers_log_only"] == ["jira", "reporter"]
     # The address is the bound one (port 0 asked for any): it answers.
     host, _, port = started["listen"].rpartition(":")
     assert host == "127.0.0.1" and int(port) > 0
@@ -214,7 +214,14 @@ def test_serve_on_the_shipped_defaults_from_the_repository(tmp_path: Path) -> No
         assert started["database"] == "sqlite:///receiver.db"
         assert started["database_file"] == str(tmp_path / "receiver.db")
         assert started["notifiers_live"] == []
-        assert started["notifiers_log_only"] == ["jira", "slack", "pager", "announce", "digest"]
+        assert started["notifiers_log_only"] == [
+            "jira",
+            "slack",
+            "pager",
+            "announce",
+            "digest",
+            "reporter",
+        ]
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=RUN) == 0
         assert '"signal":"SIGINT"' in proc.stderr.read()

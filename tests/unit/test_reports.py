@@ -264,3 +264,53 @@ def test_a_report_untriaged_at_its_deadline_pages_the_triage_rotation(
     expected = [responder(CFG, "features", timer.due_at).person] if paged else []
     assert [p.person for p in fired.pages] == expected
     assert [e.event for e in fired.events] == (["triage_overdue"] if paged else [])
+
+
+def test_notices_speak_the_rules_locale() -> None:
+    from dataclasses import replace
+
+    from receiver.domain.delivery import Kind
+    from receiver.domain.model import Incident, Status
+    from receiver.domain.reporter_notice import notice
+    from receiver.domain.reports import FiledReport
+
+    made = Incident(7, "report:7", "report", "P3", "ui", "frontend", Status.RESOLVED, "x", {},
+                    T0, T0, T0, source="report")  # fmt: skip
+    report, _ = parse_report(good(reporter={"email": "sky@example.com"}), CATEGORIES)
+    assert report is not None
+    filed = FiledReport(7, "R-2026-000007", report, dedup_key(report), T0)
+    english = CFG.model_copy(update={"reports": CFG.reports.model_copy(update={"locale": "en"})})
+    told = notice(Kind.REPORT_RESOLVED, filed, made, english, T0, "abc")
+    assert told is not None
+    assert told["subject"] == "[Fixed] 주문 버튼이 반응하지 않아요 (R-2026-000007)"
+    assert told["text"].startswith("Hello tester,")  # no name given: the catalog's word
+    assert "Mar 2, 2026, 6:30 PM KST" in told["text"]
+    assert told["in_reply_to"] == "<R-2026-000007.receipt.abc@alert-receiver>"
+    korean = notice(Kind.REPORT_RECEIVED, filed, made, CFG, T0, "abc")
+    assert korean is not None and korean["text"].startswith("테스터님, 안녕하세요.")
+    no_mail = replace(filed, report=replace(report, reporter=Reporter(telegram="@sky_tester")))
+    assert notice(Kind.REPORT_RECEIVED, no_mail, made, CFG, T0, "abc") is None
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("smtp://u:p%40ss@mail.example:587", {"hostname": "mail.example", "port": 587,
+         "username": "u", "password": "p@ss", "start_tls": True, "use_tls": False}),
+        ("smtp://relay.local?tls=none", {"port": 587, "start_tls": False, "use_tls": False}),
+        ("smtps://mail.example", {"port": 465, "start_tls": False, "use_tls": True}),
+    ],
+)  # fmt: skip
+def test_smtp_urls(url: str, expected: dict[str, Any]) -> None:
+    from receiver.notify.email import parse_smtp_url
+
+    got = parse_smtp_url(url)
+    assert {k: got[k] for k in expected} == expected
+
+
+@pytest.mark.parametrize("url", ["http://mail.example", "smtp://", "smtp://h?tls=maybe"])
+def test_bad_smtp_urls_are_refused(url: str) -> None:
+    from receiver.notify.email import SmtpUrlError, parse_smtp_url
+
+    with pytest.raises(SmtpUrlError):
+        parse_smtp_url(url)

@@ -1,0 +1,54 @@
+"""The notices a beta tester gets about their own report: the receipt with its reference,
+and word when it is fixed, in ``reports.locale`` (message catalogs), times in the owning
+team's zone. Pure. The resolution answers in the receipt's thread."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from receiver import i18n
+from receiver.config.models import RulesConfig
+from receiver.domain.delivery import Kind
+from receiver.domain.jira_render import one_line
+from receiver.domain.model import Incident
+from receiver.domain.reports import FiledReport
+from receiver.domain.timeline import zone_of
+
+PRIVATE = ["to", "text"]  # the contact, and a text that greets the reporter by name
+
+
+def message_id(filed: FiledReport, what: str, installation: str) -> str:
+    """The notice's Message-ID: the same whenever the notice is retried."""
+    return f"<{filed.reference}.{what}.{installation}@alert-receiver>"
+
+
+def notice(
+    kind: str, filed: FiledReport, incident: Incident, cfg: RulesConfig, at: datetime,
+    installation: str,
+) -> dict[str, Any] | None:  # fmt: skip
+    """The instruction of a notice to the reporter, or None when they gave no e-mail (a
+    Telegram contact is told over Telegram, which this receiver does not speak yet)."""
+    to = filed.report.reporter.email
+    if to is None:
+        return None
+    locale = cfg.reports.locale
+    what = "receipt" if kind == Kind.REPORT_RECEIVED else "resolved"
+    values = {
+        "name": filed.report.reporter.name or i18n.text(locale, "tester"),
+        "reference": filed.reference,
+        "title": filed.report.title,
+        "at": i18n.when(at, zone_of(incident, cfg), locale),
+    }
+    out: dict[str, Any] = {
+        "to": to,
+        "subject": one_line(i18n.text(locale, f"{what}.subject", **values)),
+        "text": i18n.text(locale, f"{what}.body", **values),
+        "message_id": message_id(filed, what, installation),
+        "reference": filed.reference,
+        "locale": locale,
+        "private": PRIVATE,
+    }
+    if what == "resolved":
+        out["in_reply_to"] = message_id(filed, "receipt", installation)
+    return out
