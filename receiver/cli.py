@@ -193,12 +193,11 @@ def cmd_route_test(
     args: argparse.Namespace | None = None,
 ) -> int:  # fmt: skip
     """Print what an alert with these labels (or a report, with --report) becomes."""
-    tried = args is not None and args.report is not None
     cfg = _load(rules)
     if cfg is None:
         return 1
     when = at or datetime.now(UTC)
-    if tried and args is not None:
+    if args is not None and args.report is not None:
         if args.category is not None and args.category not in cfg.categories:
             known = ", ".join(cfg.categories)
             print(f"receiver route-test: unknown category {args.category!r} ({known})",

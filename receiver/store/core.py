@@ -76,10 +76,6 @@ class SqlStore(ReportsPart):
     async def close(self) -> None:
         await self.backend.close()
 
-    def describe(self) -> str:
-        """Where the data is, without credentials."""
-        return self.backend.describe()
-
     async def ping(self) -> None:
         await self.backend.query("SELECT 1")
 

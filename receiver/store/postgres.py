@@ -148,10 +148,6 @@ class PostgresBackend:
         # schema, so that replicas of both versions exclude each other during an upgrade.
         self._lock_scope = schema or ""
 
-    def describe(self) -> str:
-        where = _where(self.url)
-        return f"PostgreSQL {where}" + (f" schema {self.schema}" if self.schema else "")
-
     def param(self, n: int) -> str:
         return f"${n}"
 

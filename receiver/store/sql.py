@@ -126,9 +126,6 @@ class Backend(Protocol):
     sql: Statements
     rows_per_call: int  # rows per statement, and list items per argument, at most
 
-    def describe(self) -> str:
-        """Where the data is, without credentials."""
-
     def param(self, n: int) -> str:
         """The n-th (from 1) parameter's placeholder, for filters built at run time."""
 

@@ -168,9 +168,6 @@ class SqliteBackend:
         self._reader: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
 
-    def describe(self) -> str:
-        return f"SQLite file {self.path}"
-
     def param(self, n: int) -> str:
         return f"?{n}"
 

@@ -18,7 +18,8 @@ from aiohttp.test_utils import TestClient
 from structlog.testing import capture_logs
 
 from receiver.api.keys import SERVICE, STORE, WORKER
-from tests.api.test_slack_notify import slack as slack  # the fixture, re-exported
+from tests.api.test_slack_notify import jira as jira  # the fixtures, re-exported
+from tests.api.test_slack_notify import slack as slack
 from tests.conftest import API, AUTH, ClientFactory
 from tests.fakes.jira import FakeJira
 from tests.fakes.slack import FakeSlack
@@ -29,12 +30,6 @@ from tests.unit.test_reports import CFG, good, png
 Client = TestClient[Any, web.Application]
 ORIGIN = "https://beta.trading.example"
 EMAIL = "sky@example.com"
-
-
-@pytest.fixture
-async def jira() -> AsyncIterator[FakeJira]:
-    async with FakeJira(user="receiver-bot", token="jira-api-token") as fake:
-        yield fake
 
 
 async def receiver(make_client: ClientFactory, slack: FakeSlack, jira: FakeJira) -> Client:
