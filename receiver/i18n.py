@@ -4,15 +4,17 @@ reader's language writes them, in the team's time zone."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from importlib import resources
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
+from babel.lists import format_list
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
+from babel.units import format_unit
 
 LOCALES = ("ko", "en")
 DEFAULT_LOCALE = "ko"
@@ -29,14 +31,32 @@ def catalog(locale: str) -> Catalog:
         return read_po(po, locale=name)
 
 
-def text(locale: str, key: str, **values: Any) -> str:
-    """A message in the locale's words with its placeholders filled; a key the catalog
-    lacks falls back to the default locale's, then to the key itself."""
+def lookup(locale: str, key: str) -> str | None:
+    """A message of the locale (else of the default locale) as written, or None."""
     for name in (locale, DEFAULT_LOCALE):
         message = catalog(name).get(key)
         if message is not None and message.string:
-            return str(message.string).format(**values)
-    return key.format(**values)
+            return str(message.string)
+    return None
+
+
+def text(locale: str, key: str, **values: Any) -> str:
+    """A message in the locale's words with its placeholders filled; a key the catalog
+    lacks falls back to the default locale's, then to the key itself."""
+    return (lookup(locale, key) or key).format(**values)
+
+
+def duration(span: timedelta, locale: str) -> str:
+    """A span in the locale's words, to the minute: 1시간 5분; 1 hour, 5 minutes."""
+    minutes = int(span.total_seconds() // 60)
+    if minutes < 1:
+        return text(locale, "duration.under_a_minute")
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    units = (("duration-day", days), ("duration-hour", hours), ("duration-minute", mins))
+    name = locale if locale in LOCALES else DEFAULT_LOCALE
+    parts = [format_unit(n, unit, length="long", locale=name) for unit, n in units if n]
+    return format_list(parts, style="unit", locale=name)
 
 
 def when(moment: datetime, zone: ZoneInfo, locale: str) -> str:

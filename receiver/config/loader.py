@@ -169,7 +169,7 @@ def _cross_references(cfg: RulesConfig, locate: _Locator) -> Iterator[Problem]:
         yield locate.problem(
             ("escalation",), f"no steps for {', '.join(missing)} and no 'default' policy"
         )
-    for name in cfg.announcements:
+    for name in cfg.announcements.wording:
         if name != "default":
             yield from need("category", name, categories, ("announcements", name))
     if cfg.jira.postmortem:

@@ -57,9 +57,11 @@ class SeverityPolicy(_Model):
 
 
 class CategoryConfig(_Model):
-    """A category and its owning team."""
+    """A category and its owning team; ``announce: false`` keeps its incidents from beta
+    testers whatever their severity (e.g. security incidents, which call for care)."""
 
     team: str
+    announce: bool = True
 
 
 class TeamConfig(_Model):
@@ -190,6 +192,24 @@ class AnnouncementTemplate(_Model):
     resolved: Template = None
 
 
+Locale = Literal["ko", "en"]
+
+
+class AnnouncementsConfig(BaseModel):
+    """The language of beta-tester announcements (``locale``) and, under a category's name
+    (or ``default``), wording that replaces the built-in text of the catalogs."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, AnnouncementTemplate] = Field(init=False)
+
+    locale: Locale = "ko"
+
+    @property
+    def wording(self) -> dict[str, AnnouncementTemplate]:
+        """Category name (or ``default``) -> its wording."""
+        return dict(self.__pydantic_extra__ or {})
+
+
 def _rate(value: Any) -> tuple[int, timedelta]:
     """``10/h``: at most 10 in any hour (units s, m, h, d, or a duration such as 15m)."""
     if not isinstance(value, str) or "/" not in value:
@@ -243,7 +263,7 @@ class ReportsConfig(_Model):
     rotation: str | None = None  # who triages; None: the category's team's rotation
     dedup_window: Duration = timedelta(hours=1)
     rate_limit: ReportRateLimit = Field(default_factory=ReportRateLimit)
-    locale: Literal["ko", "en"] = "ko"
+    locale: Locale = "ko"
     rules: list[ReportRule] = Field(default_factory=list)
 
 
@@ -302,6 +322,9 @@ class RuleConfig(_Model):
     category: str | None = None
     group_by: list[LabelName] | None = None
     summary: str | None = None
+    # Whether its incidents are announced to beta testers (when their severity announces);
+    # None: as their category says.
+    announce: bool | None = None
 
 
 class RulesConfig(_Model):
@@ -317,8 +340,8 @@ class RulesConfig(_Model):
     escalation: dict[str, list[EscalationStep]]
     channels: ChannelsConfig
     jira: JiraConfig
-    # Optional: category name (or "default") -> wording of announcements for beta testers.
-    announcements: dict[str, AnnouncementTemplate] = Field(default_factory=dict)
+    # Optional: the language of announcements for beta testers and their wording.
+    announcements: AnnouncementsConfig = Field(default_factory=AnnouncementsConfig)
     rules: list[RuleConfig] = Field(default_factory=list)
     reports: ReportsConfig = Field(default_factory=ReportsConfig)
 

@@ -86,8 +86,9 @@ async def test_p0_is_announced_on_open_and_resolve_and_gets_a_linked_postmortem(
     incident_id = (await post(client, down))["incidents"][0]
     await wait_for(lambda: len(texts(slack)) == 1 and len(jira.issues) == 1)
     [opened] = texts(slack)
-    assert opened.startswith("We are looking into a problem affecting trading")
-    assert "26 Nov 2026 10:00 KST" in opened  # the first alert, in the team's time zone
+    assert opened.startswith("거래(주문 접수와 조회) 관련 문제를 확인하고 있습니다.")  # Korean
+    # the first alert, in the team's time zone, as Koreans write it
+    assert "2026년 11월 26일 (목) 오전 10:00 KST부터 발생했습니다." in opened
     assert_plain(opened)
 
     clock.advance(minutes=12)
@@ -97,8 +98,8 @@ async def test_p0_is_announced_on_open_and_resolve_and_gets_a_linked_postmortem(
     await post(client, resolved(down, clock.now))
     await wait_for(lambda: len(texts(slack)) == 2)
     closed = texts(slack)[1]
-    assert closed.startswith("Fixed: the problem affecting trading")
-    assert "lasted 1 h 5 min" in closed and "11:05 KST" in closed
+    assert closed.startswith("해결: 거래(주문 접수와 조회) 관련 문제가 2026년 11월 26일 (목)")
+    assert "1시간 5분 동안 이어졌습니다" in closed and "오전 11:05 KST에 해결" in closed
     assert_plain(closed)
 
     await wait_for(lambda: len(jira.issues) == 2)
@@ -185,9 +186,9 @@ async def test_p1_raised_to_p0_is_announced_as_more_serious(
     for rule in raw["rules"]:
         if rule["name"] == "high-response-time":
             rule["severity_from"]["map"] = {"critical": "P0", "warning": "P1"}
-    client = await receiver(
-        make_client, slack, jira, rules=rules_with(tmp_path, rules=raw["rules"])
-    )
+    english = {"locale": "en"}
+    rules = rules_with(tmp_path, rules=raw["rules"], announcements=english)
+    client = await receiver(make_client, slack, jira, rules=rules)
     slow: dict[str, Any] = {"alertname": "HighResponseTime", "service": "order-api"}
     await post(client, alert(severity="warning", instance="a", **slow))  # P1
     await wait_for(lambda: len(texts(slack)) == 1)
@@ -197,7 +198,7 @@ async def test_p1_raised_to_p0_is_announced_as_more_serious(
     opened, raised = texts(slack)
     assert opened.startswith("We are looking into a problem affecting how fast the app responds")
     assert raised.startswith("Update: the problem affecting how fast the app responds")
-    assert "more serious" in raised
+    assert "more serious" in raised and "(since Nov 26, 2026, 10:00 AM KST)" in raised
     assert_plain(raised)
 
 
@@ -212,7 +213,43 @@ async def test_rules_file_overrides_the_wording(
     client = await receiver(make_client, slack, jira, rules=rules)
     await post(client, alert(**DOWN))
     await wait_for(lambda: len(texts(slack)) == 1)
-    assert texts(slack) == ["Heads up: ordering has trouble since 26 Nov 2026 10:00 KST."]
+    # the placeholders are filled in the announcements' language (Korean unless told)
+    assert texts(slack) == [
+        "Heads up: ordering has trouble since 2026년 11월 26일 (목) 오전 10:00 KST."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("labels", "announced"),
+    [
+        ({"alertname": "ReceiverDeadLetters"}, None),  # the receiver's own health (P1)
+        ({"alertname": "UnauthorizedAccessSpike"}, None),  # security (P1)
+        ({"alertname": "MarketDataStale", "feed": "krx"}, "실시간 시세와 차트 관련 문제"),
+    ],
+)
+async def test_what_testers_are_told_of_the_shipped_p1_rules(
+    make_client: ClientFactory,
+    slack: FakeSlack,
+    jira: FakeJira,
+    clock: FakeClock,
+    labels: dict[str, Any],
+    announced: str | None,
+) -> None:
+    client = await receiver(make_client, slack, jira)
+    incident_id = (await post(client, alert(**labels)))["incidents"][0]
+    body = await (await client.get(f"/api/v1/incidents/{incident_id}", headers=API)).json()
+    assert body["severity"] == "P1"
+    for _ in range(200):
+        if jira.issues and await settled(client):
+            break
+        clock.advance(seconds=5)
+        await asyncio.sleep(0.02)
+    assert await settled(client)
+    if announced is None:
+        assert texts(slack) == []
+    else:
+        [text] = texts(slack)
+        assert text.startswith(announced)
 
 
 async def test_timeline_as_json_and_as_text(

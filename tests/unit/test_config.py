@@ -556,6 +556,33 @@ ERROR_CASES = [
         "unknown category 'billing'",
     ),
     (
+        "announcement language not shipped",
+        edit(
+            "jira: {project: OPS}\n",
+            "jira: {project: OPS}\nannouncements:\n  locale: fr\n",
+        ),
+        "announcements.locale",
+        line_of(VALID, "jira: {project: OPS}") + 2,
+        "'ko' or 'en'",
+    ),
+    (
+        "announcement wording that is not text",
+        edit(
+            "jira: {project: OPS}\n",
+            "jira: {project: OPS}\nannouncements:\n  api: {affected: x, opened: [1]}\n",
+        ),
+        "announcements.api.opened",
+        line_of(VALID, "jira: {project: OPS}") + 2,
+        "string",
+    ),
+    (
+        "a category's announce that is not yes or no",
+        edit("  api: {team: backend}", "  api: {team: backend, announce: sometimes}"),
+        "categories.api.announce",
+        line_of(VALID, "  api: {team: backend}"),
+        "boolean",
+    ),
+    (
         "missing required section",
         edit('channels: {alerts: "#alerts", announce: "#announce", digest: "#alerts"}\n', ""),
         "channels",

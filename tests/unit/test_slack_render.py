@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from receiver.config import load_rules
-from receiver.config.models import AnnouncementTemplate
+from receiver.config.models import AnnouncementsConfig, AnnouncementTemplate
 from receiver.domain import slack_render
 from receiver.domain.announce import announcement
 from receiver.domain.digest import Breach, Digest, OpenItem, render_digest
@@ -141,7 +141,8 @@ T0 = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
 
 def test_announcements_show_the_rules_wording_as_written() -> None:
     wording = AnnouncementTemplate(affected="<!channel> *orders*", opened="Down: {affected} > x")
-    cfg = CFG.model_copy(update={"announcements": {"api": wording}})
+    announcements = AnnouncementsConfig.model_validate({"api": wording.model_dump()})
+    cfg = CFG.model_copy(update={"announcements": announcements})
     opened = Incident(
         id=1, key="k", rule="r", severity="P1", category="api", team="backend",
         status=Status.TRIGGERED, summary="s", group_labels={}, opened_at=T0,
