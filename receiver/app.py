@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -28,10 +28,11 @@ from receiver.api.keys import (
 from receiver.api.middleware import observe
 from receiver.api.webhook import webhook
 from receiver.config.loader import ConfigError
+from receiver.domain.reports import Attachment
 from receiver.metrics import CHANNELS, Metrics
 from receiver.notify.base import LogNotifier, Notifier
 from receiver.notify.email import EmailNotifier
-from receiver.notify.jira import JiraNotifier, LibraryJira, jira_connector
+from receiver.notify.jira import AttachmentSource, JiraNotifier, LibraryJira, jira_connector
 from receiver.notify.slack import slack_notifiers
 from receiver.outbox.worker import OutboxWorker, lane_concurrency
 from receiver.service import IncidentService
@@ -59,7 +60,17 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def default_notifiers(settings: Settings, metrics: Metrics) -> dict[str, Notifier]:
+def report_files(store: Store) -> AttachmentSource:
+    """A report's attachments, read from the store when its JIRA issue gets them."""
+
+    async def files(incident_id: int) -> Sequence[Attachment]:
+        filed = await store.get_report(incident_id)
+        return filed.report.attachments if filed is not None else ()
+
+    return files
+
+
+def default_notifiers(settings: Settings, metrics: Metrics, store: Store) -> dict[str, Notifier]:
     """A real notifier for every channel that has its settings, log-only for the rest."""
     notifiers: dict[str, Notifier] = {channel: LogNotifier(channel) for channel in CHANNELS}
     if settings.jira_url:
@@ -71,6 +82,7 @@ def default_notifiers(settings: Settings, metrics: Metrics) -> dict[str, Notifie
             LibraryJira(connect),
             metrics,
             threads=lane_concurrency(settings.outbox_concurrency, "jira"),
+            files=report_files(store),
         )
     if settings.slack_token:
         slack, pager, poster = slack_notifiers(
@@ -101,7 +113,7 @@ def create_app(
     store = store or store_from_url(settings.database_url)
     worker = OutboxWorker(
         store,
-        notifiers if notifiers is not None else default_notifiers(settings, metrics),
+        notifiers if notifiers is not None else default_notifiers(settings, metrics, store),
         metrics,
         clock,
         max_age=timedelta(seconds=settings.outbox_max_age_seconds),

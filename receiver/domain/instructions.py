@@ -9,8 +9,10 @@ Payload shapes, by channel:
 
 - ``jira``: ``search`` (project and the label that finds the incident's issue again);
   ``create`` (``fields`` and the ``assignee``'s JIRA user) while the incident's issue is not
-  known at the event; then what the event does to the issue, in this order:
-  ``priority``, ``transition_before``, ``comment``, ``transition_after``. A postmortem
+  known at the event, with a report's ``attachments`` (``n`` and the ``filename`` on the
+  issue; the bytes are the store's, immutable); then what the event does to the issue, in
+  this order: ``assign``, ``priority``, ``transition_before``, ``comment``,
+  ``transition_after``. A postmortem
   has ``postmortem`` (its own ``search`` and ``fields``, the description naming the
   incident's issue through ``ISSUE_SLOT``).
 - ``slack``: ``channel``, ``text`` and ``blocks`` of the incident message as of the event;
@@ -101,6 +103,9 @@ def jira(
         if report is not None:
             fields["labels"] = [*fields["labels"], report_render.REPORT_LABEL]
             out["private"] = ["create.fields.description"]  # the reporter's contact
+            files = report_render.attachment_names(report.report.attachments)
+            if files:  # their content is in the store, by the report's incident and n
+                out["attachments"] = [{"n": n, "filename": f} for n, f in enumerate(files)]
         out["create"] = {"fields": fields, "assignee": jira_user(incident, cfg)}
     if kind == Kind.OPENED:
         return out
@@ -116,6 +121,11 @@ def jira(
         policy = cfg.severities.get(incident.severity)
         if policy:
             out["priority"] = policy.jira_priority
+    if kind == Kind.TRIAGED:
+        assigned = [e.data["assignee"] for e in events if e.data.get("assignee")]
+        person = cfg.people.get(str(assigned[-1])) if assigned else None
+        if person is not None and person.jira_user:
+            out["assign"] = person.jira_user
     if kind == Kind.REOPENED:
         out["transition_before"] = cfg.jira.reopen_transition
     out["comment"] = jira_render.comment(kind, notification_payload(kind, incident, events), cfg)

@@ -5,6 +5,9 @@ reporter's contact is shown here, and nowhere but in the notices sent to them.""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+
 from receiver.config.models import RulesConfig
 from receiver.domain.jira_render import (
     DESCRIPTION_MAX,
@@ -19,11 +22,15 @@ from receiver.domain.jira_render import (
     wiki_lines,
 )
 from receiver.domain.model import Incident
-from receiver.domain.reports import FiledReport
+from receiver.domain.reports import Attachment, FiledReport
 from receiver.domain.timeline import zone_of
 
 REPORT_LABEL = "beta-report"
 SOURCE_NAMES = {"web": "feedback form", "email": "e-mail", "telegram": "Telegram"}
+# What an attachment's name on the issue may hold: letters (any script), digits, . _ -,
+# so that the description can point at it ([^name], !name|thumbnail!) unescaped.
+_UNSAFE_NAME = re.compile(r"[^\w.\-]+")
+NAME_MAX = 100
 
 
 def _rows(rows: list[tuple[str, str | None]]) -> list[str]:
@@ -44,6 +51,25 @@ def reporter_text(filed: FiledReport) -> str:
     return " — ".join(p for p in (who.name, ", ".join(contacts)) if p) or "not given"
 
 
+def attachment_names(attachments: Sequence[Attachment]) -> list[str]:
+    """The names the attachments get on the issue: numbered (so that two screenshot.png
+    are two files, and a redelivery finds each again), and safe in wiki markup."""
+    names = []
+    for n, attachment in enumerate(attachments, start=1):
+        safe = _UNSAFE_NAME.sub("_", attachment.filename).strip("_") or "attachment"
+        names.append(f"{n}-{safe}"[:NAME_MAX])
+    return names
+
+
+def _attachment_lines(attachments: Sequence[Attachment]) -> list[str]:
+    lines = []
+    for name, a in zip(attachment_names(attachments), attachments, strict=True):
+        lines.append(f"* [^{name}] ({a.content_type}, {len(a.data)} bytes)")
+        if a.content_type.startswith("image/"):
+            lines.append(f"!{name}|thumbnail!")
+    return lines or ["_none_"]
+
+
 def description(filed: FiledReport, incident: Incident, cfg: RulesConfig) -> str:
     """The issue description of a report, in JIRA wiki markup, at most 32,767 characters."""
     report, zone = filed.report, zone_of(incident, cfg)
@@ -54,10 +80,6 @@ def description(filed: FiledReport, incident: Incident, cfg: RulesConfig) -> str
     priority = f" — JIRA priority {wiki(policy.jira_priority)}" if policy else ""
     by_rule = f" (triage rule {wiki(incident.rule)})" if incident.rule != "report" else ""
     chosen = f" (the reporter chose {wiki(report.category)})" if report.category else ""
-    files = [
-        f"* {wiki(cut(a.filename, NOTE_MAX))} ({a.content_type}, {len(a.data)} bytes)"
-        for a in report.attachments
-    ]
     environment = [
         ("OS", env.os),
         ("Browser", env.browser),
@@ -80,8 +102,8 @@ def description(filed: FiledReport, incident: Incident, cfg: RulesConfig) -> str
         "h3. Expected vs actual",
         f"*Expected:* {_short(report.expected)}",
         f"*Actual:* {_short(report.actual)}",
-        f"h3. Attachments ({len(files)})",
-        *(files or ["_none_"]),
+        f"h3. Attachments ({len(report.attachments)})",
+        *_attachment_lines(report.attachments),
     ]
     return fit("\n".join(lines), TEXT_MAX)
 

@@ -9,8 +9,9 @@ issue says was rendered when the event happened; this module only carries it out
 from __future__ import annotations
 
 import asyncio
+import io
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Protocol
@@ -30,9 +31,13 @@ from receiver.domain.failures import (
     reason_for_status,
 )
 from receiver.domain.instructions import ISSUE_SLOT
+from receiver.domain.reports import Attachment
 from receiver.metrics import Metrics
 
 log = structlog.get_logger("receiver.notify.jira")
+
+# A report's attachments by its incident id, as stored when it was filed.
+AttachmentSource = Callable[[int], Awaitable[Sequence[Attachment]]]
 
 POSTMORTEM_LINK = "Relates"  # a link type every JIRA has out of the box
 
@@ -92,6 +97,15 @@ class JiraClient(Protocol):
     def link(self, link_type: str, inward: str, outward: str) -> None:
         """Link two issues."""
 
+    def attachment_names(self, key: str) -> set[str]:
+        """The file names of the issue's attachments."""
+
+    def attach(self, key: str, filename: str, data: bytes) -> None:
+        """Upload a file to the issue."""
+
+    def assign(self, key: str, user: str) -> None:
+        """Make a JIRA user the issue's assignee."""
+
 
 class LibraryJira:
     """JiraClient over the ``jira`` library, connecting on first use (from any thread)."""
@@ -112,12 +126,14 @@ class LibraryJira:
         found = self._jira().search_issues(jql, maxResults=1, fields="key")
         return str(found[0].key) if found else None
 
+    def _user(self, user: str) -> dict[str, str]:
+        cloud = getattr(self._jira(), "deploymentType", None) == "Cloud"
+        return {"accountId" if cloud else "name": user}
+
     def create(self, fields: dict[str, Any], assignee: str | None) -> str:
-        client = self._jira()
         if assignee:
-            cloud = getattr(client, "deploymentType", None) == "Cloud"
-            fields = {**fields, "assignee": {"accountId" if cloud else "name": assignee}}
-        return str(client.create_issue(fields=fields).key)
+            fields = {**fields, "assignee": self._user(assignee)}
+        return str(self._jira().create_issue(fields=fields).key)
 
     def has_comment(self, key: str, text: str) -> bool:
         return any(text in str(c.body) for c in self._jira().comments(key))
@@ -145,17 +161,35 @@ class LibraryJira:
     def link(self, link_type: str, inward: str, outward: str) -> None:
         self._jira().create_issue_link(link_type, inward, outward)
 
+    def attachment_names(self, key: str) -> set[str]:
+        found = self._jira().issue(key, fields="attachment").fields.attachment or []
+        return {str(a.filename) for a in found}
+
+    def attach(self, key: str, filename: str, data: bytes) -> None:
+        # POST issue/{key}/attachments, multipart, with X-Atlassian-Token: no-check
+        self._jira().add_attachment(key, io.BytesIO(data), filename)
+
+    def assign(self, key: str, user: str) -> None:
+        self._jira().issue(key, fields="assignee").update(fields={"assignee": self._user(user)})
+
 
 class JiraNotifier:
     """Carries out JIRA instructions (see ``receiver.domain.instructions``): finds or
     creates the incident's issue, then changes it as the event said."""
 
-    def __init__(self, client: JiraClient, metrics: Metrics, threads: int = 4) -> None:
+    def __init__(
+        self,
+        client: JiraClient,
+        metrics: Metrics,
+        threads: int = 4,
+        files: AttachmentSource | None = None,
+    ) -> None:
         # The library is synchronous: its calls get threads of their own, as many as the
         # lane delivers at once, so they never queue behind other work for the loop's pool.
         self._threads = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="jira")
         self.client = client
         self.metrics = metrics
+        self.files = files
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
@@ -178,6 +212,10 @@ class JiraNotifier:
         if "postmortem" in order:
             await self._call(self._postmortem, order["postmortem"], key)
             return effects
+        if order.get("attachments"):
+            await self._attach(item.incident_id, key, order["attachments"])
+        if order.get("assign"):
+            await self._call(self.client.assign, key, order["assign"])
         if order.get("priority"):
             await self._call(self.client.set_priority, key, order["priority"])
         if order.get("transition_before"):
@@ -187,6 +225,24 @@ class JiraNotifier:
         if order.get("transition_after"):
             await self._call(self._transition, key, order["transition_after"])
         return effects
+
+    async def _attach(self, incident_id: int, key: str, wanted: list[dict[str, Any]]) -> None:
+        """Upload a report's attachments the issue does not have yet (by name: a
+        redelivery uploads only what the last try did not)."""
+        if self.files is None:
+            log.warning("jira_attachments_unavailable", incident_id=incident_id, jira_key=key)
+            return
+        stored = await self.files(incident_id)
+        there = await self._call(self.client.attachment_names, key)
+        for order in wanted:
+            n, name = int(order["n"]), str(order["filename"])
+            if name in there:
+                continue
+            if n >= len(stored):
+                log.warning("jira_attachment_missing", incident_id=incident_id, n=n)
+                continue
+            await self._call(self.client.attach, key, name, stored[n].data)
+            log.info("jira_attachment_added", jira_key=key, filename=name)
 
     # The methods below run in a worker thread.
 

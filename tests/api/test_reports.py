@@ -88,10 +88,12 @@ async def test_a_json_report_opens_an_incident_with_a_full_jira_issue(
     assert await received(client, "accepted") == 1
 
 
-async def test_a_multipart_report_keeps_its_attachments(
-    make_client: ClientFactory, slack: FakeSlack, jira: FakeJira
+async def test_a_multipart_report_keeps_its_attachments_and_uploads_them_to_jira(
+    make_client: ClientFactory, slack: FakeSlack, jira: FakeJira, clock: FakeClock
 ) -> None:
     client = await receiver(make_client, slack, jira)
+    # the second upload fails once: the retry uploads what the issue does not have yet
+    jira.fail_next(500, path_contains="/attachments", count=1)
     form = FormData()
     form.add_field("title", "차트가 비어 있어요")
     form.add_field("description", "삼성전자 차트가 하얗게 나옵니다")
@@ -112,6 +114,29 @@ async def test_a_multipart_report_keeps_its_attachments(
     ]
     assert filed.report.attachments[0].data == png()
     assert filed.report.environment.os == "Android 15"
+
+    def uploaded() -> list[tuple[str, str, bytes]]:
+        issues = list(jira.issues.values())
+        files = issues[0].get("attachments", []) if issues else []
+        return [(a["filename"], a["mimeType"], a["data"]) for a in files]
+
+    for _ in range(300):
+        if len(uploaded()) == 2:
+            break
+        clock.advance(seconds=5)
+        await asyncio.sleep(0.02)
+    assert uploaded() == [
+        ("1-screen.png", "image/png", png()),
+        ("2-console.log", "text/plain", b"12:00 chart load failed\n"),
+    ]
+    posts = jira.requests_to("POST", "/attachments")
+    assert len(posts) == 3  # the failed one, then each file once
+    [issue] = jira.issues.values()
+    description = issue["fields"]["description"]
+    assert (
+        "* [^1-screen.png] (image/png" in description and "!1-screen.png|thumbnail!" in description
+    )
+    assert "* [^2-console.log] (text/plain, 24 bytes)" in description
 
 
 @pytest.mark.parametrize(
@@ -284,6 +309,8 @@ async def test_triage_sets_severity_category_and_assignee_and_pages_by_them(
         "frontend",
     )
     await wait_for(lambda: len(jira.issues) == 1)
+    assigned_at_open = next(iter(jira.issues.values()))["fields"]["assignee"]
+    assert assigned_at_open in ({"name": "yoon"}, {"name": "jang"})
     url = f"/api/v1/incidents/{filed['id']}/triage"
     body = {"severity": "P1", "category": "api", "assignee": "kim", "by": "lee"}
     resp = await client.post(url, json=body, headers=API)
@@ -296,6 +323,8 @@ async def test_triage_sets_severity_category_and_assignee_and_pages_by_them(
     [note] = [c for c in jira.comments(issue["key"]) if "Triaged by" in c]
     assert "P3 → P1" in note and "ui → api" in note and "assigned to Kim Minjun" in note
     assert issue["fields"]["priority"] == "High"
+    # the JIRA user of the person triage chose, no longer the frontend's on-call
+    assert issue["fields"]["assignee"] == {"name": "kim"} != assigned_at_open
     # the P1 policy of the backend team from now on: its on-call is paged at once
     await wait_for(lambda: bool(slack.dms_to("U0KIM")))
     again = await client.post(url, json={"severity": "P1", "by": "lee"}, headers=API)

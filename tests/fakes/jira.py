@@ -22,8 +22,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import email
+import email.policy
 import functools
 import json
+import mimetypes
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -150,6 +153,27 @@ def error_body(messages: Sequence[str] = (), errors: Mapping[str, str] | None = 
 def jira_time(moment: datetime) -> str:
     """JIRA's timestamp format: ``2026-11-26T01:00:00.000+0000``."""
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+
+
+def _file_parts(content_type: str, raw: bytes) -> list[tuple[str, str, bytes]]:
+    """(file name, declared type, content) of the ``file`` parts of a multipart body."""
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
+    message = email.message_from_bytes(head + raw, policy=email.policy.HTTP)
+    found = []
+    for part in message.iter_parts() if message.is_multipart() else ():
+        if part.get_param("name", header="content-disposition") != "file":
+            continue
+        data = part.get_payload(decode=True)
+        found.append((part.get_filename() or "", part.get_content_type(), bytes(data or b"")))
+    return found
+
+
+def _sniff_text(data: bytes) -> str:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "application/octet-stream"
+    return "text/plain"
 
 
 def _now() -> str:
@@ -673,6 +697,7 @@ class FakeJira(LoopbackServer):
         self._next_issue_id = 10000
         self._next_comment_id = 10000
         self._next_link_id = 10000
+        self._next_attachment_id = 10000
         self._project_counters: dict[str, int] = {}
         self._status_ids: dict[str, str] = {}
         super().__init__()
@@ -831,6 +856,7 @@ class FakeJira(LoopbackServer):
             route("POST", issue + r"/comment", self._comment_add),
             route("GET", issue + r"/transitions", self._transition_list),
             route("POST", issue + r"/transitions", self._transition_do),
+            route("POST", issue + r"/attachments", self._attachment_add),
             route("POST", r"issueLink", self._link_create),
             route("GET", r"issueLink/(?P<link>[^/]+)", self._link_get),
             route("DELETE", r"issueLink/(?P<link>[^/]+)", self._link_delete),
@@ -892,7 +918,7 @@ class FakeJira(LoopbackServer):
             path_matched = True
             if candidate.method != request.method:
                 continue
-            if raw and request.method in ("POST", "PUT"):
+            if raw and request.method in ("POST", "PUT") and not rest.endswith("/attachments"):
                 if request.content_type != "application/json":
                     return self._error(415, ["Unsupported Media Type"])
                 if body_error is not None:
@@ -1141,6 +1167,7 @@ class FakeJira(LoopbackServer):
             "issuelinks": [
                 self._link_json(link, seen_from=issue["key"]) for link in issue["links"]
             ],
+            "attachment": [self._attachment_json(a) for a in issue.get("attachments", [])],
         }
         for name in sorted(self.extra_fields):
             everything[name] = stored.get(name)
@@ -1556,6 +1583,52 @@ class FakeJira(LoopbackServer):
             self._add_comment(issue, comment)
         issue["updated"] = _now()
         return web.Response(status=204)
+
+    async def _attachment_add(
+        self, request: web.Request, m: re.Match[str], body: Any
+    ) -> web.Response:
+        """As JIRA does: only with ``X-Atlassian-Token: no-check`` (else the XSRF check
+        fails), multipart with the files in ``file`` parts; answers the new attachments."""
+        issue = self._find_issue(m["issue"])
+        if request.headers.get("X-Atlassian-Token", "").lower() != "no-check":
+            return web.Response(status=403, text="XSRF check failed")
+        if request.content_type != "multipart/form-data":
+            raise ApiError(415, ["Unsupported Media Type: attachments are multipart/form-data"])
+        files = _file_parts(request.headers["Content-Type"], await request.read())
+        if not files:
+            raise ApiError(400, ["No file parts named 'file' in the request"])
+        added = []
+        for filename, mime, data in files:
+            if not data:
+                raise ApiError(400, [f"The file {filename} is empty"])
+            if mime in ("", "application/octet-stream"):  # JIRA looks at name and content
+                mime = mimetypes.guess_type(filename)[0] or _sniff_text(data)
+            attachment: JsonDict = {
+                "id": str(self._next_attachment_id),
+                "filename": filename,
+                "mimeType": mime,
+                "data": data,
+                "created": _now(),
+            }
+            self._next_attachment_id += 1
+            issue.setdefault("attachments", []).append(attachment)
+            added.append(self._attachment_json(attachment))
+        issue["updated"] = _now()
+        return _json(added)
+
+    def _attachment_json(self, attachment: JsonDict) -> JsonDict:
+        return {
+            "self": self._api(f"attachment/{attachment['id']}"),
+            "id": attachment["id"],
+            "filename": attachment["filename"],
+            "author": self._reporter(),
+            "created": attachment["created"],
+            "size": len(attachment["data"]),
+            "mimeType": attachment["mimeType"],
+            "content": (
+                f"{self._root}/secure/attachment/{attachment['id']}/{attachment['filename']}"
+            ),
+        }
 
     async def _issue_delete(
         self, request: web.Request, m: re.Match[str], body: Any

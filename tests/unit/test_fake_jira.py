@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
@@ -574,3 +575,27 @@ async def test_basic_and_bearer_auth() -> None:
         assert status == 401
         assert body["errorMessages"]
         assert "WWW-Authenticate" in headers
+
+
+async def test_attachments_as_jira_takes_them(fake: FakeJira, client: JIRA) -> None:
+    issue = await call(client.create_issue, fields=dict(VALID))
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
+    added = await call(client.add_attachment, issue.key, io.BytesIO(png), "1-screen.png")
+    assert (added.filename, added.size, added.mimeType) == ("1-screen.png", len(png), "image/png")
+    again = await call(client.issue, issue.key, fields="attachment")
+    assert [a.filename for a in again.fields.attachment] == ["1-screen.png"]
+    assert fake.issues[issue.key]["attachments"][0]["data"] == png
+    url = f"{fake.url}/rest/api/2/issue/{issue.key}/attachments"
+    async with aiohttp.ClientSession() as http:
+        form = aiohttp.FormData()
+        form.add_field("file", b"x", filename="x.txt")
+        async with http.post(url, data=form) as refused:  # no X-Atlassian-Token: no-check
+            assert refused.status == 403 and "XSRF" in await refused.text()
+        token = {"X-Atlassian-Token": "no-check"}
+        async with http.post(url, json={"file": "x"}, headers=token) as not_multipart:
+            assert not_multipart.status == 415
+        empty = aiohttp.FormData()
+        empty.add_field("other", b"x", filename="x.txt")
+        async with http.post(url, data=empty, headers=token) as no_file:
+            assert no_file.status == 400
+    assert len(fake.issues[issue.key]["attachments"]) == 1
