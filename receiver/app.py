@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from aiohttp import web
 
-from receiver.api import incidents, ops, slack, triage
+from receiver.api import feedback, incidents, ops, slack, triage
 from receiver.api import reports as api_reports
 from receiver.api.keys import (
     CLOCK,
@@ -168,6 +168,7 @@ def create_app(
     app.router.add_get("/api/v1/deliveries", incidents.list_deliveries)
     app.router.add_post("/api/v1/reports", api_reports.file_report)
     app.router.add_route("OPTIONS", "/api/v1/reports", api_reports.preflight)
+    feedback.routes(app)  # the report form and the web app's feedback button
     app.router.add_post("/slack/interactions", slack.interactions)
 
     app.cleanup_ctx.append(_store_ctx)

@@ -13,6 +13,7 @@ import json
 import math
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import BodyPartReader, web
 
@@ -49,6 +50,8 @@ def _origin_allowed(request: web.Request) -> tuple[bool, str | None]:
     origin = request.headers.get("Origin")
     if origin is None:
         return True, None  # not a browser page: curl, a server, the e-mail intake
+    if urlsplit(origin).netloc.lower() == request.host.lower():
+        return True, origin  # the receiver's own /feedback page (browsers send Origin)
     return origin.rstrip("/") in request.app[SETTINGS].report_origins(), origin
 
 

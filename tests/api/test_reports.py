@@ -220,7 +220,17 @@ async def test_cors_allows_the_configured_origins_only(
     # a form posted from a page elsewhere needs no preflight: refused all the same
     resp = await client.post("/api/v1/reports", data=multipart(), headers=evil)
     assert resp.status == 403
+    # a page on another port of the receiver's host is another origin: refused too
+    port = client.server.port
+    assert port is not None
+    elsewhere = {"Origin": f"http://{client.server.host}:{port + 1}"}
+    resp = await client.post("/api/v1/reports", data=multipart(), headers=elsewhere)
+    assert resp.status == 403
     assert await incidents(client) == []
+    # the receiver's own /feedback page: its browser sends its origin, unlisted but its own
+    own = {"Origin": str(client.server.make_url("/")).rstrip("/")}
+    resp = await client.post("/api/v1/reports", json=good(), headers=own)
+    assert resp.status == 201, await resp.text()
 
 
 async def test_the_same_reporter_and_title_again_is_the_same_report(
