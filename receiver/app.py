@@ -7,6 +7,7 @@ import gc
 import signal
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from email.utils import parseaddr
 
 import structlog
 from aiohttp import web
@@ -16,6 +17,7 @@ from receiver.api import reports as api_reports
 from receiver.api.keys import (
     CLOCK,
     INGEST,
+    MAIL,
     METRICS,
     REPORTS,
     RULES,
@@ -29,6 +31,7 @@ from receiver.api.middleware import observe
 from receiver.api.webhook import webhook
 from receiver.config.loader import ConfigError
 from receiver.domain.reports import Attachment
+from receiver.intake.imap import ImapMailbox, parse_imap_url
 from receiver.metrics import CHANNELS, Metrics
 from receiver.notify.base import LogNotifier, Notifier
 from receiver.notify.email import EmailNotifier
@@ -40,6 +43,7 @@ from receiver.service.digest import digest_loop
 from receiver.service.followup import FollowUp
 from receiver.service.ingest import IngestQueue
 from receiver.service.loops import Loop, running
+from receiver.service.mail import MailIntake
 from receiver.service.reload import reload_rules
 from receiver.service.reports import ReportService
 from receiver.service.rules import RulesHolder
@@ -68,6 +72,23 @@ def report_files(store: Store) -> AttachmentSource:
         return filed.report.attachments if filed is not None else ()
 
     return files
+
+
+def mail_intake(
+    settings: Settings, store: Store, reports: ReportService, rules: RulesHolder, metrics: Metrics
+) -> MailIntake:
+    """The beta-feedback mailbox's intake (RECEIVER_REPORTS_IMAP_URL)."""
+    assert settings.reports_imap_url is not None
+    target = parse_imap_url(settings.reports_imap_url.get_secret_value())
+    return MailIntake(
+        ImapMailbox(target),
+        store,
+        reports,
+        rules,
+        metrics,
+        own_address=parseaddr(settings.smtp_from or "")[1] or None,
+        poll_seconds=settings.reports_imap_poll_seconds,
+    )
 
 
 def default_notifiers(settings: Settings, metrics: Metrics, store: Store) -> dict[str, Notifier]:
@@ -152,6 +173,8 @@ def create_app(
     app[INGEST] = IngestQueue(service)
     app[TIMERS] = timers
     app[CLOCK] = clock
+    if settings.reports_imap_url is not None:
+        app[MAIL] = mail_intake(settings, store, reports, rules, metrics)
 
     app.router.add_post("/webhook", webhook)
     app.router.add_get("/metrics", ops.metrics)
@@ -177,6 +200,8 @@ def create_app(
         app.cleanup_ctx.append(_background(lambda app: app[WORKER]))
         app.cleanup_ctx.append(_background(lambda app: app[TIMERS]))
         app.cleanup_ctx.append(_background(_digest))
+        if MAIL in app:
+            app.cleanup_ctx.append(_background(lambda app: app[MAIL].loop))
     if handle_signals:
         app.cleanup_ctx.append(_sighup_ctx)
     return app

@@ -131,9 +131,25 @@ class Metrics:
             "Open beta-tester reports nobody has triaged yet.",
             registry=r,
         )
+        self.report_comments = Counter(
+            "receiver_report_comments",
+            "Reporters writing again about their report (comments on its JIRA issue).",
+            ["source"],
+            registry=r,
+        )
+        self.mailbox_polls = Counter(
+            "receiver_reports_mailbox_polls",
+            "Polls of the beta-feedback mailbox, by outcome (ok, or failed: unreachable, "
+            "refused the login, timed out).",
+            ["outcome"],
+            registry=r,
+        )
         for source in REPORT_SOURCES:
+            self.report_comments.labels(source)
             for outcome in REPORT_OUTCOMES:
                 self.reports_received.labels(source, outcome)
+        for outcome in ("ok", "failed"):
+            self.mailbox_polls.labels(outcome)
         for channel in CHANNELS:
             self.notifications.labels(channel, "sent", "none")
             for outcome in ("retried", "failed"):

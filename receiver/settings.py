@@ -8,9 +8,12 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from receiver.intake.imap import ImapUrlError, parse_imap_url
+
 # Settings that hold secrets: never blank, never shown.
 SECRETS = (
-    "webhook_token", "api_token", "jira_token", "slack_token", "slack_signing_secret", "smtp_url"
+    "webhook_token", "api_token", "jira_token", "slack_token", "slack_signing_secret", "smtp_url",
+    "reports_imap_url",
 )  # fmt: skip
 
 
@@ -53,6 +56,11 @@ class Settings(BaseSettings):
     # STARTTLS, smtp://...?tls=none for a local relay, or smtps://; and their sender.
     smtp_url: SecretStr | None = None
     smtp_from: str | None = None
+    # The beta-feedback mailbox, whose e-mails become reports (imaps://user:password@host/
+    # INBOX; imap:// with STARTTLS, or ?tls=none for a local server), and how often it is
+    # looked at.
+    reports_imap_url: SecretStr | None = None
+    reports_imap_poll_seconds: float = Field(default=30.0, gt=0)
     # Slow clients: a request's headers must be complete this long after the connection
     # opened (or after its first byte on a kept-alive connection), its body this long after
     # its headers; an idle kept-alive connection closes after the keep-alive timeout.
@@ -88,6 +96,11 @@ class Settings(BaseSettings):
         """Why the service must refuse to start, or None."""
         if (self.smtp_url is None) != (self.smtp_from is None):
             return "RECEIVER_SMTP_URL and RECEIVER_SMTP_FROM go together: give both, or neither"
+        if self.reports_imap_url is not None:
+            try:
+                parse_imap_url(self.reports_imap_url.get_secret_value())
+            except ImapUrlError as exc:
+                return str(exc)
         if self.is_loopback() or self.allow_unauthenticated:
             return None
         if self.webhook_token is None:

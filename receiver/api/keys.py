@@ -12,6 +12,7 @@ from receiver.outbox.worker import OutboxWorker
 from receiver.service import IncidentService
 from receiver.service.ingest import IngestQueue
 from receiver.service.loops import Poller
+from receiver.service.mail import MailIntake
 from receiver.service.reports import ReportService
 from receiver.service.rules import RulesHolder
 from receiver.settings import Settings
@@ -26,5 +27,6 @@ REPORTS = web.AppKey("reports", ReportService)
 WORKER = web.AppKey("worker", OutboxWorker)
 INGEST = web.AppKey("ingest", IngestQueue)
 TIMERS = web.AppKey("timers", Poller)
+MAIL = web.AppKey("mail", MailIntake)  # only with RECEIVER_REPORTS_IMAP_URL
 Clock = Callable[[], datetime]
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")

@@ -15,7 +15,7 @@ import structlog
 from aiohttp import web
 
 from receiver.api.edge import CannotListen, EdgeSite
-from receiver.api.keys import RULES, SETTINGS, STORE, WORKER
+from receiver.api.keys import MAIL, RULES, SETTINGS, STORE, WORKER
 from receiver.config.loader import summarize
 from receiver.notify.base import LogNotifier
 from receiver.settings import Settings
@@ -85,6 +85,8 @@ def _startup_fields(
     fields["installation"] = installation
     fields["notifiers_live"] = live
     fields["notifiers_log_only"] = [name for name in notifiers if name not in live]
+    if MAIL in app:  # the mailbox whose e-mails become reports, without its password
+        fields["reports_mailbox"] = app[MAIL].mailbox.describe()
     return fields
 
 

@@ -73,6 +73,7 @@ class Kind(StrEnum):
     LINKED = "incident.linked"
     REPORT_RECEIVED = "report.received"  # the reporter's receipt
     REPORT_RESOLVED = "report.resolved"  # the reporter told it is fixed
+    REPORT_COMMENT = "report.comment"  # the reporter wrote again: a comment on the issue
     PAGE = "page"
     ANNOUNCE_OPENED = "announce.opened"
     ANNOUNCE_RESOLVED = "announce.resolved"

@@ -38,7 +38,7 @@ from receiver.domain.escalation import Page
 from receiver.domain.model import AlertRecord, Event, Incident
 from receiver.domain.notifications import COALESCED_KINDS, brief, notification_payload, snapshot
 from receiver.domain.oncall import responder
-from receiver.domain.reports import FiledReport
+from receiver.domain.reports import Attachment, FiledReport
 from receiver.domain.timeline import zone_of
 
 # Where a postmortem names the incident's issue, whose key may not exist yet at the event.
@@ -131,6 +131,31 @@ def jira(
     out["comment"] = jira_render.comment(kind, notification_payload(kind, incident, events), cfg)
     if kind == Kind.RESOLVED:
         out["transition_after"] = cfg.jira.resolve_transition
+    return out
+
+
+def reporter_comment(
+    incident: Incident,
+    cfg: RulesConfig,
+    installation: str,
+    text: str,
+    at: datetime,
+    attachments: Sequence[Attachment] = (),
+    first: int = 0,
+    left: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The JIRA instruction of a reporter writing again: a comment with what they wrote,
+    and their new files (stored under the report from ``first`` on) uploaded."""
+    assert incident.id is not None
+    label = jira_render.incident_label(installation, incident.id)
+    when = jira_render.minute(at, zone_of(incident, cfg))
+    start = first + 1
+    body = report_render.comment(text, "email", when, attachments, start, left)
+    out: dict[str, Any] = {"search": _search(incident, cfg, label), "comment": body}
+    out["private"] = ["comment"]  # the reporter's own words may name them
+    names = report_render.attachment_names(attachments, start)
+    if names:
+        out["attachments"] = [{"n": first + i, "filename": f} for i, f in enumerate(names)]
     return out
 
 

@@ -51,19 +51,20 @@ def reporter_text(filed: FiledReport) -> str:
     return " — ".join(p for p in (who.name, ", ".join(contacts)) if p) or "not given"
 
 
-def attachment_names(attachments: Sequence[Attachment]) -> list[str]:
+def attachment_names(attachments: Sequence[Attachment], start: int = 1) -> list[str]:
     """The names the attachments get on the issue: numbered (so that two screenshot.png
-    are two files, and a redelivery finds each again), and safe in wiki markup."""
+    are two files, and a redelivery finds each again), and safe in wiki markup; a
+    comment's files go on numbering from ``start``."""
     names = []
-    for n, attachment in enumerate(attachments, start=1):
+    for n, attachment in enumerate(attachments, start=start):
         safe = _UNSAFE_NAME.sub("_", attachment.filename).strip("_") or "attachment"
         names.append(f"{n}-{safe}"[:NAME_MAX])
     return names
 
 
-def _attachment_lines(attachments: Sequence[Attachment]) -> list[str]:
+def _attachment_lines(attachments: Sequence[Attachment], start: int = 1) -> list[str]:
     lines = []
-    for name, a in zip(attachment_names(attachments), attachments, strict=True):
+    for name, a in zip(attachment_names(attachments, start), attachments, strict=True):
         lines.append(f"* [^{name}] ({a.content_type}, {len(a.data)} bytes)")
         if a.content_type.startswith("image/"):
             lines.append(f"!{name}|thumbnail!")
@@ -105,6 +106,21 @@ def description(filed: FiledReport, incident: Incident, cfg: RulesConfig) -> str
         f"h3. Attachments ({len(report.attachments)})",
         *_attachment_lines(report.attachments),
     ]
+    return fit("\n".join(lines), TEXT_MAX)
+
+
+def comment(
+    text: str, via: str, at: str, attachments: Sequence[Attachment], start: int, left: Sequence[str]
+) -> str:
+    """The JIRA comment of a reporter writing again (an answer to their report's e-mail)."""
+    lines = [
+        f"*The reporter wrote again* ({SOURCE_NAMES.get(via, via)}, {at}):",
+        wiki_lines(cut(text, DESCRIPTION_MAX)) if text else "_no text_",
+    ]
+    if attachments:
+        lines += [f"*Attachments ({len(attachments)}):*", *_attachment_lines(attachments, start)]
+    if left:
+        lines.append("*Not kept:* " + wiki("; ".join(left)[:NOTE_MAX]))
     return fit("\n".join(lines), TEXT_MAX)
 
 

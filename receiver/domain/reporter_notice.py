@@ -1,6 +1,7 @@
 """The notices a beta tester gets about their own report: the receipt with its reference,
 and word when it is fixed, in ``reports.locale`` (message catalogs), times in the owning
-team's zone. Pure. The resolution answers in the receipt's thread."""
+team's zone. Pure. The resolution answers in the receipt's thread, and both answer in the
+reporter's own thread when the report came by e-mail."""
 
 from __future__ import annotations
 
@@ -40,15 +41,22 @@ def notice(
         "title": filed.report.title,
         "at": i18n.when(at, zone_of(incident, cfg), locale),
     }
+    subject = i18n.text(locale, f"{what}.subject", **values)
+    thread = filed.report.thread  # it came by e-mail: answered in the reporter's thread
     out: dict[str, Any] = {
         "to": to,
-        "subject": one_line(i18n.text(locale, f"{what}.subject", **values)),
+        "subject": one_line(f"Re: {filed.report.title}" if thread else subject),
         "text": i18n.text(locale, f"{what}.body", **values),
         "message_id": message_id(filed, what, installation),
         "reference": filed.reference,
         "locale": locale,
         "private": PRIVATE,
     }
+    receipt = message_id(filed, "receipt", installation)
     if what == "resolved":
-        out["in_reply_to"] = message_id(filed, "receipt", installation)
+        out["in_reply_to"] = receipt
+        out["references"] = [m for m in (thread, receipt) if m]
+    elif thread:
+        out["in_reply_to"] = thread
+        out["references"] = [thread]
     return out

@@ -89,6 +89,7 @@ class Report:
     expected: str | None = None
     actual: str | None = None
     attachments: tuple[Attachment, ...] = ()
+    thread: str | None = None  # the Message-ID of the e-mail it came in, to answer in
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def _text(
     if not isinstance(value, str):
         errors.append(FieldError(name, "must be a string"))
         return None
-    text = value.strip()
+    text = value.replace("\r\n", "\n").strip()  # browsers send a textarea's lines with CRLF
     if len(text) > limit:
         errors.append(FieldError(name, f"is {len(text)} characters long; at most {limit}"))
         return None

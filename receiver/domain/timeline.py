@@ -62,6 +62,10 @@ def describe(event: Event, cfg: RulesConfig) -> str:
             )
         case "reported_again":
             return "Reported again by the same tester"
+        case "reporter_comment":
+            files = int(d.get("attachments", 0) or 0)
+            extra = f", with {files} attachment(s)" if files else ""
+            return f"The reporter wrote again by {d.get('via', '?')}{extra} (in JIRA)"
         case "triaged":
             parts = [
                 f"{name} {d[name][0]} → {d[name][1]}"

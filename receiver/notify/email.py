@@ -68,7 +68,7 @@ class EmailNotifier:
         mail["Date"] = formatdate(localtime=False, usegmt=True)
         if order.get("in_reply_to"):
             mail["In-Reply-To"] = order["in_reply_to"]
-            mail["References"] = order["in_reply_to"]
+            mail["References"] = " ".join(order.get("references") or [order["in_reply_to"]])
         mail["Content-Language"] = order.get("locale", "ko")
         mail.set_content(order["text"], charset="utf-8")
         return mail

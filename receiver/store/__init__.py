@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from receiver.store.base import (
     Conflict,
     Delivery,
+    MailTaken,
     NewNotification,
     OutboxItem,
     Store,
@@ -36,6 +37,7 @@ def store_from_url(url: str) -> Store:
 __all__ = [
     "Conflict",
     "Delivery",
+    "MailTaken",
     "NewNotification",
     "OutboxItem",
     "PostgresStore",

@@ -15,6 +15,7 @@ from receiver.domain.escalation import Timer
 from receiver.domain.model import AlertRecord, Event, Incident
 from receiver.domain.reports import FiledReport
 from receiver.store.unit import Committed as Committed
+from receiver.store.unit import MailTaken as MailTaken
 from receiver.store.unit import NewNotification as NewNotification
 from receiver.store.unit import UnitOfWork as UnitOfWork
 
@@ -189,6 +190,16 @@ class Store(Protocol):
 
     async def untriaged_reports(self) -> int:
         """Open beta-tester reports with no triage on their timeline."""
+
+    async def report_of_reference(self, reference: str) -> int | None:
+        """The incident of the report with this reference, if any."""
+
+    async def mail_last_uid(self, mailbox: str, uidvalidity: int) -> int:
+        """The highest UID taken from the mailbox under this UIDVALIDITY (0: none)."""
+
+    async def mail_known(self, message_ids: Sequence[str]) -> dict[str, int | None]:
+        """Of these Message-IDs, those taken already, each with its report's incident (None
+        when the e-mail was neither a report nor a comment)."""
 
     async def digest_incidents(self, since: datetime) -> list[Incident]:
         """Incidents opened, acknowledged or resolved at or after ``since``, and every one

@@ -121,6 +121,10 @@ class SqlStore(ReportsPart):
             )
         if unit.reports:
             await self._write_reports(ex, unit)
+        if unit.attachments:
+            await self._write_attachments(ex, unit)
+        if unit.mail:
+            await self._write_mail(ex, unit, at)
         if unit.links:
             await ex.executemany(
                 self.sql.upsert_link, [(i, target, at, by) for i, target, by in unit.links]

@@ -24,7 +24,7 @@ class ReportsPart:
     backend: Backend
     sql: Statements
 
-    async def _by_ids(self, sql: str, ids: Sequence[int], *args: Any) -> list[Row]:
+    async def _by_ids(self, sql: str, ids: Sequence[Any], *args: Any) -> list[Row]:
         """A read over many incidents: one query, the ids one argument however many."""
         return await self.backend.query(sql, list(ids), *args) if ids else []
 
@@ -38,6 +38,31 @@ class ReportsPart:
         ]
         if files:
             await ex.executemany(self.sql.insert_attachment, files)
+
+    async def _write_attachments(self, ex: Executor, unit: UnitOfWork) -> None:
+        """Files added to reports filed before."""
+        rows = [(i, n, a.filename, a.content_type, a.data) for i, n, a in unit.attachments]
+        await ex.executemany(self.sql.insert_attachment, rows)
+
+    async def _write_mail(self, ex: Executor, unit: UnitOfWork, at: float) -> None:
+        """The e-mails taken: a second taker's insert violates the key, a Conflict."""
+        rows = [
+            (m.mailbox, m.uidvalidity, m.uid, m.message_id, m.incident_id, m.outcome, at)
+            for m in unit.mail
+        ]
+        await ex.executemany(self.sql.insert_mail, rows)
+
+    async def mail_last_uid(self, mailbox: str, uidvalidity: int) -> int:
+        [(last,)] = await self.backend.query(self.sql.mail_last_uid, mailbox, uidvalidity)
+        return int(last or 0)
+
+    async def mail_known(self, message_ids: Sequence[str]) -> dict[str, int | None]:
+        rows = await self._by_ids(self.sql.mail_known, message_ids)
+        return {str(r[0]): (int(r[1]) if r[1] is not None else None) for r in rows}
+
+    async def report_of_reference(self, reference: str) -> int | None:
+        rows = await self.backend.query(self.sql.report_of_reference, reference)
+        return int(rows[0][0]) if rows else None
 
     async def linked_open(self, target_ids: Sequence[int]) -> list[tuple[int, Incident]]:
         rows = await self._by_ids(self.sql.linked_open, target_ids)

@@ -190,7 +190,7 @@ def delivery_from_row(row: Sequence[Any]) -> Delivery:
 
 REPORT_COLUMNS = (
     "incident_id, reference, source, title, description, category, environment, steps, "
-    "expected, actual, reporter, dedup_key, created_at"
+    "expected, actual, reporter, dedup_key, created_at, thread"
 )
 
 
@@ -211,6 +211,7 @@ def report_values(filed: FiledReport) -> tuple[Any, ...]:
         dumps(asdict(r.reporter)),
         filed.dedup_key,
         ts(filed.created_at),
+        r.thread,
     )
 
 
@@ -227,5 +228,6 @@ def report_from_row(row: Sequence[Any], attachments: Sequence[Attachment] = ()) 
         expected=row[8],
         actual=row[9],
         attachments=tuple(attachments),
+        thread=row[13],
     )
     return FiledReport(row[0], row[1], report, row[11], utc(row[12]))

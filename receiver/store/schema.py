@@ -182,6 +182,24 @@ SQLITE_MIGRATIONS: list[str] = [
     );
     CREATE INDEX links_target ON links (target_id);
     """,
+    # Beta testers' e-mails taken from the mailbox, each once across restarts and replicas:
+    # by UID within the mailbox's UIDVALIDITY, and by Message-ID (the UIDs of a recreated
+    # mailbox are new; its messages are not). A report keeps its e-mail's Message-ID to
+    # answer in the reporter's thread.
+    """
+    CREATE TABLE mail_taken (
+        mailbox TEXT NOT NULL,
+        uidvalidity BIGINT NOT NULL,
+        uid BIGINT NOT NULL,
+        message_id TEXT,
+        incident_id BIGINT REFERENCES incidents (id),
+        outcome TEXT NOT NULL,
+        taken_at REAL NOT NULL,
+        PRIMARY KEY (mailbox, uidvalidity, uid)
+    );
+    CREATE INDEX mail_taken_message ON mail_taken (message_id);
+    ALTER TABLE reports ADD COLUMN thread TEXT;
+    """,
 ]
 
 # The same tables for PostgreSQL. Ids are BIGSERIAL, times DOUBLE PRECISION epoch seconds
@@ -337,5 +355,20 @@ POSTGRES_MIGRATIONS: list[str] = [
         linked_by TEXT NOT NULL
     );
     CREATE INDEX links_target ON links (target_id);
+    """,
+    # E-mails taken from the mailbox; see SQLITE_MIGRATIONS.
+    """
+    CREATE TABLE mail_taken (
+        mailbox TEXT NOT NULL,
+        uidvalidity BIGINT NOT NULL,
+        uid BIGINT NOT NULL,
+        message_id TEXT,
+        incident_id BIGINT REFERENCES incidents (id),
+        outcome TEXT NOT NULL,
+        taken_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (mailbox, uidvalidity, uid)
+    );
+    CREATE INDEX mail_taken_message ON mail_taken (message_id);
+    ALTER TABLE reports ADD COLUMN thread TEXT;
     """,
 ]

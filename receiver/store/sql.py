@@ -74,6 +74,11 @@ class Statements:
     find_report: str  # dedup_key, since -> incident_id, reference of the newest
     get_report: str  # incident_id -> REPORT_COLUMNS
     report_attachments: str  # incident_id -> filename, content_type, data in order
+    report_of_reference: str  # reference -> incident_id
+    # E-mails taken from the mailbox.
+    insert_mail: str  # mailbox, uidvalidity, uid, message_id, incident_id, outcome, taken_at
+    mail_last_uid: str  # mailbox, uidvalidity -> the highest uid taken (or NULL)
+    mail_known: str  # [message ids] -> message_id, incident_id of those taken
     # Links of incidents into others.
     upsert_link: str  # incident_id, target_id, linked_at, linked_by
     linked_open: str  # [target ids] -> target_id, INCIDENT_COLUMNS of open ones linked in

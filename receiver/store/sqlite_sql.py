@@ -116,7 +116,7 @@ STATEMENTS = Statements(
     schedule="SELECT next_at FROM schedules WHERE name = ?1",
     add_schedule="INSERT OR IGNORE INTO schedules (name, next_at) VALUES (?1, ?2)",
     insert_report=(
-        f"INSERT INTO reports ({REPORT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        f"INSERT INTO reports ({REPORT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ),
     insert_attachment=(
         "INSERT INTO report_attachments (incident_id, n, filename, content_type, data) "
@@ -130,6 +130,16 @@ STATEMENTS = Statements(
     report_attachments=(
         "SELECT filename, content_type, data FROM report_attachments WHERE incident_id = ?1 "
         "ORDER BY n"
+    ),
+    report_of_reference="SELECT incident_id FROM reports WHERE reference = ?1",
+    insert_mail=(
+        "INSERT INTO mail_taken (mailbox, uidvalidity, uid, message_id, incident_id, outcome, "
+        "taken_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+    ),
+    mail_last_uid="SELECT max(uid) FROM mail_taken WHERE mailbox = ?1 AND uidvalidity = ?2",
+    mail_known=(
+        "SELECT message_id, max(incident_id) FROM mail_taken "
+        "WHERE message_id IN (SELECT value FROM json_each(?1)) GROUP BY message_id"
     ),
     upsert_link=(
         "INSERT INTO links (incident_id, target_id, linked_at, linked_by) "

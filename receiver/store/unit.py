@@ -11,7 +11,7 @@ from typing import Any
 from receiver.domain.escalation import Timer
 from receiver.domain.model import AlertRecord, Event, Incident
 from receiver.domain.notifications import merge_payloads
-from receiver.domain.reports import FiledReport
+from receiver.domain.reports import Attachment, FiledReport
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,20 @@ def fold(
     if note.coalesce_seconds <= 0 or waiting_kind != note.kind:
         return None
     return merge_payloads(waiting, note.payload)
+
+
+@dataclass(frozen=True)
+class MailTaken:
+    """An e-mail taken from the mailbox, once: by its UID within the mailbox's UIDVALIDITY
+    (a second replica taking it too makes its commit a Conflict), with its Message-ID,
+    the report it opened or was a comment on (None: it was neither), and what became of it."""
+
+    mailbox: str
+    uidvalidity: int
+    uid: int
+    message_id: str | None
+    incident_id: int | None
+    outcome: str  # accepted, duplicate, comment, rejected, rate_limited, automatic
 
 
 @dataclass(frozen=True)
@@ -79,6 +93,8 @@ class UnitOfWork:
         advance_schedule: tuple[str, datetime, datetime] | None = None,
         reports: Iterable[FiledReport] = (),
         links: Iterable[tuple[int, int, str]] = (),
+        mail: Iterable[MailTaken] = (),
+        attachments: Iterable[tuple[int, int, Attachment]] = (),
     ) -> None:
         self.incidents: dict[int, Incident] = {}
         self.new: set[int] = set(new)
@@ -98,6 +114,10 @@ class UnitOfWork:
         self.reports: list[FiledReport] = list(reports)
         # (incident, the incident it is linked into, by whom): resolved with that one.
         self.links: list[tuple[int, int, str]] = list(links)
+        # E-mails taken with this unit: each only once, whoever else tries.
+        self.mail: list[MailTaken] = list(mail)
+        # (report's incident, n, file) added to a report filed before (a comment's files).
+        self.attachments: list[tuple[int, int, Attachment]] = list(attachments)
         # (incident, channel) -> index in outbox of the queue's last notification.
         self._last_note: dict[tuple[int | None, str], int] = {}
         for incident in incidents:

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from receiver.domain.model import Status
+from receiver.domain.model import Event, Status
 from receiver.domain.reports import (
     Attachment,
     Environment,
@@ -17,7 +17,7 @@ from receiver.domain.reports import (
     dedup_key,
     reference,
 )
-from receiver.store import Conflict, Store, UnitOfWork
+from receiver.store import Conflict, MailTaken, Store, UnitOfWork
 from tests.store.builders import T0, at, new_incident
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4  # every byte value, NUL included
@@ -121,3 +121,47 @@ async def test_links_find_the_open_incidents_linked_into_others(store: Store) ->
     await store.commit(moved, at(20))
     assert await store.link_of(a.incident_id) == c.incident_id
     assert await store.linked_open([target_id]) == []
+
+
+async def test_an_email_is_taken_once_and_known_by_its_message_id(store: Store) -> None:
+    report = await open_report(store)
+    taken = MailTaken("INBOX", 7, 3, "<a@mail.example>", report.incident_id, "accepted")
+    await store.commit(UnitOfWork(mail=[taken]), at(1))
+    assert await store.mail_last_uid("INBOX", 7) == 3
+    assert await store.mail_last_uid("INBOX", 8) == 0  # another UIDVALIDITY: none yet
+    assert await store.mail_last_uid("Other", 7) == 0
+    # a second taker (a replica, a retry after a crash) fails its whole commit
+    again = replace(taken, message_id="<b@mail.example>")
+    unit = UnitOfWork(mail=[again], events=[(report.incident_id, Event("x", at(2), {}))])
+    with pytest.raises(Conflict):
+        await store.commit(unit, at(2))
+    assert [e.event for e in await store.timeline(report.incident_id)].count("x") == 0
+    ignored = MailTaken("INBOX", 7, 4, "<c@mail.example>", None, "automatic")
+    await store.commit(UnitOfWork(mail=[ignored]), at(3))
+    known = await store.mail_known(["<a@mail.example>", "<b@mail.example>", "<c@mail.example>"])
+    assert known == {"<a@mail.example>": report.incident_id, "<c@mail.example>": None}
+    assert await store.mail_known([]) == {}
+    assert await store.report_of_reference(report.reference) == report.incident_id
+    assert await store.report_of_reference("R-2026-999999") is None
+
+
+async def test_files_added_to_a_report_follow_its_own(store: Store) -> None:
+    report = await open_report(store)
+    before = len(report.report.attachments)
+    extra = Attachment("again.png", "image/png", b"\x89PNG\r\n\x1a\n" + b"\x01" * 8)
+    unit = UnitOfWork(attachments=[(report.incident_id, before, extra)])
+    await store.commit(unit, at(1))
+    stored = await store.get_report(report.incident_id)
+    assert stored is not None
+    assert stored.report.attachments == (*report.report.attachments, extra)
+
+
+async def test_a_report_by_email_keeps_its_thread(store: Store) -> None:
+    [incident_id] = await store.reserve_incident_ids(1)
+    incident = replace(new_incident(f"report:{incident_id}"), id=incident_id, source="report")
+    report = filed(incident_id, source="email", thread="<first@mail.example>")
+    unit = UnitOfWork(reports=[report])
+    unit.open(incident)
+    await store.commit(unit, at(0))
+    stored = await store.get_report(incident_id)
+    assert stored is not None and stored.report.thread == "<first@mail.example>"

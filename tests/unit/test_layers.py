@@ -29,6 +29,15 @@ FORBIDDEN = {
         "receiver.outbox",
         "receiver.api",
     ),
+    # the mailbox adapter reads mail; what it becomes is the services' to decide
+    "intake": (
+        "receiver.store",
+        "receiver.config",
+        "receiver.service",
+        "receiver.outbox",
+        "receiver.notify",
+        "receiver.api",
+    ),
     "outbox": ("receiver.notify", "receiver.service", "receiver.api", "receiver.config"),
     "store": (
         "receiver.service",
