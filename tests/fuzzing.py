@@ -265,10 +265,14 @@ JIRA_HEADINGS = frozenset(
         "h3. Response evaluation",
         "h3. Improvements",
         "h3. Prevention",
+        "h3. Reporter",
+        "h3. Description",
+        "h3. Steps to reproduce",
     }
 )
 _LINK_LINES = ("* [", "* Prometheus graph: ", "* Alertmanager: ")
 _WEB_LINK = re.compile(r"https?://[^\s\[\]{}|]+", re.IGNORECASE)
+_ATTACHMENT = re.compile(r"\^\d+-[\w.\-]+")  # a link to a file attached to the issue
 _OTHER_SCHEME = re.compile(r"\b(?!https?:)[a-z][a-z0-9+.\-]*://|\bmailto:", re.IGNORECASE)
 
 
@@ -338,7 +342,8 @@ def jira_problems(text: str) -> list[str]:
     bare = re.sub(r"\\.", " ", text, flags=re.DOTALL)  # escaped characters are only text
     links = re.findall(r"\[([^\[\]]*)\]", bare)
     problems += [f"link to {inner!r}" for inner in links
-                 if not _WEB_LINK.fullmatch(inner.split("|")[-1])]  # fmt: skip
+                 if not _WEB_LINK.fullmatch(inner.split("|")[-1])
+                 and not _ATTACHMENT.fullmatch(inner)]  # fmt: skip
     unlinked = re.sub(r"\[[^\[\]]*\]", " ", bare)
     if re.search(r"[\[\]]", unlinked):
         problems.append("an unbalanced bracket")
@@ -352,7 +357,7 @@ def jira_problems(text: str) -> list[str]:
         lines[-1] = re.sub(r"^\|.*", "", lines[-1])
     for n, line in enumerate(lines):
         if re.match(r"(?:h[1-6]|bq)\.", line, re.IGNORECASE):
-            ours = line in JIRA_HEADINGS or re.fullmatch(r"h3\. Alerts \(\d+\)", line)
+            ours = line in JIRA_HEADINGS or re.fullmatch(r"h3\. (Alerts|Attachments) \(\d+\)", line)
             if not (ours or (n == 0 and line.startswith("h2. "))):
                 problems.append(f"heading {line[:80]!r}")
         elif re.match(r"[*#\-]+ |----", line) and not line.startswith(_LINK_LINES):

@@ -11,8 +11,8 @@ Payload shapes, by channel:
   ``create`` (``fields`` and the ``assignee``'s JIRA user) while the incident's issue is not
   known at the event, with a report's ``attachments`` (``n`` and the ``filename`` on the
   issue; the bytes are the store's, immutable); then what the event does to the issue, in
-  this order: ``assign``, ``priority``, ``transition_before``, ``comment``,
-  ``transition_after``. A postmortem
+  this order: ``fields`` (summary and labels), ``assign``, ``priority``,
+  ``transition_before``, ``comment``, ``transition_after``. A postmortem
   has ``postmortem`` (its own ``search`` and ``fields``, the description naming the
   incident's issue through ``ISSUE_SLOT``).
 - ``slack``: ``channel``, ``text`` and ``blocks`` of the incident message as of the event;
@@ -121,6 +121,13 @@ def jira(
         policy = cfg.severities.get(incident.severity)
         if policy:
             out["priority"] = policy.jira_priority
+    if kind == Kind.SEVERITY_RAISED or (
+        kind == Kind.TRIAGED and any(k in e.data for e in events for k in ("severity", "category"))
+    ):  # the summary and labels say the severity, category and team of now
+        tags = jira_render.labels(incident, installation)
+        if incident.source == "report":
+            tags.append(report_render.REPORT_LABEL)
+        out["fields"] = {"summary": jira_render.summary(incident), "labels": tags}
     if kind == Kind.TRIAGED:
         assigned = [e.data["assignee"] for e in events if e.data.get("assignee")]
         person = cfg.people.get(str(assigned[-1])) if assigned else None

@@ -144,6 +144,9 @@ def event_text(kind: str, incident: dict[str, Any], names: dict[str, str]) -> st
         text = f"Reopened: {base}"
     elif kind == Kind.SEVERITY_RAISED:
         text = f"Severity raised to {severity}: {base}"
+    elif kind == Kind.REPORT_COMMENT:
+        after = " after it was resolved" if incident.get("status") == "resolved" else ""
+        text = f"The reporter wrote again{after} (their words are in JIRA): {base}"
     else:
         text = f"{shown(kind)}: {base}"
     return fit(text)

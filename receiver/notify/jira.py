@@ -106,6 +106,9 @@ class JiraClient(Protocol):
     def assign(self, key: str, user: str) -> None:
         """Make a JIRA user the issue's assignee."""
 
+    def edit(self, key: str, fields: dict[str, Any]) -> None:
+        """Set fields of the issue (summary, labels)."""
+
 
 class LibraryJira:
     """JiraClient over the ``jira`` library, connecting on first use (from any thread)."""
@@ -172,6 +175,9 @@ class LibraryJira:
     def assign(self, key: str, user: str) -> None:
         self._jira().issue(key, fields="assignee").update(fields={"assignee": self._user(user)})
 
+    def edit(self, key: str, fields: dict[str, Any]) -> None:
+        self._jira().issue(key, fields="summary").update(fields=fields)
+
 
 class JiraNotifier:
     """Carries out JIRA instructions (see ``receiver.domain.instructions``): finds or
@@ -214,6 +220,8 @@ class JiraNotifier:
             return effects
         if order.get("attachments"):
             await self._attach(item.incident_id, key, order["attachments"])
+        if order.get("fields"):
+            await self._call(self.client.edit, key, order["fields"])
         if order.get("assign"):
             await self._call(self.client.assign, key, order["assign"])
         if order.get("priority"):

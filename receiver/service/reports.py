@@ -171,6 +171,8 @@ class ReportService:
             incident, cfg, ctx.installation, text, now, files, first, left
         )
         unit.notify(incident_id, NewNotification(Channel.JIRA, Kind.REPORT_COMMENT, order))
+        told = instructions.slack(Kind.REPORT_COMMENT, incident, cfg)  # a line in the thread
+        unit.notify(incident_id, NewNotification(Channel.SLACK, Kind.REPORT_COMMENT, told))
         await self.store.commit(unit, now)
         return True
 

@@ -200,6 +200,14 @@ async def test_p1_raised_to_p0_is_announced_as_more_serious(
     assert raised.startswith("Update: the problem affecting how fast the app responds")
     assert "more serious" in raised and "(since Nov 26, 2026, 10:00 AM KST)" in raised
     assert_plain(raised)
+    # the issue's summary and labels say P0 now, with its priority
+    [issue] = jira.issues.values()
+    await wait_for(lambda: issue["fields"]["summary"].startswith("[P0][performance]"))
+    assert (
+        "severity-p0" in issue["fields"]["labels"]
+        and "severity-p1" not in issue["fields"]["labels"]
+    )
+    assert issue["fields"]["priority"] == "Highest"
 
 
 async def test_rules_file_overrides_the_wording(

@@ -19,7 +19,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from receiver.api.keys import MAIL, STORE
+from receiver.domain.mail import MailboxError
+from receiver.intake.imap import ImapMailbox, parse_imap_url
 from receiver.store import PostgresStore
+from tests.api.test_reports import live
 from tests.api.test_slack_notify import jira as jira  # the fixtures, re-exported
 from tests.api.test_slack_notify import slack as slack
 from tests.conftest import API, ClientFactory
@@ -82,11 +85,7 @@ async def receiver(
 ) -> Client:
     mail = {"smtp_url": smtp.url, "smtp_from": "Beta <beta@trading.example>"} if smtp else {}
     return await make_client(
-        slack_token="xoxb-receiver",
-        slack_api_url=slack.url,
-        jira_url=jira.url,
-        jira_user="receiver-bot",
-        jira_token="jira-api-token",
+        **live(slack, jira),
         reports_imap_url=dovecot.url(tls=True),
         reports_imap_poll_seconds=0.1,
         **mail,
@@ -202,6 +201,13 @@ async def test_a_reply_is_a_comment_and_nothing_is_taken_twice_across_a_restart(
     timeline = await (await again.get(f"/api/v1/incidents/{incident['id']}", headers=API)).json()
     wrote = [e for e in timeline["timeline"] if e["event"] == "reporter_comment"]
     assert len(wrote) == 2 and all(SKY not in str(e) for e in wrote)
+
+    # the team hears of it in the report's thread in Slack; the words stay in JIRA
+    def replies() -> list[str]:
+        return [m["text"] for m in slack.messages if "The reporter wrote again" in m["text"]]
+
+    await wait_for(lambda: len(replies()) == 2, seconds=20)
+    assert all("지금 다시" not in r and SKY not in r for r in replies())
     # the new tester got a receipt; nobody got a second one
     await wait_for(lambda: len(smtp.inbox) == 2, seconds=20)
     assert [m["To"] for m in smtp.inbox] == [SKY, "jun@example.com"]
@@ -303,3 +309,40 @@ async def test_two_replicas_take_each_message_once(
         assert sum(taken) == len(senders)
         await one.close()
         await two.close()
+
+
+@pytest.mark.parametrize("how", ["imaps", "starttls", "plain on loopback"])
+async def test_the_mailbox_is_read_as_its_url_says(dovecot: Dovecot, how: str) -> None:
+    plain = dovecot.url(tls=False)  # imap://...?tls=none
+    url = {
+        "imaps": dovecot.url(tls=True),
+        "starttls": plain.removesuffix("?tls=none"),
+        "plain on loopback": plain,
+    }[how]
+    target = parse_imap_url(url)
+    assert target.tls == {"imaps": "implicit", "starttls": "starttls"}.get(how, "none")
+    first = await asyncio.to_thread(dovecot.deliver, a_mail())
+    mailbox = ImapMailbox(target, timeout=10)
+    try:
+        assert await mailbox.open() == await asyncio.to_thread(dovecot.uidvalidity)
+        assert await mailbox.uids_after(0) == [first]
+        assert await mailbox.uids_after(first) == []  # "N:*" still matches the newest: not kept
+        raw = await mailbox.fetch(first)
+        assert raw is not None and b"Message-ID" in raw
+        assert "\\Seen" not in await asyncio.to_thread(dovecot.flags, first)  # fetched, unread
+        await mailbox.mark_seen(first)
+        assert "\\Seen" in await asyncio.to_thread(dovecot.flags, first)
+        assert await mailbox.fetch(first + 100) is None
+    finally:
+        await mailbox.close()
+    await mailbox.close()  # twice: nothing happens
+
+
+async def test_a_certificate_the_receiver_does_not_trust_is_refused(
+    dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", "/nonexistent")  # nothing trusts its CA
+    mailbox = ImapMailbox(parse_imap_url(dovecot.url(tls=True)), timeout=10)
+    with pytest.raises(MailboxError, match=r"CERTIFICATE_VERIFY_FAILED|certificate"):
+        await mailbox.open()
+    await mailbox.close()

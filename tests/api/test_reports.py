@@ -24,6 +24,7 @@ from tests.conftest import API, AUTH, ClientFactory
 from tests.fakes.jira import FakeJira
 from tests.fakes.slack import FakeSlack
 from tests.fakes.smtp import FakeSmtp
+from tests.fuzzing import jira_problems, jira_texts, slack_problems, slack_texts
 from tests.helpers import T0, FakeClock, alert, metric, resolved, wait_for, webhook
 from tests.unit.test_reports import CFG, good, png
 
@@ -32,14 +33,20 @@ ORIGIN = "https://beta.trading.example"
 EMAIL = "sky@example.com"
 
 
+def live(slack: FakeSlack, jira: FakeJira) -> dict[str, Any]:
+    """Settings of a receiver whose Slack and JIRA are the fakes."""
+    return {
+        "slack_token": "xoxb-receiver",
+        "slack_api_url": slack.url,
+        "jira_url": jira.url,
+        "jira_user": "receiver-bot",
+        "jira_token": "jira-api-token",
+    }
+
+
 async def receiver(make_client: ClientFactory, slack: FakeSlack, jira: FakeJira) -> Client:
     return await make_client(
-        slack_token="xoxb-receiver",
-        slack_api_url=slack.url,
-        jira_url=jira.url,
-        jira_user="receiver-bot",
-        jira_token="jira-api-token",
-        reports_origins=f"{ORIGIN}, https://other.example/",
+        **live(slack, jira), reports_origins=f"{ORIGIN}, https://other.example/"
     )
 
 
@@ -335,6 +342,10 @@ async def test_triage_sets_severity_category_and_assignee_and_pages_by_them(
     assert issue["fields"]["priority"] == "High"
     # the JIRA user of the person triage chose, no longer the frontend's on-call
     assert issue["fields"]["assignee"] == {"name": "kim"} != assigned_at_open
+    assert issue["fields"]["summary"] == "[P1][api] 화면이 이상해요"  # was [P3][ui]
+    labels = issue["fields"]["labels"]
+    assert {"severity-p1", "category-api", "team-backend", "beta-report"} <= set(labels)
+    assert not {"severity-p3", "category-ui", "team-frontend"} & set(labels)
     # the P1 policy of the backend team from now on: its on-call is paged at once
     await wait_for(lambda: bool(slack.dms_to("U0KIM")))
     again = await client.post(url, json={"severity": "P1", "by": "lee"}, headers=API)
@@ -521,3 +532,79 @@ async def test_a_refused_address_is_dead_lettered_at_once(make_client: ClientFac
         assert (letter["channel"], letter["kind"]) == ("reporter", "report.received")
         assert "refused" in letter["last_error"] and EMAIL not in letter["last_error"]
         assert smtp.inbox == []
+
+
+async def test_a_report_linked_into_a_p1_is_told_once_when_the_alert_resolves(
+    make_client: ClientFactory, slack: FakeSlack, jira: FakeJira, smtp: FakeSmtp, clock: FakeClock
+) -> None:
+    sender = "베타 지원 <beta@trading.example>"
+    client = await make_client(**live(slack, jira), smtp_url=smtp.url, smtp_from=sender)
+    stale = alert(alertname="MarketDataStale", feed="krx")  # P1, data: announced to testers
+    alert_id = (await (await client.post("/webhook", json=webhook(stale), headers=AUTH)).json())[
+        "incidents"
+    ][0]
+    announced = "#beta-announcements"
+    await wait_for(lambda: len(slack.posted_to(announced)) == 1)
+    [opened] = [m["text"] for m in slack.posted_to(announced)]
+    assert opened.startswith("실시간 시세와 차트 관련 문제를 확인하고 있습니다.")
+    assert "2026년 11월 26일 (목) 오전 10:00 KST부터" in opened
+    sent = good(title="시세가 멈췄어요", description="삼성전자 현재가가 10분째 그대로예요")
+    filed = await (await client.post("/api/v1/reports", json=sent)).json()
+    url = f"/api/v1/incidents/{filed['id']}/link"
+    assert (await client.post(url, json={"to": alert_id, "by": "lee"}, headers=API)).status == 200
+    await wait_for(lambda: len(smtp.inbox) == 1)  # the receipt
+
+    clock.now += timedelta(minutes=40)
+    later = resolved(stale, clock.now)
+    assert (await client.post("/webhook", json=webhook(later), headers=AUTH)).status == 200
+    await wait_for(lambda: len(smtp.inbox) == 2 and len(slack.posted_to(announced)) == 2)
+    fixed = smtp.inbox[1]
+    assert fixed["To"] == EMAIL and fixed["Subject"].startswith("[해결 완료] 시세가 멈췄어요")
+    assert "오전 10:40 KST에 해결되었습니다" in fixed.get_content()
+    closed = slack.posted_to(announced)[1]["text"]
+    assert closed.startswith("해결: 실시간 시세와 차트 관련 문제가") and "40분 동안" in closed
+    # the alert firing and resolving again, the worker run again: still one notice each
+    await client.post("/webhook", json=webhook(later), headers=AUTH)
+    await client.app[WORKER].run_once()
+    await asyncio.sleep(0.2)
+    assert len(smtp.inbox) == 2
+    assert EMAIL not in json.dumps(slack.messages, ensure_ascii=False)
+
+
+HOSTILE = (
+    "<script>alert(1)</script> *굵게* _x_ ~y~ `z` <!channel> @here {code} [x|javascript:1] h1. "
+)
+
+
+async def test_markup_in_every_field_is_shown_as_text_everywhere(
+    make_client: ClientFactory, slack: FakeSlack, jira: FakeJira
+) -> None:
+    client = await receiver(make_client, slack, jira)
+    text = {name: f"{name} {HOSTILE}" for name in ("description", "steps", "expected", "actual")}
+    sent = good(
+        title=f"제목 {HOSTILE}".strip(),
+        environment={k: f"{k} {HOSTILE}"[:200] for k in ("os", "browser", "device", "app_version")},
+        reporter={"name": f"이름 {HOSTILE}"[:200], "email": EMAIL},
+        **text,
+    )
+    resp = await client.post("/api/v1/reports", json=sent)
+    assert resp.status == 201, await resp.text()
+    answer = await resp.text()
+    assert set(json.loads(answer)) == {"id", "reference", "status"}  # nothing echoed back
+    incident_id = json.loads(answer)["id"]
+    triage_url = f"/api/v1/incidents/{incident_id}/triage"
+    body = {"severity": "P2", "assignee": "kim", "by": "lee"}
+    assert (await client.post(triage_url, json=body, headers=API)).status == 200
+    await wait_for(lambda: any("Triaged by" in c for i in jira.issues for c in jira.comments(i)))
+    await wait_for(lambda: len(slack_texts(slack)) >= 2)
+    shown = slack_texts(slack)
+    assert any("제목" in t for t in shown)
+    for t in shown:
+        assert slack_problems(t) == [], t
+    described = jira_texts(jira)
+    assert any("steps" in t and "actual" in t for t in described)
+    for t in described:
+        assert jira_problems(t) == [], t
+    # the API shows the title as data (JSON), never as markup for a page
+    view = await (await client.get(f"/api/v1/incidents/{incident_id}", headers=API)).json()
+    assert view["summary"].startswith("제목 <script>")

@@ -350,12 +350,12 @@ def check_once_each(
     assert len(creates) == len(incidents) + len(resolved), f"{len(creates)} create calls"
     # Announcements for beta testers: one opening per incident, one per resolve.
     announced = Counter(
-        m["text"].split(":")[0] if m["text"].startswith("Fixed:") else "opened"
+        "resolved" if m["text"].startswith("해결:") else "opened"  # in Korean, as shipped
         for m in slack.posted_to(CFG.channels.announce)
     )
     expected = Counter({"opened": len(incidents)})
     if resolved:
-        expected["Fixed"] = len(resolved)
+        expected["resolved"] = len(resolved)
     assert announced == expected, announced
     for incident in incidents:
         assert incident["jira_key"], f"incident {incident['id']} has no JIRA key"
