@@ -11,8 +11,9 @@ Payload shapes, by channel:
   ``create`` (``fields`` and the ``assignee``'s JIRA user) while the incident's issue is not
   known at the event, with a report's ``attachments`` (``n`` and the ``filename`` on the
   issue; the bytes are the store's, immutable); then what the event does to the issue, in
-  this order: ``fields`` (summary and labels), ``assign``, ``priority``,
-  ``transition_before``, ``comment``, ``transition_after``. A postmortem
+  this order: ``fields`` (the summary, and ``relabel``: the labels of the ``replace``
+  prefixes given way to ``labels``), ``assign``, ``priority``, ``transition_before``,
+  ``comment``, ``transition_after``, then ``attachments``. A postmortem
   has ``postmortem`` (its own ``search`` and ``fields``, the description naming the
   incident's issue through ``ISSUE_SLOT``).
 - ``slack``: ``channel``, ``text`` and ``blocks`` of the incident message as of the event;
@@ -127,7 +128,8 @@ def jira(
         tags = jira_render.labels(incident, installation)
         if incident.source == "report":
             tags.append(report_render.REPORT_LABEL)
-        out["fields"] = {"summary": jira_render.summary(incident), "labels": tags}
+        relabel = {"replace": list(jira_render.RELABELLED), "labels": tags}
+        out["fields"] = {"summary": jira_render.summary(incident), "relabel": relabel}
     if kind == Kind.TRIAGED:
         assigned = [e.data["assignee"] for e in events if e.data.get("assignee")]
         person = cfg.people.get(str(assigned[-1])) if assigned else None

@@ -140,6 +140,11 @@ def summary(incident: Incident) -> str:
     )
 
 
+# The labels that say what an incident is now, rewritten when its severity or category
+# changes (the incident label, which finds the issue, never changes).
+RELABELLED = ("severity-", "category-", "team-")
+
+
 def labels(incident: Incident, installation: str) -> list[str]:
     """The incident label first, then severity, category, rule and team."""
     assert incident.id is not None

@@ -32,7 +32,9 @@ from receiver.domain.reports import (
     parse_report,
 )
 
-MESSAGE_ID = re.compile(r"<[^<>\s]+>")
+# A Message-ID as the store keeps it: printable, without spaces, at most 250 characters
+# (longer or odder ones, which no mail client writes, are not remembered, never stored).
+MESSAGE_ID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]{1,248}>")
 # The reference of a report, as the notices' Message-IDs and subjects carry it.
 REFERENCE = re.compile(r"\bR-\d{4}-\d{6}\b")
 _REPLY_PREFIX = re.compile(r"^\s*((re|aw|fw|fwd|답장|회신|전달)\s*(\[\d+\])?\s*:\s*)+", re.I)
@@ -67,6 +69,7 @@ class Inbound:
     text: str
     files: tuple[tuple[str, str | None, bytes], ...]  # (file name, declared type, content)
     automatic: bool  # written by a machine: never a report, never answered
+    forged: bool = False  # the receiving server found its sender forged (DMARC/SPF fail)
 
 
 class _Text(HTMLParser):
@@ -106,20 +109,36 @@ def html_text(html: str) -> str:
 
 
 def _ids(value: str | None) -> list[str]:
-    return MESSAGE_ID.findall(value or "")
+    found = re.findall(r"<[^<>]*>", value or "")
+    return [m for m in found if MESSAGE_ID.fullmatch(m)]
 
 
 def _automatic(mail: Message, sender: str | None) -> bool:
+    """Written by a machine. Mailing-list headers alone do not say so: the beta-feedback
+    address may well be a group that forwards testers' mail."""
     auto = (_header(mail, "Auto-Submitted") or "no").strip().lower()
     precedence = _header(mail, "Precedence").strip().lower()
     return (
         auto != "no"
-        or precedence in ("bulk", "junk", "list", "auto_reply")
-        or any(mail.get(h) is not None for h in ("X-Autoreply", "X-Autorespond", "List-Id"))
+        or precedence in ("bulk", "junk", "auto_reply")
+        or any(_header(mail, h) for h in ("X-Autoreply", "X-Autorespond"))
         or mail.get_content_type() == "multipart/report"  # a bounce
         or sender is None
         or bool(_MACHINE_SENDERS.match(sender))
     )
+
+
+_AUTH_FAILED = re.compile(r"\b(dmarc|spf)\s*=\s*(fail|softfail)\b", re.I)
+
+
+def _forged(mail: Message) -> bool:
+    """Whether the receiving server said the sender is not who they claim (its
+    Authentication-Results: dmarc=fail, spf=fail): such mail is not answered."""
+    try:
+        results = [str(v) for v in mail.get_all("Authentication-Results") or []]
+    except Exception:
+        return False
+    return any(_AUTH_FAILED.search(r) for r in results)
 
 
 def _body(mail: EmailMessage) -> str:
@@ -206,6 +225,7 @@ def read(raw: bytes) -> Inbound:
         text=text,
         files=tuple(_files(mail)),
         automatic=_automatic(mail, address or None),
+        forged=_forged(mail),
     )
 
 

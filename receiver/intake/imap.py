@@ -91,7 +91,9 @@ class ImapMailbox:
 
     def __init__(self, target: ImapTarget, timeout: float = TIMEOUT_SECONDS) -> None:
         self.target = target
-        self.name = target.mailbox
+        # what the store remembers taken messages under: the account's mailbox, not a name
+        # another account has too (UIDVALIDITY values are often small and shared)
+        self.name = f"{target.user}@{target.host}/{target.mailbox}"
         self.timeout = timeout
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imap")
         self._imap: imaplib.IMAP4 | None = None
@@ -155,7 +157,9 @@ class ImapMailbox:
         """A message's bytes (not marking it seen), or None when it is gone."""
 
         def fetch() -> bytes | None:
-            data = _ok(self._session().uid("FETCH", str(uid), "(BODY.PEEK[])"), "FETCH")
+            status, data = self._session().uid("FETCH", str(uid), "(BODY.PEEK[])")
+            if status != "OK":  # a message the server cannot give (corrupt): taken as gone
+                return None
             for item in data:
                 if isinstance(item, tuple) and isinstance(item[1], bytes):
                     return item[1]

@@ -26,6 +26,6 @@ class LogNotifier:
             kind=item.kind,
             incident_id=item.incident_id,
             outbox_id=item.id,
-            text=preview(item.channel, item.payload),
+            text=preview(item.channel, loggable(item.payload)),  # private parts stay out
             payload=loggable(item.payload),
         )

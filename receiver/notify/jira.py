@@ -109,6 +109,9 @@ class JiraClient(Protocol):
     def edit(self, key: str, fields: dict[str, Any]) -> None:
         """Set fields of the issue (summary, labels)."""
 
+    def labels(self, key: str) -> list[str]:
+        """The issue's labels."""
+
 
 class LibraryJira:
     """JiraClient over the ``jira`` library, connecting on first use (from any thread)."""
@@ -178,6 +181,9 @@ class LibraryJira:
     def edit(self, key: str, fields: dict[str, Any]) -> None:
         self._jira().issue(key, fields="summary").update(fields=fields)
 
+    def labels(self, key: str) -> list[str]:
+        return [str(x) for x in self._jira().issue(key, fields="labels").fields.labels or []]
+
 
 class JiraNotifier:
     """Carries out JIRA instructions (see ``receiver.domain.instructions``): finds or
@@ -218,10 +224,8 @@ class JiraNotifier:
         if "postmortem" in order:
             await self._call(self._postmortem, order["postmortem"], key)
             return effects
-        if order.get("attachments"):
-            await self._attach(item.incident_id, key, order["attachments"])
         if order.get("fields"):
-            await self._call(self.client.edit, key, order["fields"])
+            await self._call(self._edit, key, order["fields"])
         if order.get("assign"):
             await self._call(self.client.assign, key, order["assign"])
         if order.get("priority"):
@@ -232,6 +236,8 @@ class JiraNotifier:
             await self._call(self._comment, key, order["comment"], item.id, item.maybe_delivered)
         if order.get("transition_after"):
             await self._call(self._transition, key, order["transition_after"])
+        if order.get("attachments"):  # last: a file JIRA refuses holds up nothing else
+            await self._attach(item.incident_id, key, order["attachments"])
         return effects
 
     async def _attach(self, incident_id: int, key: str, wanted: list[dict[str, Any]]) -> None:
@@ -249,7 +255,14 @@ class JiraNotifier:
             if n >= len(stored):
                 log.warning("jira_attachment_missing", incident_id=incident_id, n=n)
                 continue
-            await self._call(self.client.attach, key, name, stored[n].data)
+            try:
+                await self._call(self.client.attach, key, name, stored[n].data)
+            except DeliveryError as exc:
+                if exc.retryable:
+                    raise  # the delivery is tried again; what went up is not sent twice
+                # refused for good (attachments off, over JIRA's size limit): said, not fatal
+                log.warning("jira_attachment_refused", jira_key=key, filename=name, error=str(exc))
+                continue
             log.info("jira_attachment_added", jira_key=key, filename=name)
 
     # The methods below run in a worker thread.
@@ -269,6 +282,17 @@ class JiraNotifier:
                 reason=Reason.CLIENT_ERROR,
             )
         return self.client.create(create["fields"], create.get("assignee"))
+
+    def _edit(self, key: str, fields: dict[str, Any]) -> None:
+        """Set the summary, and relabel: the labels the receiver wrote with ``relabel``'s
+        prefixes give way to the new ones; labels people added stay."""
+        fields = dict(fields)
+        relabel = fields.pop("relabel", None)
+        if relabel is not None:
+            prefixes = tuple(relabel["replace"])
+            kept = [x for x in self.client.labels(key) if not x.startswith(prefixes)]
+            fields["labels"] = list(dict.fromkeys([*kept, *relabel["labels"]]))
+        self.client.edit(key, fields)
 
     def _comment(self, key: str, text: str, delivery: int, check: bool) -> None:
         """Add a comment tagged with its delivery; on a redelivery, only if it is not there."""

@@ -12,6 +12,7 @@ Message-IDs are known, and they are taken as seen before.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import replace
 from typing import Protocol
@@ -20,6 +21,7 @@ import structlog
 
 from receiver.domain import mail as mails
 from receiver.domain.mail import MailboxError
+from receiver.domain.reports import dedup_key
 from receiver.metrics import Metrics
 from receiver.service.loops import Poller
 from receiver.service.reports import MailTakenAlready, RateLimited, ReportService
@@ -106,9 +108,10 @@ class MailIntake:
             outcome = "taken elsewhere"
         except (StoreUnavailable, MailboxError):
             raise
-        except Exception:
-            log.exception("mail_not_taken", mailbox=key.mailbox, uid=key.uid)
-            await self.reports.record_mail(replace(key, outcome="failed"))
+        except Exception as exc:  # a bug, or a message like none before: never a blocker
+            log.error("mail_not_taken", mailbox=key.mailbox, uid=key.uid, error=type(exc).__name__)
+            with contextlib.suppress(MailTakenAlready):
+                await self.reports.record_mail(replace(key, outcome="failed"))
             outcome = "failed"
         log.info("mail_taken", mailbox=key.mailbox, uid=key.uid, outcome=outcome)
         return outcome
@@ -117,7 +120,7 @@ class MailIntake:
         if raw is None:
             await self.reports.record_mail(replace(key, outcome="gone"))
             return "gone"
-        mail = mails.read(raw)
+        mail = await asyncio.to_thread(mails.read, raw)  # a big message: off the loop
         key = replace(key, message_id=mail.message_id)
         if mail.message_id is not None:
             known = await self.store.mail_known([mail.message_id])
@@ -128,6 +131,9 @@ class MailIntake:
         if mail.automatic or (mail.sender or "").casefold() == self.own:
             await self.reports.record_mail(replace(key, outcome="automatic"))
             return "automatic"
+        if mail.forged:  # answering it would write to someone who never wrote to us
+            await self.reports.record_mail(replace(key, outcome="forged"))
+            return "forged"
         answered = await self._answered(mail)
         if answered is not None:
             files, left = mails.attachments_of(mail.files)
@@ -144,6 +150,12 @@ class MailIntake:
             log.info("mail_report_refused", uid=key.uid, fields=[e.field for e in errors])
             await self.reports.record_mail(replace(key, outcome="rejected"))
             return "rejected"
+        since = self.reports.clock() - cfg.reports.dedup_window
+        again = await self.store.find_report(dedup_key(report), since)
+        if again is not None:  # the same title again (a reply that lost its headers)
+            files, left = mails.attachments_of(mail.files)
+            if await self.reports.comment(again[0], mail.text, files, left, key):
+                return "comment"
         try:
             self.reports.check_rate(report, f"email:{(mail.sender or '').casefold()}")
         except RateLimited:
@@ -155,20 +167,21 @@ class MailIntake:
 
     async def _answered(self, mail: mails.Inbound) -> int | None:
         """The report a message answers: one whose e-mail (or a comment's) it names, else
-        the reference of a notice it answers or its subject carries, if it comes from that
-        report's reporter."""
+        the reference of a notice it answers or its subject carries; only when it comes
+        from that report's reporter (anyone else in the thread files a report of their
+        own, and hears back themselves)."""
+        candidates: list[int] = []
         if mail.answers:
             known = await self.store.mail_known(list(mail.answers))
-            for message_id in mail.answers:
-                if known.get(message_id) is not None:
-                    return known[message_id]
+            candidates += [i for m in mail.answers if (i := known.get(m)) is not None]
         reference = mails.reference_in(mail)
-        incident_id = await self.store.report_of_reference(reference) if reference else None
-        if incident_id is None or mail.sender is None:
-            return None
-        filed = await self.store.get_report(incident_id, attachments=False)
-        reporter = filed.report.reporter.email if filed else None
-        return incident_id if _same_address(reporter, mail.sender) else None
+        if reference and (found := await self.store.report_of_reference(reference)):
+            candidates.append(found)
+        for incident_id in dict.fromkeys(candidates):
+            filed = await self.store.get_report(incident_id, attachments=False)
+            if filed is not None and _same_address(filed.report.reporter.email, mail.sender):
+                return incident_id
+        return None
 
 
 def _same_address(a: str | None, b: str | None) -> bool:

@@ -202,7 +202,9 @@ async def test_p1_raised_to_p0_is_announced_as_more_serious(
     assert_plain(raised)
     # the issue's summary and labels say P0 now, with its priority
     [issue] = jira.issues.values()
-    await wait_for(lambda: issue["fields"]["summary"].startswith("[P0][performance]"))
+    fields = issue["fields"]
+    await wait_for(lambda: fields["summary"].startswith("[P0][performance]") and (
+        fields["priority"] == "Highest"))  # fmt: skip
     assert (
         "severity-p0" in issue["fields"]["labels"]
         and "severity-p1" not in issue["fields"]["labels"]

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from structlog.testing import capture_logs
 
 from receiver.api.keys import MAIL, STORE
 from receiver.domain.mail import MailboxError
@@ -346,3 +347,53 @@ async def test_a_certificate_the_receiver_does_not_trust_is_refused(
     with pytest.raises(MailboxError, match=r"CERTIFICATE_VERIFY_FAILED|certificate"):
         await mailbox.open()
     await mailbox.close()
+
+
+async def test_in_log_only_mode_a_reply_is_logged_without_its_words_or_its_sender(
+    make_client: ClientFactory, dovecot: Dovecot
+) -> None:
+    first = a_mail()
+    reply = a_mail("Re: 주문 버튼이 반응하지 않아요", "제 번호는 010-1234-5678이에요",
+                   answers=first["Message-ID"])  # fmt: skip
+    with capture_logs() as events:
+        client = await make_client(
+            reports_imap_url=dovecot.url(tls=True), reports_imap_poll_seconds=0.1
+        )  # no JIRA, Slack or SMTP: every channel only logs
+        await asyncio.to_thread(dovecot.deliver, first)
+        await wait_for(lambda: any(e.get("outcome") == "accepted" for e in events), seconds=20)
+        await asyncio.to_thread(dovecot.deliver, reply)
+
+        def commented() -> bool:
+            return any(e.get("kind") == "report.comment" and e.get("channel") == "jira"
+                       for e in events)  # fmt: skip
+
+        await wait_for(commented, seconds=20)
+    logged = repr(events)
+    assert "010-1234-5678" not in logged and SKY not in logged and "김하늘" not in logged
+    assert "not logged: private" in logged
+    assert client.app[MAIL].mailbox.name.startswith("beta-feedback@127.0.0.1/")
+
+
+async def test_another_person_in_the_thread_files_a_report_of_their_own(
+    make_client: ClientFactory,
+    dovecot: Dovecot,
+    slack: FakeSlack,
+    jira: FakeJira,
+    smtp: FakeSmtp,
+) -> None:
+    first = a_mail()
+    await asyncio.to_thread(dovecot.deliver, first)
+    client = await receiver(make_client, dovecot, slack, jira, smtp)
+    await wait_for(lambda: len(smtp.inbox) == 1, seconds=20)
+    colleague = a_mail("Re: 주문 버튼이 반응하지 않아요", "저도 같은 문제가 있어요",
+                       sender="jun@example.com", answers=first["Message-ID"])  # fmt: skip
+    await asyncio.to_thread(dovecot.deliver, colleague)
+    await wait_for(lambda: len(smtp.inbox) == 2, seconds=20)
+    assert [m["To"] for m in smtp.inbox] == [SKY, "jun@example.com"]
+    assert len(await reports(client)) == 2  # theirs, told on its own; not a comment on sky's
+    forged = a_mail("급해요", "확인 부탁드립니다", sender="boss@trading.example")
+    forged["Authentication-Results"] = "mx.trading.example; spf=fail; dmarc=fail"
+    uid = await asyncio.to_thread(dovecot.deliver, forged)
+    await wait_for(lambda: _seen(dovecot, [uid]), seconds=20)
+    await asyncio.sleep(0.3)
+    assert len(smtp.inbox) == 2 and len(await reports(client)) == 2  # nobody answered

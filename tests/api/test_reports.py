@@ -327,6 +327,7 @@ async def test_triage_sets_severity_category_and_assignee_and_pages_by_them(
     )
     await wait_for(lambda: len(jira.issues) == 1)
     assigned_at_open = next(iter(jira.issues.values()))["fields"]["assignee"]
+    next(iter(jira.issues.values()))["fields"]["labels"].append("customer-visible")  # by people
     assert assigned_at_open in ({"name": "yoon"}, {"name": "jang"})
     url = f"/api/v1/incidents/{filed['id']}/triage"
     body = {"severity": "P1", "category": "api", "assignee": "kim", "by": "lee"}
@@ -346,6 +347,7 @@ async def test_triage_sets_severity_category_and_assignee_and_pages_by_them(
     labels = issue["fields"]["labels"]
     assert {"severity-p1", "category-api", "team-backend", "beta-report"} <= set(labels)
     assert not {"severity-p3", "category-ui", "team-frontend"} & set(labels)
+    assert "customer-visible" in labels  # what people added stays
     # the P1 policy of the backend team from now on: its on-call is paged at once
     await wait_for(lambda: bool(slack.dms_to("U0KIM")))
     again = await client.post(url, json={"severity": "P1", "by": "lee"}, headers=API)
@@ -608,3 +610,29 @@ async def test_markup_in_every_field_is_shown_as_text_everywhere(
     # the API shows the title as data (JSON), never as markup for a page
     view = await (await client.get(f"/api/v1/incidents/{incident_id}", headers=API)).json()
     assert view["summary"].startswith("제목 <script>")
+
+
+async def test_an_attachment_jira_refuses_for_good_holds_up_nothing(
+    make_client: ClientFactory, slack: FakeSlack, jira: FakeJira
+) -> None:
+    client = await receiver(make_client, slack, jira)
+    jira.fail_next(403, path_contains="/attachments", count=10)  # attachments switched off
+    form = FormData()
+    for name, value in (("title", "차트가 비어요"), ("description", "하얀 화면"),
+                        ("reporter.email", EMAIL)):  # fmt: skip
+        form.add_field(name, value)
+    form.add_field("attachments", png(), filename="screen.png", content_type="image/png")
+    incident_id = (await (await client.post("/api/v1/reports", data=form)).json())["id"]
+
+    async def opened() -> list[dict[str, Any]]:
+        body = await (await client.get("/api/v1/deliveries", headers=API)).json()
+        return [d for d in body["deliveries"]
+                if d["channel"] == "jira" and d["incident_id"] == incident_id]  # fmt: skip
+
+    for _ in range(200):
+        if [d["status"] for d in await opened()] == ["sent"]:
+            break
+        await asyncio.sleep(0.05)
+    assert [d["status"] for d in await opened()] == ["sent"]  # not dead, not retrying
+    [issue] = jira.issues.values()
+    assert issue.get("attachments", []) == [] and len(jira.requests_to("POST", "/attachments")) == 1
