@@ -58,7 +58,9 @@ def attachment_names(attachments: Sequence[Attachment], start: int = 1) -> list[
     names = []
     for n, attachment in enumerate(attachments, start=start):
         safe = _UNSAFE_NAME.sub("_", attachment.filename).strip("_") or "attachment"
-        names.append(f"{n}-{safe}"[:NAME_MAX])
+        stem, dot, suffix = safe.rpartition(".") if "." in safe else (safe, "", "")
+        room = NAME_MAX - len(f"{n}-") - len(dot + suffix)
+        names.append(f"{n}-{stem[: max(1, room)]}{dot}{suffix}"[:NAME_MAX])  # keeps its type
     return names
 
 

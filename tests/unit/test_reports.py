@@ -14,8 +14,10 @@ import pytest
 
 from receiver.config.loader import ConfigError, load_rules, parse_rules
 from receiver.domain.ratelimit import SlidingWindow
+from receiver.domain.report_render import attachment_names
 from receiver.domain.reports import (
     MAX_ATTACHMENT_BYTES,
+    Attachment,
     Environment,
     Report,
     Reporter,
@@ -314,3 +316,23 @@ def test_bad_smtp_urls_are_refused(url: str) -> None:
 
     with pytest.raises(SmtpUrlError):
         parse_smtp_url(url)
+
+
+@pytest.mark.parametrize(
+    ("filename", "shown"),
+    [
+        ("screen.png", "1-screen.png"),
+        ("스크린샷 1.png", "1-스크린샷_1.png"),  # letters of any script stay
+        ("[x|y]{z}!.png", "1-x_y_z_.png"),  # nothing wiki markup would read
+        ("a" * 300 + ".png", "1-" + "a" * 94 + ".png"),  # cut, keeping its type
+        ("", "1-attachment"),
+    ],
+)
+def test_attachments_get_numbered_names_safe_in_wiki_markup(filename: str, shown: str) -> None:
+    [name] = attachment_names([Attachment(filename, "image/png", b"x")])
+    assert name == shown and len(name) <= 100
+
+
+def test_a_comments_files_go_on_numbering_after_the_reports() -> None:
+    files = [Attachment("a.png", "image/png", b"x"), Attachment("a.png", "image/png", b"y")]
+    assert attachment_names(files, start=3) == ["3-a.png", "4-a.png"]
