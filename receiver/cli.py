@@ -8,11 +8,12 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from receiver.config.loader import ConfigError, Problem, check_rules, load_rules, summarize
 from receiver.config.models import RulesConfig
 from receiver.domain.explain import route_report, triage_report
-from receiver.domain.oncall import oncall_at
+from receiver.domain.oncall import in_business_hours, next_business_start, oncall_at, responder
 
 
 def _time(text: str) -> datetime:
@@ -251,26 +252,40 @@ def cmd_oncall(rules: str | None, rotation: str | None, at: datetime | None, as_
     when = at or datetime.now(UTC)
     names = [rotation] if rotation else list(cfg.rotations)
     rows = [oncall_at(name, cfg.rotations[name], when) for name in names]
+    # A business-hours rotation off hours (evenings, weekends, holidays): who is paged
+    # instead (its fallback's on-call), and when its own hours start again.
+    off: dict[str, tuple[str | None, str | None, str]] = {}
+    for name in names:
+        rot = cfg.rotations[name]
+        if rot.hours == "business" and not in_business_hours(rot, when):
+            instead = responder(cfg, rot.fallback, when) if rot.fallback else None
+            back = next_business_start(rot, when).isoformat()
+            off[name] = (instead.rotation if instead else None,
+                         instead.person if instead else None, back)  # fmt: skip
     if as_json:
-        print(
-            json.dumps(
-                {
-                    "oncall": [
-                        {
-                            "rotation": r.rotation,
-                            "person": r.person,
-                            "shift_end": r.shift_end.isoformat(),
-                        }
-                        for r in rows
-                    ]
-                }
-            )
-        )
+        out = []
+        for r in rows:
+            row: dict[str, Any] = {
+                "rotation": r.rotation,
+                "person": r.person,
+                "shift_end": r.shift_end.isoformat(),
+                "off_hours": r.rotation in off,
+            }
+            if r.rotation in off:
+                via, who, back = off[r.rotation]
+                row["paged_instead"] = {"rotation": via, "person": who} if who else None
+                row["business_hours_from"] = back
+            out.append(row)
+        print(json.dumps({"oncall": out}))
         return 0
     for r in rows:
         person = cfg.people[r.person].name
         note = " (override)" if r.override else ""
         print(f"{r.rotation:<12} {r.person:<10} {person:<20} until {r.shift_end.isoformat()}{note}")
+        if r.rotation in off:
+            via, who, back = off[r.rotation]
+            paged = f"{who} ({cfg.people[who].name}) of {via}" if who else "nobody (no fallback)"
+            print(f"{'':<12} off hours until {back}: paged instead: {paged}")
     return 0
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import string
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from functools import cache
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays as public_holidays
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -18,6 +20,12 @@ from pydantic import (
 
 from receiver.config.durations import parse_duration
 from receiver.config.matchers import Matcher, parse_matcher
+
+
+@cache
+def supported_countries() -> frozenset[str]:
+    """The countries whose public holidays are known."""
+    return frozenset(public_holidays.list_supported_countries())
 
 
 def _duration(value: Any) -> timedelta:
@@ -123,6 +131,19 @@ class RotationConfig(_Model):
     hours: Literal["always", "business"] = "always"
     overrides: list[OverrideConfig] = Field(default_factory=list)
     fallback: str | None = None
+    # Days that are not business days besides weekends: a country's public holidays (ISO
+    # code, e.g. KR, through the `holidays` library) and dates of the team's own.
+    holidays: str | None = None
+    days_off: list[date] = Field(default_factory=list)
+
+    @field_validator("holidays")
+    @classmethod
+    def _known_country(cls, value: str | None) -> str | None:
+        if value is not None and value not in supported_countries():
+            raise ValueError(
+                f"unknown country {value!r} for public holidays (an ISO 3166 code such as KR)"
+            )
+        return value
 
     @field_validator("timezone")
     @classmethod

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
+from functools import cache
 from typing import Any
+
+import holidays as public_holidays
 
 from receiver.config.models import RotationConfig, RulesConfig
 
 BUSINESS_START = time(9, 0)
 BUSINESS_END = time(18, 0)
 BUSINESS_DAYS = range(0, 5)  # Monday to Friday
+MAX_DAYS_OFF = 366  # looked ahead for the next business day at most
 
 
 @dataclass(frozen=True)
@@ -64,10 +68,22 @@ def oncall_at(name: str, rot: RotationConfig, at: datetime) -> OnCall:
     return OnCall(name, rot.members[index % len(rot.members)], _aware(end, rot))
 
 
+@cache
+def _public_holidays(country: str) -> public_holidays.HolidayBase:
+    return public_holidays.country_holidays(country)  # filled in by year as asked
+
+
+def is_business_day(rot: RotationConfig, day: date) -> bool:
+    """Mon-Fri, and neither a public holiday of the rotation's country nor a day off."""
+    if day.weekday() not in BUSINESS_DAYS or day in rot.days_off:
+        return False
+    return rot.holidays is None or day not in _public_holidays(rot.holidays)
+
+
 def in_business_hours(rot: RotationConfig, at: datetime) -> bool:
-    """Mon-Fri 09:00-18:00 in the rotation's time zone."""
+    """09:00-18:00 of a business day in the rotation's time zone."""
     local = at.astimezone(rot.zone)
-    return local.weekday() in BUSINESS_DAYS and BUSINESS_START <= local.time() < BUSINESS_END
+    return is_business_day(rot, local.date()) and BUSINESS_START <= local.time() < BUSINESS_END
 
 
 def next_business_start(rot: RotationConfig, at: datetime) -> datetime:
@@ -78,7 +94,9 @@ def next_business_start(rot: RotationConfig, at: datetime) -> datetime:
     day = local.date()
     if local.time() >= BUSINESS_START:
         day += timedelta(days=1)
-    while day.weekday() not in BUSINESS_DAYS:
+    for _ in range(MAX_DAYS_OFF):  # a rotation with no business day at all cannot hang this
+        if is_business_day(rot, day):
+            break
         day += timedelta(days=1)
     return datetime.combine(day, BUSINESS_START, tzinfo=rot.zone)
 

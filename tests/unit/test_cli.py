@@ -380,3 +380,22 @@ def test_route_test_says_when_no_triage_rule_matched(capsys: pytest.CaptureFixtu
         == 0
     )
     assert "rule:         (no triage rule matched: the defaults)" in capsys.readouterr().out
+
+
+def test_oncall_says_who_is_paged_while_a_business_hours_rotation_is_off(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECEIVER_RULES", str(SHIPPED))
+    christmas = "2025-12-25T10:00:00+09:00"  # a Thursday, and a public holiday in Korea
+    assert main(["oncall", "--at", christmas, "--json"]) == 0
+    rows = {e["rotation"]: e for e in json.loads(capsys.readouterr().out)["oncall"]}
+    features, backend = rows["features"], rows["backend"]
+    assert features["off_hours"] is True and backend["off_hours"] is False
+    assert features["paged_instead"] == {"rotation": "backend", "person": backend["person"]}
+    assert features["business_hours_from"] == "2025-12-26T09:00:00+09:00"
+    assert main(["oncall", "features", "--at", christmas]) == 0
+    text = capsys.readouterr().out
+    assert "off hours until 2025-12-26T09:00:00+09:00: paged instead:" in text
+    assert main(["oncall", "features", "--at", "2025-12-26T10:00:00+09:00", "--json"]) == 0
+    [row] = json.loads(capsys.readouterr().out)["oncall"]
+    assert row["off_hours"] is False and "paged_instead" not in row

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from receiver.config import RulesConfig, parse_rules
+from receiver.config.loader import ConfigError
+from receiver.config.models import RotationConfig
 from receiver.domain.oncall import (
     OnCall,
     Page,
@@ -298,6 +300,60 @@ def test_in_business_hours(cfg: RulesConfig, at: str, expected: bool) -> None:
 def test_next_business_start(cfg: RulesConfig, at: str, expected: str) -> None:
     result = next_business_start(cfg.rotations["office"], datetime.fromisoformat(at))
     assert result == datetime.fromisoformat(expected)
+
+
+def with_days_off(cfg: RulesConfig, country: str | None, *days: str) -> RotationConfig:
+    office = cfg.rotations["office"]
+    dates = [date.fromisoformat(d) for d in days]
+    return office.model_copy(update={"holidays": country, "days_off": dates})
+
+
+@pytest.mark.parametrize(
+    ("country", "days_off", "at", "expected"),
+    [
+        # a P2 at 23:00 on Christmas Eve in Seoul goes out on 26 December, not on Christmas
+        ("KR", (), "2025-12-24T23:00:00+09:00", "2025-12-26T09:00:00+09:00"),
+        ("KR", (), "2025-12-25T10:00:00+09:00", "2025-12-26T09:00:00+09:00"),
+        # Christmas on a Friday: the Monday after
+        ("KR", (), "2026-12-24T23:00:00+09:00", "2026-12-28T09:00:00+09:00"),
+        # Chuseok 2026 (24-26 Sep, Thursday to Saturday): the Monday after
+        ("KR", (), "2026-09-23T19:00:00+09:00", "2026-09-28T09:00:00+09:00"),
+        # without a country, Christmas is a business day
+        (None, (), "2025-12-24T23:00:00+09:00", "2025-12-25T09:00:00+09:00"),
+        # a day off of the team's own, on top of the country's
+        ("KR", ("2025-12-26",), "2025-12-24T23:00:00+09:00", "2025-12-29T09:00:00+09:00"),
+        # Germany's second Christmas day is a holiday there, and not in Korea
+        ("DE", (), "2025-12-24T23:00:00+09:00", "2025-12-29T09:00:00+09:00"),
+    ],
+)
+def test_holidays_and_days_off_are_not_business_days(
+    cfg: RulesConfig, country: str | None, days_off: tuple[str, ...], at: str, expected: str
+) -> None:
+    rotation = with_days_off(cfg, country, *days_off)
+    assert next_business_start(rotation, datetime.fromisoformat(at)) == datetime.fromisoformat(
+        expected
+    )
+    christmas = datetime.fromisoformat("2025-12-25T10:00:00+09:00")
+    assert in_business_hours(rotation, christmas) is (country is None)
+
+
+def test_a_rotation_of_days_off_only_still_answers(cfg: RulesConfig) -> None:
+    start = date(2026, 1, 1)
+    every = [(start + timedelta(days=n)).isoformat() for n in range(400)]
+    rotation = with_days_off(cfg, None, *every)
+    found = next_business_start(rotation, datetime.fromisoformat("2026-01-01T10:00:00+09:00"))
+    assert found.date() - start <= timedelta(days=367)  # bounded: no hang
+
+
+def test_an_unknown_country_is_refused_with_its_line() -> None:
+    office = "    hours: business\n    fallback: weekly\n"
+    text = RULES.replace(office, office + "    holidays: XX\n")
+    assert text != RULES
+    with pytest.raises(ConfigError) as caught:
+        parse_rules(text, "rules.yaml")
+    [problem] = caught.value.problems
+    assert problem.path == "rotations.office.holidays" and "unknown country 'XX'" in problem.message
+    assert problem.line == text.splitlines().index("    holidays: XX") + 1
 
 
 @pytest.mark.parametrize(
