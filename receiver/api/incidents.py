@@ -8,9 +8,9 @@ from typing import Any
 from aiohttp import web
 
 from receiver.api.auth import authorized, unauthorized
-from receiver.api.keys import RULES, SERVICE, SETTINGS, STORE
+from receiver.api.keys import CLOCK, RULES, SERVICE, SETTINGS, STORE
 from receiver.api.middleware import LOG_FIELDS, error_response
-from receiver.api.views import delivery_view, event_view, incident_view
+from receiver.api.views import delivery_view, event_view, held, incident_view
 from receiver.domain.incidents import Reason
 from receiver.domain.model import Status
 from receiver.domain.timeline import as_text
@@ -120,6 +120,7 @@ async def get_incident(request: web.Request) -> web.Response:
     view = incident_view(incident, alerts, jira_base=request.app[SETTINGS].jira_url)
     view["timeline"] = [event_view(e) for e in timeline]
     view["deliveries"] = [delivery_view(d) for d in deliveries]
+    view["pages_held_until"] = held(incident, timeline, request.app[CLOCK]())
     return web.json_response(view)
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from receiver.domain.model import AlertRecord, Event, Incident
+from receiver.domain.model import AlertRecord, Event, Incident, Status
 from receiver.store.base import Delivery
 
 
@@ -69,6 +70,16 @@ def incident_view(
         "resolved_at": iso(incident.resolved_at),
         "resolved_by": incident.resolved_by,
     }
+
+
+def held(incident: Incident, timeline: Sequence[Event], now: datetime) -> str | None:
+    """Until when the incident's pages are held for business hours, while they still are
+    (the latest hold on its timeline, not yet past, the incident not yet acknowledged)."""
+    holds = [e for e in timeline if e.event == "pages_held"]
+    if not holds or incident.status is not Status.TRIGGERED:
+        return None
+    until = datetime.fromisoformat(str(holds[-1].data["until"]))
+    return until.isoformat() if until > now else None
 
 
 def delivery_view(d: Delivery) -> dict[str, Any]:

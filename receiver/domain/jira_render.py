@@ -23,6 +23,7 @@ from receiver.config.durations import format_duration
 from receiver.config.models import RulesConfig
 from receiver.domain.delivery import Kind
 from receiver.domain.model import AlertRecord, Event, Incident
+from receiver.domain.oncall import page_time
 from receiver.domain.timeline import describe, measures, stamp, zone_of
 
 SUMMARY_MAX = 255
@@ -170,6 +171,16 @@ def respond_by(incident: Incident, cfg: RulesConfig) -> datetime | None:
     return incident.first_starts_at + policy.respond_within if policy else None
 
 
+def paging_line(incident: Incident, cfg: RulesConfig) -> list[str]:
+    """A line saying pages are held for business hours, and until when, if they are."""
+    if incident.team not in cfg.teams or incident.severity not in cfg.severities:
+        return []
+    start = page_time(cfg, incident.team, incident.severity, incident.triggered_at)
+    if start is None or start <= incident.triggered_at:
+        return []
+    return [f"*Paging:* held for business hours until {minute(start, zone_of(incident, cfg))}"]
+
+
 def _table(rows: Sequence[tuple[str, str]]) -> list[str]:
     return ["||Label||Value||", *(f"|{wiki(k)}|{wiki(cut(v, NOTE_MAX)) or ' '}|" for k, v in rows)]
 
@@ -225,6 +236,7 @@ def description(
         f"*Severity:* {wiki(incident.severity)}"
         + (f" — JIRA priority {wiki(policy.jira_priority)}" if policy else ""),
         f"*Respond by:* {minute(deadline, zone) if deadline else 'n/a'}{within}",
+        *paging_line(incident, cfg),
         f"*Category:* {wiki(incident.category)} — owning team *{wiki(incident.team)}*"
         + (f" ({wiki(team.channel)})" if team else ""),
         f"*Incident:* #{incident.id} {wiki(cut(incident.key, NOTE_MAX))}",

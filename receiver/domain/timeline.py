@@ -60,6 +60,10 @@ def describe(event: Event, cfg: RulesConfig) -> str:
             return (
                 f"Not triaged within {d.get('within', '?')}: paged {_names(cfg, d.get('people'))}"
             )
+        case "pages_held":
+            until = datetime.fromisoformat(str(d.get("until")))
+            zone = ZoneInfo(str(d.get("zone") or "UTC"))
+            return f"Pages held for business hours until {stamp(until, zone, '%Y-%m-%d %H:%M')}"
         case "reported_again":
             return "Reported again by the same tester"
         case "reporter_comment":

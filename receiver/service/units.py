@@ -9,9 +9,10 @@ from datetime import datetime
 
 from receiver.config.models import RulesConfig
 from receiver.domain.delivery import Kind
-from receiver.domain.escalation import plan
+from receiver.domain.escalation import held_until, plan
 from receiver.domain.incidents import Change, Policy, decide_batch, decide_resolved_with
-from receiver.domain.model import Alert, AlertRecord, Incident, Route
+from receiver.domain.model import Alert, AlertRecord, Event, Incident, Route
+from receiver.domain.timeline import zone_of
 from receiver.pacing import Pacer
 from receiver.service.rendering import Notice
 from receiver.store.base import Store, UnitOfWork
@@ -152,6 +153,10 @@ def replan(unit: UnitOfWork, incident: Incident, cfg: RulesConfig, trigger: date
     if incident.id not in unit.new:
         unit.cancel(incident.id)
     unit.add_timers(incident.id, plan(incident, cfg, trigger))
+    held = held_until(incident, cfg, trigger)
+    if held is not None:  # said where people look: the timeline (and so the JSON)
+        data = {"until": held.isoformat(), "zone": zone_of(incident, cfg).key}
+        unit.events.append((incident.id, Event("pages_held", trigger, data)))
 
 
 async def resolve_linked(
