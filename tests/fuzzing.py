@@ -270,6 +270,9 @@ JIRA_HEADINGS = frozenset(
         "h3. Steps to reproduce",
     }
 )
+_COUNTED_HEADING = re.compile(
+    r"h3\. ((Alerts|Attachments) \(\d+\)|Reopened and resolved again \(\d+ cycles in all\))"
+)
 _LINK_LINES = ("* [", "* Prometheus graph: ", "* Alertmanager: ")
 _WEB_LINK = re.compile(r"https?://[^\s\[\]{}|]+", re.IGNORECASE)
 _ATTACHMENT = re.compile(r"\^\d+-[\w.\-]+")  # a link to a file attached to the issue
@@ -357,7 +360,7 @@ def jira_problems(text: str) -> list[str]:
         lines[-1] = re.sub(r"^\|.*", "", lines[-1])
     for n, line in enumerate(lines):
         if re.match(r"(?:h[1-6]|bq)\.", line, re.IGNORECASE):
-            ours = line in JIRA_HEADINGS or re.fullmatch(r"h3\. (Alerts|Attachments) \(\d+\)", line)
+            ours = line in JIRA_HEADINGS or re.fullmatch(_COUNTED_HEADING, line)
             if not (ours or (n == 0 and line.startswith("h2. "))):
                 problems.append(f"heading {line[:80]!r}")
         elif re.match(r"[*#\-]+ |----", line) and not line.startswith(_LINK_LINES):

@@ -33,7 +33,7 @@ from datetime import datetime
 from typing import Any
 
 from receiver.config.models import RulesConfig
-from receiver.domain import jira_render, report_render, slack_page, slack_render
+from receiver.domain import jira_render, postmortem_render, report_render, slack_page, slack_render
 from receiver.domain.delivery import Channel, Kind
 from receiver.domain.escalation import Page
 from receiver.domain.model import AlertRecord, Event, Incident
@@ -173,11 +173,15 @@ def postmortem(
 ) -> dict[str, Any]:
     """The postmortem instruction, written at the resolve from the whole timeline."""
     assert incident.id is not None
-    label = jira_render.postmortem_label(installation, incident.id)
-    fields = jira_render.postmortem_fields(incident, timeline, cfg, ISSUE_SLOT, installation)
+    label = postmortem_render.postmortem_label(installation, incident.id)
+    fields = postmortem_render.postmortem_fields(incident, timeline, cfg, ISSUE_SLOT, installation)
+    order: dict[str, Any] = {"search": _search(incident, cfg, label), "fields": fields}
+    again = postmortem_render.postmortem_again(incident, timeline, cfg)
+    if again is not None:  # a postmortem written at an earlier resolve gets this cycle
+        order["again"] = again
     return {
         "search": _search(incident, cfg, jira_render.incident_label(installation, incident.id)),
-        "postmortem": {"search": _search(incident, cfg, label), "fields": fields},
+        "postmortem": order,
     }
 
 

@@ -22,9 +22,9 @@ from zoneinfo import ZoneInfo
 from receiver.config.durations import format_duration
 from receiver.config.models import RulesConfig
 from receiver.domain.delivery import Kind
-from receiver.domain.model import AlertRecord, Event, Incident
+from receiver.domain.model import AlertRecord, Incident
 from receiver.domain.oncall import page_time
-from receiver.domain.timeline import describe, measures, stamp, zone_of
+from receiver.domain.timeline import stamp, zone_of
 
 SUMMARY_MAX = 255
 LABEL_MAX = 255
@@ -372,10 +372,6 @@ def comment(kind: str, payload: dict[str, Any], cfg: RulesConfig) -> str:
     return f"{kind} at {at}."
 
 
-POSTMORTEM_LABEL_PREFIX = "receiver-postmortem-"
-POSTMORTEM_SECTIONS = ("Root cause", "Response evaluation", "Improvements", "Prevention")
-
-
 def triaged_comment(event: dict[str, Any], cfg: RulesConfig, at: str) -> str:
     """``Triaged by Kim Minjun at ...: severity P3 → P1 (priority High), ...``."""
     by = str(event.get("by", "someone"))
@@ -392,66 +388,3 @@ def triaged_comment(event: dict[str, Any], cfg: RulesConfig, at: str) -> str:
         parts.append(f"assigned to {_name(cfg.people[who].name if who in cfg.people else who)}")
     name = cfg.people[by].name if by in cfg.people else by
     return f"Triaged by {_name(name)} at {at}: {', '.join(parts) or 'no change'}."
-
-
-def postmortem_label(installation: str, incident_id: int) -> str:
-    """The label that identifies an incident's postmortem issue (see ``incident_label``)."""
-    return f"{POSTMORTEM_LABEL_PREFIX}{installation}-{incident_id}"
-
-
-def postmortem_description(
-    incident: Incident,
-    events: Sequence[Event],
-    cfg: RulesConfig,
-    issue: str,
-) -> str:
-    """A postmortem pre-filled with the timeline and the response against its targets,
-    with headed sections left for the team to write; ``issue`` names the incident's issue
-    (as written: a key, or a slot its notifier fills)."""
-    zone = zone_of(incident, cfg)
-    rows: list[tuple[datetime, str]] = [(incident.first_starts_at, "First alert fired")]
-    rows.extend((e.at, describe(e, cfg)) for e in events)
-    rows.sort(key=lambda r: r[0])  # stable: same-instant events keep the timeline's order
-    lines = [
-        f"h2. Postmortem: {wiki(summary(incident))}",
-        f"*Incident:* #{incident.id} — {issue}",
-        f"*Severity:* {wiki(incident.severity)}; *category:* {wiki(incident.category)}; "
-        f"*owning team:* {wiki(incident.team)}",
-        f"*Times in:* {wiki(zone.key)}",
-        "h3. Timeline",
-        "||Time||What happened||",
-        *(f"|{stamp(at, zone)}|{wiki(cut(text, NOTE_MAX))}|" for at, text in rows),
-        "h3. Response against targets",
-        "||Measure||Actual||Target||Met||",
-        *(f"|{a}|{b}|{c}|{d}|" for a, b, c, d in measures(incident, cfg)),
-    ]
-    for section in POSTMORTEM_SECTIONS:
-        lines += [f"h3. {section}", "_To be written by the incident owner._"]
-    return fit("\n".join(lines), TEXT_MAX)
-
-
-def postmortem_fields(
-    incident: Incident,
-    events: Sequence[Event],
-    cfg: RulesConfig,
-    issue: str,
-    installation: str,
-) -> dict[str, Any]:
-    """The ``fields`` of the postmortem's create-issue request."""
-    assert incident.id is not None and cfg.jira.postmortem is not None
-    fields: dict[str, Any] = {
-        "project": {"key": project(incident, cfg)},
-        "issuetype": {"name": cfg.jira.postmortem.issue_type},
-        "summary": cut(one_line(f"Postmortem: {summary(incident)}"), SUMMARY_MAX),
-        "description": postmortem_description(incident, events, cfg, issue),
-        "labels": [
-            postmortem_label(installation, incident.id),
-            "postmortem",
-            label(f"severity-{incident.severity.lower()}"),
-            "alert-receiver",
-        ],
-    }
-    policy = cfg.severities.get(incident.severity)
-    if policy:
-        fields["priority"] = {"name": policy.jira_priority}
-    return fields

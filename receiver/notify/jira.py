@@ -222,7 +222,8 @@ class JiraNotifier:
             effects.append(Effect("jira_key", item.incident_id, (key,)))
             log.info("jira_issue_ready", incident_id=item.incident_id, jira_key=key)
         if "postmortem" in order:
-            await self._call(self._postmortem, order["postmortem"], key)
+            postmortem = order["postmortem"]
+            await self._call(self._postmortem, postmortem, key, item.id, item.maybe_delivered)
             return effects
         if order.get("fields"):
             await self._call(self._edit, key, order["fields"])
@@ -302,10 +303,13 @@ class JiraNotifier:
             return
         self.client.comment(key, f"{text}\n\n{tag}")
 
-    def _postmortem(self, order: dict[str, Any], key: str) -> None:
-        """Find or create the postmortem issue, then link it to the incident's."""
+    def _postmortem(self, order: dict[str, Any], key: str, delivery: int, check: bool) -> None:
+        """Find or create the postmortem issue, then link it to the incident's; one found
+        (written at an earlier resolve) gets the new cycle as a comment."""
         search = order["search"]
         postmortem = self.client.find(search["project"], search["label"])
+        if postmortem is not None and order.get("again"):
+            self._comment(postmortem, order["again"], delivery, check)
         if postmortem is None:
             fields = dict(order["fields"])
             fields["description"] = str(fields.get("description", "")).replace(

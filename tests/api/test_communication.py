@@ -18,6 +18,7 @@ from receiver.config import load_rules
 from tests.conftest import API, AUTH, ClientFactory
 from tests.fakes.jira import FakeJira
 from tests.fakes.slack import FakeSlack
+from tests.fuzzing import jira_problems, jira_texts
 from tests.helpers import SHIPPED_RULES, FakeClock, alert, resolved, wait_for, webhook
 
 CFG = load_rules(SHIPPED_RULES)
@@ -296,3 +297,35 @@ async def test_timeline_as_json_and_as_text(
     missing = await client.get("/api/v1/incidents/999/timeline", headers=API)
     assert missing.status == 404
     assert (await client.get(path)).status == 401
+
+
+async def test_a_reopened_incident_brings_its_postmortem_up_to_date(
+    make_client: ClientFactory, slack: FakeSlack, jira: FakeJira, clock: FakeClock
+) -> None:
+    client = await receiver(make_client, slack, jira)
+    down = alert(**DOWN)
+    incident_id = (await post(client, down))["incidents"][0]
+    clock.advance(minutes=20)
+    await post(client, resolved(down, clock.now))
+
+    def postmortems() -> list[dict[str, Any]]:
+        return [i for i in jira.issues.values() if "postmortem" in i["fields"]["labels"]]
+
+    await wait_for(lambda: len(postmortems()) == 1)
+    clock.advance(hours=2)  # within jira.reopen_window: the same incident again
+    again = alert(**DOWN, starts=clock.now)
+    assert (await post(client, again))["incidents"] == [incident_id]
+    clock.advance(minutes=35)
+    await post(client, resolved(again, clock.now))
+    [pm] = postmortems()
+
+    def cycle() -> list[str]:
+        return [c for c in jira.comments(pm["key"]) if "Reopened and resolved again" in c]
+
+    await wait_for(lambda: len(cycle()) == 1)
+    [note] = cycle()
+    assert "(2 cycles in all)" in note and "35 min this time" in note
+    assert "|2026-11-26 12:20:00 KST|Reopened" in note
+    assert len(postmortems()) == 1  # the same postmortem, brought up to date
+    for text in jira_texts(jira):
+        assert jira_problems(text) == [], text

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from receiver.config import load_rules
-from receiver.domain import jira_render
+from receiver.domain import jira_render, postmortem_render
 from receiver.domain.model import AlertRecord, AlertStatus, Event, Incident, Status
 from receiver.notify.jira import jql_string
 from tests.fuzzing import jira_problems
@@ -283,7 +283,9 @@ def test_comments_and_the_postmortem_escape_names_and_events() -> None:
         Event("acknowledged", T0, {"by": "kim"}),
         Event("resolved", T0, {"reason": "x\n|y|[z|javascript:1]"}),
     ]
-    text = jira_render.postmortem_description(incident(summary="{code}"), timeline, cfg, "OPS-1")
+    text = postmortem_render.postmortem_description(
+        incident(summary="{code}"), timeline, cfg, "OPS-1"
+    )
     assert jira_problems(text) == []
     assert "Acknowledged by Kim h1. \\[x\\|file&#58;///a\\]|" in text
 
