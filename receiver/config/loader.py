@@ -172,6 +172,8 @@ def _cross_references(cfg: RulesConfig, locate: _Locator) -> Iterator[Problem]:
     for name in cfg.announcements.wording:
         if name != "default":
             yield from need("category", name, categories, ("announcements", name))
+    if cfg.standup is not None and not cfg.channels.standup:
+        yield locate.problem(("standup",), "the standup needs a channel: set channels.standup")
     if cfg.jira.postmortem:
         for i, sev in enumerate(cfg.jira.postmortem.severities):
             yield from need("severity", sev, severities, ("jira", "postmortem", "severities", i))

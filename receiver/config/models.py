@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import string
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import cache
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -121,10 +121,30 @@ class OverrideConfig(_Model):
     end: LocalTime = Field(alias="to")
 
 
+def _zone_name(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA time zone {value!r}") from None
+    return value
+
+
+def _country(value: str) -> str:
+    if value not in supported_countries():
+        raise ValueError(
+            f"unknown country {value!r} for public holidays (an ISO 3166 code such as KR)"
+        )
+    return value
+
+
+ZoneName = Annotated[str, AfterValidator(_zone_name)]
+Country = Annotated[str, AfterValidator(_country)]
+
+
 class RotationConfig(_Model):
     """An on-call rotation."""
 
-    timezone: str
+    timezone: ZoneName
     members: list[str] = Field(min_length=1)
     shift: Duration
     handoff: LocalTime
@@ -133,26 +153,8 @@ class RotationConfig(_Model):
     fallback: str | None = None
     # Days that are not business days besides weekends: a country's public holidays (ISO
     # code, e.g. KR, through the `holidays` library) and dates of the team's own.
-    holidays: str | None = None
+    holidays: Country | None = None
     days_off: list[date] = Field(default_factory=list)
-
-    @field_validator("holidays")
-    @classmethod
-    def _known_country(cls, value: str | None) -> str | None:
-        if value is not None and value not in supported_countries():
-            raise ValueError(
-                f"unknown country {value!r} for public holidays (an ISO 3166 code such as KR)"
-            )
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown IANA time zone {value!r}") from None
-        return value
 
     @field_validator("shift")
     @classmethod
@@ -175,11 +177,49 @@ class EscalationStep(_Model):
 
 
 class ChannelsConfig(_Model):
-    """Slack channels for incident traffic, announcements and the digest."""
+    """Slack channels for incident traffic, announcements, the digest and the standup."""
 
     alerts: str
     announce: str
     digest: str
+    standup: str | None = None  # where the daily standup goes (with ``standup:``)
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WORKWEEK: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+
+
+def _clock_time(value: Any) -> time:
+    """``"09:30"``: a wall-clock time, written in quotes (YAML reads 09:30 as a number)."""
+    if isinstance(value, time):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f'write the time in quotes, like at: "09:30" (got {value!r})')
+    hours, colon, minutes = value.strip().partition(":")
+    if not (colon and hours.isdigit() and minutes.isdigit() and len(minutes) == 2):
+        raise ValueError(f"not a time like 09:30: {value!r}")
+    if int(hours) > 23 or int(minutes) > 59:
+        raise ValueError(f"not a time of day: {value!r}")
+    return time(int(hours), int(minutes))
+
+
+class StandupConfig(_Model):
+    """The daily standup: posted at ``at`` local time on ``days`` (not on the public
+    holidays of ``holidays``, a country code), in ``timezone`` (default: the first
+    rotation's), to ``channels.standup``."""
+
+    at: Annotated[time, BeforeValidator(_clock_time)]
+    days: list[Weekday] = Field(default_factory=lambda: list(WORKWEEK))
+    timezone: ZoneName | None = None
+    holidays: Country | None = None
+
+    @field_validator("days")
+    @classmethod
+    def _some_day(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one day (mon ... sun)")
+        return value
 
 
 def _placeholders_known(text: str | None) -> str | None:
@@ -365,6 +405,7 @@ class RulesConfig(_Model):
     announcements: AnnouncementsConfig = Field(default_factory=AnnouncementsConfig)
     rules: list[RuleConfig] = Field(default_factory=list)
     reports: ReportsConfig = Field(default_factory=ReportsConfig)
+    standup: StandupConfig | None = None
 
     def severity_rank(self, severity: str) -> int:
         """Lower is more severe: severities are listed most severe first."""

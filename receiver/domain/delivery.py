@@ -78,6 +78,7 @@ class Kind(StrEnum):
     ANNOUNCE_OPENED = "announce.opened"
     ANNOUNCE_RESOLVED = "announce.resolved"
     DIGEST = "digest.weekly"
+    STANDUP = "standup.daily"
 
 
 class Channel(StrEnum):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -329,3 +330,36 @@ async def test_a_reopened_incident_brings_its_postmortem_up_to_date(
     assert len(postmortems()) == 1  # the same postmortem, brought up to date
     for text in jira_texts(jira):
         assert jira_problems(text) == [], text
+
+
+async def test_the_daily_standup_is_posted_once_per_day_whatever_restarts_do(
+    make_client: ClientFactory, slack: FakeSlack, jira: FakeJira, clock: FakeClock, tmp_path: Path
+) -> None:
+    raw = yaml.safe_load(SHIPPED_RULES.read_text())
+    raw["channels"]["standup"] = "#team-backend"
+    standup = {"at": "09:30", "days": ["mon", "tue", "wed", "thu", "fri"], "holidays": "KR"}
+    rules = rules_with(tmp_path, channels=raw["channels"], standup=standup)
+    client = await receiver(make_client, slack, jira, rules=rules)
+    await post(client, alert(**DOWN))  # Thursday 10:00 in Seoul: after today's standup
+
+    def standups() -> list[str]:
+        return [m["text"] for m in slack.posted_to("#team-backend") if "Daily standup" in m["text"]]
+
+    await asyncio.sleep(0.3)
+    assert standups() == []
+    clock.now = datetime.fromisoformat("2026-11-27T09:30:00+09:00")  # Friday
+    await wait_for(lambda: len(standups()) == 1)
+    [friday] = standups()
+    assert friday.startswith("*Daily standup*: Fri 27 Nov 2026 09:30 KST\n*Active:* 1")
+    assert "[P0][functional]" in friday and "ack overdue by" in friday
+    assert "*Since the last standup* (Thu 09:30): 1 opened, 0 resolved" in friday
+    again = await receiver(make_client, slack, jira, rules=rules)  # a restart, the same store
+    assert (await again.get("/healthz")).status == 200
+    await asyncio.sleep(0.3)
+    assert len(standups()) == 1
+    clock.now = datetime.fromisoformat("2026-11-28T09:30:00+09:00")  # Saturday: none
+    await asyncio.sleep(0.3)
+    assert len(standups()) == 1
+    clock.now = datetime.fromisoformat("2026-11-30T09:30:05+09:00")  # Monday
+    await wait_for(lambda: len(standups()) == 2)
+    assert "(Fri 09:30): 0 opened, 0 resolved" in standups()[1]

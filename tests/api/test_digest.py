@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from receiver.config import load_rules
 from receiver.metrics import Metrics
-from receiver.service.digest import WeeklyDigest
+from receiver.service.digest import weekly_digest
 from receiver.service.rules import RulesHolder
 from receiver.store import PostgresStore, SqliteStore, Store
 from tests.conftest import API, AUTH, ClientFactory
@@ -288,7 +288,7 @@ async def test_replicas_racing_for_the_same_due_time_one_sends(
         await store.open()
     try:
         rules = RulesHolder(SHIPPED_RULES, Metrics())
-        senders = [WeeklyDigest(store, rules, clock) for store in stores]
+        senders = [weekly_digest(store, rules, clock) for store in stores]
         assert [await s.send_due() for s in senders] == [0, 0]  # schedules the first Monday
         for week in range(5):
             clock.now = DUE + week * WEEK

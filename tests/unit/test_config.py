@@ -55,6 +55,7 @@ rules:
     matchers: ['alertname="C"']
     severity_from: {label: severity, map: {critical: P0}, default: P2}
 """
+CHANNELS_LINE = 'channels: {alerts: "#alerts", announce: "#announce", digest: "#alerts"}'
 
 
 def line_of(text: str, snippet: str, occurrence: int = 1) -> int:
@@ -581,6 +582,35 @@ ERROR_CASES = [
         "categories.api.announce",
         line_of(VALID, "  api: {team: backend}"),
         "boolean",
+    ),
+    (
+        "a standup with nowhere to go",
+        edit("jira: {project: OPS}\n", "jira: {project: OPS}\nstandup: {at: '09:30'}\n"),
+        "standup",
+        line_of(VALID, "jira: {project: OPS}") + 1,
+        "set channels.standup",
+    ),
+    (
+        "a standup time YAML reads as a number",
+        edit("jira: {project: OPS}\n", "jira: {project: OPS}\nstandup: {at: 9:30}\n").replace(
+            CHANNELS_LINE,
+            CHANNELS_LINE.replace("}", ', standup: "#s"}'),
+        ),
+        "standup.at",
+        line_of(VALID, "jira: {project: OPS}") + 1,
+        "write the time in quotes",
+    ),
+    (
+        "a standup on a day that is not one",
+        edit(
+            "jira: {project: OPS}\n", "jira: {project: OPS}\nstandup: {at: '9:30', days: [mo]}\n"
+        ).replace(
+            CHANNELS_LINE,
+            CHANNELS_LINE.replace("}", ', standup: "#s"}'),
+        ),
+        "standup.days[0]",
+        line_of(VALID, "jira: {project: OPS}") + 1,
+        "'mon'",
     ),
     (
         "missing required section",
