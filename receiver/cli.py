@@ -258,7 +258,7 @@ def cmd_oncall(rules: str | None, rotation: str | None, at: datetime | None, as_
     for name in names:
         rot = cfg.rotations[name]
         if rot.hours == "business" and not in_business_hours(rot, when):
-            instead = responder(cfg, rot.fallback, when) if rot.fallback else None
+            instead = responder(cfg, name, when)  # its fallback's, else its own on-call
             back = next_business_start(rot, when).isoformat()
             off[name] = (instead.rotation if instead else None,
                          instead.person if instead else None, back)  # fmt: skip
@@ -284,7 +284,7 @@ def cmd_oncall(rules: str | None, rotation: str | None, at: datetime | None, as_
         print(f"{r.rotation:<12} {r.person:<10} {person:<20} until {r.shift_end.isoformat()}{note}")
         if r.rotation in off:
             via, who, back = off[r.rotation]
-            paged = f"{who} ({cfg.people[who].name}) of {via}" if who else "nobody (no fallback)"
+            paged = f"{who} ({cfg.people[who].name}) of {via}" if who else "nobody"
             print(f"{'':<12} off hours until {back}: paged instead: {paged}")
     return 0
 

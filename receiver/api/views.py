@@ -72,14 +72,22 @@ def incident_view(
     }
 
 
+# Events after which an incident's pages are planned anew (a hold before them is over).
+TRIGGERS = frozenset({"opened", "reopened", "severity_raised", "triaged"})
+
+
 def held(incident: Incident, timeline: Sequence[Event], now: datetime) -> str | None:
     """Until when the incident's pages are held for business hours, while they still are
     (the latest hold on its timeline, not yet past, the incident not yet acknowledged)."""
-    holds = [e for e in timeline if e.event == "pages_held"]
-    if not holds or incident.status is not Status.TRIGGERED:
+    if incident.status is not Status.TRIGGERED:
         return None
-    until = datetime.fromisoformat(str(holds[-1].data["until"]))
-    return until.isoformat() if until > now else None
+    for event in reversed(timeline):  # the latest trigger's hold, if it had one
+        if event.event == "pages_held":
+            until = datetime.fromisoformat(str(event.data["until"]))
+            return until.isoformat() if until > now else None
+        if event.event in TRIGGERS:
+            return None
+    return None
 
 
 def delivery_view(d: Delivery) -> dict[str, Any]:

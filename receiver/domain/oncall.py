@@ -69,15 +69,16 @@ def oncall_at(name: str, rot: RotationConfig, at: datetime) -> OnCall:
 
 
 @cache
-def _public_holidays(country: str) -> public_holidays.HolidayBase:
-    return public_holidays.country_holidays(country)  # filled in by year as asked
+def holidays_of(country: str) -> public_holidays.HolidayBase:
+    """A country's public holidays (filled in by year as asked)."""
+    return public_holidays.country_holidays(country)
 
 
 def is_business_day(rot: RotationConfig, day: date) -> bool:
     """Mon-Fri, and neither a public holiday of the rotation's country nor a day off."""
     if day.weekday() not in BUSINESS_DAYS or day in rot.days_off:
         return False
-    return rot.holidays is None or day not in _public_holidays(rot.holidays)
+    return rot.holidays is None or day not in holidays_of(rot.holidays)
 
 
 def in_business_hours(rot: RotationConfig, at: datetime) -> bool:

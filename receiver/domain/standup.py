@@ -8,14 +8,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import cache
 from zoneinfo import ZoneInfo
-
-import holidays as public_holidays
 
 from receiver.config.models import WEEKDAYS, RulesConfig, StandupConfig
 from receiver.domain.model import Incident, Status
-from receiver.domain.oncall import responder
+from receiver.domain.oncall import holidays_of, responder
 from receiver.domain.slack_render import fit, shown
 from receiver.domain.timeline import duration_text
 
@@ -29,16 +26,11 @@ def standup_zone(standup: StandupConfig, cfg: RulesConfig) -> ZoneInfo:
     return next(iter(cfg.rotations.values())).zone
 
 
-@cache
-def _holidays(country: str) -> public_holidays.HolidayBase:
-    return public_holidays.country_holidays(country)
-
-
 def is_standup_day(standup: StandupConfig, day: date) -> bool:
     """One of its days, and not a public holiday of its country."""
     if WEEKDAYS[day.weekday()] not in standup.days:
         return False
-    return standup.holidays is None or day not in _holidays(standup.holidays)
+    return standup.holidays is None or day not in holidays_of(standup.holidays)
 
 
 def _at(standup: StandupConfig, day: date, zone: ZoneInfo) -> datetime:

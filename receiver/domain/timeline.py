@@ -127,7 +127,9 @@ def measures(incident: Incident, cfg: RulesConfig) -> list[tuple[str, str, str, 
         actual = None if end is None else max(timedelta(0), end - incident.first_starts_at)
         goal = f"{duration_text(target)} ({what})" if target is not None else "none"
         if actual is None and incident.resolved_at is not None:  # over, and never done
-            rows.append((name, "never (resolved without it)", goal, "no" if target else "n/a"))
+            lasted = incident.resolved_at - incident.first_starts_at
+            missed = target is not None and lasted > target  # else it ended within the target
+            rows.append((name, "never (resolved without it)", goal, "no" if missed else "n/a"))
             return
         shown = duration_text(actual) if actual is not None else "not yet"
         met = "n/a" if actual is None or target is None else ("yes" if actual <= target else "no")

@@ -29,12 +29,20 @@ from receiver.domain.digest import (
 from receiver.domain.standup import next_standup, previous_standup, render_standup
 from receiver.service.loops import Poller
 from receiver.service.rules import RulesHolder
-from receiver.store.base import NewNotification, Store, UnitOfWork, until_committed
+from receiver.store.base import (
+    NewNotification,
+    Store,
+    StoreUnavailable,
+    UnitOfWork,
+    until_committed,
+)
 
 log = structlog.get_logger("receiver.service.digest")
 
 SCHEDULE = "digest.weekly"
 STANDUP_SCHEDULE = "standup.daily"
+# A standup missed by more than this (the receiver was down all day) is not posted late.
+STANDUP_STALE = timedelta(hours=12)
 KIND = Kind.DIGEST
 CHANNEL = Channel.DIGEST
 
@@ -57,8 +65,10 @@ class ScheduledPost:
         rules: RulesHolder,
         clock: Callable[[], datetime],
         on_commit: Callable[[], None] = lambda: None,
+        stale_after: timedelta | None = None,
     ) -> None:
         self.name = name
+        self.stale_after = stale_after  # a due time this old is skipped, not posted late
         self.kind = kind
         self.next_due = next_due
         self.build = build
@@ -86,23 +96,27 @@ class ScheduledPost:
             if now < due:
                 self._next = due
                 return 0
-            payload = await self.build(cfg, due, now)
-            unit = UnitOfWork(
-                outbox=[(None, NewNotification(CHANNEL, self.kind, payload))],
-                advance_schedule=(self.name, due, following),
-            )
+            # A due time the rules no longer give (the time or days changed, the post was
+            # switched off and on again), or one gone stale, moves on without a post.
+            valid = self.next_due(due - timedelta(microseconds=1), cfg) == due
+            stale = self.stale_after is not None and now - due > self.stale_after
+            outbox = []
+            if valid and not stale:
+                payload = await self.build(cfg, due, now)
+                outbox.append((None, NewNotification(CHANNEL, self.kind, payload)))
+            unit = UnitOfWork(outbox=outbox, advance_schedule=(self.name, due, following))
             # a Conflict: another replica sent it meanwhile, and the next read says when next
             await self.store.commit(unit, now)
             self._next = following
             log.info(
-                "scheduled_post_queued",
+                "scheduled_post_queued" if outbox else "scheduled_post_skipped",
                 post=self.name,
                 due=due.isoformat(),
                 next_at=following.isoformat(),
                 late_seconds=round((now - due).total_seconds()),
             )
             self.on_commit()
-            return 1
+            return len(outbox)
 
         return await until_committed(attempt)
 
@@ -151,8 +165,9 @@ def daily_standup(
         }
 
     return ScheduledPost(
-        STANDUP_SCHEDULE, Kind.STANDUP, next_standup, build, store, rules, clock, on_commit
-    )
+        STANDUP_SCHEDULE, Kind.STANDUP, next_standup, build, store, rules, clock, on_commit,
+        stale_after=STANDUP_STALE,
+    )  # fmt: skip
 
 
 def digest_loop(
@@ -169,6 +184,14 @@ def digest_loop(
     ]
 
     async def step() -> int:
-        return sum([await post.send_due() for post in posts])
+        sent = 0
+        for post in posts:  # one failing never keeps the other from going out
+            try:
+                sent += await post.send_due()
+            except StoreUnavailable:
+                raise
+            except Exception:
+                log.exception("scheduled_post_failed", post=post.name)
+        return sent
 
     return Poller("digest", step, poll_seconds)

@@ -363,3 +363,9 @@ async def test_the_daily_standup_is_posted_once_per_day_whatever_restarts_do(
     clock.now = datetime.fromisoformat("2026-11-30T09:30:05+09:00")  # Monday
     await wait_for(lambda: len(standups()) == 2)
     assert "(Fri 09:30): 0 opened, 0 resolved" in standups()[1]
+    # down from Monday until Thursday afternoon: Tuesday's standup is not posted days late
+    clock.now = datetime.fromisoformat("2026-12-03T15:00:00+09:00")
+    await asyncio.sleep(0.5)
+    assert len(standups()) == 2
+    clock.now = datetime.fromisoformat("2026-12-04T09:30:00+09:00")  # Friday's is
+    await wait_for(lambda: len(standups()) == 3)

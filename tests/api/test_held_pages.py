@@ -70,3 +70,23 @@ async def test_a_page_that_may_go_out_now_is_not_held(
     view = await (await client.get(f"/api/v1/incidents/{incident_id}", headers=API)).json()
     assert view["pages_held_until"] is None
     assert not [e for e in view["timeline"] if e["event"] == "pages_held"]
+
+
+async def test_a_hold_ends_when_the_severity_is_raised_to_one_that_pages_at_once(
+    make_client: ClientFactory, clock: FakeClock
+) -> None:
+    clock.now = CHRISTMAS_EVE_23H
+    client = await make_client()
+    slow = {"alertname": "HighResponseTime", "service": "order-api"}
+    first = alert(starts=clock.now, severity="warning", instance="a", **slow)  # P2: held
+    resp = await client.post("/webhook", json=webhook(first), headers=AUTH)
+    [incident_id] = (await resp.json())["incidents"]
+    url = f"/api/v1/incidents/{incident_id}"
+    assert (await (await client.get(url, headers=API)).json())["pages_held_until"] == (
+        BOXING_DAY_9H
+    )
+    clock.advance(minutes=5)
+    worse = alert(starts=clock.now, severity="critical", instance="b", **slow)  # now a P1
+    assert (await client.post("/webhook", json=webhook(worse), headers=AUTH)).status == 200
+    view = await (await client.get(url, headers=API)).json()
+    assert view["severity"] == "P1" and view["pages_held_until"] is None

@@ -38,6 +38,11 @@ MIN = timedelta(minutes=1)
             replace(P1, status=Status.RESOLVED, resolved_at=T0 + 5 * 60 * MIN),
             ("never (resolved without it)", "no"), ("5 h", "no"), id="resolved without an ack",
         ),
+        pytest.param(
+            replace(P1, status=Status.RESOLVED, resolved_at=T0 + 10 * MIN),
+            ("never (resolved without it)", "n/a"), ("10 min", "yes"),
+            id="resolved by itself within the ack target: nothing missed",
+        ),
     ],
 )  # fmt: skip
 def test_each_measure_against_its_target(
