@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from typing import Any
 
 from receiver.config import load_rules
 from tests.api.test_reports import live
@@ -77,7 +78,7 @@ async def test_a_hold_ends_when_the_severity_is_raised_to_one_that_pages_at_once
 ) -> None:
     clock.now = CHRISTMAS_EVE_23H
     client = await make_client()
-    slow = {"alertname": "HighResponseTime", "service": "order-api"}
+    slow: dict[str, Any] = {"alertname": "HighResponseTime", "service": "order-api"}
     first = alert(starts=clock.now, severity="warning", instance="a", **slow)  # P2: held
     resp = await client.post("/webhook", json=webhook(first), headers=AUTH)
     [incident_id] = (await resp.json())["incidents"]
