@@ -75,14 +75,6 @@ def plan(incident: Incident, cfg: RulesConfig, trigger: datetime) -> list[Timer]
     return timers
 
 
-def held_until(incident: Incident, cfg: RulesConfig, trigger: datetime) -> datetime | None:
-    """When the pages of a trigger held back for business hours go out, if they are."""
-    if incident.team not in cfg.teams or incident.severity not in cfg.severities:
-        return None
-    start = page_time(cfg, incident.team, incident.severity, trigger)
-    return start if start is not None and start > trigger else None
-
-
 def triage_timer(cfg: RulesConfig, opened_at: datetime) -> Timer:
     """A beta-tester report's triage deadline (``reports.triage_within`` after it came)."""
     return Timer(TimerKind.TRIAGE, 0, opened_at + cfg.reports.triage_within, opened_at)

@@ -23,7 +23,7 @@ from receiver.config.durations import format_duration
 from receiver.config.models import RulesConfig
 from receiver.domain.delivery import Kind
 from receiver.domain.model import AlertRecord, Incident
-from receiver.domain.oncall import page_time
+from receiver.domain.oncall import held_until
 from receiver.domain.timeline import stamp, zone_of
 
 SUMMARY_MAX = 255
@@ -173,10 +173,8 @@ def respond_by(incident: Incident, cfg: RulesConfig) -> datetime | None:
 
 def paging_line(incident: Incident, cfg: RulesConfig) -> list[str]:
     """A line saying pages are held for business hours, and until when, if they are."""
-    if incident.team not in cfg.teams or incident.severity not in cfg.severities:
-        return []
-    start = page_time(cfg, incident.team, incident.severity, incident.triggered_at)
-    if start is None or start <= incident.triggered_at:
+    start = held_until(incident, cfg, incident.triggered_at)
+    if start is None:
         return []
     return [f"*Paging:* held for business hours until {minute(start, zone_of(incident, cfg))}"]
 

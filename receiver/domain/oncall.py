@@ -10,6 +10,7 @@ from typing import Any
 import holidays as public_holidays
 
 from receiver.config.models import RotationConfig, RulesConfig
+from receiver.domain.model import Incident
 
 BUSINESS_START = time(9, 0)
 BUSINESS_END = time(18, 0)
@@ -118,6 +119,14 @@ def page_time(cfg: RulesConfig, team: str, severity: str, at: datetime) -> datet
     if mode == "business_hours":
         return next_business_start(cfg.rotations[cfg.teams[team].rotation], at)
     return at
+
+
+def held_until(incident: Incident, cfg: RulesConfig, trigger: datetime) -> datetime | None:
+    """When the pages of a trigger held back for business hours go out, if they are."""
+    if incident.team not in cfg.teams or incident.severity not in cfg.severities:
+        return None
+    start = page_time(cfg, incident.team, incident.severity, trigger)
+    return start if start is not None and start > trigger else None
 
 
 def resolve_targets(

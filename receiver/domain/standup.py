@@ -37,32 +37,29 @@ def _at(standup: StandupConfig, day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, standup.at, tzinfo=zone)
 
 
-def next_standup(after: datetime, cfg: RulesConfig) -> datetime | None:
-    """The first standup strictly after ``after`` (None: no standup configured)."""
+def _nearest(moment: datetime, cfg: RulesConfig, step: int) -> datetime | None:
+    """The first standup strictly after (``step`` 1) or before (-1) ``moment``."""
     standup = cfg.standup
     if standup is None:
         return None
     zone = standup_zone(standup, cfg)
-    day = after.astimezone(zone).date()
+    day = moment.astimezone(zone).date()
     for _ in range(LOOKAHEAD_DAYS):
-        if is_standup_day(standup, day) and _at(standup, day, zone) > after:
-            return _at(standup, day, zone)
-        day += timedelta(days=1)
+        at = _at(standup, day, zone)
+        if is_standup_day(standup, day) and (at > moment if step > 0 else at < moment):
+            return at
+        day += timedelta(days=step)
     return None
+
+
+def next_standup(after: datetime, cfg: RulesConfig) -> datetime | None:
+    """The first standup strictly after ``after`` (None: no standup configured)."""
+    return _nearest(after, cfg, 1)
 
 
 def previous_standup(before: datetime, cfg: RulesConfig) -> datetime | None:
     """The last standup strictly before ``before``."""
-    standup = cfg.standup
-    if standup is None:
-        return None
-    zone = standup_zone(standup, cfg)
-    day = before.astimezone(zone).date()
-    for _ in range(LOOKAHEAD_DAYS):
-        if is_standup_day(standup, day) and _at(standup, day, zone) < before:
-            return _at(standup, day, zone)
-        day -= timedelta(days=1)
-    return None
+    return _nearest(before, cfg, -1)
 
 
 @dataclass(frozen=True)

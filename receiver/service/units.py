@@ -9,9 +9,10 @@ from datetime import datetime
 
 from receiver.config.models import RulesConfig
 from receiver.domain.delivery import Kind
-from receiver.domain.escalation import held_until, plan
+from receiver.domain.escalation import plan
 from receiver.domain.incidents import Change, Policy, decide_batch, decide_resolved_with
 from receiver.domain.model import Alert, AlertRecord, Event, Incident, Route
+from receiver.domain.oncall import held_until
 from receiver.domain.timeline import zone_of
 from receiver.pacing import Pacer
 from receiver.service.rendering import Notice
