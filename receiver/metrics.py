@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from receiver.config.models import PHASES
+
 ACK_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 259200)
 CHANNELS = ("jira", "slack", "pager", "announce", "digest", "reporter")
 OUTCOMES = ("sent", "retried", "failed")
@@ -67,6 +69,20 @@ class Metrics:
             "receiver_ack_sla_breaches",
             "Incidents whose ack timeout passed unacknowledged.",
             ["severity"],
+            registry=r,
+        )
+        self.phase_sla_breaches = Counter(
+            "receiver_phase_sla_breaches",
+            "Incident phases (ack, mitigate, resolve, report) whose deadline passed unfinished.",
+            ["phase", "severity"],
+            registry=r,
+        )
+        self.phase_duration = Histogram(
+            "receiver_phase_duration_seconds",
+            "How long each finished phase took, from the end of the one before (the ack from "
+            "the first alert).",
+            ["phase", "severity", "category"],
+            buckets=ACK_BUCKETS,
             registry=r,
         )
         self.escalations = Counter(
@@ -162,9 +178,13 @@ class Metrics:
         increase() see the first event after a start instead of a series appearing."""
         for severity in severities:
             self.ack_sla_breaches.labels(severity)
+            for phase in PHASES:
+                self.phase_sla_breaches.labels(phase, severity)
             for category in categories:
                 self.incidents_opened.labels(severity, category)
                 self.alert_to_ack.labels(severity, category)
+                for phase in PHASES:
+                    self.phase_duration.labels(phase, severity, category)
             for step in range(steps.get(severity, 0)):
                 self.escalations.labels(severity, str(step))
             for medium in PAGE_MEDIA:

@@ -261,6 +261,7 @@ JIRA_HEADINGS = frozenset(
         "h3. Links",
         "h3. Timeline",
         "h3. Response against targets",
+        "h3. Phases against their targets",
         "h3. Root cause",
         "h3. Response evaluation",
         "h3. Improvements",

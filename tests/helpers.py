@@ -17,8 +17,8 @@ T0 = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
 
 
 def rfc3339(value: datetime) -> str:
-    """Alertmanager's format, nanoseconds included."""
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"
+    """Alertmanager's format, nanoseconds included, in UTC."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"
 
 
 def fingerprint(labels: dict[str, str]) -> str:

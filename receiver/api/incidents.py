@@ -1,4 +1,5 @@
-"""The incidents API: list, get with timeline, acknowledge, resolve, deliveries."""
+"""The incidents API: list, get with timeline, acknowledge, mitigate, resolve, report,
+deliveries."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from receiver.api.middleware import LOG_FIELDS, error_response
 from receiver.api.views import delivery_view, event_view, held, incident_view
 from receiver.domain.incidents import Reason
 from receiver.domain.model import Status
+from receiver.domain.phase_render import text_table
 from receiver.domain.timeline import as_text
 from receiver.service import NotFound
 from receiver.store.base import StoreUnavailable
@@ -81,6 +83,7 @@ async def list_incidents(request: web.Request) -> web.Response:
     assert limit is not None
     store = request.app[STORE]
     jira_base = request.app[SETTINGS].jira_url
+    cfg = request.app[RULES].current
     try:
         incidents = await store.list_incidents(status, severity, limit, before)
         ids = [i.id for i in incidents if i.id is not None]
@@ -90,7 +93,9 @@ async def list_incidents(request: web.Request) -> web.Response:
         return error_response(503, "store unavailable; retry later")
     body: dict[str, Any] = {
         "incidents": [
-            incident_view(i, alerts.get(i.id or 0, []), counts.get(i.id or 0, 0), jira_base)
+            incident_view(
+                i, alerts.get(i.id or 0, []), counts.get(i.id or 0, 0), jira_base, cfg=cfg
+            )
             for i in incidents
         ]
     }
@@ -117,7 +122,9 @@ async def get_incident(request: web.Request) -> web.Response:
         deliveries = await store.deliveries(None, incident_id, MAX_LIMIT)
     except StoreUnavailable:
         return error_response(503, "store unavailable; retry later")
-    view = incident_view(incident, alerts, jira_base=request.app[SETTINGS].jira_url)
+    view = incident_view(
+        incident, alerts, jira_base=request.app[SETTINGS].jira_url, cfg=request.app[RULES].current
+    )
     view["timeline"] = [event_view(e) for e in timeline]
     view["deliveries"] = [delivery_view(d) for d in deliveries]
     view["pages_held_until"] = held(incident, timeline, request.app[CLOCK]())
@@ -148,7 +155,9 @@ async def get_timeline(request: web.Request) -> web.Response:
     except StoreUnavailable:
         return error_response(503, "store unavailable; retry later")
     if as_plain_text:
-        return web.Response(text=as_text(incident, events, request.app[RULES].current))
+        cfg, now = request.app[RULES].current, request.app[CLOCK]()
+        table = text_table(incident, cfg, now)
+        return web.Response(text=as_text(incident, events, cfg, table))
     return web.json_response(
         {"incident_id": incident_id, "timeline": [event_view(e) for e in events]}
     )
@@ -179,7 +188,12 @@ async def _act(request: web.Request, action: str) -> web.Response:
     except BadRequest as exc:
         return _bad(exc)
     service = request.app[SERVICE]
-    act = service.acknowledge if action == "ack" else service.resolve
+    act = {
+        "ack": service.acknowledge,
+        "mitigate": service.mitigate,
+        "resolve": service.resolve,
+        "report": service.report,
+    }[action]
     try:
         reason, incident = await act(incident_id, by)
     except NotFound:
@@ -188,12 +202,17 @@ async def _act(request: web.Request, action: str) -> web.Response:
         return error_response(503, "store unavailable; retry later")
     request[LOG_FIELDS].update(incident_id=incident_id, action=action, by=by, outcome=reason.value)
     if reason is Reason.CONFLICT:
-        return error_response(409, f"incident is {incident.status.value}", id=incident_id)
+        why = f"incident is {incident.status.value}"
+        if action == "report":
+            why += ": its postmortem is reported once it is resolved"
+        return error_response(409, why, id=incident_id)
     try:
         alerts = (await request.app[STORE].incident_alerts([incident_id]))[incident_id]
     except StoreUnavailable:
         alerts = []  # the change is committed; only the alert list could not be read
-    view = incident_view(incident, alerts, jira_base=request.app[SETTINGS].jira_url)
+    view = incident_view(
+        incident, alerts, jira_base=request.app[SETTINGS].jira_url, cfg=request.app[RULES].current
+    )
     view["changed"] = reason is Reason.APPLIED
     return web.json_response(view)
 
@@ -203,9 +222,21 @@ async def acknowledge(request: web.Request) -> web.Response:
     return await _act(request, "ack")
 
 
+async def mitigate(request: web.Request) -> web.Response:
+    """``POST /api/v1/incidents/{id}/mitigate`` with ``{"by": "<person id>"}``: the impact
+    stopped (an incident still triggered is acknowledged with it)."""
+    return await _act(request, "mitigate")
+
+
 async def resolve(request: web.Request) -> web.Response:
     """``POST /api/v1/incidents/{id}/resolve`` with ``{"by": "<person id>"}``."""
     return await _act(request, "resolve")
+
+
+async def report(request: web.Request) -> web.Response:
+    """``POST /api/v1/incidents/{id}/report`` with ``{"by": "<person id>"}``: the resolved
+    incident's postmortem is written."""
+    return await _act(request, "report")
 
 
 async def list_deliveries(request: web.Request) -> web.Response:

@@ -1,4 +1,4 @@
-"""``POST /slack/interactions``: Acknowledge and Resolve buttons pressed in Slack.
+"""``POST /slack/interactions``: Acknowledge, Mitigated and Resolve buttons pressed in Slack.
 
 Slack signs each request; a forged, altered or stale one (over five minutes) is refused
 with 401 and changes nothing. The Slack user is mapped to a person by ``slack_id``.
@@ -21,7 +21,8 @@ from receiver.jsonfast import loads
 from receiver.service import NotFound
 from receiver.store.base import StoreUnavailable
 
-ACK, RESOLVE = "incident_ack", "incident_resolve"
+ACK, MITIGATE, RESOLVE = "incident_ack", "incident_mitigate", "incident_resolve"
+VERBS = {ACK: "acknowledged", MITIGATE: "mitigated", RESOLVE: "resolved"}
 
 
 class _AppClock(Clock):
@@ -58,7 +59,7 @@ def _action(body: bytes) -> tuple[str, str, int] | None:
         incident_id = int(action["value"])
     except (ValueError, KeyError, IndexError, TypeError, UnicodeDecodeError):
         return None
-    if not isinstance(user, str) or action.get("action_id") not in (ACK, RESOLVE):
+    if not isinstance(user, str) or action.get("action_id") not in VERBS:
         return None
     if not 0 < incident_id < 2**63:
         return None
@@ -66,7 +67,7 @@ def _action(body: bytes) -> tuple[str, str, int] | None:
 
 
 async def interactions(request: web.Request) -> web.Response:
-    """Acknowledge or resolve from a Slack button."""
+    """Acknowledge, mitigate or resolve from a Slack button."""
     body = await request.read()
     if not _verified(request, body):
         return error_response(401, "invalid or stale Slack signature")
@@ -82,7 +83,7 @@ async def interactions(request: web.Request) -> web.Response:
             {"response_type": "ephemeral", "text": "You are not in the on-call rules."}
         )
     service = request.app[SERVICE]
-    act = service.acknowledge if action == ACK else service.resolve
+    act = {ACK: service.acknowledge, MITIGATE: service.mitigate, RESOLVE: service.resolve}[action]
     try:
         reason, incident = await act(incident_id, person)
     except NotFound:
@@ -90,10 +91,11 @@ async def interactions(request: web.Request) -> web.Response:
     except StoreUnavailable:
         return error_response(503, "store unavailable; press again")
     request[LOG_FIELDS].update(by=person, outcome=reason.value)
-    verb = "acknowledged" if action == ACK else "resolved"
-    text = (
-        f"Incident #{incident_id} {verb} by {people[person].name}."
-        if reason is Reason.APPLIED
-        else f"Incident #{incident_id} is already {incident.status.value}."
-    )
+    verb = VERBS[action]
+    if reason is Reason.APPLIED:
+        text = f"Incident #{incident_id} {verb} by {people[person].name}."
+    elif action == MITIGATE and incident.mitigated_at is not None:
+        text = f"Incident #{incident_id} is already mitigated."
+    else:
+        text = f"Incident #{incident_id} is already {incident.status.value}."
     return web.json_response({"response_type": "ephemeral", "text": text})

@@ -85,7 +85,9 @@ async def triage(request: web.Request) -> web.Response:
         alerts = (await request.app[STORE].incident_alerts([incident_id]))[incident_id]
     except StoreUnavailable:
         alerts = []
-    view = incident_view(incident, alerts, jira_base=request.app[SETTINGS].jira_url)
+    view = incident_view(
+        incident, alerts, jira_base=request.app[SETTINGS].jira_url, cfg=request.app[RULES].current
+    )
     view["changed"] = reason is Reason.APPLIED
     return web.json_response(view)
 
@@ -129,7 +131,9 @@ async def link(request: web.Request) -> web.Response:
     if reason is Reason.CONFLICT:
         message = "only an open report links, into another open incident"
         return error_response(409, message, id=incident_id, to=to)
-    view = incident_view(incident, [], jira_base=request.app[SETTINGS].jira_url)
+    view = incident_view(
+        incident, [], jira_base=request.app[SETTINGS].jira_url, cfg=request.app[RULES].current
+    )
     view["changed"] = reason is Reason.APPLIED
     view["linked_to"] = to
     return web.json_response(view)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from receiver.config.models import RulesConfig
 from receiver.domain.model import AlertRecord, Event, Incident, Status
+from receiver.domain.phases import ahead
 from receiver.store.base import Delivery
 
 
 def iso(value: datetime | None) -> str | None:
     """ISO 8601 in UTC, or None."""
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
+    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def alert_view(alert: AlertRecord) -> dict[str, Any]:
@@ -39,8 +41,11 @@ def incident_view(
     alerts: list[AlertRecord],
     alerts_total: int | None = None,
     jira_base: str | None = None,
+    *,
+    cfg: RulesConfig,
 ) -> dict[str, Any]:
-    """An incident with its alerts; ``jira_url`` links the issue when JIRA is configured."""
+    """An incident with its alerts; ``jira_url`` links the issue when JIRA is configured;
+    ``phase_deadlines`` those of the phases still ahead under the rules in force."""
     jira_url = (
         f"{jira_base.rstrip('/')}/browse/{incident.jira_key}"
         if jira_base and incident.jira_key
@@ -67,8 +72,13 @@ def incident_view(
         "first_alert_at": iso(incident.first_starts_at),
         "acknowledged_at": iso(incident.acknowledged_at),
         "acknowledged_by": incident.acknowledged_by,
+        "mitigated_at": iso(incident.mitigated_at),
+        "mitigated_by": incident.mitigated_by,
         "resolved_at": iso(incident.resolved_at),
         "resolved_by": incident.resolved_by,
+        "reported_at": iso(incident.reported_at),
+        "reported_by": incident.reported_by,
+        "phase_deadlines": {p: iso(at) for p, at in ahead(incident, cfg).items()},
     }
 
 

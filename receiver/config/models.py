@@ -16,9 +16,10 @@ from pydantic import (
     ConfigDict,
     Field,
     field_validator,
+    model_validator,
 )
 
-from receiver.config.durations import parse_duration
+from receiver.config.durations import format_duration, parse_duration
 from receiver.config.matchers import Matcher, parse_matcher
 
 
@@ -54,6 +55,24 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+PHASES = ("ack", "mitigate", "resolve", "report")
+
+
+class PhaseTargets(_Model):
+    """How long each phase of an incident may take, each from the end of the one before
+    (ack from the trigger: the ack timeout's clock); a phase left out has no deadline."""
+
+    ack: Duration | None = None
+    mitigate: Duration | None = None
+    resolve: Duration | None = None
+    report: Duration | None = None
+
+    def of(self, phase: str) -> timedelta | None:
+        """The target of a phase by name (one of PHASES)."""
+        value: timedelta | None = getattr(self, phase)
+        return value
+
+
 class SeverityPolicy(_Model):
     """Response policy of one severity."""
 
@@ -62,6 +81,21 @@ class SeverityPolicy(_Model):
     jira_priority: str = Field(min_length=1)
     page: PageMode = "always"
     announce: bool = False
+    phases: PhaseTargets | None = None
+
+    @model_validator(mode="after")
+    def _one_ack_clock(self) -> SeverityPolicy:
+        """The ack phase is the ack timeout: one clock, said once or twice alike."""
+        phases = self.phases
+        if phases is not None and phases.ack is not None and phases.ack != self.ack_timeout:
+            raise ValueError(
+                f"phases.ack ({format_duration(phases.ack)}) differs from ack_timeout "
+                f"({format_duration(self.ack_timeout)}): "
+                "the ack phase is the ack timeout; leave phases.ack out or make them equal"
+            )
+        if phases is not None and phases.ack is None:
+            object.__setattr__(self, "phases", phases.model_copy(update={"ack": self.ack_timeout}))
+        return self
 
 
 class CategoryConfig(_Model):

@@ -66,6 +66,9 @@ class Kind(StrEnum):
     REOPENED = "incident.reopened"
     ACKNOWLEDGED = "incident.acknowledged"
     RESOLVED = "incident.resolved"
+    MITIGATED = "incident.mitigated"  # the impact stopped (and, if still triggered, acked)
+    REPORTED = "incident.reported"  # its postmortem is written
+    PHASE_OVERDUE = "incident.phase_overdue"  # a phase passed its deadline
     ESCALATED = "incident.escalated"
     POSTMORTEM = "incident.postmortem"
     JIRA_LINKED = "incident.jira_linked"

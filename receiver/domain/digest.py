@@ -10,12 +10,13 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from receiver.config.models import RulesConfig
-from receiver.domain.model import Incident
+from receiver.config.models import PHASES, RulesConfig
+from receiver.domain import phases
+from receiver.domain.model import Incident, Status
 from receiver.domain.slack_render import escape, shown
 
 DIGEST_WEEKDAY = 0  # Monday
@@ -91,6 +92,16 @@ class Breach:
 
 
 @dataclass(frozen=True)
+class PhaseFigures:
+    """One phase over the week: how many incidents finished it in the week and their median
+    time, and the deadlines of the phase that passed in the week unmet, by severity."""
+
+    finished: int = 0
+    median: timedelta | None = None
+    breaches: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Digest:
     """What one week of incidents adds up to; the week is ``since`` to ``until``."""
 
@@ -103,6 +114,7 @@ class Digest:
     still_open: tuple[OpenItem, ...]
     ack: dict[str, AckFigures]
     breaches: tuple[Breach, ...]
+    phases: dict[str, PhaseFigures] = field(default_factory=dict)
 
     @property
     def quiet(self) -> bool:
@@ -127,8 +139,53 @@ def _ordered(counts: Counter[str], order: Iterable[str]) -> dict[str, int]:
     return {name: counts[name] for name in _ranked(counts, order)}
 
 
+def as_of(incident: Incident, due: datetime) -> Incident:
+    """The incident as it stood at ``due``: what happened after it not yet done."""
+
+    def then(moment: datetime | None) -> datetime | None:
+        return moment if moment is not None and moment < due else None
+
+    acked, resolved = then(incident.acknowledged_at), then(incident.resolved_at)
+    status = Status.RESOLVED if resolved else Status.ACKNOWLEDGED if acked else Status.TRIGGERED
+    return replace(
+        incident, status=status, acknowledged_at=acked, resolved_at=resolved,
+        mitigated_at=then(incident.mitigated_at), reported_at=then(incident.reported_at),
+    )  # fmt: skip
+
+
+def phase_figures(
+    incidents: Iterable[Incident], cfg: RulesConfig, since: datetime, due: datetime
+) -> dict[str, PhaseFigures]:
+    """Each phase's figures over the week from ``since`` to ``due`` (phases with none
+    left out; none at all when no severity has phase targets)."""
+    if all(policy.phases is None for policy in cfg.severities.values()):
+        return {}
+    took: dict[str, list[float]] = {p: [] for p in PHASES}
+    late: dict[str, Counter[str]] = {p: Counter() for p in PHASES}
+    for incident in incidents:
+        if incident.opened_at >= due:
+            continue
+        for row in phases.table(as_of(incident, due), cfg, due):
+            if row.ended is not None and row.took is not None and since <= row.ended < due:
+                took[row.phase].append(max(0.0, row.took.total_seconds()))
+            missed = row.verdict in ("missed", "overdue")
+            if missed and row.deadline is not None and since <= row.deadline < due:
+                late[row.phase][incident.severity] += 1
+    severities = list(cfg.severities)
+    return {
+        phase: PhaseFigures(
+            len(took[phase]),
+            timedelta(seconds=statistics.median(took[phase])) if took[phase] else None,
+            _ordered(late[phase], severities),
+        )
+        for phase in PHASES
+        if took[phase] or late[phase]
+    }
+
+
 def compute_digest(incidents: Iterable[Incident], cfg: RulesConfig, due: datetime) -> Digest:
     """The figures of the week ending at ``due``, as they stood at ``due``."""
+    incidents = list(incidents)
     zone = digest_zone(cfg)
     due = due.astimezone(zone)
     since = week_start(due, zone)
@@ -190,6 +247,7 @@ def compute_digest(incidents: Iterable[Incident], cfg: RulesConfig, due: datetim
         still_open=tuple(sorted(still_open, key=lambda o: (-o.age, o.id or 0))),
         ack=ack,
         breaches=tuple(b for _, b in sorted(breaches, key=lambda d: (d[0], d[1].id or 0))),
+        phases=phase_figures(incidents, cfg, since, due),
     )
 
 
@@ -234,6 +292,18 @@ def _bullets(lines: list[str]) -> list[str]:
 def _moment(at: datetime, with_year: bool) -> str:
     year = f" {at.year}" if with_year else ""
     return f"{at:%a} {at.day} {at:%b}{year} {at:%H:%M}"
+
+
+def _phase_text(figures: PhaseFigures) -> str:
+    done = (
+        f"{span_text(figures.median)} ({figures.finished} done)"
+        if figures.median is not None
+        else "none done"
+    )
+    late = sum(figures.breaches.values())
+    return (
+        f"{done}; {late} missed ({_counts(figures.breaches)})" if late else f"{done}; none missed"
+    )
 
 
 def render_digest(digest: Digest) -> str:
@@ -284,4 +354,7 @@ def render_digest(digest: Digest) -> str:
         )
     else:
         lines.append("*Ack SLA breaches:* none")
+    if digest.phases:
+        lines.append("*Phases* (median time, deadlines missed):")
+        lines += [f"• {phase}: {_phase_text(f)}" for phase, f in digest.phases.items()]
     return "\n".join(lines)

@@ -201,6 +201,10 @@ def decide_batch(
                     acknowledged_by=None,
                     resolved_at=None,
                     resolved_by=None,
+                    mitigated_at=None,  # a new cycle: its phases start again
+                    mitigated_by=None,
+                    reported_at=None,
+                    reported_by=None,
                 )
                 events.append(Event("reopened", now, {"alerts": len(records)}))
                 notifications.append(Kind.REOPENED)
@@ -245,6 +249,40 @@ def decide_ack(incident: Incident, by: str, now: datetime) -> tuple[Reason, Chan
         replace(incident, status=Status.ACKNOWLEDGED, acknowledged_at=now, acknowledged_by=by),
         events=(Event("acknowledged", now, {"by": by}),),
         notifications=(Kind.ACKNOWLEDGED,),
+    )
+    return Reason.APPLIED, change
+
+
+def decide_mitigate(incident: Incident, by: str, now: datetime) -> tuple[Reason, Change | None]:
+    """Mark an open incident mitigated (its impact stopped); one still triggered is
+    acknowledged at the same moment (whoever mitigated it is on it). A repeat changes
+    nothing."""
+    if incident.mitigated_at is not None:
+        return Reason.ALREADY, None
+    if incident.status is Status.RESOLVED:
+        return Reason.CONFLICT, None
+    changed: dict[str, Any] = {"mitigated_at": now, "mitigated_by": by}
+    events = [Event("mitigated", now, {"by": by})]
+    if incident.status is Status.TRIGGERED:
+        changed.update(status=Status.ACKNOWLEDGED, acknowledged_at=now, acknowledged_by=by)
+        events.insert(0, Event("acknowledged", now, {"by": by, "with": "mitigated"}))
+    change = Change(
+        replace(incident, **changed), events=tuple(events), notifications=(Kind.MITIGATED,)
+    )
+    return Reason.APPLIED, change
+
+
+def decide_report(incident: Incident, by: str, now: datetime) -> tuple[Reason, Change | None]:
+    """Mark a resolved incident reported (its postmortem written); only once resolved, and
+    a repeat changes nothing."""
+    if incident.reported_at is not None:
+        return Reason.ALREADY, None
+    if incident.status is not Status.RESOLVED:
+        return Reason.CONFLICT, None
+    change = Change(
+        replace(incident, reported_at=now, reported_by=by),
+        events=(Event("reported", now, {"by": by}),),
+        notifications=(Kind.REPORTED,),
     )
     return Reason.APPLIED, change
 

@@ -33,7 +33,14 @@ from datetime import datetime
 from typing import Any
 
 from receiver.config.models import RulesConfig
-from receiver.domain import jira_render, postmortem_render, report_render, slack_page, slack_render
+from receiver.domain import (
+    jira_render,
+    phase_render,
+    postmortem_render,
+    report_render,
+    slack_page,
+    slack_render,
+)
 from receiver.domain.delivery import Channel, Kind
 from receiver.domain.escalation import Page
 from receiver.domain.model import AlertRecord, Event, Incident
@@ -49,6 +56,7 @@ ISSUE_SLOT = "{incident-issue}"
 UPDATES_ALL = frozenset(
     {
         Kind.ACKNOWLEDGED,
+        Kind.MITIGATED,
         Kind.RESOLVED,
         Kind.REOPENED,
         Kind.SEVERITY_RAISED,
@@ -137,7 +145,11 @@ def jira(
             out["assign"] = person.jira_user
     if kind == Kind.REOPENED:
         out["transition_before"] = cfg.jira.reopen_transition
-    out["comment"] = jira_render.comment(kind, notification_payload(kind, incident, events), cfg)
+    if kind in phase_render.PHASE_KINDS:
+        out["comment"] = phase_render.jira_comment(kind, incident, events, cfg)
+    else:
+        payload = notification_payload(kind, incident, events)
+        out["comment"] = jira_render.comment(kind, payload, cfg)
     if kind == Kind.RESOLVED:
         out["transition_after"] = cfg.jira.resolve_transition
     return out
@@ -185,11 +197,16 @@ def postmortem(
     }
 
 
-def slack(kind: str, incident: Incident, cfg: RulesConfig) -> dict[str, Any]:
+def slack(
+    kind: str, incident: Incident, cfg: RulesConfig, events: Sequence[Event] = ()
+) -> dict[str, Any]:
     """The alerts channel's instruction of one event."""
     assert incident.id is not None
     view, people = snapshot(incident), names(cfg)
-    text = slack_render.event_text(kind, view, people)
+    if kind in phase_render.PHASE_KINDS:
+        text = phase_render.slack_text(kind, incident, events, cfg)
+    else:
+        text = slack_render.event_text(kind, view, people)
     out: dict[str, Any] = {
         "channel": cfg.channels.alerts,
         "text": text,

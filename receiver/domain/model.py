@@ -94,6 +94,10 @@ class Incident:
     acknowledged_by: str | None = None
     resolved_at: datetime | None = None
     resolved_by: str | None = None
+    mitigated_at: datetime | None = None  # the impact stopped (a workaround, a rollback)
+    mitigated_by: str | None = None
+    reported_at: datetime | None = None  # the postmortem is written
+    reported_by: str | None = None
     jira_key: str | None = None
     firing_alerts: int = 0
     alertmanager_url: str = ""

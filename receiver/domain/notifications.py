@@ -19,6 +19,9 @@ CHANNELS_BY_KIND: dict[str, tuple[str, ...]] = {
     Kind.REOPENED: (Channel.JIRA, Channel.SLACK),
     Kind.ACKNOWLEDGED: (Channel.JIRA, Channel.SLACK),
     Kind.RESOLVED: (Channel.JIRA, Channel.SLACK),
+    Kind.MITIGATED: (Channel.JIRA, Channel.SLACK),
+    Kind.REPORTED: (Channel.JIRA, Channel.SLACK),
+    Kind.PHASE_OVERDUE: (Channel.JIRA, Channel.SLACK),
     Kind.ESCALATED: (Channel.JIRA,),  # the pages themselves go to the pager channel
     Kind.TRIAGED: (Channel.JIRA,),
     Kind.LINKED: (Channel.JIRA,),
@@ -66,6 +69,7 @@ def snapshot(incident: Incident) -> dict[str, Any]:
         "summary": incident.summary,
         "jira_key": incident.jira_key,
         "acknowledged_by": incident.acknowledged_by,
+        "mitigated_by": incident.mitigated_by,
         "resolved_by": incident.resolved_by,
     }
 

@@ -23,6 +23,7 @@ from receiver.domain.jira_render import (
     wiki,
 )
 from receiver.domain.model import Event, Incident
+from receiver.domain.phase_render import wiki_table
 from receiver.domain.timeline import describe, duration_text, measures, stamp, zone_of
 
 POSTMORTEM_LABEL_PREFIX = "receiver-postmortem-"
@@ -59,6 +60,7 @@ def postmortem_description(
         "h3. Response against targets",
         "||Measure||Actual||Target||Met||",
         *(f"|{a}|{b}|{c}|{d}|" for a, b, c, d in measures(incident, cfg)),
+        *wiki_table(incident, cfg, incident.resolved_at or incident.triggered_at),
     ]
     for section in POSTMORTEM_SECTIONS:
         lines += [f"h3. {section}", "_To be written by the incident owner._"]
@@ -81,6 +83,7 @@ def postmortem_again(incident: Incident, events: Sequence[Event], cfg: RulesConf
         f"{took} this time.",
         "||Time||What happened||",
         *(f"|{stamp(e.at, zone)}|{wiki(cut(describe(e, cfg), NOTE_MAX))}|" for e in cycle),
+        *wiki_table(incident, cfg, incident.resolved_at),
     ]
     return fit("\n".join(lines), TEXT_MAX)
 

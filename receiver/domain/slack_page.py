@@ -29,6 +29,8 @@ def link(url: object, label: str) -> str | None:
 
 def page_text(incident: dict[str, Any], names: dict[str, str], brief: dict[str, Any]) -> str:
     """The notification text of a page: whether it is new or reopened, and what broke."""
+    if brief.get("overdue"):
+        return fit(f"Page: {shown(brief['overdue'])}")
     reopened = brief.get("trigger") == "reopened"
     line = event_text(Kind.REOPENED if reopened else Kind.OPENED, incident, names)
     return fit(f"Page: {line}")
@@ -48,6 +50,8 @@ def page_blocks(
     why = f"You are paged (step {shown(page.get('step'))}, as {shown(page.get('target'))})"
     if brief.get("trigger") == "reopened":
         why = f"Reopened — {why}"
+    if brief.get("overdue"):
+        why = f"{shown(brief['overdue'])} {why}"
     if brief.get("respond_by"):
         why += f". Respond by {shown(brief['respond_by'])}"
     lines = [why + "."]

@@ -8,6 +8,7 @@ from typing import Any
 from receiver.domain.delivery import Kind
 
 ACK_ACTION, RESOLVE_ACTION = "incident_ack", "incident_resolve"
+MITIGATE_ACTION = "incident_mitigate"
 STATUS_ICON = {"triggered": ":red_circle:", "acknowledged": ":large_yellow_circle:",
                "resolved": ":white_check_mark:"}  # fmt: skip
 # Slack refuses a section or context text over 3,000 characters (invalid_blocks) and cuts a
@@ -87,6 +88,9 @@ def headline(incident: dict[str, Any]) -> str:
 def status_line(incident: dict[str, Any], names: dict[str, str]) -> str:
     """Where the incident stands, with who acknowledged or resolved it."""
     status = incident.get("status", "triggered")
+    if status == "acknowledged" and incident.get("mitigated_by"):
+        who = names.get(incident["mitigated_by"], incident["mitigated_by"])
+        return f"Mitigated by {shown(who)}"
     if status == "acknowledged":
         who = names.get(incident.get("acknowledged_by") or "", incident.get("acknowledged_by"))
         return f"Acknowledged by {shown(who)}"
@@ -114,6 +118,8 @@ def incident_blocks(
     buttons = []
     if status == "triggered":
         buttons.append(_button("Acknowledge", ACK_ACTION, incident_id, "primary"))
+    if status in ("triggered", "acknowledged") and not incident.get("mitigated_by"):
+        buttons.append(_button("Mitigated", MITIGATE_ACTION, incident_id, None))
     if status in ("triggered", "acknowledged"):
         buttons.append(_button("Resolve", RESOLVE_ACTION, incident_id, "danger"))
     if buttons:
@@ -121,14 +127,16 @@ def incident_blocks(
     return blocks
 
 
-def _button(text: str, action: str, incident_id: int, style: str) -> dict[str, Any]:
-    return {
+def _button(text: str, action: str, incident_id: int, style: str | None) -> dict[str, Any]:
+    button = {
         "type": "button",
         "text": {"type": "plain_text", "text": text},
         "action_id": action,
         "value": str(incident_id),
-        "style": style,
     }
+    if style is not None:  # Slack knows primary and danger; the default has no style
+        button["style"] = style
+    return button
 
 
 def event_text(kind: str, incident: dict[str, Any], names: dict[str, str]) -> str:

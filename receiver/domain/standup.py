@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from receiver.config.models import WEEKDAYS, RulesConfig, StandupConfig
+from receiver.domain import phases
 from receiver.domain.model import Incident, Status
 from receiver.domain.oncall import holidays_of, responder
 from receiver.domain.slack_render import fit, shown
@@ -79,18 +80,31 @@ def _name(cfg: RulesConfig, person: str | None) -> str:
     return found.name if found else (person or "?")
 
 
+# What each phase an open incident is in is called.
+PHASE_WORDS = {"ack": "waiting for an ack", "mitigate": "acknowledged, being mitigated",
+               "resolve": "mitigated, being fixed"}  # fmt: skip
+
+
 def active(incident: Incident, cfg: RulesConfig, now: datetime) -> Active:
-    """What the standup says of one open incident."""
+    """What the standup says of one open incident: its phase and any phase past its
+    deadline (without phase targets: the ack timeout and respond-within)."""
     policy = cfg.severities.get(incident.severity)
     team = cfg.teams.get(incident.team)
     if incident.status is Status.ACKNOWLEDGED:
-        owner, phase = _name(cfg, incident.acknowledged_by), "acknowledged, being fixed"
+        owner = _name(cfg, incident.mitigated_by or incident.acknowledged_by)
+        phase = "acknowledged, being fixed"
     else:
         rotation = team.rotation if team and team.rotation in cfg.rotations else None
         on_call = responder(cfg, rotation, now).person if rotation else None
         owner, phase = f"{_name(cfg, on_call)} (on call)", "waiting for an ack"
     overdue: list[str] = []
-    if policy is not None:
+    if policy is not None and policy.phases is not None:
+        phase = PHASE_WORDS.get(phases.current(incident) or "", phase)
+        overdue = [
+            f"{name} overdue by {duration_text(now - at)}"
+            for name, at in phases.overdue(incident, cfg, now)
+        ]
+    elif policy is not None:
         if incident.status is Status.TRIGGERED:
             late = now - (incident.triggered_at + policy.ack_timeout)
             if late > timedelta(0):

@@ -89,8 +89,25 @@ def describe(event: Event, cfg: RulesConfig) -> str:
             return f"Escalated to {_names(cfg, d.get('people'))} (step {d.get('step', '?')})"
         case "ack_sla_breached":
             return f"Not acknowledged within the {d.get('severity', '?')} ack timeout"
+        case "acknowledged" if d.get("with") == "mitigated":
+            return f"Acknowledged by {_person(cfg, d.get('by'))}, with the mitigation"
         case "acknowledged":
             return f"Acknowledged by {_person(cfg, d.get('by'))}"
+        case "mitigated":
+            return f"Mitigated by {_person(cfg, d.get('by'))}"
+        case "reported":
+            return f"Postmortem written (reported by {_person(cfg, d.get('by'))})"
+        case "phase_overdue":
+            owner = d.get("owner") or []
+            others = [p for p in d.get("people") or [] if p not in owner]
+            text = (
+                f"{str(d.get('phase', '?')).capitalize()} overdue (target {d.get('target', '?')})"
+            )
+            if owner:
+                text += f": reminded {_names(cfg, owner)}"
+            if others:
+                text += f"; escalated to {_names(cfg, others)} (step {d.get('step', '?')})"
+            return text
         case "severity_raised":
             return f"Severity raised from {d.get('from', '?')} to {d.get('to', '?')}"
         case "reopened":
@@ -142,8 +159,14 @@ def measures(incident: Incident, cfg: RulesConfig) -> list[tuple[str, str, str, 
     return rows
 
 
-def as_text(incident: Incident, events: Sequence[Event], cfg: RulesConfig) -> str:
-    """The incident and its timeline as plain text, for pasting into a report."""
+def as_text(
+    incident: Incident,
+    events: Sequence[Event],
+    cfg: RulesConfig,
+    phase_lines: Sequence[str] = (),
+) -> str:
+    """The incident and its timeline as plain text, for pasting into a report, with its
+    phases against their targets (``phase_lines``)."""
     zone = zone_of(incident, cfg)
     lines = [
         f"Incident #{incident.id}: [{incident.severity}][{incident.category}] {incident.summary}",
@@ -156,5 +179,6 @@ def as_text(incident: Incident, events: Sequence[Event], cfg: RulesConfig) -> st
         "",
         *(f"{name}: {actual} (target {goal}; met: {met})" for name, actual, goal, met in
           measures(incident, cfg)),
+        *(["", *phase_lines] if phase_lines else []),
     ]  # fmt: skip
     return "\n".join(lines) + "\n"

@@ -5,17 +5,20 @@ from __future__ import annotations
 import pickle
 import tempfile
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
 from receiver.config.models import RulesConfig
-from receiver.domain.escalation import Timer, TimerKind, fire, fire_triage
+from receiver.domain import phases
+from receiver.domain.escalation import Timer, TimerKind, after_breach, fire, fire_triage
 from receiver.domain.incidents import (
     Change,
     Reason,
     decide_ack,
     decide_link,
+    decide_mitigate,
+    decide_report,
     decide_resolve,
     decide_triage,
 )
@@ -25,11 +28,15 @@ from receiver.pacing import Pacer
 from receiver.service.rendering import Context, Notice, apply_fired, fire_due_now, render
 from receiver.service.rules import RulesHolder
 from receiver.service.units import (
+    Finished,
     IngestResult,
+    anything_due,
     assign_ids,
     collect,
     decide_ingest,
+    finished,
     resolve_linked,
+    split_parts,
     with_reports,
 )
 from receiver.store.base import Conflict, Store, UnitOfWork, until_committed
@@ -43,32 +50,14 @@ ROUTE_SLICE = 256  # alerts routed between two looks at the clock (a few ms when
 
 
 # What an ingest returns: each webhook's answer, the incidents opened by (severity,
-# category), the (severity, step) of each page sent at once, whether anything is due now.
-_Ingested = tuple[list[IngestResult], Counter[tuple[str, str]], list[tuple[str, int]], bool]
+# category), the (severity, step) of each page sent at once, whether anything is due now,
+# and the phases the alerts finished (an incident resolving).
+_Ingested = tuple[
+    list[IngestResult], Counter[tuple[str, str]], list[tuple[str, int]], bool, list[Finished]
+]
 # A webhook of at least this many alerts is decided and written this many at a time (a
 # part's unit of work is set aside, and read back, in about 50 ms).
 PART_ALERTS = 1_000
-
-
-def _parts(
-    groups: dict[str, list[tuple[Alert, Route]]], size: int
-) -> Iterator[dict[str, list[tuple[Alert, Route]]]]:
-    """A webhook's keys in parts of about ``size`` alerts (a key's alerts stay together)."""
-    part: dict[str, list[tuple[Alert, Route]]] = {}
-    count = 0
-    for key, batch in groups.items():
-        part[key] = batch
-        count += len(batch)
-        if count >= size:
-            yield part
-            part, count = {}, 0
-    if part:
-        yield part
-
-
-def _due_now(unit: UnitOfWork) -> bool:
-    """Whether a unit left anything the workers should look at before their next poll."""
-    return bool(unit.timers) or any(n.coalesce_seconds == 0 for _, n in unit.outbox)
 
 
 class IncidentService:
@@ -126,7 +115,8 @@ class IncidentService:
             outcome = await until_committed(lambda: self._in_parts(routed[0], cfg, ctx, pacer))
         else:
             outcome = await until_committed(lambda: self._at_once(routed, cfg, ctx, pacer))
-        answers, opened, paged, due_now = outcome
+        answers, opened, paged, due_now, done = outcome
+        self.observe(done)
         for status, count in ((AlertStatus.FIRING, firing), (AlertStatus.RESOLVED, total - firing)):
             if count:
                 self.metrics.alerts_received.labels(status.value).inc(count)
@@ -149,12 +139,12 @@ class IncidentService:
     ) -> _Ingested:
         """Read, decide, render and commit webhooks in one unit of work."""
         now = self.clock()
-        results, unit, opened, paged = await self._unit_of(routed, cfg, ctx, now, pacer)
+        results, unit, opened, paged, done = await self._unit_of(routed, cfg, ctx, now, pacer)
         await self.store.commit(unit, now)
         for result, touched in results:
             result.incidents = list(dict.fromkeys(touched))
         counts = Counter((i.severity, i.category) for i in opened)
-        return [r for r, _ in results], counts, paged, _due_now(unit)
+        return [r for r, _ in results], counts, paged, anything_due(unit), done
 
     async def _in_parts(
         self,
@@ -172,14 +162,16 @@ class IncidentService:
         ids: list[int] = []
         opened_counts: Counter[tuple[str, str]] = Counter()
         paged: list[tuple[str, int]] = []
+        done: list[Finished] = []
         due_now = False
         with tempfile.TemporaryFile(prefix="receiver-ingest-") as spill:
             parts = 0
-            for part in _parts(groups, self.part_alerts):
-                [(result, touched)], unit, opened, fired = await self._unit_of(
+            for part in split_parts(groups, self.part_alerts):
+                [(result, touched)], unit, opened, fired, ended = await self._unit_of(
                     [part], cfg, ctx, now, pacer
                 )
                 paged += fired
+                done += ended
                 pickle.dump(unit, spill, protocol=pickle.HIGHEST_PROTOCOL)
                 parts += 1
                 answer.opened += result.opened
@@ -187,7 +179,7 @@ class IncidentService:
                 answer.unknown_resolved += result.unknown_resolved
                 ids += touched
                 opened_counts.update((i.severity, i.category) for i in opened)
-                due_now = due_now or _due_now(unit)
+                due_now = due_now or anything_due(unit)
                 del unit, opened, touched  # set aside: let go
                 await pacer.pause()
             spill.seek(0)
@@ -197,7 +189,7 @@ class IncidentService:
                     if pacer.due():
                         await pacer.pause()
         answer.incidents = list(dict.fromkeys(ids))
-        return [answer], opened_counts, paged, due_now
+        return [answer], opened_counts, paged, due_now, done
 
     async def _unit_of(
         self,
@@ -211,10 +203,12 @@ class IncidentService:
         UnitOfWork,
         list[Incident],
         list[tuple[str, int]],
+        list[Finished],
     ]:
         """Read what webhooks' keys have, decide, give new incidents their ids, render the
         instructions and fire the steps due at once: the unit of work to write, with each
-        webhook's answer and incidents, the incidents opened and the steps that paged."""
+        webhook's answer and incidents, the incidents opened, the steps that paged and the
+        phases finished."""
         wanted: dict[str, list[str]] = defaultdict(list)
         for groups in routed:
             for key, batch in groups.items():
@@ -234,7 +228,7 @@ class IncidentService:
             if pacer.due():
                 await pacer.pause()
         paged = await fire_due_now(unit, cfg, ctx, now, pacer)
-        return results, unit, opened, paged
+        return results, unit, opened, paged, finished(notices)
 
     async def context(self) -> Context:
         """What rendering needs from outside the rules (the installation id, read once)."""
@@ -264,9 +258,13 @@ class IncidentService:
         if timer.kind is TimerKind.TRIAGE:
             triaged = any(e.event == "triaged" for e in await self.store.timeline(incident.id or 0))
             fired = fire_triage(incident, cfg, now, triaged)
-        else:
-            fired = fire(incident, timer, cfg, now)
+        else:  # which steps this ladder paged: a phase's breach may have brought one forward
+            timeline = await self.store.timeline(incident.id or 0)
+            fired = fire(incident, timer, cfg, now, phases.paged_steps(timeline, timer.trigger))
         unit = UnitOfWork(fired_timers=[timer.id])
+        following = after_breach(incident, cfg, fired.phase_breach) if fired.phase_breach else None
+        if following is not None:  # the next phase's clock runs from the missed deadline
+            unit.add_timers(timer.incident_id, [following])
         alert = None
         if fired.pages:
             found = await self.store.incident_alerts([timer.incident_id], 1)
@@ -276,10 +274,13 @@ class IncidentService:
             await self.store.commit(unit, now)
         except Conflict:
             return  # cancelled by an ack or resolve, or fired by another replica, meanwhile
+        step = timer.step if fired.escalated_step is None else fired.escalated_step
         if fired.pages:
-            self.metrics.escalations.labels(incident.severity, str(timer.step)).inc()
+            self.metrics.escalations.labels(incident.severity, str(step)).inc()
         if fired.breach:
             self.metrics.ack_sla_breaches.labels(incident.severity).inc()
+        if fired.phase_breach is not None:
+            self.metrics.phase_sla_breaches.labels(fired.phase_breach, incident.severity).inc()
         if unit.outbox:
             self.on_commit()
 
@@ -291,14 +292,14 @@ class IncidentService:
     ) -> tuple[Reason, Incident]:
         cfg = self.rules.current
 
-        async def attempt() -> tuple[Reason, Incident, bool]:
+        async def attempt() -> tuple[Reason, Incident, list[Finished] | None]:
             now = self.clock()
             incident = await self.store.get_incident(incident_id)
             if incident is None:
                 raise NotFound(incident_id)
             reason, change = decide(incident, by, now)
             if change is None:
-                return reason, incident, False
+                return reason, incident, None
             unit = UnitOfWork()
             collect(unit, change.incident, change, cfg, {})
             notices = [Notice(change.incident, change, len(unit.events))]
@@ -308,12 +309,20 @@ class IncidentService:
             for notice in notices:
                 await self._render(unit, notice, cfg, ctx)
             await self.store.commit(unit, now)
-            return reason, change.incident, True
+            return reason, change.incident, finished(notices)
 
-        reason, incident, changed = await until_committed(attempt)
-        if changed:
+        reason, incident, done = await until_committed(attempt)
+        if done is not None:
+            self.observe(done)
             self.on_commit()
         return reason, incident
+
+    def observe(self, done: Sequence[Finished]) -> None:
+        """Count the phases a commit finished: their durations, and alert-to-ack."""
+        for phase, severity, category, seconds in done:
+            self.metrics.phase_duration.labels(phase, severity, category).observe(seconds)
+            if phase == "ack":
+                self.metrics.alert_to_ack.labels(severity, category).observe(seconds)
 
     async def link(self, incident_id: int, target_id: int, by: str) -> tuple[Reason, Incident]:
         """Link a beta-tester report into another incident: resolved with it."""
@@ -347,13 +356,15 @@ class IncidentService:
 
     async def acknowledge(self, incident_id: int, by: str) -> tuple[Reason, Incident]:
         """Acknowledge by hand; observes alert-to-ack once, on the first ack."""
-        reason, incident = await self._manual(incident_id, by, decide_ack)
-        if reason is Reason.APPLIED and incident.acknowledged_at is not None:
-            latency = (incident.acknowledged_at - incident.first_starts_at).total_seconds()
-            self.metrics.alert_to_ack.labels(incident.severity, incident.category).observe(
-                max(0.0, latency)
-            )
-        return reason, incident
+        return await self._manual(incident_id, by, decide_ack)
+
+    async def mitigate(self, incident_id: int, by: str) -> tuple[Reason, Incident]:
+        """Mark mitigated by hand (acknowledging it too, if nobody had)."""
+        return await self._manual(incident_id, by, decide_mitigate)
+
+    async def report(self, incident_id: int, by: str) -> tuple[Reason, Incident]:
+        """Mark a resolved incident's postmortem written."""
+        return await self._manual(incident_id, by, decide_report)
 
     async def triage(
         self,

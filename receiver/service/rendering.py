@@ -14,7 +14,8 @@ from receiver.domain.delivery import Channel, Kind
 from receiver.domain.escalation import Fired, TimerKind, fire
 from receiver.domain.incidents import Change
 from receiver.domain.model import AlertRecord, Event, Incident
-from receiver.domain.notifications import CHANNELS_BY_KIND, COALESCED_KINDS
+from receiver.domain.notifications import CHANNELS_BY_KIND, COALESCED_KINDS, brief
+from receiver.domain.phase_render import sentence
 from receiver.domain.reports import FiledReport
 from receiver.pacing import Pacer
 from receiver.store.base import NewNotification, UnitOfWork
@@ -54,7 +55,7 @@ def instruction(
 ) -> dict[str, object]:
     if channel == Channel.JIRA:
         return instructions.jira(kind, incident, events, cfg, ctx.installation, alerts, report)
-    return instructions.slack(kind, incident, cfg)
+    return instructions.slack(kind, incident, cfg, events)
 
 
 def apply_fired(
@@ -74,8 +75,12 @@ def apply_fired(
         for channel in CHANNELS_BY_KIND.get(kind, ()):
             order = instruction(channel, kind, incident, fired.events, cfg, ctx)
             unit.notify(owner, NewNotification(channel, kind, order))
+    told = None
+    if fired.phase_breach is not None:  # the page says which phase is overdue
+        told = {**brief(incident, alert, cfg), "overdue": sentence(
+            Kind.PHASE_OVERDUE, incident, fired.events, cfg)}  # fmt: skip
     for page in fired.pages:
-        order = instructions.page(page, incident, cfg, due_at, alert, ctx.jira_url)
+        order = instructions.page(page, incident, cfg, due_at, alert, ctx.jira_url, told)
         unit.notify(owner, NewNotification(Channel.PAGER, Kind.PAGE, order))
 
 

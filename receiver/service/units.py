@@ -3,13 +3,14 @@ unit with its timers planned or cancelled, and ids given to the incidents it ope
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from receiver.config.models import RulesConfig
+from receiver.domain import phases
 from receiver.domain.delivery import Kind
-from receiver.domain.escalation import plan
+from receiver.domain.escalation import phase_timer, plan
 from receiver.domain.incidents import Change, Policy, decide_batch, decide_resolved_with
 from receiver.domain.model import Alert, AlertRecord, Event, Incident, Route
 from receiver.domain.oncall import held_until
@@ -17,6 +18,39 @@ from receiver.domain.timeline import zone_of
 from receiver.pacing import Pacer
 from receiver.service.rendering import Notice
 from receiver.store.base import Store, UnitOfWork
+
+# A finished phase: (phase, severity, category, seconds it took).
+Finished = tuple[str, str, str, float]
+
+
+def split_parts(
+    groups: dict[str, list[tuple[Alert, Route]]], size: int
+) -> Iterator[dict[str, list[tuple[Alert, Route]]]]:
+    """A webhook's keys in parts of about ``size`` alerts (a key's alerts stay together)."""
+    part: dict[str, list[tuple[Alert, Route]]] = {}
+    count = 0
+    for key, batch in groups.items():
+        part[key] = batch
+        count += len(batch)
+        if count >= size:
+            yield part
+            part, count = {}, 0
+    if part:
+        yield part
+
+
+def finished(notices: Sequence[Notice]) -> list[Finished]:
+    """The phases the notices' changes finished, and how long each took."""
+    return [
+        (phase, n.incident.severity, n.incident.category, seconds)
+        for n in notices
+        for phase, seconds in phases.durations(n.incident, n.change.events)
+    ]
+
+
+def anything_due(unit: UnitOfWork) -> bool:
+    """Whether a unit left anything the workers should look at before their next poll."""
+    return bool(unit.timers) or any(n.coalesce_seconds == 0 for _, n in unit.outbox)
 
 
 @dataclass
@@ -142,9 +176,12 @@ def collect(
         if Kind.SEVERITY_RAISED in kinds and change.events:
             trigger = max(trigger, change.events[-1].at)  # page under the new policy
         replan(unit, incident, cfg, trigger)
-    if kinds & {Kind.ACKNOWLEDGED, Kind.RESOLVED, Kind.LINKED}:
+    if kinds & {Kind.ACKNOWLEDGED, Kind.MITIGATED, Kind.RESOLVED, Kind.REPORTED, Kind.LINKED}:
         unit.drop_timers(owner)
         unit.cancel(owner)
+        deadline = phase_timer(incident, cfg) if Kind.LINKED not in kinds else None
+        if deadline is not None:  # the next phase's clock starts
+            unit.add_timers(owner, [deadline])
 
 
 def replan(unit: UnitOfWork, incident: Incident, cfg: RulesConfig, trigger: datetime) -> None:
@@ -154,6 +191,9 @@ def replan(unit: UnitOfWork, incident: Incident, cfg: RulesConfig, trigger: date
     if incident.id not in unit.new:
         unit.cancel(incident.id)
     unit.add_timers(incident.id, plan(incident, cfg, trigger))
+    deadline = phase_timer(incident, cfg)  # acknowledged work keeps its phase's deadline
+    if deadline is not None:
+        unit.add_timers(incident.id, [deadline])
     held = held_until(incident, cfg, trigger)
     if held is not None:  # said where people look: the timeline (and so the JSON)
         data = {"until": held.isoformat(), "zone": zone_of(incident, cfg).key}

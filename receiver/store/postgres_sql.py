@@ -26,7 +26,7 @@ STATEMENTS = Statements(
     insert_incident=(
         f"INSERT INTO incidents ({rows.INSERTED_INCIDENT_COLUMNS}) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, "
-        "$18, $19, $20)"
+        "$18, $19, $20, $21, $22, $23, $24)"
     ),
     # Several incidents' updates in one statement; the ids returned are those whose version
     # was still the one read. The JIRA key is the JIRA notifier's alone: never cleared.
@@ -38,14 +38,17 @@ STATEMENTS = Statements(
         "acknowledged_at = u.acknowledged_at, acknowledged_by = u.acknowledged_by, "
         "resolved_at = u.resolved_at, resolved_by = u.resolved_by, "
         "jira_key = coalesce(u.jira_key, i.jira_key), firing_alerts = u.firing_alerts, "
-        "alertmanager_url = u.alertmanager_url, version = i.version + 1 "
+        "alertmanager_url = u.alertmanager_url, mitigated_at = u.mitigated_at, "
+        "mitigated_by = u.mitigated_by, reported_at = u.reported_at, "
+        "reported_by = u.reported_by, version = i.version + 1 "
         "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
         "$7::text[], $8::text[], $9::float8[], $10::float8[], $11::float8[], $12::float8[], "
         "$13::text[], $14::float8[], $15::text[], $16::text[], $17::int[], $18::text[], "
-        "$19::bigint[], $20::int[]) AS u (key, rule, severity, category, team, status, "
-        "summary, group_labels, opened_at, triggered_at, first_starts_at, acknowledged_at, "
-        "acknowledged_by, resolved_at, resolved_by, jira_key, firing_alerts, "
-        "alertmanager_url, id, version) "
+        "$19::float8[], $20::text[], $21::float8[], $22::text[], $23::bigint[], $24::int[]) "
+        "AS u (key, rule, severity, category, team, status, summary, group_labels, "
+        "opened_at, triggered_at, first_starts_at, acknowledged_at, acknowledged_by, "
+        "resolved_at, resolved_by, jira_key, firing_alerts, alertmanager_url, mitigated_at, "
+        "mitigated_by, reported_at, reported_by, id, version) "
         "WHERE i.id = u.id AND i.version = u.version RETURNING i.id"
     ),
     upsert_alert=(

@@ -32,7 +32,8 @@ def utc(value: float) -> datetime:
 INCIDENT_COLUMNS = (
     "id, key, rule, severity, category, team, status, summary, group_labels, opened_at, "
     "triggered_at, first_starts_at, acknowledged_at, acknowledged_by, resolved_at, "
-    "resolved_by, jira_key, firing_alerts, version, alertmanager_url, source"
+    "resolved_by, jira_key, firing_alerts, version, alertmanager_url, source, mitigated_at, "
+    "mitigated_by, reported_at, reported_by"
 )
 ALERT_COLUMNS = (
     "incident_id, fingerprint, status, severity, labels, annotations, starts_at, ends_at, "
@@ -42,7 +43,8 @@ ALERT_COLUMNS = (
 INSERTED_INCIDENT_COLUMNS = (
     "id, key, rule, severity, category, team, status, summary, group_labels, opened_at, "
     "triggered_at, first_starts_at, acknowledged_at, acknowledged_by, resolved_at, "
-    "resolved_by, jira_key, firing_alerts, alertmanager_url, source"
+    "resolved_by, jira_key, firing_alerts, alertmanager_url, mitigated_at, mitigated_by, "
+    "reported_at, reported_by, source"
 )
 # An alert stored again: everything but when it was first seen.
 ALERT_UPSERT = (
@@ -81,6 +83,10 @@ def incident_from_row(row: Sequence[Any]) -> Incident:
         version=row[18],
         alertmanager_url=row[19],
         source=row[20],
+        mitigated_at=dt(row[21]),
+        mitigated_by=row[22],
+        reported_at=dt(row[23]),
+        reported_by=row[24],
     )
 
 
@@ -106,6 +112,10 @@ def incident_values(incident: Incident) -> tuple[Any, ...]:
         incident.jira_key,
         incident.firing_alerts,
         incident.alertmanager_url,
+        ts(incident.mitigated_at),
+        incident.mitigated_by,
+        ts(incident.reported_at),
+        incident.reported_by,
     )
 
 

@@ -200,6 +200,14 @@ SQLITE_MIGRATIONS: list[str] = [
     CREATE INDEX mail_taken_message ON mail_taken (message_id);
     ALTER TABLE reports ADD COLUMN thread TEXT;
     """,
+    # The phases after the ack: when the impact stopped (mitigated) and the postmortem was
+    # written (reported), and by whom.
+    """
+    ALTER TABLE incidents ADD COLUMN mitigated_at REAL;
+    ALTER TABLE incidents ADD COLUMN mitigated_by TEXT;
+    ALTER TABLE incidents ADD COLUMN reported_at REAL;
+    ALTER TABLE incidents ADD COLUMN reported_by TEXT;
+    """,
 ]
 
 # The same tables for PostgreSQL. Ids are BIGSERIAL, times DOUBLE PRECISION epoch seconds
@@ -370,5 +378,12 @@ POSTGRES_MIGRATIONS: list[str] = [
     );
     CREATE INDEX mail_taken_message ON mail_taken (message_id);
     ALTER TABLE reports ADD COLUMN thread TEXT;
+    """,
+    # The phases after the ack; see SQLITE_MIGRATIONS.
+    """
+    ALTER TABLE incidents ADD COLUMN mitigated_at DOUBLE PRECISION;
+    ALTER TABLE incidents ADD COLUMN mitigated_by TEXT;
+    ALTER TABLE incidents ADD COLUMN reported_at DOUBLE PRECISION;
+    ALTER TABLE incidents ADD COLUMN reported_by TEXT;
     """,
 ]

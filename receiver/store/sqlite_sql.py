@@ -33,7 +33,7 @@ STATEMENTS = Statements(
     # incident_values, source.
     insert_incident=(
         f"INSERT INTO incidents ({INSERTED_INCIDENT_COLUMNS}) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ),
     # The JIRA key is the JIRA notifier's alone: a decision never clears it.
     update_incidents=(
@@ -41,6 +41,7 @@ STATEMENTS = Statements(
         "summary=?, group_labels=?, opened_at=?, triggered_at=?, first_starts_at=?, "
         "acknowledged_at=?, acknowledged_by=?, resolved_at=?, resolved_by=?, "
         "jira_key=coalesce(?, jira_key), firing_alerts=?, alertmanager_url=?, "
+        "mitigated_at=?, mitigated_by=?, reported_at=?, reported_by=?, "
         "version=version + 1 WHERE id=? AND version=?"
     ),
     upsert_alert=(

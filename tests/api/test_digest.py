@@ -135,6 +135,14 @@ async def test_monday_digest_sums_up_the_week(
             "acknowledged 5m after the 15m ack timeout",
             f"• #{down_id + 1} [P3][network] HighNetworkLatency firing — edge: "
             "not acknowledged within the 1d ack timeout",
+            # each phase from the end of the one before: the P0's ack came late and nothing
+            # after it; the P3's ack is past due (its mitigation is due after the week);
+            # the P1 has no postmortem
+            "*Phases* (median time, deadlines missed):",
+            "• ack: 17m 30s (2 done); 2 missed (P0 1, P3 1)",
+            "• mitigate: none done; 1 missed (P0 1)",
+            "• resolve: 55m (2 done); 1 missed (P0 1)",
+            "• report: none done; 1 missed (P1 1)",
         ]
     )
     deliveries = await (await client.get("/api/v1/deliveries", headers=API)).json()

@@ -60,7 +60,7 @@ async def paged(r: Receiver) -> list[tuple[str, int]]:
     detail = await r.store.timeline(rows[0].incident_id) if rows and rows[0].incident_id else []
     pages: list[tuple[str, int]] = []
     for event in detail:
-        if event.event in ("paged", "escalated"):
+        if event.event in ("paged", "escalated", "phase_overdue"):
             pages.extend((person, event.data["step"]) for person in event.data["people"])
     assert len(pages) == len(rows)  # one pager row per person paged
     return pages
@@ -79,14 +79,26 @@ async def test_p1_unacknowledged_escalates_step_by_step(
     await receiver.fire()
     # backend's lead is kim, already paged at step 0, so step 1 pages kim again as lead.
     assert await paged(receiver) == [("kim", 0), ("kim", 1)]
-    clock.advance(minutes=30)
+    clock.advance(minutes=15)
     await receiver.fire()
+    # The ack deadline (30 min) passes: the on-call is reminded and step 2 comes forward.
+    assert await paged(receiver) == [("kim", 0), ("kim", 1), ("kim", 2), ("lee", 2)]
+    clock.advance(minutes=15)
+    await receiver.fire()  # step 2's own time: paged already, not again
+    assert len(await paged(receiver)) == 4
     clock.advance(hours=2)
     await receiver.fire()
-    assert await paged(receiver) == [("kim", 0), ("kim", 1), ("lee", 2), ("park", 3)]
+    # The mitigation's deadline (1 h after the missed ack deadline) brings step 3 forward;
+    # its own time (2 h) then pages nobody again.
+    assert await paged(receiver) == [
+        ("kim", 0), ("kim", 1), ("kim", 2), ("lee", 2), ("kim", 3), ("park", 3),
+    ]  # fmt: skip
     for step in "0123":
         assert receiver.metric("receiver_escalations_total", severity="P1", step=step) == 1
     assert receiver.metric("receiver_ack_sla_breaches_total", severity="P1") == 1
+    for phase in ("ack", "mitigate"):
+        assert receiver.metric("receiver_phase_sla_breaches_total", phase=phase, severity="P1") == 1
+    assert receiver.metric("receiver_phase_sla_breaches_total", phase="resolve", severity="P1") == 0
 
 
 async def test_p0_pages_the_whole_chain_at_once(receiver: Receiver) -> None:
@@ -101,8 +113,8 @@ async def test_ack_stops_escalation_and_the_sla_clock(receiver: Receiver, clock:
     await receiver.fire()
     clock.advance(minutes=10)
     await receiver.service.acknowledge(incident, "kim")
-    for _ in range(5):
-        clock.advance(hours=1)
+    for _ in range(5):  # to 1 h after the open: steps 1 and 2 and the ack deadline passed
+        clock.advance(minutes=10)
         await receiver.fire()
     assert await paged(receiver) == [("kim", 0)]
     assert receiver.metric("receiver_ack_sla_breaches_total", severity="P1") == 0
@@ -114,13 +126,15 @@ async def test_restart_between_steps_neither_loses_nor_repeats(
     await receiver.post(alert())
     await receiver.fire()
     await receiver.store.close()
-    clock.advance(minutes=50)  # steps 1 and 2 fall due while the receiver is down
+    clock.advance(minutes=50)  # steps 1 and 2 and the ack deadline fall due while it is down
     again = Receiver(tmp_path / "esc.db", clock)
     await again.store.open()
     try:
         await again.fire()
         await again.fire()
-        assert await paged(again) == [("kim", 0), ("kim", 1), ("lee", 2)]
+        # step 1, then the ack deadline (reminding the on-call, bringing step 2 forward),
+        # then step 2's own time, which finds lee paged already
+        assert await paged(again) == [("kim", 0), ("kim", 1), ("kim", 2), ("lee", 2)]
     finally:
         await again.store.close()
         await receiver.store.open()  # the fixture closes it
@@ -159,7 +173,7 @@ async def test_resolve_stops_everything(receiver: Receiver, clock: FakeClock) ->
     incident = await receiver.post(alert())
     await receiver.fire()
     await receiver.service.resolve(incident, "lee")
-    clock.advance(days=1)
+    clock.advance(hours=23)  # within the postmortem's day
     await receiver.fire()
     assert await paged(receiver) == [("kim", 0)]
 
@@ -178,7 +192,7 @@ async def test_severity_raised_after_ack_pages_under_the_new_policy(
     await receiver.post(crit)  # raised to P1 while acknowledged
     await receiver.fire()
     assert await paged(receiver) == [("kang", 0), ("kang", 0)]
-    clock.advance(hours=3)
+    clock.advance(minutes=50)
     await receiver.fire()  # the ack stands: no further steps, no breach
     assert await paged(receiver) == [("kang", 0), ("kang", 0)]
     assert receiver.metric("receiver_ack_sla_breaches_total", severity="P1") == 0

@@ -340,7 +340,7 @@ def fresh(timestamp: str) -> bool:
 @given(
     timestamp=FRESH_TIMESTAMPS | STALE_TIMESTAMPS,
     forgery=FORGERIES,
-    action=st.sampled_from(["incident_ack", "incident_resolve"]),
+    action=st.sampled_from(["incident_ack", "incident_mitigate", "incident_resolve"]),
 )
 # hmac.compare_digest raises TypeError on non-ASCII text: this once answered 500.
 @example(timestamp=str(NOW), forgery="v0=\u00e9", action="incident_ack")

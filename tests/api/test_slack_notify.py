@@ -71,7 +71,7 @@ async def test_p0_pages_four_people_at_once(make_client: ClientFactory, slack: F
     await wait_for(lambda: all(slack.dms_to(u) for u in paged))
     for user in paged:
         [dm] = slack.dms_to(user)
-        assert buttons(dm) == ["incident_ack", "incident_resolve"]
+        assert buttons(dm) == ["incident_ack", "incident_mitigate", "incident_resolve"]
 
     def mentioned() -> set[str]:
         posts = slack.posted_to("#team-features")
@@ -96,11 +96,12 @@ async def test_ack_from_slack_updates_every_message(
     [opened] = [m for m in slack.posted_to("#beta-alert") if not m["thread_ts"]]
     await wait_for(lambda: bool(dm["updates"]) and bool(opened["updates"]))
     for message in (dm, opened):
-        assert buttons(message) == ["incident_resolve"]  # Acknowledge is gone
+        assert buttons(message) == ["incident_mitigate", "incident_resolve"]  # Acknowledge is gone
         assert "Acknowledged by Kim Minjun" in str(FakeSlack.latest(message)["blocks"])
     thread = [m for m in slack.posted_to("#beta-alert") if m["thread_ts"] == opened["ts"]]
     assert [m["text"].split(":")[0] for m in thread] == ["Acknowledged by Kim Minjun"]
-    clock.advance(hours=3)  # past every escalation step: the ack stopped them all
+    clock.advance(minutes=55)  # past every step within the hour: the ack stopped them all
+    # (an hour after the ack, the mitigation's deadline would remind kim: test_phases)
     await asyncio.sleep(0.5)
     assert slack.dms_to("U0LEE") == [] and slack.dms_to("U0PARK") == []
     assert len(slack.dms_to("U0KIM")) == 1
@@ -115,7 +116,11 @@ async def test_unacknowledged_p1_escalates_to_the_tech_lead(
     assert slack.dms_to("U0LEE") == []
     clock.advance(minutes=45)
     await wait_for(lambda: bool(slack.dms_to("U0LEE")))
-    assert len(slack.dms_to("U0KIM")) == 2  # on-call at once, then again as team lead
+    await wait_for(lambda: len(slack.dms_to("U0KIM")) == 3)
+    # on-call at once, again as team lead (15 min), reminded at the ack deadline (30 min),
+    # which brought the tech lead's step (45 min) forward: lee is paged once
+    await asyncio.sleep(0.3)
+    assert len(slack.dms_to("U0LEE")) == 1 and len(slack.dms_to("U0KIM")) == 3
 
 
 async def test_rate_limit_is_honoured(

@@ -150,6 +150,8 @@ async def test_update_bumps_version_and_stores_every_field(store: Store) -> None
         status=Status.ACKNOWLEDGED,
         acknowledged_at=at(60),
         acknowledged_by="alice",
+        mitigated_at=at(90),
+        mitigated_by="carol",
         severity="warning",
     )
     committed = await store.commit(UnitOfWork([acked]), at(60))
@@ -162,6 +164,8 @@ async def test_update_bumps_version_and_stores_every_field(store: Store) -> None
         status=Status.RESOLVED,
         resolved_at=at(120),
         resolved_by="bob",
+        reported_at=at(150),
+        reported_by="dave",
         jira_key="OPS-17",
         firing_alerts=0,
         summary="changed",

@@ -70,9 +70,23 @@ BASE = Incident(
 )  # fmt: skip
 
 
+def test_a_mitigated_incident_is_being_fixed_and_without_phase_targets_respond_within_counts(
+) -> None:  # fmt: skip
+    mitigated = replace(BASE, status=Status.ACKNOWLEDGED, acknowledged_by="kim",
+                        acknowledged_at=T0 - timedelta(minutes=100), mitigated_by="choi",
+                        mitigated_at=T0 - timedelta(minutes=90))  # fmt: skip
+    line = render_standup([mitigated], SEOUL, T0, None).splitlines()[2]
+    assert line.endswith("2 h old, Choi Yuna, mitigated, being fixed")
+    p1 = SEOUL.severities["P1"].model_copy(update={"phases": None})
+    plain = SEOUL.model_copy(update={"severities": {**SEOUL.severities, "P1": p1}})
+    late = replace(mitigated, first_starts_at=T0 - timedelta(hours=5))
+    line = render_standup([late], plain, T0, None).splitlines()[2]
+    assert line.endswith("acknowledged, being fixed — *fix overdue by 1 h*")
+
+
 def test_the_standup_lists_what_is_active_oldest_first_with_what_is_overdue() -> None:
     acked = replace(BASE, id=8, status=Status.ACKNOWLEDGED, acknowledged_by="kim",
-                    acknowledged_at=T0 - timedelta(minutes=50),
+                    acknowledged_at=T0 - timedelta(minutes=90),
                     opened_at=T0 - timedelta(hours=5), first_starts_at=T0 - timedelta(hours=5),
                     summary="시세 지연")  # fmt: skip
     report = replace(BASE, id=9, severity="P3", source="report", summary="화면이 깨져요",
@@ -90,8 +104,13 @@ def test_the_standup_lists_what_is_active_oldest_first_with_what_is_overdue() ->
         f"• #7 [P1][api] {lines[3].split('] ')[1].split(':')[0]}",
         "• #9 [P3][report] 화면이 깨져요",
     ]
-    assert "5 h old, Kim Minjun, acknowledged, being fixed — *fix overdue by 1 h*" in lines[2]
-    assert "(on call), waiting for an ack — *ack overdue by 1 h 30 min*" in lines[3]
+    # each phase against its deadline (P1: ack 30 min, mitigate 1 h from the ack)
+    assert lines[2].endswith(
+        "5 h old, Kim Minjun, acknowledged, being mitigated — *mitigate overdue by 30 min*"
+    )
+    assert lines[3].endswith(
+        "(on call), waiting for an ack — *ack overdue by 1 h 30 min; mitigate overdue by 30 min*"
+    )
     assert "<!channel>" not in text and "&lt;!channel&gt;" in text  # shown as written
     assert "*Since the last standup* (Wed 09:30): 4 opened, 1 resolved" in text
     assert "• resolved: #6 [P1] 로그인 지연" in text
