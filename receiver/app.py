@@ -12,13 +12,14 @@ from email.utils import parseaddr
 import structlog
 from aiohttp import web
 
-from receiver.api import feedback, incidents, ops, slack, triage
+from receiver.api import feedback, incidents, maintenance, ops, slack, triage
 from receiver.api import reports as api_reports
 from receiver.api.keys import (
     CLOCK,
     INGEST,
     MAIL,
     METRICS,
+    RECONCILER,
     REPORTS,
     RULES,
     SERVICE,
@@ -31,6 +32,7 @@ from receiver.api.middleware import observe
 from receiver.api.webhook import webhook
 from receiver.config.loader import ConfigError
 from receiver.domain.reports import Attachment
+from receiver.intake.alertmanager import AlertmanagerClient
 from receiver.intake.imap import ImapMailbox, parse_imap_url
 from receiver.metrics import CHANNELS, Metrics
 from receiver.notify.base import LogNotifier, Notifier
@@ -42,11 +44,12 @@ from receiver.service import IncidentService
 from receiver.service.digest import digest_loop
 from receiver.service.followup import FollowUp
 from receiver.service.ingest import IngestQueue
-from receiver.service.loops import Loop, running
+from receiver.service.loops import Loop, Poller, running
 from receiver.service.mail import MailIntake
 from receiver.service.reload import reload_rules
 from receiver.service.reports import ReportService
 from receiver.service.rules import RulesHolder
+from receiver.service.silences import Reconciler
 from receiver.service.timers import timer_loop
 from receiver.settings import Settings
 from receiver.store import Store, StoreUnavailable, store_from_url
@@ -175,6 +178,12 @@ def create_app(
     app[CLOCK] = clock
     if settings.reports_imap_url is not None:
         app[MAIL] = mail_intake(settings, store, reports, rules, metrics)
+    if settings.alertmanager_urls():
+        client = AlertmanagerClient(settings.alertmanager_urls())
+        reconciler = Reconciler(service, client, settings.alertmanager_grace_seconds)
+        app[RECONCILER] = Poller(
+            "alertmanager", reconciler.step, settings.alertmanager_poll_seconds
+        )
 
     app.router.add_post("/webhook", webhook)
     app.router.add_get("/metrics", ops.metrics)
@@ -188,6 +197,9 @@ def create_app(
     app.router.add_post("/api/v1/incidents/{id}/mitigate", incidents.mitigate)
     app.router.add_post("/api/v1/incidents/{id}/resolve", incidents.resolve)
     app.router.add_post("/api/v1/incidents/{id}/report", incidents.report)
+    app.router.add_post("/api/v1/maintenance", maintenance.create)
+    app.router.add_get("/api/v1/maintenance", maintenance.list_windows)
+    app.router.add_delete("/api/v1/maintenance/{id}", maintenance.end)
     app.router.add_post("/api/v1/incidents/{id}/triage", triage.triage)
     app.router.add_post("/api/v1/incidents/{id}/link", triage.link)
     app.router.add_get("/api/v1/deliveries", incidents.list_deliveries)
@@ -204,6 +216,8 @@ def create_app(
         app.cleanup_ctx.append(_background(_digest))
         if MAIL in app:
             app.cleanup_ctx.append(_background(lambda app: app[MAIL].loop))
+        if RECONCILER in app:
+            app.cleanup_ctx.append(_background(lambda app: app[RECONCILER]))
     if handle_signals:
         app.cleanup_ctx.append(_sighup_ctx)
     return app

@@ -88,6 +88,9 @@ examples:
   receiver route-test alertname=ServiceDown service=order-api --at 2026-12-24T23:00:00+09:00
   receiver route-test --report "로그인이 안 돼요" --browser "Safari 18"
 
+A maintenance window of the rules file that applies at --at is shown, with its end; windows
+made through the API are the server's: GET /api/v1/maintenance?at=...
+
 exit status: 0 answered, 1 invalid rules file, 2 bad arguments"""
 
 ONCALL_EPILOG = """\
@@ -223,6 +226,11 @@ def cmd_route_test(
         f"jira:         project {jira['project']}, priority {jira['priority']}, "
         f"type {jira['issue_type']}"
     )
+    window = report.get("maintenance")
+    if window:
+        what = "pages held until it ends" if window["held"] else "pages anyway (ignore_maintenance)"
+        reason = f" ({window['reason']})" if window["reason"] else ""
+        print(f"maintenance:  window {window['name']}{reason} until {window['until']}: {what}")
     if not report["pages"]:
         print("pages:        nobody (this severity never pages)")
     for page in report["pages"]:

@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     # looked at.
     reports_imap_url: SecretStr | None = None
     reports_imap_poll_seconds: float = Field(default=30.0, gt=0)
+    # The Alertmanagers whose silences and alerts the open incidents are reconciled with
+    # (comma-separated, e.g. both of an HA pair), how often, and how long an alert must be
+    # gone from all of them before its incident counts it resolved (an Alertmanager just
+    # restarted has not heard from Prometheus again yet).
+    alertmanager_url: str | None = None
+    alertmanager_poll_seconds: float = Field(default=30.0, gt=0)
+    alertmanager_grace_seconds: float = Field(default=300.0, ge=0)
     # Slow clients: a request's headers must be complete this long after the connection
     # opened (or after its first byte on a kept-alive connection), its body this long after
     # its headers; an idle kept-alive connection closes after the keep-alive timeout.
@@ -76,6 +83,11 @@ class Settings(BaseSettings):
         if value is not None and not value.get_secret_value().strip():
             raise ValueError("is empty or blank; give the secret, or leave the variable unset")
         return value
+
+    def alertmanager_urls(self) -> list[str]:
+        """The Alertmanagers of RECEIVER_ALERTMANAGER_URL, without a trailing slash."""
+        raw = self.alertmanager_url or ""
+        return [u.strip().rstrip("/") for u in raw.split(",") if u.strip()]
 
     def report_origins(self) -> frozenset[str]:
         """The origins of RECEIVER_REPORTS_ORIGINS, without a trailing slash."""
@@ -101,6 +113,9 @@ class Settings(BaseSettings):
                 parse_imap_url(self.reports_imap_url.get_secret_value())
             except ImapUrlError as exc:
                 return str(exc)
+        for url in self.alertmanager_urls():
+            if not url.startswith(("http://", "https://")):
+                return f"RECEIVER_ALERTMANAGER_URL: {url!r} is not an http(s) address"
         if self.is_loopback() or self.allow_unauthenticated:
             return None
         if self.webhook_token is None:

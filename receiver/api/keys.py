@@ -28,5 +28,6 @@ WORKER = web.AppKey("worker", OutboxWorker)
 INGEST = web.AppKey("ingest", IngestQueue)
 TIMERS = web.AppKey("timers", Poller)
 MAIL = web.AppKey("mail", MailIntake)  # only with RECEIVER_REPORTS_IMAP_URL
+RECONCILER = web.AppKey("reconciler", Poller)  # only with RECEIVER_ALERTMANAGER_URL
 Clock = Callable[[], datetime]
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")

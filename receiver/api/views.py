@@ -79,11 +79,12 @@ def incident_view(
         "reported_at": iso(incident.reported_at),
         "reported_by": incident.reported_by,
         "phase_deadlines": {p: iso(at) for p, at in ahead(incident, cfg).items()},
+        "maintenance": incident.maintenance,
     }
 
 
 # Events after which an incident's pages are planned anew (a hold before them is over).
-TRIGGERS = frozenset({"opened", "reopened", "severity_raised", "triaged"})
+TRIGGERS = frozenset({"opened", "reopened", "severity_raised", "triaged", "maintenance_over"})
 
 
 def held(incident: Incident, timeline: Sequence[Event], now: datetime) -> str | None:

@@ -178,6 +178,15 @@ def _cross_references(cfg: RulesConfig, locate: _Locator) -> Iterator[Problem]:
         for i, sev in enumerate(cfg.jira.postmortem.severities):
             yield from need("severity", sev, severities, ("jira", "postmortem", "severities", i))
     yield from _report_references(cfg, locate, need)
+    windows: dict[str, int] = {}
+    for i, window in enumerate(cfg.maintenance):
+        if window.name in windows:
+            yield locate.problem(
+                ("maintenance", i, "name"),
+                f"duplicate window name {window.name!r} "
+                f"(first at maintenance[{windows[window.name]}])",
+            )
+        windows.setdefault(window.name, i)
     seen: dict[str, int] = {}
     for i, rule in enumerate(cfg.rules):
         path: PathKey = ("rules", i)

@@ -82,6 +82,8 @@ class SeverityPolicy(_Model):
     page: PageMode = "always"
     announce: bool = False
     phases: PhaseTargets | None = None
+    # Page (and announce) even while a maintenance window covers the alert.
+    ignore_maintenance: bool = False
 
     @model_validator(mode="after")
     def _one_ack_clock(self) -> SeverityPolicy:
@@ -254,6 +256,40 @@ class StandupConfig(_Model):
         if not value:
             raise ValueError("name at least one day (mon ... sun)")
         return value
+
+
+def _matcher_text(value: Any) -> str:
+    """A matcher kept as written (``name="v"``), checked as a matcher is."""
+    if not isinstance(value, str):
+        raise ValueError(f'expected a matcher like service="order-api", got {value!r}')
+    parse_matcher(value)
+    return value
+
+
+class MaintenanceConfig(_Model):
+    """A planned maintenance window: alerts matching every matcher open incidents that page
+    and announce nobody from ``from`` to ``to`` (local times in ``timezone``, default the
+    first rotation's), repeating ``every`` so long (e.g. 1w) when given."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+    matchers: list[Annotated[str, BeforeValidator(_matcher_text)]] = Field(min_length=1)
+    start: LocalTime = Field(alias="from")
+    end: LocalTime = Field(alias="to")
+    timezone: ZoneName | None = None
+    reason: str = ""
+    every: Duration | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MaintenanceConfig:
+        if self.end <= self.start:
+            raise ValueError("'to' must come after 'from'")
+        if self.every is not None and self.every < self.end - self.start:
+            raise ValueError("'every' must be at least as long as the window ('to' - 'from')")
+        if self.every is not None and self.every < timedelta(hours=1):
+            raise ValueError("'every' must be at least 1h")
+        return self
 
 
 def _placeholders_known(text: str | None) -> str | None:
@@ -440,6 +476,7 @@ class RulesConfig(_Model):
     rules: list[RuleConfig] = Field(default_factory=list)
     reports: ReportsConfig = Field(default_factory=ReportsConfig)
     standup: StandupConfig | None = None
+    maintenance: list[MaintenanceConfig] = Field(default_factory=list)
 
     def severity_rank(self, severity: str) -> int:
         """Lower is more severe: severities are listed most severe first."""

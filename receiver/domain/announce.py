@@ -32,10 +32,14 @@ def _template(cfg: RulesConfig, category: str) -> AnnouncementTemplate:
 
 def announces(incident: Incident, cfg: RulesConfig) -> bool:
     """Whether beta testers hear of an incident: its severity announces, and neither its
-    rule nor (when the rule does not say) its category says ``announce: false``. Reports
-    are not announced: their reporters hear back themselves."""
+    rule nor (when the rule does not say) its category says ``announce: false``, and no
+    maintenance window holds it (planned work is not an outage; one still open when its
+    window ends is announced then). Reports are not announced: their reporters hear back
+    themselves."""
     policy = cfg.severities.get(incident.severity)
     if policy is None or not policy.announce or incident.source != "alert":
+        return False
+    if incident.maintenance is not None:
         return False
     rule = next((r for r in cfg.rules if r.name == incident.rule), None)
     if rule is not None and rule.announce is not None:
@@ -53,8 +57,7 @@ def announcement(
     locale = cfg.announcements.locale
     zone = zone_of(incident, cfg)
     if at is None:  # a reopened incident's outage started again at its new trigger
-        reopened = incident.triggered_at > incident.opened_at
-        at = incident.triggered_at if reopened else incident.first_starts_at
+        at = incident.triggered_at if incident.reopened else incident.first_starts_at
     since = at
     until = incident.resolved_at or since
     affected = i18n.lookup(locale, f"affected.{incident.category}")
@@ -78,7 +81,7 @@ def announcements_for(
         return []
     out: list[tuple[str, str]] = []
     for kind in kinds:
-        if kind == Kind.OPENED:
+        if kind in (Kind.OPENED, Kind.MAINTENANCE_OVER):
             out.append((Kind.ANNOUNCE_OPENED, announcement("opened", incident, cfg)))
         elif kind == Kind.REOPENED:
             again = incident.triggered_at.astimezone(UTC)

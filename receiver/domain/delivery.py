@@ -69,6 +69,8 @@ class Kind(StrEnum):
     MITIGATED = "incident.mitigated"  # the impact stopped (and, if still triggered, acked)
     REPORTED = "incident.reported"  # its postmortem is written
     PHASE_OVERDUE = "incident.phase_overdue"  # a phase passed its deadline
+    MAINTENANCE_OVER = "incident.maintenance_over"  # its window ended: paged now
+    SILENCED = "incident.silenced"  # its alerts are silenced in Alertmanager: paging paused
     ESCALATED = "incident.escalated"
     POSTMORTEM = "incident.postmortem"
     JIRA_LINKED = "incident.jira_linked"

@@ -26,6 +26,7 @@ class TimerKind(enum.StrEnum):
     ACK_SLA = "ack_sla"  # count a breach if nobody acknowledged by then
     TRIAGE = "triage"  # page the triage rotation if a report is still untriaged by then
     PHASE = "phase"  # a phase's deadline (step: its index in PHASES) passing unfinished
+    MAINTENANCE = "maintenance"  # the end of the maintenance window holding its pages
 
 
 @dataclass(frozen=True)

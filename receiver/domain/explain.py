@@ -7,15 +7,26 @@ from datetime import datetime
 from typing import Any
 
 from receiver.config.models import RulesConfig
+from receiver.domain.maintenance import applying, from_rules
 from receiver.domain.oncall import step_zero_pages
 from receiver.domain.reports import Environment, Report, Reporter, triage
 from receiver.domain.routing import route
 
 
 def route_report(cfg: RulesConfig, labels: dict[str, str], at: datetime) -> dict[str, Any]:
-    """The route-test answer as a JSON-ready object."""
+    """The route-test answer as a JSON-ready object, with the rules file's maintenance
+    window that applies at ``at``, if one does (its pages held until it ends, unless the
+    severity ignores maintenance)."""
     r = route(cfg, labels)
-
+    window = None
+    found = applying(from_rules(cfg), [labels], at)
+    if found is not None:
+        held = not cfg.severities[r.severity].ignore_maintenance
+        window = {"name": found[0].name, "until": found[1].isoformat(),
+                  "reason": found[0].reason, "held": held}  # fmt: skip
+    pages = [p.as_json() for p in step_zero_pages(cfg, r.team, r.severity, at)]
+    if window is not None and window["held"]:
+        pages = [{**p, "at": window["until"], "deferred": True} for p in pages]
     return {
         "rule": r.rule,
         "severity": r.severity,
@@ -27,7 +38,8 @@ def route_report(cfg: RulesConfig, labels: dict[str, str], at: datetime) -> dict
             "priority": r.jira_priority,
             "issue_type": r.issue_type,
         },
-        "pages": [p.as_json() for p in step_zero_pages(cfg, r.team, r.severity, at)],
+        "pages": pages,
+        "maintenance": window,
     }
 
 

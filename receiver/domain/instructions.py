@@ -47,11 +47,13 @@ from receiver.domain.model import AlertRecord, Event, Incident
 from receiver.domain.notifications import COALESCED_KINDS, brief, notification_payload, snapshot
 from receiver.domain.oncall import responder
 from receiver.domain.reports import Attachment, FiledReport
-from receiver.domain.timeline import zone_of
+from receiver.domain.timeline import describe, zone_of
 
 # Where a postmortem names the incident's issue, whose key may not exist yet at the event.
 # Wiki escaping turns every brace from alerts into an entity, so only this one is left.
 ISSUE_SLOT = "{incident-issue}"
+# The timeline entries that say what a maintenance window did to the incident.
+MAINTENANCE_EVENTS = frozenset({"maintenance", "maintenance_over", "silenced"})
 # The Slack kinds that bring every message about the incident up to date.
 UPDATES_ALL = frozenset(
     {
@@ -116,7 +118,11 @@ def jira(
             if files:  # their content is in the store, by the report's incident and n
                 out["attachments"] = [{"n": n, "filename": f} for n, f in enumerate(files)]
         out["create"] = {"fields": fields, "assignee": jira_user(incident, cfg)}
+    window = [e for e in events if e.event in MAINTENANCE_EVENTS]
+    note = "\n".join(jira_render.wiki(describe(e, cfg)) for e in window)
     if kind == Kind.OPENED:
+        if note:  # in JIRA from the start: why nobody was paged
+            out["comment"] = note
         return out
     if kind == Kind.ALERTS_JOINED:
         joined = sum(int(e.data.get("count", 0)) for e in events if e.event == "alerts_joined")
@@ -147,9 +153,13 @@ def jira(
         out["transition_before"] = cfg.jira.reopen_transition
     if kind in phase_render.PHASE_KINDS:
         out["comment"] = phase_render.jira_comment(kind, incident, events, cfg)
+    elif kind in (Kind.MAINTENANCE_OVER, Kind.SILENCED):
+        out["comment"] = note
     else:
         payload = notification_payload(kind, incident, events)
         out["comment"] = jira_render.comment(kind, payload, cfg)
+        if note:
+            out["comment"] += "\n" + note
     if kind == Kind.RESOLVED:
         out["transition_after"] = cfg.jira.resolve_transition
     return out
@@ -203,14 +213,19 @@ def slack(
     """The alerts channel's instruction of one event."""
     assert incident.id is not None
     view, people = snapshot(incident), names(cfg)
+    window = [describe(e, cfg) for e in events if e.event in MAINTENANCE_EVENTS]
     if kind in phase_render.PHASE_KINDS:
         text = phase_render.slack_text(kind, incident, events, cfg)
+    elif kind in (Kind.MAINTENANCE_OVER, Kind.SILENCED) and window:
+        head = slack_render.event_text(Kind.OPENED, view, people).removeprefix("New incident: ")
+        text = slack_render.fit(f"{slack_render.shown(window[-1])} — {head}")
     else:
         text = slack_render.event_text(kind, view, people)
+    held = window[-1] if window and incident.maintenance else ""
     out: dict[str, Any] = {
         "channel": cfg.channels.alerts,
         "text": text,
-        "blocks": slack_render.incident_blocks(incident.id, view, people),
+        "blocks": slack_render.incident_blocks(incident.id, view, people, held),
     }
     if kind == Kind.JIRA_LINKED:
         out["update"] = "alerts"  # the post shows the key now; pages get ``pages``

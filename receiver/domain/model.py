@@ -98,6 +98,7 @@ class Incident:
     mitigated_by: str | None = None
     reported_at: datetime | None = None  # the postmortem is written
     reported_by: str | None = None
+    maintenance: str | None = None  # the maintenance window holding its pages, if one is
     jira_key: str | None = None
     firing_alerts: int = 0
     alertmanager_url: str = ""
@@ -108,6 +109,13 @@ class Incident:
     def is_open(self) -> bool:
         """Not yet resolved."""
         return self.status is not Status.RESOLVED
+
+    @property
+    def reopened(self) -> bool:
+        """Whether its current trigger is a re-fire after a resolve (whose alerts started
+        after the incident opened), not its open or a release from a maintenance window
+        (which moves the trigger, not the first alert)."""
+        return self.triggered_at > self.opened_at and self.first_starts_at > self.opened_at
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ CHANNELS_BY_KIND: dict[str, tuple[str, ...]] = {
     Kind.MITIGATED: (Channel.JIRA, Channel.SLACK),
     Kind.REPORTED: (Channel.JIRA, Channel.SLACK),
     Kind.PHASE_OVERDUE: (Channel.JIRA, Channel.SLACK),
+    Kind.MAINTENANCE_OVER: (Channel.JIRA, Channel.SLACK),
+    Kind.SILENCED: (Channel.JIRA, Channel.SLACK),
     Kind.ESCALATED: (Channel.JIRA,),  # the pages themselves go to the pager channel
     Kind.TRIAGED: (Channel.JIRA,),
     Kind.LINKED: (Channel.JIRA,),
@@ -83,7 +85,7 @@ def brief(incident: Incident, alert: AlertRecord | None, cfg: RulesConfig) -> di
     notes = {**(alert.labels if alert else {}), **(alert.annotations if alert else {})}
     respond = incident.first_starts_at + policy.respond_within if policy else None
     return {
-        "trigger": "reopened" if incident.triggered_at > incident.opened_at else "opened",
+        "trigger": "reopened" if incident.reopened else "opened",
         "description": notes.get("description"),
         "since": stamp(incident.first_starts_at, zone, "%Y-%m-%d %H:%M"),
         "respond_by": stamp(respond, zone, "%Y-%m-%d %H:%M") if respond else None,

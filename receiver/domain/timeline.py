@@ -37,6 +37,13 @@ def _person(cfg: RulesConfig, person: object) -> str:
     )
 
 
+def _zone(cfg: RulesConfig, data: dict[str, object]) -> ZoneInfo:
+    """The zone an event's times are told in: its own, else the first rotation's."""
+    if data.get("zone"):
+        return ZoneInfo(str(data["zone"]))
+    return next(iter(cfg.rotations.values())).zone if cfg.rotations else ZoneInfo("UTC")
+
+
 def describe(event: Event, cfg: RulesConfig) -> str:
     """One event as a sentence."""
     d = event.data
@@ -63,7 +70,46 @@ def describe(event: Event, cfg: RulesConfig) -> str:
         case "pages_held":
             until = datetime.fromisoformat(str(d.get("until")))
             zone = ZoneInfo(str(d.get("zone") or "UTC"))
-            return f"Pages held for business hours until {stamp(until, zone, '%Y-%m-%d %H:%M')}"
+            window = str(d.get("window") or "")
+            why = (
+                f"Alertmanager silence {window.removeprefix('silence:')}"
+                if window.startswith("silence:")
+                else f"maintenance window {window}"
+                if window
+                else "business hours"
+            )
+            return f"Pages held for {why} until {stamp(until, zone, '%Y-%m-%d %H:%M')}"
+        case "maintenance":
+            until = datetime.fromisoformat(str(d.get("until")))
+            reason = f" ({d['reason']})" if d.get("reason") else ""
+            what = (
+                "nobody paged or told; paged when it ends if still open"
+                if d.get("held")
+                else "paged anyway: this severity ignores maintenance"
+            )
+            return (
+                f"During maintenance window {d.get('window', '?')}{reason}, until "
+                f"{stamp(until, _zone(cfg, d), '%Y-%m-%d %H:%M')}: {what}"
+            )
+        case "maintenance_over" if str(d.get("window", "")).startswith("silence:"):
+            silence = str(d["window"]).removeprefix("silence:")
+            return f"Alertmanager silence {silence} over: still firing, paging now"
+        case "maintenance_over":
+            early = f", ended early by {_person(cfg, d['ended_by'])}" if d.get("ended_by") else ""
+            return f"Maintenance window {d.get('window', '?')} over{early}: still open, paging now"
+        case "silenced":
+            until = datetime.fromisoformat(str(d.get("until")))
+            comment = f": {d['comment']}" if d.get("comment") else ""
+            return (
+                f"Silenced in Alertmanager by {d.get('by') or '?'}{comment} (silence "
+                f"{d.get('silence', '?')}, until {stamp(until, _zone(cfg, d), '%Y-%m-%d %H:%M')})"
+                ": paging paused"
+            )
+        case "alerts_gone":
+            return (
+                f"{d.get('count', '?')} alert(s) resolved: Alertmanager no longer has them "
+                "(it sends no resolve for a silenced alert)"
+            )
         case "reported_again":
             return "Reported again by the same tester"
         case "reporter_comment":

@@ -25,6 +25,7 @@ from receiver.domain.incidents import (
 from receiver.domain.model import Alert, AlertStatus, Event, Incident, Route
 from receiver.metrics import Metrics
 from receiver.pacing import Pacer
+from receiver.service.maintenance import Maintenance, windows_at
 from receiver.service.rendering import Context, Notice, apply_fired, fire_due_now, render
 from receiver.service.rules import RulesHolder
 from receiver.service.units import (
@@ -88,6 +89,7 @@ class IncidentService:
         self.metrics = metrics
         self.clock = clock
         self.on_commit = on_commit
+        self.maintenance = Maintenance(self)
 
     async def ingest(self, alerts: Sequence[Alert]) -> IngestResult:
         """Apply one webhook's alerts atomically."""
@@ -214,7 +216,10 @@ class IncidentService:
             for key, batch in groups.items():
                 wanted[key].extend(alert.fingerprint for alert, _ in batch)
         latest, known = await self.store.ingest_state(wanted)
-        results, unit, opened, notices = await decide_ingest(routed, latest, known, cfg, now, pacer)
+        windows = await windows_at(self.store, cfg, now)
+        results, unit, opened, notices = await decide_ingest(
+            routed, latest, known, cfg, now, pacer, windows
+        )
         notices += await resolve_linked(self.store, unit, notices, cfg, now)
         notices = await with_reports(self.store, notices)
         ids = await assign_ids(unit, len(opened), self.store.reserve_incident_ids)
@@ -224,7 +229,7 @@ class IncidentService:
                 notice = replace(
                     notice, incident=replace(notice.incident, id=ids[notice.incident.id])
                 )
-            await self._render(unit, notice, cfg, ctx)
+            await self.render_notice(unit, notice, cfg, ctx)
             if pacer.due():
                 await pacer.pause()
         paged = await fire_due_now(unit, cfg, ctx, now, pacer)
@@ -236,7 +241,7 @@ class IncidentService:
             self._ctx = Context(await self.store.installation_id(), self.jira_url)
         return self._ctx
 
-    async def _render(
+    async def render_notice(
         self, unit: UnitOfWork, notice: Notice, cfg: RulesConfig, ctx: Context
     ) -> None:
         await render(unit, notice, cfg, ctx, self.coalesce_seconds, self.store.timeline)
@@ -255,6 +260,8 @@ class IncidentService:
         incident = await self.store.get_incident(timer.incident_id)
         if incident is None:
             return
+        if timer.kind is TimerKind.MAINTENANCE:
+            return await self.maintenance.release(timer, incident, cfg)
         if timer.kind is TimerKind.TRIAGE:
             triaged = any(e.event == "triaged" for e in await self.store.timeline(incident.id or 0))
             fired = fire_triage(incident, cfg, now, triaged)
@@ -307,7 +314,7 @@ class IncidentService:
             notices = await with_reports(self.store, notices)
             ctx = await self.context()
             for notice in notices:
-                await self._render(unit, notice, cfg, ctx)
+                await self.render_notice(unit, notice, cfg, ctx)
             await self.store.commit(unit, now)
             return reason, change.incident, finished(notices)
 
@@ -345,7 +352,7 @@ class IncidentService:
             note = Event("report_linked", now, {"report": incident_id, "by": by})
             unit.events.append((target_id, note))
             notice = Notice(incident, change, len(unit.events))
-            await self._render(unit, notice, cfg, await self.context())
+            await self.render_notice(unit, notice, cfg, await self.context())
             await self.store.commit(unit, now)
             return reason, incident, True
 

@@ -85,17 +85,23 @@ def apply_fired(
 
 
 async def fire_due_now(
-    unit: UnitOfWork, cfg: RulesConfig, ctx: Context, now: datetime, pacer: Pacer
+    unit: UnitOfWork,
+    cfg: RulesConfig,
+    ctx: Context,
+    now: datetime,
+    pacer: Pacer,
+    briefs: dict[int, AlertRecord] | None = None,
 ) -> list[tuple[str, int]]:
     """Fire within the unit the escalation steps due at once (step 0 of an open, reopen or
     raise): their pages commit with the alerts that caused them and go out as soon as the
     commit lands, with no round through the timer loop. Returns (severity, step) of each
-    step that paged someone. (Thousands of pages render for a while: the loop runs meanwhile.)"""
+    step that paged someone. (Thousands of pages render for a while: the loop runs meanwhile.)
+    ``briefs``: an alert of each incident for its pages, where the unit has none of its own."""
     paged: list[tuple[str, int]] = []
     due = unit.take_timers(lambda t: t.kind is TimerKind.ESCALATION and t.due_at <= now)
     if not due:
         return paged
-    alerts: dict[int, AlertRecord] = {}  # an alert of each incident, for the page's brief
+    alerts: dict[int, AlertRecord] = dict(briefs or {})  # for each page's brief
     for owner, record in unit.alerts:
         alerts.setdefault(owner, record)
     for owner, timer in due:

@@ -10,8 +10,9 @@ from datetime import datetime
 from receiver.config.models import RulesConfig
 from receiver.domain import phases
 from receiver.domain.delivery import Kind
-from receiver.domain.escalation import phase_timer, plan
+from receiver.domain.escalation import Timer, TimerKind, phase_timer, plan
 from receiver.domain.incidents import Change, Policy, decide_batch, decide_resolved_with
+from receiver.domain.maintenance import Window, mark
 from receiver.domain.model import Alert, AlertRecord, Event, Incident, Route
 from receiver.domain.oncall import held_until
 from receiver.domain.timeline import zone_of
@@ -89,9 +90,11 @@ async def decide_ingest(
     cfg: RulesConfig,
     now: datetime,
     pacer: Pacer,
+    windows: Sequence[Window] = (),
 ) -> tuple[list[tuple[IngestResult, list[int]]], UnitOfWork, list[Incident], list[Notice]]:
     """Decide every key's batch in turn; an incident opened gets a provisional id (-1,
-    -2, ...) under which the unit and the notices know it until ids are reserved."""
+    -2, ...) under which the unit and the notices know it until ids are reserved. A trigger
+    during a maintenance window (of ``windows``) is marked with it."""
     policy = policy_of(cfg)
     states: dict[str, _KeyState] = {}
     for key, incident in latest.items():
@@ -116,6 +119,7 @@ async def decide_ingest(
             result.duplicates += decision.duplicates
             result.unknown_resolved += decision.unknown_resolved
             for change in decision.changes:
+                change = mark(change, windows, cfg, now)
                 incident = change.incident
                 if change.is_new:
                     incident = replace(incident, id=-len(opened) - 1)
@@ -174,8 +178,18 @@ def collect(
     elif kinds & {Kind.OPENED, Kind.REOPENED, Kind.SEVERITY_RAISED}:
         trigger = incident.triggered_at
         if Kind.SEVERITY_RAISED in kinds and change.events:
-            trigger = max(trigger, change.events[-1].at)  # page under the new policy
-        replan(unit, incident, cfg, trigger)
+            raised = [e.at for e in change.events if e.event == "severity_raised"]
+            trigger = max(trigger, *raised)  # page under the new policy
+        held = [e for e in change.events if e.event == "maintenance" and e.data.get("held")]
+        if incident.maintenance is not None and held:
+            hold(unit, incident, cfg, trigger, datetime.fromisoformat(str(held[-1].data["until"])))
+        else:
+            replan(unit, incident, cfg, trigger)
+    elif Kind.MAINTENANCE_OVER in kinds:  # its window is over: paged from now
+        replan(unit, incident, cfg, change.events[-1].at)
+    elif Kind.SILENCED in kinds:  # silenced in Alertmanager: held until the silence ends
+        [event] = [e for e in change.events if e.event == "silenced"]
+        hold(unit, incident, cfg, event.at, datetime.fromisoformat(str(event.data["until"])))
     if kinds & {Kind.ACKNOWLEDGED, Kind.MITIGATED, Kind.RESOLVED, Kind.REPORTED, Kind.LINKED}:
         unit.drop_timers(owner)
         unit.cancel(owner)
@@ -198,6 +212,21 @@ def replan(unit: UnitOfWork, incident: Incident, cfg: RulesConfig, trigger: date
     if held is not None:  # said where people look: the timeline (and so the JSON)
         data = {"until": held.isoformat(), "zone": zone_of(incident, cfg).key}
         unit.events.append((incident.id, Event("pages_held", trigger, data)))
+
+
+def hold(
+    unit: UnitOfWork, incident: Incident, cfg: RulesConfig, trigger: datetime, until: datetime
+) -> None:
+    """A trigger during a maintenance window: no pages, no ack clock, until the window
+    ends; then a timer releases the incident (paged then, if it is still open)."""
+    assert incident.id is not None
+    unit.drop_timers(incident.id)
+    if incident.id not in unit.new:
+        unit.cancel(incident.id)
+    unit.add_timers(incident.id, [Timer(TimerKind.MAINTENANCE, 0, until, trigger)])
+    data = {"until": until.isoformat(), "zone": zone_of(incident, cfg).key,
+            "window": incident.maintenance}  # fmt: skip
+    unit.events.append((incident.id, Event("pages_held", trigger, data)))
 
 
 async def resolve_linked(

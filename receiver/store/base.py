@@ -12,6 +12,7 @@ from receiver.domain.delivery import Effect as Effect
 from receiver.domain.delivery import OutboxItem as OutboxItem
 from receiver.domain.delivery import Outcome, Prior
 from receiver.domain.escalation import Timer
+from receiver.domain.maintenance import Window
 from receiver.domain.model import AlertRecord, Event, Incident
 from receiver.domain.reports import FiledReport
 from receiver.store.unit import Committed as Committed
@@ -200,6 +201,26 @@ class Store(Protocol):
     async def mail_known(self, message_ids: Sequence[str]) -> dict[str, int | None]:
         """Of these Message-IDs, those taken already, each with its report's incident (None
         when the e-mail was neither a report nor a comment)."""
+
+    async def add_maintenance(
+        self,
+        matchers: Sequence[str],
+        starts_at: datetime,
+        ends_at: datetime,
+        reason: str,
+        by: str,
+        now: datetime,
+    ) -> int:
+        """Store an API maintenance window; its id."""
+
+    async def maintenance_windows(self, ending_after: datetime) -> list[Window]:
+        """The API windows ending after a moment (those in force or to come), by start."""
+
+    async def get_maintenance(self, window_id: int) -> Window | None:
+        """One API window, ended or not."""
+
+    async def held_by(self, window: str) -> list[Incident]:
+        """The open incidents whose pages a window holds."""
 
     async def digest_incidents(self, since: datetime) -> list[Incident]:
         """Incidents opened, acknowledged or resolved at or after ``since``, and every one

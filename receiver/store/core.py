@@ -22,6 +22,7 @@ from receiver.store.base import (
     PartWriter,
     UnitOfWork,
 )
+from receiver.store.core_maintenance import MaintenancePart
 from receiver.store.core_reports import ReportsPart
 from receiver.store.queues import Folds, QueuedRow, plan, queue_of, queues_to_read
 from receiver.store.rows import (
@@ -56,7 +57,7 @@ class _Parts:
         await self.store._write(self.ex, unit, self.at)
 
 
-class SqlStore(ReportsPart):
+class SqlStore(ReportsPart, MaintenancePart):
     """Durable state in a SQL database; see ``receiver.store.base.Store``."""
 
     def __init__(self, backend: Backend) -> None:
@@ -112,6 +113,8 @@ class SqlStore(ReportsPart):
             )
             if moved != 1:
                 raise Conflict(f"schedule {name} was run meanwhile")
+        if unit.end_window is not None and not await self._end_window(ex, unit):
+            raise Conflict(f"maintenance window {unit.end_window[0]} ended meanwhile")
         await self._write_incidents(ex, unit)
         for alerts in self._chunks(unit.alerts):
             await ex.executemany(sql.upsert_alert, [alert_values(i, a) for i, a in alerts])
@@ -131,13 +134,15 @@ class SqlStore(ReportsPart):
             )
         if unit.outbox:
             await self._enqueue(ex, unit.outbox, at)
-        for stopped in self._chunks(list(unit.cancel_timers)):
-            await ex.execute(sql.cancel_timers, at, list(stopped))
+        # The timers a unit fires first (each must still be pending), then those it stops:
+        # a fired timer whose firing re-plans its incident is not "cancelled" by itself.
         for some in self._chunks(unit.fired_timers):
             fired = {r[0] for r in await ex.fetch(sql.fire_timers, at, list(some))}
             if len(fired) != len(set(some)):
                 missing = sorted(set(some) - fired)
                 raise Conflict(f"timers {missing} were handled meanwhile")
+        for stopped in self._chunks(list(unit.cancel_timers)):
+            await ex.execute(sql.cancel_timers, at, list(stopped))
         for timers in self._chunks(unit.timers):
             await ex.executemany(
                 sql.insert_timer,

@@ -26,7 +26,7 @@ STATEMENTS = Statements(
     insert_incident=(
         f"INSERT INTO incidents ({rows.INSERTED_INCIDENT_COLUMNS}) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, "
-        "$18, $19, $20, $21, $22, $23, $24)"
+        "$18, $19, $20, $21, $22, $23, $24, $25)"
     ),
     # Several incidents' updates in one statement; the ids returned are those whose version
     # was still the one read. The JIRA key is the JIRA notifier's alone: never cleared.
@@ -40,15 +40,16 @@ STATEMENTS = Statements(
         "jira_key = coalesce(u.jira_key, i.jira_key), firing_alerts = u.firing_alerts, "
         "alertmanager_url = u.alertmanager_url, mitigated_at = u.mitigated_at, "
         "mitigated_by = u.mitigated_by, reported_at = u.reported_at, "
-        "reported_by = u.reported_by, version = i.version + 1 "
+        "reported_by = u.reported_by, maintenance = u.maintenance, version = i.version + 1 "
         "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
         "$7::text[], $8::text[], $9::float8[], $10::float8[], $11::float8[], $12::float8[], "
         "$13::text[], $14::float8[], $15::text[], $16::text[], $17::int[], $18::text[], "
-        "$19::float8[], $20::text[], $21::float8[], $22::text[], $23::bigint[], $24::int[]) "
+        "$19::float8[], $20::text[], $21::float8[], $22::text[], $23::text[], $24::bigint[], "
+        "$25::int[]) "
         "AS u (key, rule, severity, category, team, status, summary, group_labels, "
         "opened_at, triggered_at, first_starts_at, acknowledged_at, acknowledged_by, "
         "resolved_at, resolved_by, jira_key, firing_alerts, alertmanager_url, mitigated_at, "
-        "mitigated_by, reported_at, reported_by, id, version) "
+        "mitigated_by, reported_at, reported_by, maintenance, id, version) "
         "WHERE i.id = u.id AND i.version = u.version RETURNING i.id"
     ),
     upsert_alert=(
@@ -205,7 +206,25 @@ STATEMENTS = Statements(
     timeline="SELECT at, event, data FROM timeline WHERE incident_id = $1 ORDER BY id",
     digest_incidents=(
         f"SELECT {rows.INCIDENT_COLUMNS} FROM incidents WHERE status != 'resolved' "
-        "OR opened_at >= $1 OR acknowledged_at >= $1 OR resolved_at >= $1 ORDER BY id"
+        "OR opened_at >= $1 OR acknowledged_at >= $1 OR resolved_at >= $1 "
+        "OR mitigated_at >= $1 OR reported_at >= $1 ORDER BY id"
+    ),
+    insert_maintenance=(
+        "INSERT INTO maintenance (matchers, starts_at, ends_at, reason, created_by, "
+        "created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id"
+    ),
+    maintenance_windows=(
+        f"SELECT {rows.MAINTENANCE_COLUMNS} FROM maintenance WHERE ends_at > $1 "
+        "ORDER BY starts_at, id"
+    ),
+    get_maintenance=f"SELECT {rows.MAINTENANCE_COLUMNS} FROM maintenance WHERE id = $1",
+    end_maintenance=(
+        "UPDATE maintenance SET ends_at = greatest(starts_at, $1), ended_by = $2 "
+        "WHERE id = $3 AND ends_at > $1"
+    ),
+    held_by=(
+        f"SELECT {rows.INCIDENT_COLUMNS} FROM incidents WHERE maintenance = $1 "
+        "AND status != 'resolved' ORDER BY id"
     ),
     open_counts=rows.OPEN_COUNTS,
     outbox_stats=rows.OUTBOX_STATS,

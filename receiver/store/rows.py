@@ -33,8 +33,9 @@ INCIDENT_COLUMNS = (
     "id, key, rule, severity, category, team, status, summary, group_labels, opened_at, "
     "triggered_at, first_starts_at, acknowledged_at, acknowledged_by, resolved_at, "
     "resolved_by, jira_key, firing_alerts, version, alertmanager_url, source, mitigated_at, "
-    "mitigated_by, reported_at, reported_by"
+    "mitigated_by, reported_at, reported_by, maintenance"
 )
+MAINTENANCE_COLUMNS = "id, matchers, starts_at, ends_at, reason, created_by, ended_by"
 ALERT_COLUMNS = (
     "incident_id, fingerprint, status, severity, labels, annotations, starts_at, ends_at, "
     "generator_url, first_seen, last_seen"
@@ -44,7 +45,7 @@ INSERTED_INCIDENT_COLUMNS = (
     "id, key, rule, severity, category, team, status, summary, group_labels, opened_at, "
     "triggered_at, first_starts_at, acknowledged_at, acknowledged_by, resolved_at, "
     "resolved_by, jira_key, firing_alerts, alertmanager_url, mitigated_at, mitigated_by, "
-    "reported_at, reported_by, source"
+    "reported_at, reported_by, maintenance, source"
 )
 # An alert stored again: everything but when it was first seen.
 ALERT_UPSERT = (
@@ -87,6 +88,7 @@ def incident_from_row(row: Sequence[Any]) -> Incident:
         mitigated_by=row[22],
         reported_at=dt(row[23]),
         reported_by=row[24],
+        maintenance=row[25],
     )
 
 
@@ -116,6 +118,7 @@ def incident_values(incident: Incident) -> tuple[Any, ...]:
         incident.mitigated_by,
         ts(incident.reported_at),
         incident.reported_by,
+        incident.maintenance,
     )
 
 

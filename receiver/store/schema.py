@@ -208,6 +208,23 @@ SQLITE_MIGRATIONS: list[str] = [
     ALTER TABLE incidents ADD COLUMN reported_at REAL;
     ALTER TABLE incidents ADD COLUMN reported_by TEXT;
     """,
+    # Maintenance windows made through the API (the rules file's are in the rules), and the
+    # window holding an incident's pages. A window ended early keeps its row, with who
+    # ended it and the new end.
+    """
+    CREATE TABLE maintenance (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        matchers TEXT NOT NULL,
+        starts_at REAL NOT NULL,
+        ends_at REAL NOT NULL,
+        reason TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        ended_by TEXT
+    );
+    CREATE INDEX maintenance_ends ON maintenance (ends_at);
+    ALTER TABLE incidents ADD COLUMN maintenance TEXT;
+    """,
 ]
 
 # The same tables for PostgreSQL. Ids are BIGSERIAL, times DOUBLE PRECISION epoch seconds
@@ -385,5 +402,20 @@ POSTGRES_MIGRATIONS: list[str] = [
     ALTER TABLE incidents ADD COLUMN mitigated_by TEXT;
     ALTER TABLE incidents ADD COLUMN reported_at DOUBLE PRECISION;
     ALTER TABLE incidents ADD COLUMN reported_by TEXT;
+    """,
+    # Maintenance windows; see SQLITE_MIGRATIONS.
+    """
+    CREATE TABLE maintenance (
+        id BIGSERIAL PRIMARY KEY,
+        matchers TEXT NOT NULL,
+        starts_at DOUBLE PRECISION NOT NULL,
+        ends_at DOUBLE PRECISION NOT NULL,
+        reason TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        ended_by TEXT
+    );
+    CREATE INDEX maintenance_ends ON maintenance (ends_at);
+    ALTER TABLE incidents ADD COLUMN maintenance TEXT;
     """,
 ]

@@ -94,6 +94,12 @@ class Statements:
     alert_counts: str  # [ids] -> incident_id, count
     timeline: str  # incident_id -> at, event, data
     digest_incidents: str  # since
+    # Maintenance windows made through the API.
+    insert_maintenance: str  # matchers, starts_at, ends_at, reason, created_by, at -> id
+    maintenance_windows: str  # after -> MAINTENANCE_COLUMNS of those ending after it
+    get_maintenance: str  # id -> MAINTENANCE_COLUMNS
+    end_maintenance: str  # at, by, id -> rows changed (none if it had ended by then)
+    held_by: str  # window name -> INCIDENT_COLUMNS of the open incidents it holds
     open_counts: str
     outbox_stats: str
     # Row locks in id order before updating several incidents ([ids]), where the backend

@@ -9,6 +9,7 @@ from receiver.store.rows import (
     INCIDENT_COLUMNS,
     INCIDENT_COLUMNS_OF_I,
     INSERTED_INCIDENT_COLUMNS,
+    MAINTENANCE_COLUMNS,
     OPEN_COUNTS,
     OUTBOX_STATS,
     REPORT_COLUMNS,
@@ -33,7 +34,7 @@ STATEMENTS = Statements(
     # incident_values, source.
     insert_incident=(
         f"INSERT INTO incidents ({INSERTED_INCIDENT_COLUMNS}) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ),
     # The JIRA key is the JIRA notifier's alone: a decision never clears it.
     update_incidents=(
@@ -41,7 +42,7 @@ STATEMENTS = Statements(
         "summary=?, group_labels=?, opened_at=?, triggered_at=?, first_starts_at=?, "
         "acknowledged_at=?, acknowledged_by=?, resolved_at=?, resolved_by=?, "
         "jira_key=coalesce(?, jira_key), firing_alerts=?, alertmanager_url=?, "
-        "mitigated_at=?, mitigated_by=?, reported_at=?, reported_by=?, "
+        "mitigated_at=?, mitigated_by=?, reported_at=?, reported_by=?, maintenance=?, "
         "version=version + 1 WHERE id=? AND version=?"
     ),
     upsert_alert=(
@@ -187,7 +188,24 @@ STATEMENTS = Statements(
     timeline="SELECT at, event, data FROM timeline WHERE incident_id = ?1 ORDER BY id",
     digest_incidents=(
         f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE status != 'resolved' "
-        "OR opened_at >= ?1 OR acknowledged_at >= ?1 OR resolved_at >= ?1 ORDER BY id"
+        "OR opened_at >= ?1 OR acknowledged_at >= ?1 OR resolved_at >= ?1 "
+        "OR mitigated_at >= ?1 OR reported_at >= ?1 ORDER BY id"
+    ),
+    insert_maintenance=(
+        "INSERT INTO maintenance (matchers, starts_at, ends_at, reason, created_by, "
+        "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id"
+    ),
+    maintenance_windows=(
+        f"SELECT {MAINTENANCE_COLUMNS} FROM maintenance WHERE ends_at > ?1 ORDER BY starts_at, id"
+    ),
+    get_maintenance=f"SELECT {MAINTENANCE_COLUMNS} FROM maintenance WHERE id = ?1",
+    end_maintenance=(
+        "UPDATE maintenance SET ends_at = max(starts_at, ?1), ended_by = ?2 "
+        "WHERE id = ?3 AND ends_at > ?1"
+    ),
+    held_by=(
+        f"SELECT {INCIDENT_COLUMNS} FROM incidents WHERE maintenance = ?1 "
+        "AND status != 'resolved' ORDER BY id"
     ),
     open_counts=OPEN_COUNTS,
     outbox_stats=OUTBOX_STATS,

@@ -95,6 +95,7 @@ class UnitOfWork:
         links: Iterable[tuple[int, int, str]] = (),
         mail: Iterable[MailTaken] = (),
         attachments: Iterable[tuple[int, int, Attachment]] = (),
+        end_window: tuple[int, datetime, str] | None = None,
     ) -> None:
         self.incidents: dict[int, Incident] = {}
         self.new: set[int] = set(new)
@@ -118,6 +119,9 @@ class UnitOfWork:
         self.mail: list[MailTaken] = list(mail)
         # (report's incident, n, file) added to a report filed before (a comment's files).
         self.attachments: list[tuple[int, int, Attachment]] = list(attachments)
+        # (API maintenance window, when, by whom) ended early with this unit: it must not
+        # have ended before, else the commit raises Conflict.
+        self.end_window = end_window
         # (incident, channel) -> index in outbox of the queue's last notification.
         self._last_note: dict[tuple[int | None, str], int] = {}
         for incident in incidents:

@@ -265,11 +265,14 @@ async def running_prometheus(
 
 
 @asynccontextmanager
-async def running_alertmanager(config: dict[str, Any], tmp_path: Path) -> AsyncIterator[str]:
-    """Alertmanager on a free port with ``config`` and no clustering; yields its URL."""
+async def running_alertmanager(
+    config: dict[str, Any], tmp_path: Path, port: int | None = None
+) -> AsyncIterator[str]:
+    """Alertmanager on ``port`` (default a free one) with ``config`` and no clustering;
+    yields its URL."""
     config_file = tmp_path / "alertmanager.yml"
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
-    port = free_port()
+    port = port or free_port()
     argv = [
         alertmanager(),
         f"--config.file={config_file}",

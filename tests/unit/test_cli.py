@@ -136,7 +136,47 @@ def test_route_test_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
         "pages": [
             {"person": "kim", "target": "oncall", "at": THURSDAY_10, "deferred": False},
         ],
+        "maintenance": None,
     }
+
+
+WINDOW = """
+maintenance:
+  - name: kis-weekly
+    matchers: ['service="kis-gateway"']
+    from: "2026-11-19T09:30"
+    to: "2026-11-19T11:00"
+    every: 1w
+    reason: KIS Open API weekly maintenance
+"""
+
+
+def test_route_test_says_when_a_maintenance_window_applies(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(SHIPPED.read_text(encoding="utf-8") + WINDOW, encoding="utf-8")
+    labels = ["alertname=KISTokenRefreshFailed", "service=kis-gateway", "--at", THURSDAY_10]
+    assert main(["route-test", "--json", "--rules", str(rules), *labels]) == 0
+    report = json.loads(capsys.readouterr()[0])
+    until = "2026-11-26T11:00:00+09:00"  # the second week's occurrence, 09:30-11:00 KST
+    assert report["maintenance"] == {
+        "name": "kis-weekly",
+        "until": until,
+        "reason": "KIS Open API weekly maintenance",
+        "held": True,
+    }
+    assert report["pages"] == [{"person": "kim", "target": "oncall", "at": until,
+                                "deferred": True}]  # fmt: skip
+    down = ["alertname=ServiceDown", "service=kis-gateway", "--at", THURSDAY_10]
+    assert main(["route-test", "--rules", str(rules), *down]) == 0
+    out = capsys.readouterr()[0]
+    assert f"maintenance:  window kis-weekly (KIS Open API weekly maintenance) until {until}: " \
+        "pages anyway (ignore_maintenance)" in out  # fmt: skip
+    assert "han via oncall, immediately" in out
+    other = ["alertname=KISTokenRefreshFailed", "service=order-api", "--at", THURSDAY_10]
+    assert main(["route-test", "--json", "--rules", str(rules), *other]) == 0
+    assert json.loads(capsys.readouterr()[0])["maintenance"] is None
 
 
 def test_route_test_p0_pages_everyone_at_once(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,176 @@
+"""The maintenance API: ``POST /api/v1/maintenance`` makes a window, ``GET`` lists those in
+force or to come at a moment (the rules file's and the API's), ``DELETE .../{id}`` ends an
+API window now (the incidents it held are paged at once)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from receiver.api.incidents import BadRequest, _bad, _guard
+from receiver.api.keys import CLOCK, RULES, SERVICE
+from receiver.api.middleware import LOG_FIELDS, error_response
+from receiver.api.views import iso
+from receiver.config.durations import format_duration
+from receiver.config.matchers import parse_matcher
+from receiver.domain.incidents import Reason
+from receiver.domain.maintenance import Window, around
+from receiver.service.maintenance import NoSuchWindow
+from receiver.store.base import StoreUnavailable
+
+MAX_MATCHERS = 20
+MAX_REASON = 500
+MAX_LENGTH = timedelta(days=31)  # longer, or repeating: the rules file's
+
+
+def _moment(body: dict[str, Any], name: str) -> datetime:
+    value = body.get(name)
+    if not isinstance(value, str):
+        raise BadRequest(name, f"'{name}' must be an RFC 3339 time, e.g. 2026-12-06T02:00:00+09:00")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(name, f"'{name}' is not an RFC 3339 time: {value[:40]!r}") from None
+    if moment.tzinfo is None:
+        raise BadRequest(name, f"'{name}' needs an offset (+09:00) or Z: a window is two instants")
+    return moment
+
+
+def _matchers(body: dict[str, Any]) -> list[str]:
+    found = body.get("matchers")
+    if not isinstance(found, list) or not found or len(found) > MAX_MATCHERS:
+        raise BadRequest(
+            "matchers",
+            f"'matchers' must be a list of 1 to {MAX_MATCHERS} matchers like service=\"order-api\"",
+        )
+    for n, text in enumerate(found):
+        if not isinstance(text, str):
+            raise BadRequest(f"matchers[{n}]", 'a matcher is a string like service="order-api"')
+        try:
+            parse_matcher(text)
+        except ValueError as exc:
+            raise BadRequest(f"matchers[{n}]", str(exc)) from None
+    return list(found)
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.read() or b"{}")
+    except (ValueError, RecursionError):
+        raise BadRequest("<body>", "body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise BadRequest("<body>", "body must be a JSON object")
+    return body
+
+
+def _by(request: web.Request, body: dict[str, Any]) -> str:
+    by = body.get("by")
+    if not isinstance(by, str) or not by.strip():
+        raise BadRequest("by", "'by' must name the person (a person id from the rules file)")
+    if by not in request.app[RULES].current.people:
+        raise BadRequest("by", f"unknown person {by[:64]!r}")
+    return by
+
+
+async def create(request: web.Request) -> web.Response:
+    """``POST /api/v1/maintenance`` with ``{"matchers", "starts_at", "ends_at", "reason",
+    "by"}``: ``201 {"id", "name"}``."""
+    if (denied := _guard(request)) is not None:
+        return denied
+    now = request.app[CLOCK]()
+    try:
+        body = await _body(request)
+        matchers = _matchers(body)
+        starts, ends = _moment(body, "starts_at"), _moment(body, "ends_at")
+        if ends <= starts:
+            raise BadRequest("ends_at", "'ends_at' must come after 'starts_at'")
+        if ends <= now:
+            raise BadRequest("ends_at", "'ends_at' is past: the window would never apply")
+        if ends - starts > MAX_LENGTH:
+            raise BadRequest("ends_at", "a window over 31 days belongs in the rules file")
+        reason = body.get("reason")
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
+            raise BadRequest("reason", f"'reason' must say why, in 1 to {MAX_REASON} characters")
+        by = _by(request, body)
+    except BadRequest as exc:
+        return _bad(exc)
+    try:
+        window_id = await request.app[SERVICE].maintenance.add(matchers, starts, ends, reason, by)
+    except StoreUnavailable:
+        return error_response(503, "store unavailable; retry later")
+    request[LOG_FIELDS].update(maintenance=window_id, by=by)
+    return web.json_response({"id": window_id, "name": f"api-{window_id}"}, status=201)
+
+
+def window_view(window: Window, at: datetime) -> dict[str, Any]:
+    """A window as the API shows it: its occurrence in force at ``at`` or the next one."""
+    found = around(window, at)
+    start, end = found if found is not None else (None, None)
+    return {
+        "id": window.id,
+        "name": window.name,
+        "source": window.source,
+        "matchers": list(window.matchers),
+        "starts_at": iso(start),
+        "ends_at": iso(end),
+        "active": found is not None and found[0] <= at < found[1],
+        "every": format_duration(window.every) if window.every else None,
+        "timezone": window.zone.key,
+        "reason": window.reason,
+        "by": window.by,
+        "ended_by": window.ended_by,
+    }
+
+
+async def list_windows(request: web.Request) -> web.Response:
+    """``GET /api/v1/maintenance?at=``: the windows in force or to come at ``at`` (default
+    now), the active ones first."""
+    if (denied := _guard(request)) is not None:
+        return denied
+    at = request.app[CLOCK]()
+    try:
+        if request.query.get("at"):
+            at = _moment(dict(request.query), "at")
+    except BadRequest as exc:
+        return _bad(exc)
+    try:
+        windows = await request.app[SERVICE].maintenance.windows(at)
+    except StoreUnavailable:
+        return error_response(503, "store unavailable; retry later")
+    views = [window_view(w, at) for w in windows]
+    views = [v for v in views if v["ends_at"] is not None]
+    views.sort(key=lambda v: (not v["active"], v["starts_at"] or "", v["name"]))
+    return web.json_response({"at": iso(at), "windows": views})
+
+
+async def end(request: web.Request) -> web.Response:
+    """``DELETE /api/v1/maintenance/{id}`` with ``{"by"}``: end an API window now."""
+    if (denied := _guard(request)) is not None:
+        return denied
+    raw = request.match_info["id"]
+    try:
+        window_id = int(raw)
+        if not 0 < window_id < 2**63:
+            raise ValueError(raw)
+    except ValueError:
+        message = "no such window; a rules-file window ends by editing the rules file"
+        return error_response(404, message, id=raw[:64])
+    try:
+        by = _by(request, await _body(request))
+    except BadRequest as exc:
+        return _bad(exc)
+    try:
+        reason, window = await request.app[SERVICE].maintenance.end(window_id, by)
+    except NoSuchWindow:
+        return error_response(404, "no such window", id=window_id)
+    except StoreUnavailable:
+        return error_response(503, "store unavailable; retry later")
+    request[LOG_FIELDS].update(maintenance=window_id, by=by, outcome=reason.value)
+    applied = reason is Reason.APPLIED
+    ended = request.app[CLOCK]() if applied else window.end
+    return web.json_response(
+        {"id": window_id, "name": window.name, "changed": applied, "ended_at": iso(ended)}
+    )
