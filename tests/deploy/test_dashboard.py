@@ -1,6 +1,7 @@
 """The "Alert response" dashboard: its structure, and every panel query answered with data
 by a real Prometheus scraping a real receiver that has opened, paged, escalated, breached
-and acknowledged incidents and delivered to JIRA and Slack, some deliveries failing.
+(the ack and a later phase), acknowledged, mitigated, resolved and reported incidents and
+delivered to JIRA and Slack, some deliveries failing.
 
 The live test writes each panel's title, query and values to dashboard-queries.json in
 its tmp_path and prints them (``pytest -s`` shows them).
@@ -47,11 +48,24 @@ BUILTINS = {"__rate_interval": "2m", "__interval": "1m", "__range": "5m"}
 # Gauges of the present state: zero is a fine answer for them once the outbox drained.
 MAY_BE_ZERO = {"receiver_outbox_pending", "receiver_outbox_oldest_seconds"}
 ACK_TIMEOUT_P2 = "2s"
+MITIGATE_P2 = "2s"
 # Series the live test makes happen, per panel: each of its queries must answer a finite,
 # non-zero value for a series carrying these labels. Pages go to Slack (the pager runs on
 # the fake Slack); one JIRA create is answered 503, and one Slack post is refused for good
-# (that of whichever Slack-backed channel posts first: slack, pager or announce).
+# (that of whichever Slack-backed channel posts first: slack, pager or announce). Every
+# round's P0 incident goes through all four phases; its P2 one misses its ack and, once
+# acknowledged, its mitigation deadline.
 EXPECTED_SERIES: dict[str, list[dict[str, str]]] = {
+    "Phase duration p50/p90 by phase": [
+        {"phase": "ack"},
+        {"phase": "mitigate"},
+        {"phase": "resolve"},
+        {"phase": "report"},
+    ],
+    "Phase SLA breaches by phase ($window)": [
+        {"phase": "ack", "severity": "P2"},
+        {"phase": "mitigate", "severity": "P2"},
+    ],
     "Page latency": [
         {"channel": "slack", "severity": "P0"},
         {"channel": "slack", "severity": "P1"},
@@ -165,10 +179,13 @@ def test_dashboard_queries_read_receiver_metrics() -> None:
 # --- live --------------------------------------------------------------------------------
 
 
-def short_ack_rules(tmp_path: Path) -> Path:
-    """The shipped rules with a P2 ack timeout of seconds, so a breach happens in the test."""
+def short_p2_rules(tmp_path: Path) -> Path:
+    """The shipped rules with a P2 ack timeout and mitigation target of seconds, so both
+    breach in the test (the ack phase's target is the ack timeout)."""
     data = yaml.safe_load(SHIPPED_RULES.read_text())
-    data["severities"]["P2"]["ack_timeout"] = ACK_TIMEOUT_P2
+    p2 = data["severities"]["P2"]
+    p2["ack_timeout"] = ACK_TIMEOUT_P2
+    p2["phases"]["mitigate"] = MITIGATE_P2
     path = tmp_path / "routing_rules.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     load_rules(path)  # still valid
@@ -212,7 +229,8 @@ async def incident_round(
     n: int, receiver: ReceiverProcess, session: aiohttp.ClientSession, logs: Callable[[], str]
 ) -> int:
     """Open round n's incidents, wait for their first pages, acknowledge the P0 and P1
-    ones, let the P2 one breach its ack timeout, then acknowledge it; the number opened."""
+    ones, take the P0 one through mitigate, resolve and report, let the P2 one breach its
+    ack timeout, acknowledge it and let it breach its mitigation target; the number opened."""
     alerts = round_alerts(n)
     for firing in alerts:
         status = await post_webhook(session, receiver.url, webhook(firing))
@@ -226,17 +244,27 @@ async def incident_round(
     incidents = await eventually(ours, lambda found: len(found) == len(alerts), "incidents", logs)
     assert sorted(i["severity"] for i in incidents) == ["P0", "P1", "P1", "P2"], incidents
 
-    async def wait_event(incident: dict[str, Any], event: str) -> None:
-        async def events() -> list[str]:
-            detail = await api_get(session, receiver.url, f"/api/v1/incidents/{incident['id']}")
-            return [e["event"] for e in detail["timeline"]]
+    async def wait_event(incident: dict[str, Any], event: str, **data: str) -> None:
+        """Wait for a timeline entry named ``event`` carrying ``data``."""
 
-        await eventually(events, lambda seen: event in seen, f"{event} on {incident['key']}", logs)
+        async def events() -> list[dict[str, Any]]:
+            detail = await api_get(session, receiver.url, f"/api/v1/incidents/{incident['id']}")
+            timeline: list[dict[str, Any]] = detail["timeline"]
+            return timeline
+
+        def seen(timeline: list[dict[str, Any]]) -> bool:
+            return any(e["event"] == event and data.items() <= e.items() for e in timeline)
+
+        await eventually(events, seen, f"{event} {data} on {incident['key']}", logs)
+
+    async def act(incident: dict[str, Any], action: str) -> None:
+        path = f"/api/v1/incidents/{incident['id']}/{action}"
+        status, body = await api_post(session, receiver.url, path, {"by": "kim"})
+        assert status == 200, f"{action} answered {status}: {body}"
+        assert body["changed"], f"{action} changed nothing: {body}"
 
     async def ack(incident: dict[str, Any]) -> None:
-        path = f"/api/v1/incidents/{incident['id']}/ack"
-        status, body = await api_post(session, receiver.url, path, {"by": "kim"})
-        assert status == 200, f"ack answered {status}: {body}"
+        await act(incident, "ack")
 
     for incident in incidents:
         if incident["severity"] == "P2":
@@ -244,9 +272,15 @@ async def incident_round(
         # Step 0 pages at once (P0 and P1 page always); an earlier ack would cancel it.
         await wait_event(incident, "paged")
         await ack(incident)
+    # The P0 one finishes every phase (and is no longer open; the others stay open).
+    [p0] = [i for i in incidents if i["severity"] == "P0"]
+    for action in ("mitigate", "resolve", "report"):
+        await act(p0, action)
     [p2] = [i for i in incidents if i["severity"] == "P2"]
     await wait_event(p2, "ack_sla_breached")
     await ack(p2)
+    # Its mitigation's clock runs from the ack: seconds later, that deadline passes too.
+    await wait_event(p2, "phase_overdue", phase="mitigate")
     return len(incidents)
 
 
@@ -317,7 +351,7 @@ async def test_every_panel_query_returns_data(
         jira,
         slack,
         tmp_path,
-        rules=str(short_ack_rules(tmp_path)),
+        rules=str(short_p2_rules(tmp_path)),
         coalesce_seconds="1",
     )
     receiver.start()
@@ -344,6 +378,10 @@ async def test_every_panel_query_returns_data(
                     "receiver_incidents_opened_total": opened,
                     "receiver_alert_to_ack_seconds_count": opened,
                     "receiver_ack_sla_breaches_total": n,
+                    'receiver_phase_duration_seconds_count{phase="ack"}': opened,
+                    'receiver_phase_duration_seconds_count{phase="report"}': n,
+                    'receiver_phase_sla_breaches_total{phase="ack"}': n,
+                    'receiver_phase_sla_breaches_total{phase="mitigate"}': n,
                 }
                 for metric, count in want.items():
                     await wait_total(prometheus, metric, count, logs)
