@@ -283,6 +283,11 @@ class MaintenanceConfig(_Model):
 
     @model_validator(mode="after")
     def _ordered(self) -> MaintenanceConfig:
+        if self.name.startswith(("api-", "silence:")):
+            raise ValueError(
+                f"window name {self.name!r}: names starting api- or silence: are the receiver's"
+                " own (API windows, Alertmanager silences)"
+            )
         if self.end <= self.start:
             raise ValueError("'to' must come after 'from'")
         if self.every is not None and self.every < self.end - self.start:

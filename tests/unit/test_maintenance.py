@@ -169,8 +169,10 @@ def test_rules_windows_are_checked() -> None:
         ("from: '2026-12-05T02:00', to: '2026-12-05T04:00', every: 1h",
          "'every' must be at least as long"),
         ("from: '2026-12-05T02:00+09:00', to: '2026-12-05T04:00'", "without an offset"),
+        ("name: api-3, from: '2026-12-05T02:00', to: '2026-12-05T04:00'", "the receiver's own"),
     ]:  # fmt: skip
-        broken = text + (f"\nmaintenance:\n  - {{name: w, matchers: ['service=\"x\"'], {bad}}}\n")
+        name = "" if "name:" in bad else "name: w, "
+        broken = text + f"\nmaintenance:\n  - {{{name}matchers: ['service=\"x\"'], {bad}}}\n"
         with pytest.raises(ConfigError, match=message):
             parse_rules(broken, "r.yaml")
     twice = good + "  - {name: kis-weekly, matchers: ['a=\"b\"'], from: '2026-12-05T02:00', " \
