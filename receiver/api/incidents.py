@@ -163,20 +163,30 @@ async def get_timeline(request: web.Request) -> web.Response:
     )
 
 
-async def _by(request: web.Request) -> str:
+def json_object(raw: bytes, example: str) -> dict[str, Any]:
+    """A request body that must be a JSON object (an empty one reads as ``{}``);
+    ``example`` shows the caller what one looks like when it is not JSON at all."""
     try:
-        body = json.loads(await request.read() or b"{}")
+        body: Any = json.loads(raw or b"{}")
     except (ValueError, RecursionError):
-        raise BadRequest("<body>", 'body must be JSON like {"by": "<person id>"}') from None
+        raise BadRequest("<body>", f"body must be JSON like {example}") from None
     if not isinstance(body, dict):
         raise BadRequest("<body>", "body must be a JSON object")
+    return body
+
+
+def person(request: web.Request, body: dict[str, Any]) -> str:
+    """The body's ``by``: a person the rules know."""
     by = body.get("by")
     if not isinstance(by, str) or not by.strip():
         raise BadRequest("by", "'by' must name the person (a person id from the rules file)")
-    people = request.app[RULES].current.people
-    if by not in people:
+    if by not in request.app[RULES].current.people:
         raise BadRequest("by", f"unknown person {by[:64]!r}")
     return by
+
+
+async def _by(request: web.Request) -> str:
+    return person(request, json_object(await request.read(), '{"by": "<person id>"}'))
 
 
 async def _act(request: web.Request, action: str) -> web.Response:

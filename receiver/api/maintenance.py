@@ -4,14 +4,13 @@ API window now (the incidents it held are paged at once)."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
-from receiver.api.incidents import BadRequest, _bad, _guard
-from receiver.api.keys import CLOCK, RULES, SERVICE
+from receiver.api.incidents import BadRequest, _bad, _guard, json_object, person
+from receiver.api.keys import CLOCK, SERVICE
 from receiver.api.middleware import LOG_FIELDS, error_response
 from receiver.api.views import iso
 from receiver.config.durations import format_duration
@@ -56,23 +55,7 @@ def _matchers(body: dict[str, Any]) -> list[str]:
     return list(found)
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.read() or b"{}")
-    except (ValueError, RecursionError):
-        raise BadRequest("<body>", "body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise BadRequest("<body>", "body must be a JSON object")
-    return body
-
-
-def _by(request: web.Request, body: dict[str, Any]) -> str:
-    by = body.get("by")
-    if not isinstance(by, str) or not by.strip():
-        raise BadRequest("by", "'by' must name the person (a person id from the rules file)")
-    if by not in request.app[RULES].current.people:
-        raise BadRequest("by", f"unknown person {by[:64]!r}")
-    return by
+EXAMPLE = '{"matchers": ["service=\\"kis-gateway\\""], "starts_at": "...", "by": "kim"}'
 
 
 async def create(request: web.Request) -> web.Response:
@@ -82,7 +65,7 @@ async def create(request: web.Request) -> web.Response:
         return denied
     now = request.app[CLOCK]()
     try:
-        body = await _body(request)
+        body = json_object(await request.read(), EXAMPLE)
         matchers = _matchers(body)
         starts, ends = _moment(body, "starts_at"), _moment(body, "ends_at")
         if ends <= starts:
@@ -94,7 +77,7 @@ async def create(request: web.Request) -> web.Response:
         reason = body.get("reason")
         if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
             raise BadRequest("reason", f"'reason' must say why, in 1 to {MAX_REASON} characters")
-        by = _by(request, body)
+        by = person(request, body)
     except BadRequest as exc:
         return _bad(exc)
     try:
@@ -159,7 +142,7 @@ async def end(request: web.Request) -> web.Response:
         message = "no such window; a rules-file window ends by editing the rules file"
         return error_response(404, message, id=raw[:64])
     try:
-        by = _by(request, await _body(request))
+        by = person(request, json_object(await request.read(), '{"by": "kim"}'))
     except BadRequest as exc:
         return _bad(exc)
     try:

@@ -4,12 +4,9 @@ from then on) and ``/link`` (a report folded into another incident, resolved wit
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from aiohttp import web
 
-from receiver.api.incidents import BadRequest, _bad, _guard, _incident_id
+from receiver.api.incidents import BadRequest, _bad, _guard, _incident_id, json_object
 from receiver.api.keys import RULES, SERVICE, SETTINGS, STORE
 from receiver.api.middleware import LOG_FIELDS, error_response
 from receiver.api.views import incident_view
@@ -22,14 +19,7 @@ FIELDS = ("severity", "category", "assignee", "by")
 
 def _fields(raw: bytes, request: web.Request) -> dict[str, str]:
     """The body's fields, every one known to the rules; BadRequest names the first wrong."""
-    try:
-        body: Any = json.loads(raw or b"{}")
-    except (ValueError, RecursionError):
-        raise BadRequest(
-            "<body>", 'body must be JSON like {"severity": "P1", "by": "kim"}'
-        ) from None
-    if not isinstance(body, dict):
-        raise BadRequest("<body>", "body must be a JSON object")
+    body = json_object(raw, '{"severity": "P1", "by": "kim"}')
     cfg = request.app[RULES].current
     pools: dict[str, list[str]] = {
         "severity": list(cfg.severities),
@@ -93,12 +83,7 @@ async def triage(request: web.Request) -> web.Response:
 
 
 def _link_body(raw: bytes, request: web.Request) -> tuple[int, str]:
-    try:
-        body: Any = json.loads(raw or b"{}")
-    except (ValueError, RecursionError):
-        raise BadRequest("<body>", 'body must be JSON like {"to": 12, "by": "kim"}') from None
-    if not isinstance(body, dict):
-        raise BadRequest("<body>", "body must be a JSON object")
+    body = json_object(raw, '{"to": 12, "by": "kim"}')
     for name in body:
         if name not in ("to", "by"):
             raise BadRequest(str(name)[:64], "unknown field; use to, by")

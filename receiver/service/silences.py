@@ -135,27 +135,22 @@ class Reconciler:
         now: datetime,
     ) -> int:
         """Hold incidents by their silence, release those whose silence is over; each
-        incident in a commit of its own, decided again on its state as stored now."""
+        incident in a commit of its own, which conflicts (and the next look decides again)
+        if the incident changed since this step read it."""
         service = self.service
         cfg: RulesConfig = service.rules.current
         ctx = await service.context()
         count = 0
         for incident, silence_id in holding:
-            fresh = await service.store.get_incident(incident.id or 0)
-            if fresh is None or fresh.version != incident.version:
-                continue  # changed since it was read: the next look decides
-            change = silenced(fresh, held.silences[silence_id], now, zone_of(fresh, cfg).key)
+            change = silenced(incident, held.silences[silence_id], now, zone_of(incident, cfg).key)
             unit = UnitOfWork()
             collect(unit, change.incident, change, cfg, {})
             await service.render_notice(unit, Notice(change.incident, change, len(unit.events)),
                                         cfg, ctx)  # fmt: skip
             count += await self._commit(unit, now)
         for incident in releasing:
-            fresh = await service.store.get_incident(incident.id or 0)
-            if fresh is None or fresh.version != incident.version or not fresh.is_open:
-                continue
             unit = UnitOfWork()
-            paged = await service.maintenance.release_into(unit, [fresh], cfg, now)
+            paged = await service.maintenance.release_into(unit, [incident], cfg, now)
             if await self._commit(unit, now):
                 service.maintenance.count(paged)
                 count += 1
