@@ -12,10 +12,21 @@ from email.utils import parseaddr
 import structlog
 from aiohttp import web
 
-from receiver.api import feedback, incidents, maintenance, ops, slack, triage
+from receiver.api import (
+    feedback,
+    heartbeats,
+    incidents,
+    maintenance,
+    ops,
+    slack,
+    telegram,
+    triage,
+)
 from receiver.api import reports as api_reports
 from receiver.api.keys import (
     CLOCK,
+    HEARTBEAT_LOOP,
+    HEARTBEATS,
     INGEST,
     MAIL,
     METRICS,
@@ -35,14 +46,16 @@ from receiver.domain.reports import Attachment
 from receiver.intake.alertmanager import AlertmanagerClient
 from receiver.intake.imap import ImapMailbox, parse_imap_url
 from receiver.metrics import CHANNELS, Metrics
-from receiver.notify.base import LogNotifier, Notifier
+from receiver.notify.base import ByVia, LogNotifier, Notifier
 from receiver.notify.email import EmailNotifier
 from receiver.notify.jira import AttachmentSource, JiraNotifier, LibraryJira, jira_connector
 from receiver.notify.slack import slack_notifiers
+from receiver.notify.telegram import TelegramClient, TelegramNotifier, TelegramReporterNotice
 from receiver.outbox.worker import OutboxWorker, lane_concurrency
 from receiver.service import IncidentService
 from receiver.service.digest import digest_loop
 from receiver.service.followup import FollowUp
+from receiver.service.heartbeats import HeartbeatWatch, heartbeat_loop
 from receiver.service.ingest import IngestQueue
 from receiver.service.loops import Loop, Poller, running
 from receiver.service.mail import MailIntake
@@ -113,10 +126,18 @@ def default_notifiers(settings: Settings, metrics: Metrics, store: Store) -> dic
             settings.slack_token.get_secret_value(), settings.slack_api_url
         )
         notifiers.update(slack=slack, pager=pager, announce=poster, digest=poster)
+    mail: Notifier = notifiers["email"]
     if settings.smtp_url and settings.smtp_from:
-        notifiers["reporter"] = EmailNotifier(
+        mail = notifiers["email"] = EmailNotifier(
             settings.smtp_url.get_secret_value(), settings.smtp_from
         )
+    chat: Notifier = LogNotifier("reporter")
+    if settings.telegram_token:
+        client = TelegramClient(settings.telegram_token.get_secret_value(),
+                                settings.telegram_api_url)  # fmt: skip
+        notifiers["telegram"] = TelegramNotifier(client)
+        chat = TelegramReporterNotice(client)
+    notifiers["reporter"] = ByVia({"email": mail, "telegram": chat}, "email")
     return notifiers
 
 
@@ -145,6 +166,7 @@ def create_app(
         lease_seconds=settings.outbox_lease_seconds,
         concurrency=settings.outbox_concurrency,
         on_issue=lambda ids: followup.issue_linked(ids),
+        on_page_failed=lambda items: followup.page_failed(items),
         translate=lambda items: followup.translate(items),
     )
 
@@ -160,6 +182,7 @@ def create_app(
         on_commit=committed,
         coalesce_seconds=settings.coalesce_seconds,
         jira_url=settings.jira_url,
+        public_url=settings.public_url,
     )
     followup = FollowUp(store, rules, clock, service.context, on_commit=committed)
     reports = ReportService(store, rules, metrics, clock, service, on_commit=committed)
@@ -176,6 +199,8 @@ def create_app(
     app[INGEST] = IngestQueue(service)
     app[TIMERS] = timers
     app[CLOCK] = clock
+    app[HEARTBEATS] = HeartbeatWatch(service)
+    app[HEARTBEAT_LOOP] = heartbeat_loop(app[HEARTBEATS], settings.outbox_poll_seconds)
     if settings.reports_imap_url is not None:
         app[MAIL] = mail_intake(settings, store, reports, rules, metrics)
     if settings.alertmanager_urls():
@@ -203,10 +228,13 @@ def create_app(
     app.router.add_post("/api/v1/incidents/{id}/triage", triage.triage)
     app.router.add_post("/api/v1/incidents/{id}/link", triage.link)
     app.router.add_get("/api/v1/deliveries", incidents.list_deliveries)
+    app.router.add_get("/api/v1/heartbeats", heartbeats.list_heartbeats)
+    app.router.add_post("/api/v1/heartbeats/{name}", heartbeats.ping)
     app.router.add_post("/api/v1/reports", api_reports.file_report)
     app.router.add_route("OPTIONS", "/api/v1/reports", api_reports.preflight)
     feedback.routes(app)  # the report form and the web app's feedback button
     app.router.add_post("/slack/interactions", slack.interactions)
+    app.router.add_post("/telegram/webhook", telegram.webhook)
 
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_background(lambda app: app[INGEST]))
@@ -214,6 +242,7 @@ def create_app(
         app.cleanup_ctx.append(_background(lambda app: app[WORKER]))
         app.cleanup_ctx.append(_background(lambda app: app[TIMERS]))
         app.cleanup_ctx.append(_background(_digest))
+        app.cleanup_ctx.append(_background(lambda app: app[HEARTBEAT_LOOP]))
         if MAIL in app:
             app.cleanup_ctx.append(_background(lambda app: app[MAIL].loop))
         if RECONCILER in app:

@@ -7,11 +7,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from receiver.config.models import PHASES
 
 ACK_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 259200)
-CHANNELS = ("jira", "slack", "pager", "announce", "digest", "reporter")
+CHANNELS = ("jira", "slack", "pager", "telegram", "email", "announce", "digest", "reporter")
 OUTCOMES = ("sent", "retried", "failed")
 # Failure classes (receiver.outbox.policy.Reason); "none" goes with "sent" only.
 FAILURE_REASONS = ("timeout", "rate_limited", "server_error", "client_error", "crash")
-PAGE_MEDIA = ("slack", "log")
+PAGE_MEDIA = ("slack", "telegram", "email", "log")
 PAGE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900)
 DELIVERY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -107,6 +107,18 @@ class Metrics:
             "accepting it.",
             ["channel", "severity"],
             buckets=PAGE_BUCKETS,
+            registry=r,
+        )
+        self.heartbeat_last_seen = Gauge(
+            "receiver_heartbeat_last_seen_timestamp_seconds",
+            "When each heartbeat last showed a sign of life (Unix time).",
+            ["name"],
+            registry=r,
+        )
+        self.heartbeats_missed = Counter(
+            "receiver_heartbeats_missed_total",
+            "Heartbeats that went silent past every + grace (each opened an incident).",
+            ["name"],
             registry=r,
         )
         self.outbox_pending = Gauge(

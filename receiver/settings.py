@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -10,10 +11,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from receiver.intake.imap import ImapUrlError, parse_imap_url
 
+_TELEGRAM_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 # Settings that hold secrets: never blank, never shown.
 SECRETS = (
     "webhook_token", "api_token", "jira_token", "slack_token", "slack_signing_secret", "smtp_url",
-    "reports_imap_url",
+    "reports_imap_url", "telegram_token", "telegram_webhook_secret",
 )  # fmt: skip
 
 
@@ -68,6 +70,14 @@ class Settings(BaseSettings):
     alertmanager_url: str | None = None
     alertmanager_poll_seconds: float = Field(default=30.0, gt=0)
     alertmanager_grace_seconds: float = Field(default=300.0, ge=0)
+    # Telegram's Bot API: the bot's token (pages, their buttons, announcements to testers,
+    # reports sent to the bot), where the API is, and the secret Telegram sends with every
+    # update to POST /telegram/webhook (set with setWebhook's secret_token).
+    telegram_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    telegram_webhook_secret: SecretStr | None = None
+    # The receiver's own address as people reach it: pages link the incident there.
+    public_url: str | None = None
     # Slow clients: a request's headers must be complete this long after the connection
     # opened (or after its first byte on a kept-alive connection), its body this long after
     # its headers; an idle kept-alive connection closes after the keep-alive timeout.
@@ -113,6 +123,21 @@ class Settings(BaseSettings):
                 parse_imap_url(self.reports_imap_url.get_secret_value())
             except ImapUrlError as exc:
                 return str(exc)
+        if self.telegram_token is not None and self.telegram_webhook_secret is None:
+            return (
+                "RECEIVER_TELEGRAM_TOKEN needs RECEIVER_TELEGRAM_WEBHOOK_SECRET: without it "
+                "anyone could press the bot's buttons by posting to /telegram/webhook"
+            )
+        secret = self.telegram_webhook_secret
+        if secret is not None and not _TELEGRAM_SECRET.fullmatch(secret.get_secret_value()):
+            return (
+                "RECEIVER_TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ "
+                "and - (what Telegram's setWebhook accepts)"
+            )
+        for name, value in (("TELEGRAM_API_URL", self.telegram_api_url),
+                            ("PUBLIC_URL", self.public_url)):  # fmt: skip
+            if value is not None and not value.startswith(("http://", "https://")):
+                return f"RECEIVER_{name}: {value!r} is not an http(s) address"
         for url in self.alertmanager_urls():
             if not url.startswith(("http://", "https://")):
                 return f"RECEIVER_ALERTMANAGER_URL: {url!r} is not an http(s) address"

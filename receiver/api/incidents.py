@@ -11,7 +11,7 @@ from aiohttp import web
 from receiver.api.auth import authorized, unauthorized
 from receiver.api.keys import CLOCK, RULES, SERVICE, SETTINGS, STORE
 from receiver.api.middleware import LOG_FIELDS, error_response
-from receiver.api.views import delivery_view, event_view, held, incident_view
+from receiver.api.views import delivery_view, event_view, held, incident_view, pages_view
 from receiver.domain.incidents import Reason
 from receiver.domain.model import Status
 from receiver.domain.phase_render import text_table
@@ -59,7 +59,7 @@ def _incident_id(request: web.Request) -> int:
     return value
 
 
-def _guard(request: web.Request) -> web.Response | None:
+def guard(request: web.Request) -> web.Response | None:
     if not authorized(request, request.app[SETTINGS].api_token):
         return unauthorized("api")
     return None
@@ -67,7 +67,7 @@ def _guard(request: web.Request) -> web.Response | None:
 
 async def list_incidents(request: web.Request) -> web.Response:
     """``GET /api/v1/incidents?status=&severity=&limit=&before=``, newest first."""
-    if (denied := _guard(request)) is not None:
+    if (denied := guard(request)) is not None:
         return denied
     status = request.query.get("status") or None
     severity = request.query.get("severity") or None
@@ -106,7 +106,7 @@ async def list_incidents(request: web.Request) -> web.Response:
 
 async def get_incident(request: web.Request) -> web.Response:
     """``GET /api/v1/incidents/{id}``: the incident, all its alerts and its timeline."""
-    if (denied := _guard(request)) is not None:
+    if (denied := guard(request)) is not None:
         return denied
     try:
         incident_id = _incident_id(request)
@@ -127,6 +127,7 @@ async def get_incident(request: web.Request) -> web.Response:
     )
     view["timeline"] = [event_view(e) for e in timeline]
     view["deliveries"] = [delivery_view(d) for d in deliveries]
+    view["pages"] = pages_view(deliveries, incident.acknowledged_by)
     view["pages_held_until"] = held(incident, timeline, request.app[CLOCK]())
     return web.json_response(view)
 
@@ -134,7 +135,7 @@ async def get_incident(request: web.Request) -> web.Response:
 async def get_timeline(request: web.Request) -> web.Response:
     """``GET /api/v1/incidents/{id}/timeline``: JSON, or plain text for pasting into a
     report with ``?format=text`` or ``Accept: text/plain``."""
-    if (denied := _guard(request)) is not None:
+    if (denied := guard(request)) is not None:
         return denied
     try:
         incident_id = _incident_id(request)
@@ -190,7 +191,7 @@ async def _by(request: web.Request) -> str:
 
 
 async def _act(request: web.Request, action: str) -> web.Response:
-    if (denied := _guard(request)) is not None:
+    if (denied := guard(request)) is not None:
         return denied
     try:
         incident_id = _incident_id(request)
@@ -251,7 +252,7 @@ async def report(request: web.Request) -> web.Response:
 
 async def list_deliveries(request: web.Request) -> web.Response:
     """``GET /api/v1/deliveries?status=dead``: the outbox, dead letters included."""
-    if (denied := _guard(request)) is not None:
+    if (denied := guard(request)) is not None:
         return denied
     status = request.query.get("status") or None
     try:

@@ -10,6 +10,7 @@ from aiohttp import web
 from receiver.metrics import Metrics
 from receiver.outbox.worker import OutboxWorker
 from receiver.service import IncidentService
+from receiver.service.heartbeats import HeartbeatWatch
 from receiver.service.ingest import IngestQueue
 from receiver.service.loops import Poller
 from receiver.service.mail import MailIntake
@@ -29,5 +30,7 @@ INGEST = web.AppKey("ingest", IngestQueue)
 TIMERS = web.AppKey("timers", Poller)
 MAIL = web.AppKey("mail", MailIntake)  # only with RECEIVER_REPORTS_IMAP_URL
 RECONCILER = web.AppKey("reconciler", Poller)  # only with RECEIVER_ALERTMANAGER_URL
+HEARTBEATS = web.AppKey("heartbeats", HeartbeatWatch)
+HEARTBEAT_LOOP = web.AppKey("heartbeat_loop", Poller)
 Clock = Callable[[], datetime]
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from receiver.api.incidents import BadRequest, _bad, _guard, json_object, person
+from receiver.api.incidents import BadRequest, _bad, guard, json_object, person
 from receiver.api.keys import CLOCK, SERVICE
 from receiver.api.middleware import LOG_FIELDS, error_response
 from receiver.api.views import iso
@@ -61,7 +61,7 @@ EXAMPLE = '{"matchers": ["service=\\"kis-gateway\\""], "starts_at": "...", "by":
 async def create(request: web.Request) -> web.Response:
     """``POST /api/v1/maintenance`` with ``{"matchers", "starts_at", "ends_at", "reason",
     "by"}``: ``201 {"id", "name"}``."""
-    if (denied := _guard(request)) is not None:
+    if (denied := guard(request)) is not None:
         return denied
     now = request.app[CLOCK]()
     try:
@@ -111,7 +111,7 @@ def window_view(window: Window, at: datetime) -> dict[str, Any]:
 async def list_windows(request: web.Request) -> web.Response:
     """``GET /api/v1/maintenance?at=``: the windows in force or to come at ``at`` (default
     now), the active ones first."""
-    if (denied := _guard(request)) is not None:
+    if (denied := guard(request)) is not None:
         return denied
     at = request.app[CLOCK]()
     try:
@@ -131,7 +131,7 @@ async def list_windows(request: web.Request) -> web.Response:
 
 async def end(request: web.Request) -> web.Response:
     """``DELETE /api/v1/maintenance/{id}`` with ``{"by"}``: end an API window now."""
-    if (denied := _guard(request)) is not None:
+    if (denied := guard(request)) is not None:
         return denied
     raw = request.match_info["id"]
     try:

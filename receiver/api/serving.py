@@ -17,7 +17,7 @@ from aiohttp import web
 from receiver.api.edge import CannotListen, EdgeSite
 from receiver.api.keys import MAIL, RULES, SETTINGS, STORE, WORKER
 from receiver.config.loader import summarize
-from receiver.notify.base import LogNotifier
+from receiver.notify.base import log_only
 from receiver.settings import Settings
 from receiver.store import PostgresStore, SqliteStore, StoreUnavailable
 
@@ -72,7 +72,7 @@ def _startup_fields(
     rules, store = app[RULES], app[STORE]
     kinds: dict[type, str] = {SqliteStore: "sqlite", PostgresStore: "postgresql"}
     notifiers = app[WORKER].notifiers
-    live = [name for name, notifier in notifiers.items() if not isinstance(notifier, LogNotifier)]
+    live = [name for name, notifier in notifiers.items() if not log_only(notifier)]
     fields: dict[str, Any] = {
         "listen": ",".join(_address(a) for a in addresses),
         "rules": str(rules.path.absolute()),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from receiver.api.incidents import BadRequest, _bad, _guard, _incident_id, json_object
+from receiver.api.incidents import BadRequest, _bad, _incident_id, guard, json_object
 from receiver.api.keys import RULES, SERVICE, SETTINGS, STORE
 from receiver.api.middleware import LOG_FIELDS, error_response
 from receiver.api.views import incident_view
@@ -47,7 +47,7 @@ def _fields(raw: bytes, request: web.Request) -> dict[str, str]:
 async def triage(request: web.Request) -> web.Response:
     """Triage a report; ``changed: false`` when it already was so, 409 for an alert
     incident (its rule decides) or a resolved one."""
-    if (denied := _guard(request)) is not None:
+    if (denied := guard(request)) is not None:
         return denied
     try:
         incident_id = _incident_id(request)
@@ -99,7 +99,7 @@ def _link_body(raw: bytes, request: web.Request) -> tuple[int, str]:
 async def link(request: web.Request) -> web.Response:
     """Link a report into another incident (``{"to", "by"}``): it is resolved with that
     one and its own escalation stops; 409 for an alert incident, a resolved one, or itself."""
-    if (denied := _guard(request)) is not None:
+    if (denied := guard(request)) is not None:
         return denied
     try:
         incident_id = _incident_id(request)

@@ -113,4 +113,39 @@ def delivery_view(d: Delivery) -> dict[str, Any]:
         "created_at": iso(d.created_at),
         "next_attempt_at": iso(d.next_attempt_at),
         "last_error": d.last_error,
+        "done_at": iso(d.done_at),
+        **({"page": d.page} if d.page is not None else {}),
     }
+
+
+def pages_view(deliveries: Sequence[Delivery], acknowledged_by: str | None) -> list[dict[str, Any]]:
+    """Who was paged, per (step, person): each attempt on each channel, whether one reached
+    them (and which, when), and whether they acknowledged."""
+    by: dict[tuple[Any, Any], list[Delivery]] = {}
+    for d in sorted(deliveries, key=lambda d: d.id):
+        if d.page is not None:
+            by.setdefault((d.page.get("step"), d.page.get("person")), []).append(d)
+    out = []
+    for (step, person), rows in by.items():
+        attempts = [
+            {
+                "channel": d.page["medium"] if d.page else d.channel,
+                "attempt": d.page["attempt"] if d.page else 0,
+                "status": d.status,
+                "queued_at": iso(d.created_at),
+                "sent_at": iso(d.done_at) if d.status == "sent" else None,
+                "error": d.last_error,
+                "delivery": d.id,
+            }
+            for d in rows
+        ]
+        reached = next((a for a in attempts if a["status"] == "sent"), None)
+        out.append({
+            "person": person,
+            "step": step,
+            "attempts": attempts,
+            "reached_by": reached["channel"] if reached else None,
+            "reached_at": reached["sent_at"] if reached else None,
+            "acknowledged": acknowledged_by == person,
+        })  # fmt: skip
+    return out

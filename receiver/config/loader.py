@@ -178,6 +178,7 @@ def _cross_references(cfg: RulesConfig, locate: _Locator) -> Iterator[Problem]:
         for i, sev in enumerate(cfg.jira.postmortem.severities):
             yield from need("severity", sev, severities, ("jira", "postmortem", "severities", i))
     yield from _report_references(cfg, locate, need)
+    yield from _paging_references(cfg, locate, need)
     windows: dict[str, int] = {}
     for i, window in enumerate(cfg.maintenance):
         if window.name in windows:
@@ -236,6 +237,27 @@ def _report_references(cfg: RulesConfig, locate: _Locator, need: Need) -> Iterat
         yield from need(
             "category", rule.match.category, cfg.categories, (*path, "match", "category")
         )
+
+
+CONTACT_KEYS = {"slack": "slack_id", "telegram": "telegram_id", "email": "email"}
+
+
+def _paging_references(cfg: RulesConfig, locate: _Locator, need: Need) -> Iterator[Problem]:
+    """Every channel a person's ``notify`` names has its address; heartbeats name a
+    severity and a category the rules know."""
+    for pid, person in cfg.people.items():
+        if "notify" not in person.model_fields_set:
+            continue  # the default [slack]: a person without slack_id is paged nowhere
+        for i, channel in enumerate(person.notify):
+            if person.address(channel) is None:
+                yield locate.problem(
+                    ("people", pid, "notify", i),
+                    f"{pid} is paged by {channel} but has no {CONTACT_KEYS[channel]}",
+                )
+    for name, beat in cfg.heartbeats.items():
+        path: PathKey = ("heartbeats", name)
+        yield from need("severity", beat.severity, cfg.severities, (*path, "severity"))
+        yield from need("category", beat.category, cfg.categories, (*path, "category"))
 
 
 def _fallback_cycles(cfg: RulesConfig, locate: _Locator) -> Iterator[Problem]:

@@ -125,13 +125,36 @@ class RolesConfig(_Model):
     project_manager: str
 
 
+PAGE_CHANNELS = ("slack", "telegram", "email")
+PageChannel = Literal["slack", "telegram", "email"]
+DEFAULT_NOTIFY: tuple[PageChannel, ...] = ("slack",)
+
+
 class PersonConfig(_Model):
-    """Someone who can be paged."""
+    """Someone who can be paged, and the order of the channels a page tries (``notify``):
+    the next one when a channel fails for good or nobody acknowledges within
+    ``page_retry``."""
 
     name: str = Field(min_length=1)
     slack_id: str | None = None
-    email: str | None = None
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
     jira_user: str | None = None
+    telegram_id: int | None = None  # the person's Telegram user id (also their chat's)
+    phone: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")  # E.164
+    notify: list[PageChannel] = Field(default_factory=lambda: list(DEFAULT_NOTIFY), min_length=1)
+
+    @field_validator("notify")
+    @classmethod
+    def _once_each(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("a channel is listed twice")
+        return value
+
+    def address(self, channel: str) -> str | None:
+        """Where a page on ``channel`` reaches this person; None if the rules do not say."""
+        found = {"slack": self.slack_id, "email": self.email, "telegram": self.telegram_id}
+        value = found.get(channel)
+        return None if value is None else str(value)
 
 
 def _local_time(value: Any) -> datetime:
@@ -219,6 +242,14 @@ class ChannelsConfig(_Model):
     announce: str
     digest: str
     standup: str | None = None  # where the daily standup goes (with ``standup:``)
+    # The beta testers' Telegram channel or group (``@name`` or a chat id such as
+    # -1001234567890): announcements go there too.
+    announce_telegram: str | None = Field(default=None, pattern=r"^(@[A-Za-z0-9_]{4,}|-?[0-9]+)$")
+
+    @field_validator("announce_telegram", mode="before")
+    @classmethod
+    def _chat(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -403,6 +434,34 @@ class ReportsConfig(_Model):
     rules: list[ReportRule] = Field(default_factory=list)
 
 
+class HeartbeatConfig(_Model):
+    """A dead man's switch: an alert matching ``matchers`` (or a ping through the API) is
+    expected at least every ``every``; silent past ``every + grace``, the receiver opens
+    its own incident ``heartbeat:<name>`` under ``severity`` and ``category``."""
+
+    matchers: list[Annotated[str, BeforeValidator(_matcher_text)]] = Field(default_factory=list)
+    every: Duration
+    grace: Duration = timedelta(minutes=2)
+    severity: str
+    category: str
+
+    @model_validator(mode="after")
+    def _positive(self) -> HeartbeatConfig:
+        if self.every < timedelta(seconds=10):
+            raise ValueError("'every' must be at least 10s")
+        if self.grace < timedelta(0):
+            raise ValueError("'grace' must not be negative")
+        return self
+
+    @property
+    def silent_after(self) -> timedelta:
+        """How long after the last sign of life the heartbeat counts as missed."""
+        return self.every + self.grace
+
+
+HEARTBEAT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
 class PostmortemConfig(_Model):
     """Which severities get a postmortem issue on resolve."""
 
@@ -482,6 +541,18 @@ class RulesConfig(_Model):
     reports: ReportsConfig = Field(default_factory=ReportsConfig)
     standup: StandupConfig | None = None
     maintenance: list[MaintenanceConfig] = Field(default_factory=list)
+    # How long a page waits for an ack before the person's next channel is tried.
+    page_retry: Duration = timedelta(minutes=5)
+    heartbeats: dict[
+        Annotated[str, Field(pattern=HEARTBEAT_NAME, max_length=100)], HeartbeatConfig
+    ] = Field(default_factory=dict)
+
+    @field_validator("page_retry")
+    @classmethod
+    def _retry_positive(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=30):
+            raise ValueError("page_retry must be at least 30s")
+        return value
 
     def severity_rank(self, severity: str) -> int:
         """Lower is more severe: severities are listed most severe first."""

@@ -49,10 +49,11 @@ def announces(incident: Incident, cfg: RulesConfig) -> bool:
 
 
 def announcement(
-    what: str, incident: Incident, cfg: RulesConfig, at: datetime | None = None
+    what: str, incident: Incident, cfg: RulesConfig, at: datetime | None = None, plain: bool = False
 ) -> str:
     """The text of one announcement: ``what`` is "opened", "raised" or "resolved"; ``at``
-    is when the incident (re)started, default its first alert's start."""
+    is when the incident (re)started, default its first alert's start; Slack mrkdwn, or
+    ``plain`` text (for Telegram)."""
     template = _template(cfg, incident.category)
     locale = cfg.announcements.locale
     zone = zone_of(incident, cfg)
@@ -68,29 +69,36 @@ def announcement(
         "duration": i18n.duration(max(timedelta(0), until - since), locale),
     }
     text = getattr(template, what) or i18n.lookup(locale, f"announce.{what}") or what
-    return escape(text.format_map(values))
+    filled = text.format_map(values)
+    return filled if plain else escape(filled)
 
 
 def announcements_for(
-    kinds: Sequence[str], incident: Incident, events: Sequence[Event], cfg: RulesConfig
+    kinds: Sequence[str],
+    incident: Incident,
+    events: Sequence[Event],
+    cfg: RulesConfig,
+    plain: bool = False,
 ) -> list[tuple[str, str]]:
     """(kind, text) of the announcements an incident change makes, for severities that
     announce: open and reopen, a raise (an opening if the old severity did not announce),
-    and the resolve."""
+    and the resolve; Slack mrkdwn, or ``plain`` text."""
     if not announces(incident, cfg):
         return []
     out: list[tuple[str, str]] = []
     for kind in kinds:
         if kind in (Kind.OPENED, Kind.MAINTENANCE_OVER):
-            out.append((Kind.ANNOUNCE_OPENED, announcement("opened", incident, cfg)))
+            out.append((Kind.ANNOUNCE_OPENED, announcement("opened", incident, cfg, None, plain)))
         elif kind == Kind.REOPENED:
             again = incident.triggered_at.astimezone(UTC)
-            out.append((Kind.ANNOUNCE_OPENED, announcement("opened", incident, cfg, again)))
+            out.append((Kind.ANNOUNCE_OPENED, announcement("opened", incident, cfg, again, plain)))
         elif kind == Kind.SEVERITY_RAISED:
             raised = [e for e in events if e.event == "severity_raised"]
             old = cfg.severities.get(str(raised[-1].data.get("from"))) if raised else None
             what = "raised" if old is not None and old.announce else "opened"
-            out.append((f"announce.{what}", announcement(what, incident, cfg)))
+            out.append((f"announce.{what}", announcement(what, incident, cfg, None, plain)))
         elif kind == Kind.RESOLVED:
-            out.append((Kind.ANNOUNCE_RESOLVED, announcement("resolved", incident, cfg)))
+            out.append(
+                (Kind.ANNOUNCE_RESOLVED, announcement("resolved", incident, cfg, None, plain))
+            )
     return out

@@ -14,20 +14,40 @@ from typing import Any, Protocol
 class Effect:
     """What a delivery did outside that later deliveries of its incident build on, recorded
     with its outcome: the JIRA issue it created or found (``jira_key``: key), or a Slack
-    message it posted (``slack_message``: channel id, ts, purpose)."""
+    message it posted (``slack_message``: channel id, ts, purpose), or a Telegram one
+    (``telegram_message``: chat id, message id, purpose)."""
 
-    kind: str  # "jira_key" | "slack_message"
+    kind: str  # "jira_key" | "slack_message" | "telegram_message"
     incident_id: int
     values: tuple[str, ...]
+
+
+# A Telegram message is recorded beside the Slack messages, its chat id marked with this.
+TELEGRAM_PREFIX = "tg:"
 
 
 @dataclass(frozen=True)
 class Prior:
     """The effects earlier deliveries of an incident recorded: its JIRA issue's key, and
-    the Slack messages posted about it as (channel id, ts, purpose), oldest first."""
+    the messages posted about it as (channel id, ts, purpose), oldest first: Slack's, and
+    Telegram's as (``tg:`` chat id, message id, purpose)."""
 
     jira_key: str | None = None
     messages: tuple[tuple[str, str, str], ...] = ()
+
+    @property
+    def slack(self) -> tuple[tuple[str, str, str], ...]:
+        """The Slack messages."""
+        return tuple(m for m in self.messages if not m[0].startswith(TELEGRAM_PREFIX))
+
+    @property
+    def telegram(self) -> tuple[tuple[str, str, str], ...]:
+        """The Telegram messages as (chat id, message id, purpose)."""
+        return tuple(
+            (m[0].removeprefix(TELEGRAM_PREFIX), m[1], m[2])
+            for m in self.messages
+            if m[0].startswith(TELEGRAM_PREFIX)
+        )
 
 
 @dataclass(frozen=True)
@@ -91,7 +111,9 @@ class Channel(StrEnum):
 
     JIRA = "jira"
     SLACK = "slack"
-    PAGER = "pager"
+    PAGER = "pager"  # pages on Slack (direct messages)
+    TELEGRAM = "telegram"  # pages on Telegram, their edits, announcements to testers there
+    EMAIL = "email"  # pages by e-mail
     ANNOUNCE = "announce"
     DIGEST = "digest"
     REPORTER = "reporter"  # notices to beta testers about their own reports

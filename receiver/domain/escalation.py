@@ -27,6 +27,7 @@ class TimerKind(enum.StrEnum):
     TRIAGE = "triage"  # page the triage rotation if a report is still untriaged by then
     PHASE = "phase"  # a phase's deadline (step: its index in PHASES) passing unfinished
     MAINTENANCE = "maintenance"  # the end of the maintenance window holding its pages
+    PAGE_RETRY = "page_retry"  # pages not acked by then move to the next channel (fallback)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Page:
     person: str
     target: str
     step: int
+    attempt: int = 0  # which of the person's channels (``notify``) it goes to
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,8 @@ def fire(
     phase's breach is not paged again by its own timer)."""
     nothing = Fired()
     paged = paged or set()
+    if timer.kind is TimerKind.PAGE_RETRY:
+        return nothing  # moved on by receiver.domain.fallback, which reads the timeline
     if timer.kind is TimerKind.PHASE:
         return fire_phase(incident, timer, cfg, now, paged)
     if incident.status is Status.RESOLVED or timer.trigger < incident.triggered_at:

@@ -35,6 +35,7 @@ from typing import Any
 from receiver.config.models import RulesConfig
 from receiver.domain import (
     jira_render,
+    page_render,
     phase_render,
     postmortem_render,
     report_render,
@@ -274,6 +275,63 @@ def page(
     }
 
 
+# The outbox channel that carries a page on each of a person's channels.
+PAGE_LANES = {"slack": Channel.PAGER, "telegram": Channel.TELEGRAM, "email": Channel.EMAIL}
+
+
+def page_via(
+    medium: str,
+    step: Page,
+    incident: Incident,
+    cfg: RulesConfig,
+    due_at: datetime,
+    told: dict[str, Any],
+    urls: dict[str, str | None],
+    attempt: int = 0,
+    fallback: str | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """A page to one person on one of their channels (``attempt``: its place in their
+    ``notify``; ``fallback``: why an earlier channel gave way): the outbox channel and the
+    instruction. Slack's is ``page``'s; Telegram's a message with buttons to the person's
+    chat; e-mail's a message to their address."""
+    assert incident.id is not None
+    person = cfg.people.get(step.person)
+    facts = {
+        "due_at": due_at.isoformat(),
+        "severity": incident.severity,
+        "person": step.person,
+        "name": person.name if person else step.person,
+        "step": step.step,
+        "target": step.target,
+        "medium": medium,
+        "attempt": attempt,
+    }
+    if fallback:
+        facts["fallback"] = fallback
+    if medium == "slack":
+        order = page(step, incident, cfg, due_at, None, urls.get("jira_url"), told)
+        return Channel.PAGER, {**order, **facts}
+    view = snapshot(incident)
+    page_facts = {"brief": told, "channel": medium.capitalize(), **facts}
+    address = person.address(medium) if person else None
+    if medium == "telegram":
+        shown = page_render.telegram_page(incident.id, view, page_facts, urls)
+        order = {**facts, "chat_id": address, **shown}
+        order["purpose"] = f"page:{step.step}:{step.person}"
+        return Channel.TELEGRAM, order
+    mail = page_render.email_page(incident.id, view, page_facts, urls)
+    tag = f"{incident.id}.{incident.triggered_at.timestamp():.0f}.{step.step}.{step.person}"
+    order = {**facts, "to": address, **mail, "message_id": f"<page.{tag}@alert-receiver>"}
+    order["private"] = ["to"]
+    return Channel.EMAIL, order
+
+
+def telegram_update(kind: str, incident: Incident, cfg: RulesConfig) -> dict[str, Any]:
+    """Pages on Telegram brought up to date by an event: their new text and buttons."""
+    assert incident.id is not None
+    return {"update": page_render.telegram_update(incident.id, snapshot(incident), names(cfg))}
+
+
 def _block_texts(blocks: Sequence[dict[str, Any]]) -> list[str]:
     texts = []
     for block in blocks:
@@ -301,6 +359,11 @@ def preview(channel: str, payload: dict[str, Any]) -> str:
     if channel == Channel.PAGER:
         head = f"{payload.get('text', '')} (to {payload.get('name') or payload.get('person')})"
         return "\n".join([head, *_block_texts(payload.get("blocks") or [])[1:]])
+    if channel in (Channel.TELEGRAM, Channel.EMAIL) and payload.get("person"):
+        who = payload.get("name") or payload.get("person")
+        return f"{channel} page to {who}: {payload.get('subject') or payload.get('text', '')}"
+    if channel == Channel.TELEGRAM and payload.get("update"):
+        return f"telegram pages now say: {payload['update'].get('text', '')}"
     return str(payload.get("reply") or payload.get("text", ""))
 
 

@@ -28,10 +28,12 @@ def notice(
     kind: str, filed: FiledReport, incident: Incident, cfg: RulesConfig, at: datetime,
     installation: str,
 ) -> dict[str, Any] | None:  # fmt: skip
-    """The instruction of a notice to the reporter, or None when they gave no e-mail (a
-    Telegram contact is told over Telegram, which this receiver does not speak yet)."""
+    """The instruction of a notice to the reporter over the channel the report came in on
+    (``via``: a Telegram message to the chat that wrote to the bot, else an e-mail), or None
+    when there is no way back (a web report with no e-mail)."""
+    chat = filed.report.reporter.telegram if filed.report.source == "telegram" else None
     to = filed.report.reporter.email
-    if to is None:
+    if to is None and chat is None:
         return None
     locale = cfg.reports.locale
     what = "receipt" if kind == Kind.REPORT_RECEIVED else "resolved"
@@ -42,8 +44,20 @@ def notice(
         "at": i18n.when(at, zone_of(incident, cfg), locale),
     }
     subject = i18n.text(locale, f"{what}.subject", **values)
+    if chat is not None:
+        body = i18n.text(locale, "receipt.body" if what == "receipt" else "resolved.chat", **values)
+        text = f"{subject}\n\n{body}"
+        return {
+            "via": "telegram",
+            "chat_id": chat,
+            "text": text,
+            "reference": filed.reference,
+            "locale": locale,
+            "private": ["chat_id", "text"],
+        }
     thread = filed.report.thread  # it came by e-mail: answered in the reporter's thread
     out: dict[str, Any] = {
+        "via": "email",
         "to": to,
         "subject": one_line(f"Re: {filed.report.title}" if thread else subject),
         "text": i18n.text(locale, f"{what}.body", **values),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import structlog
 
+from receiver.domain.delivery import Effect, OutboxItem
 from receiver.domain.delivery import Notifier as Notifier
-from receiver.domain.delivery import OutboxItem
+from receiver.domain.failures import DeliveryError
 from receiver.domain.instructions import loggable, preview
 
 
@@ -29,3 +32,27 @@ class LogNotifier:
             text=preview(item.channel, loggable(item.payload)),  # private parts stay out
             payload=loggable(item.payload),
         )
+
+
+class ByVia:
+    """A channel whose instructions say how they go (``via``): each handed to that way's
+    notifier (the reporter channel: an e-mail, or a Telegram message to who wrote the bot)."""
+
+    def __init__(self, ways: dict[str, Notifier], default: str) -> None:
+        self.ways = ways
+        self.default = default
+
+    async def deliver(self, item: OutboxItem) -> Sequence[Effect] | None:
+        """Deliver through the notifier the instruction names."""
+        way = str(item.payload.get("via") or self.default)
+        notifier = self.ways.get(way)
+        if notifier is None:
+            raise DeliveryError(f"no way to send {way!r}", retryable=False)
+        return await notifier.deliver(item)
+
+
+def log_only(notifier: Notifier) -> bool:
+    """Whether a notifier only logs (a channel without its settings, every way of it)."""
+    if isinstance(notifier, ByVia):
+        return all(log_only(way) for way in notifier.ways.values())
+    return isinstance(notifier, LogNotifier)

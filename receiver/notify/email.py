@@ -1,4 +1,5 @@
-"""E-mail over SMTP (``aiosmtplib``): the notices beta testers get about their reports.
+"""E-mail over SMTP (``aiosmtplib``): the notices beta testers get about their reports, and
+pages to people whose ``notify`` names e-mail.
 
 ``RECEIVER_SMTP_URL`` is ``smtp://user:password@host:587`` (STARTTLS required),
 ``smtp://host:25?tls=none`` (a local relay, no TLS) or ``smtps://host:465`` (TLS from the
@@ -50,7 +51,7 @@ def parse_smtp_url(url: str) -> dict[str, Any]:
 
 
 class EmailNotifier:
-    """Sends the reporter channel's notices."""
+    """Sends the e-mails the reporter and email channels' instructions describe."""
 
     medium = "email"
 
@@ -79,7 +80,7 @@ class EmailNotifier:
         try:
             await aiosmtplib.send(mail, **self.connection)
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            raise DeliveryError("the reporter's address was refused", retryable=False) from exc
+            raise DeliveryError("the recipient's address was refused", retryable=False) from exc
         except aiosmtplib.SMTPResponseException as exc:
             permanent = 500 <= exc.code < 600
             reason = Reason.CLIENT_ERROR if permanent else Reason.SERVER_ERROR
@@ -90,5 +91,6 @@ class EmailNotifier:
             raise DeliveryError(
                 f"SMTP: {type(exc).__name__}", retryable=True, reason=reason
             ) from exc
-        log.info("reporter_notified", kind=item.kind, incident_id=item.incident_id,
+        event = "page_mailed" if item.kind == "page" else "reporter_notified"
+        log.info(event, kind=item.kind, incident_id=item.incident_id,
                  reference=item.payload.get("reference"))  # fmt: skip

@@ -250,7 +250,7 @@ class SlackNotifier(_Base):
         """Post the event, and bring earlier messages about the incident up to date."""
         incident_id, order = _incident(item), item.payload
         text, blocks = str(order["text"]), list(order["blocks"])
-        messages = item.prior.messages
+        messages = item.prior.slack
         if item.kind == Kind.OPENED:
             if item.maybe_delivered and any(p == "alerts" for _, _, p in messages):
                 return []

@@ -63,6 +63,7 @@ class Lane:
         self.channel = channel
         self.concurrency = max(1, concurrency)
         self.finished: list[DeliveryOutcome] = []
+        self.failed_pages: list[OutboxItem] = []  # pages among finished that failed for good
         self.claimed: dict[int, OutboxItem] = {}  # claimed, not yet delivered
         self._tasks: set[asyncio.Task[None]] = set()
         self._kick = asyncio.Event()
@@ -77,6 +78,7 @@ class Lane:
         """Record finished outcomes and claim as many due rows as there are free slots."""
         free = self.concurrency - len(self.claimed)
         finished, self.finished = self.finished, []
+        failed, self.failed_pages = self.failed_pages, []
         if free <= 0 and not finished:
             return []
         w = self.worker
@@ -86,9 +88,10 @@ class Lane:
             )
         except BaseException:
             self.finished = finished + self.finished  # recorded with the next claim
+            self.failed_pages = failed + self.failed_pages
             raise
         self.claimed.update((item.id, item) for item in items)
-        await self.worker.recorded(finished)
+        await self.worker.recorded(finished, failed)
         return await w.with_prior(items)
 
     def start(self, item: OutboxItem) -> asyncio.Task[None]:
@@ -105,6 +108,9 @@ class Lane:
             return  # shutdown: the claim is released by flush
         self.claimed.pop(item.id, None)
         self.finished.append(outcome)
+        if outcome.outcome is Outcome.DEAD and item.kind == Kind.PAGE:
+            self.failed_pages.append(replace(item, payload={**item.payload,
+                                                            "error": outcome.error}))  # fmt: skip
         self._kick.set()
 
     async def run(self, poll_seconds: float) -> None:
@@ -169,6 +175,7 @@ class OutboxWorker:
         rng: random.Random | None = None,
         on_issue: Callable[[Sequence[int]], Awaitable[None]] | None = None,
         translate: Callable[[Sequence[OutboxItem]], Awaitable[list[OutboxItem]]] | None = None,
+        on_page_failed: Callable[[Sequence[OutboxItem]], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.notifiers = notifiers
@@ -180,6 +187,7 @@ class OutboxWorker:
         self.rng = rng or random.Random()
         self.on_issue = on_issue  # told of incidents whose JIRA issue was just recorded
         self.translate = translate  # gives rows an earlier version wrote their instructions
+        self.on_page_failed = on_page_failed  # told of pages dead-lettered (next channel)
         self.lanes = {
             channel: Lane(self, channel, lane_concurrency(concurrency or {}, channel))
             for channel in notifiers
@@ -259,9 +267,18 @@ class OutboxWorker:
             if lane is not None and lane.claimed.pop(item.id, None) is not None:
                 lane.finished.append(DeliveryOutcome(item.id, Outcome.RELEASE))
 
-    async def recorded(self, finished: Sequence[DeliveryOutcome]) -> None:
-        """Once outcomes are stored: tell of the JIRA issues they recorded (best effort: a
+    async def recorded(
+        self, finished: Sequence[DeliveryOutcome], failed: Sequence[OutboxItem] = ()
+    ) -> None:
+        """Once outcomes are stored: tell of the pages that failed for good (their people are
+        paged on their next channel) and the JIRA issues they recorded (best effort: a
         failure only leaves Slack showing "JIRA pending" until the incident's next event)."""
+        if failed and self.on_page_failed is not None:
+            try:
+                await self.on_page_failed(failed)
+            except Exception as exc:  # the retry timer moves them on instead
+                log.warning("page_fallback_not_queued", outbox=[i.id for i in failed][:20],
+                            error=str(exc)[:300])  # fmt: skip
         linked = [e.incident_id for o in finished for e in o.effects if e.kind == "jira_key"]
         if not linked or self.on_issue is None:
             return

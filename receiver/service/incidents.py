@@ -10,8 +10,8 @@ from dataclasses import replace
 from datetime import datetime
 
 from receiver.config.models import RulesConfig
-from receiver.domain import phases
-from receiver.domain.escalation import Timer, TimerKind, after_breach, fire, fire_triage
+from receiver.domain import fallback, heartbeats, phases
+from receiver.domain.escalation import Fired, Timer, TimerKind, after_breach, fire, fire_triage
 from receiver.domain.incidents import (
     Change,
     Reason,
@@ -79,10 +79,12 @@ class IncidentService:
         coalesce_seconds: float = 60.0,
         jira_url: str | None = None,
         part_alerts: int = PART_ALERTS,
+        public_url: str | None = None,
     ) -> None:
         self.coalesce_seconds = coalesce_seconds
         self.part_alerts = part_alerts
         self.jira_url = jira_url  # where pages link the incident's issue
+        self.public_url = public_url  # where pages link the incident itself
         self._ctx: Context | None = None
         self.store = store
         self.rules = rules
@@ -98,6 +100,9 @@ class IncidentService:
     async def ingest_many(self, webhooks: Sequence[Sequence[Alert]]) -> list[IngestResult]:
         """Apply several webhooks, in order, in one transaction (one commit for all)."""
         cfg, router = self.rules.current, self.rules.router
+        if cfg.heartbeats:  # signs of life open no incident; they keep a heartbeat alive
+            webhooks, seen = heartbeats.split(cfg, webhooks, self.clock())
+            await self.store.heartbeats_seen(seen)
         pacer = Pacer()  # a webhook of 100,000 alerts must not hold the loop while it is done
         routed: list[dict[str, list[tuple[Alert, Route]]]] = []
         total = firing = 0
@@ -105,7 +110,8 @@ class IncidentService:
             groups: dict[str, list[tuple[Alert, Route]]] = defaultdict(list)
             for start in range(0, len(alerts), ROUTE_SLICE):
                 for alert in alerts[start : start + ROUTE_SLICE]:
-                    r = router.route(alert.labels)
+                    beat = heartbeats.of_labels(cfg, alert.labels) if cfg.heartbeats else None
+                    r = heartbeats.route(cfg, beat) if beat else router.route(alert.labels)
                     groups[r.key].append((alert, r))
                     firing += alert.status is AlertStatus.FIRING
                 if pacer.due():
@@ -238,7 +244,7 @@ class IncidentService:
     async def context(self) -> Context:
         """What rendering needs from outside the rules (the installation id, read once)."""
         if self._ctx is None:
-            self._ctx = Context(await self.store.installation_id(), self.jira_url)
+            self._ctx = Context(await self.store.installation_id(), self.jira_url, self.public_url)
         return self._ctx
 
     async def render_notice(
@@ -265,6 +271,13 @@ class IncidentService:
         if timer.kind is TimerKind.TRIAGE:
             triaged = any(e.event == "triaged" for e in await self.store.timeline(incident.id or 0))
             fired = fire_triage(incident, cfg, now, triaged)
+        elif timer.kind is TimerKind.PAGE_RETRY:  # pages not acked move to the next channel
+            step, attempt = fallback.decode(timer.step)
+            fired = Fired()
+            if timer.trigger == incident.triggered_at:
+                timeline = await self.store.timeline(incident.id or 0)
+                why = fallback.no_ack_reason(cfg)
+                fired = fallback.move_on(incident, cfg, timeline, now, step, attempt, why)
         else:  # which steps this ladder paged: a phase's breach may have brought one forward
             timeline = await self.store.timeline(incident.id or 0)
             fired = fire(incident, timer, cfg, now, phases.paged_steps(timeline, timer.trigger))
@@ -282,7 +295,7 @@ class IncidentService:
         except Conflict:
             return  # cancelled by an ack or resolve, or fired by another replica, meanwhile
         step = timer.step if fired.escalated_step is None else fired.escalated_step
-        if fired.pages:
+        if fired.pages and timer.kind is not TimerKind.PAGE_RETRY:
             self.metrics.escalations.labels(incident.severity, str(step)).inc()
         if fired.breach:
             self.metrics.ack_sla_breaches.labels(incident.severity).inc()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from receiver.config.models import RulesConfig
-from receiver.domain import instructions, reporter_notice
+from receiver.domain import fallback, instructions, reporter_notice
 from receiver.domain.announce import announcements_for
 from receiver.domain.delivery import Channel, Kind
 from receiver.domain.escalation import Fired, TimerKind, fire
@@ -29,6 +29,11 @@ class Context:
 
     installation: str
     jira_url: str | None = None
+    public_url: str | None = None  # the receiver's address as people reach it (in pages)
+
+    def urls(self) -> dict[str, str | None]:
+        """The addresses pages link to."""
+        return {"jira_url": self.jira_url, "public_url": self.public_url}
 
 
 @dataclass(frozen=True)
@@ -75,13 +80,24 @@ def apply_fired(
         for channel in CHANNELS_BY_KIND.get(kind, ()):
             order = instruction(channel, kind, incident, fired.events, cfg, ctx)
             unit.notify(owner, NewNotification(channel, kind, order))
-    told = None
+    if not fired.pages:
+        return
+    told = brief(incident, alert, cfg)
     if fired.phase_breach is not None:  # the page says which phase is overdue
-        told = {**brief(incident, alert, cfg), "overdue": sentence(
-            Kind.PHASE_OVERDUE, incident, fired.events, cfg)}  # fmt: skip
+        told["overdue"] = sentence(Kind.PHASE_OVERDUE, incident, fired.events, cfg)
+    why = {
+        (e.data.get("step"), e.data.get("person")): str(e.data.get("why"))
+        for e in fired.events
+        if e.event == "page_fallback"
+    }
     for page in fired.pages:
-        order = instructions.page(page, incident, cfg, due_at, alert, ctx.jira_url, told)
-        unit.notify(owner, NewNotification(Channel.PAGER, Kind.PAGE, order))
+        via = fallback.medium(cfg, page) or "slack"
+        channel, order = instructions.page_via(
+            via, page, incident, cfg, due_at, told, ctx.urls(), page.attempt,
+            why.get((page.step, page.person)),
+        )  # fmt: skip
+        unit.notify(owner, NewNotification(channel, Kind.PAGE, order))
+    unit.add_timers(owner, fallback.retry_timer(cfg, fired.pages, due_at, incident.triggered_at))
 
 
 async def fire_due_now(
@@ -152,8 +168,20 @@ async def render(
         )  # fmt: skip
         if told is not None:
             unit.notify(owner, NewNotification(Channel.REPORTER, Kind.REPORT_RESOLVED, told))
+    moved = [k for k in change.notifications if k in instructions.UPDATES_ALL]
+    if moved and any("telegram" in p.notify for p in cfg.people.values()):
+        # pages on Telegram show where the incident stands (a no-op where none was sent)
+        order = instructions.telegram_update(moved[-1], incident, cfg)
+        unit.notify(owner, NewNotification(Channel.TELEGRAM, moved[-1], order))
     if incident.source != "alert":
         return  # what testers report is not announced back to them as an outage
     for kind, text in announcements_for(change.notifications, incident, change.events, cfg):
         order = {"channel": cfg.channels.announce, "text": text}
         unit.notify(owner, NewNotification(Channel.ANNOUNCE, kind, order))
+    testers = cfg.channels.announce_telegram
+    if testers is None:
+        return
+    for kind, text in announcements_for(change.notifications, incident, change.events, cfg, True):
+        unit.notify(
+            owner, NewNotification(Channel.TELEGRAM, kind, {"chat_id": testers, "text": text})
+        )

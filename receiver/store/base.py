@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from receiver.domain.delivery import Effect as Effect
 from receiver.domain.delivery import OutboxItem as OutboxItem
@@ -38,6 +38,8 @@ class Delivery:
     created_at: datetime
     next_attempt_at: datetime
     last_error: str | None
+    done_at: datetime | None = None  # when it was sent, or given up
+    page: dict[str, Any] | None = None  # a page's person, step, attempt, medium and due_at
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,15 @@ class Store(Protocol):
 
     async def schedule_next(self, name: str, initial: datetime) -> datetime:
         """When a recurring job is next due; a schedule not stored yet starts at ``initial``."""
+
+    async def heartbeats_seen(self, seen: Mapping[str, datetime]) -> None:
+        """Record signs of life of heartbeats (a later one than stored moves it on)."""
+
+    async def heartbeat_missed(self, name: str, at: datetime | None) -> None:
+        """Record since when a heartbeat is missed (None: it is back)."""
+
+    async def heartbeats(self) -> dict[str, tuple[datetime, datetime | None]]:
+        """Every heartbeat seen: its last sign of life and since when it is missed."""
 
     async def linked_open(self, target_ids: Sequence[int]) -> list[tuple[int, Incident]]:
         """(target, incident) of the open incidents linked into any of these, in id order."""

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
-from receiver.domain.delivery import Prior
+from receiver.domain.delivery import TELEGRAM_PREFIX, Prior
 from receiver.domain.escalation import Timer
 from receiver.domain.model import AlertRecord, Event, Incident
 from receiver.jsonfast import dumps, loads
@@ -264,6 +264,12 @@ class SqlStore(ReportsPart, MaintenancePart):
                     await ex.execute(sql.set_jira_key, effect.values[0], effect.incident_id)
                 elif effect.kind == "slack_message":
                     await ex.execute(sql.add_slack_message, effect.incident_id, *effect.values)
+                elif effect.kind == "telegram_message":  # kept beside Slack's, marked tg:
+                    chat, message_id, purpose = effect.values
+                    await ex.execute(
+                        sql.add_slack_message, effect.incident_id,
+                        f"{TELEGRAM_PREFIX}{chat}", message_id, purpose,
+                    )  # fmt: skip
 
     async def claim_timers(self, now: datetime, limit: int, lease_seconds: float) -> list[Timer]:
         sql, at = self.sql, now.timestamp()
@@ -288,6 +294,25 @@ class SqlStore(ReportsPart, MaintenancePart):
 
             rows = await self.backend.run(insert)
         return utc(rows[0][0])
+
+    async def heartbeats_seen(self, seen: Mapping[str, datetime]) -> None:
+        if not seen:
+            return
+        sql = self.sql
+
+        async def write(ex: Executor) -> None:
+            for name, at in sorted(seen.items()):  # one order: replicas never deadlock
+                await ex.execute(sql.heartbeat_seen, name, at.timestamp())
+
+        await self.backend.run(write)
+
+    async def heartbeat_missed(self, name: str, at: datetime | None) -> None:
+        stamp = at.timestamp() if at is not None else None
+        await self.backend.run(lambda ex: ex.execute(self.sql.heartbeat_missed, stamp, name))
+
+    async def heartbeats(self) -> dict[str, tuple[datetime, datetime | None]]:
+        rows = await self.backend.query(self.sql.heartbeats)
+        return {str(r[0]): (utc(r[1]), utc(r[2]) if r[2] is not None else None) for r in rows}
 
     # --- reads -------------------------------------------------------------------------
 

@@ -134,6 +134,12 @@ STATEMENTS = Statements(
     add_schedule=(
         "INSERT INTO schedules (name, next_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING"
     ),
+    heartbeat_seen=(
+        "INSERT INTO heartbeats (name, last_seen) VALUES ($1, $2) ON CONFLICT (name) "
+        "DO UPDATE SET last_seen = greatest(heartbeats.last_seen, excluded.last_seen)"
+    ),
+    heartbeat_missed="UPDATE heartbeats SET missed_at = $1 WHERE name = $2",
+    heartbeats="SELECT name, last_seen, missed_at FROM heartbeats ORDER BY name",
     insert_report=(
         f"INSERT INTO reports ({rows.REPORT_COLUMNS}) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"

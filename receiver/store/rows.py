@@ -190,15 +190,26 @@ def event_from_row(row: Sequence[Any]) -> Event:
 
 
 DELIVERY_COLUMNS = (
-    "id, incident_id, channel, kind, status, attempts, created_at, next_attempt_at, last_error"
+    "id, incident_id, channel, kind, status, attempts, created_at, next_attempt_at, last_error, "
+    "done_at, CASE WHEN kind = 'page' THEN payload END"
 )
+PAGE_FACTS = ("person", "step", "attempt", "medium", "due_at")
 
 
 def delivery_from_row(row: Sequence[Any]) -> Delivery:
-    """An outbox row as the API shows it, from a row of DELIVERY_COLUMNS."""
+    """An outbox row as the API shows it, from a row of DELIVERY_COLUMNS: a page with whom
+    it is for, at which step, on which of their channels."""
+    page = None
+    if row[10] is not None:
+        order = loads(row[10])
+        page = {k: order.get(k) for k in PAGE_FACTS}
+        page["medium"] = page["medium"] or "slack"  # pages before other channels were Slack's
+        page["attempt"] = page["attempt"] or 0
+    done = utc(row[9]) if row[9] is not None else None
     return Delivery(
-        row[0], row[1], row[2], row[3], row[4], row[5], utc(row[6]), utc(row[7]), row[8]
-    )
+        row[0], row[1], row[2], row[3], row[4], row[5], utc(row[6]), utc(row[7]), row[8],
+        done, page,
+    )  # fmt: skip
 
 
 REPORT_COLUMNS = (

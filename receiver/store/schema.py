@@ -225,6 +225,15 @@ SQLITE_MIGRATIONS: list[str] = [
     CREATE INDEX maintenance_ends ON maintenance (ends_at);
     ALTER TABLE incidents ADD COLUMN maintenance TEXT;
     """,
+    # Heartbeats: the last sign of life of each (an alert matching it, or a ping), and since
+    # when it is missed (its HeartbeatMissing alert fired), to resolve that once it is back.
+    """
+    CREATE TABLE heartbeats (
+        name TEXT PRIMARY KEY,
+        last_seen REAL NOT NULL,
+        missed_at REAL
+    );
+    """,
 ]
 
 # The same tables for PostgreSQL. Ids are BIGSERIAL, times DOUBLE PRECISION epoch seconds
@@ -417,5 +426,13 @@ POSTGRES_MIGRATIONS: list[str] = [
     );
     CREATE INDEX maintenance_ends ON maintenance (ends_at);
     ALTER TABLE incidents ADD COLUMN maintenance TEXT;
+    """,
+    # Heartbeats; see SQLITE_MIGRATIONS.
+    """
+    CREATE TABLE heartbeats (
+        name TEXT PRIMARY KEY,
+        last_seen DOUBLE PRECISION NOT NULL,
+        missed_at DOUBLE PRECISION
+    );
     """,
 ]

@@ -68,6 +68,10 @@ class Statements:
     # Schedules.
     schedule: str  # name -> next_at
     add_schedule: str  # name, next_at; kept if the schedule exists
+    # Heartbeats.
+    heartbeat_seen: str  # name, at; last_seen only ever moves forward
+    heartbeat_missed: str  # missed_at or NULL, name
+    heartbeats: str  # -> name, last_seen, missed_at
     # Beta-tester reports.
     insert_report: str  # REPORT_COLUMNS
     insert_attachment: str  # incident_id, n, filename, content_type, data

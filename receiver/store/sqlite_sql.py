@@ -117,6 +117,12 @@ STATEMENTS = Statements(
     ),
     schedule="SELECT next_at FROM schedules WHERE name = ?1",
     add_schedule="INSERT OR IGNORE INTO schedules (name, next_at) VALUES (?1, ?2)",
+    heartbeat_seen=(
+        "INSERT INTO heartbeats (name, last_seen) VALUES (?1, ?2) ON CONFLICT (name) "
+        "DO UPDATE SET last_seen = max(heartbeats.last_seen, excluded.last_seen)"
+    ),
+    heartbeat_missed="UPDATE heartbeats SET missed_at = ?1 WHERE name = ?2",
+    heartbeats="SELECT name, last_seen, missed_at FROM heartbeats ORDER BY name",
     insert_report=(
         f"INSERT INTO reports ({REPORT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ),

@@ -169,7 +169,7 @@ def test_serve_logs_one_startup_line_and_one_shutdown_line(
     assert started["database_file"] == str(tmp_path / "data" / "receiver.db")
     assert started["installation"]
     assert started["notifiers_live"] == ["slack", "pager", "announce", "digest"]
-    assert started["notifiers_log_only"] == ["jira", "reporter"]
+    assert started["notifiers_log_only"] == ["jira", "telegram", "email", "reporter"]
     # The address is the bound one (port 0 asked for any): it answers.
     host, _, port = started["listen"].rpartition(":")
     assert host == "127.0.0.1" and int(port) > 0
@@ -218,6 +218,8 @@ def test_serve_on_the_shipped_defaults_from_the_repository(tmp_path: Path) -> No
             "jira",
             "slack",
             "pager",
+            "telegram",
+            "email",
             "announce",
             "digest",
             "reporter",

@@ -1,0 +1,130 @@
+"""Heartbeats through the whole app with fake Slack and JIRA over HTTP: the Watchdog alert
+keeps the shipped ``watchdog`` heartbeat alive and opens no incident; silence past
+``every + grace`` opens ``heartbeat:watchdog`` and pages devops' on-call; life coming back
+resolves it; a cron job pings through the API."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from receiver.api.keys import HEARTBEATS
+from tests.api.test_reports import live
+from tests.api.test_slack_notify import jira as jira  # the fixtures, re-exported
+from tests.api.test_slack_notify import slack as slack
+from tests.conftest import API, AUTH, ClientFactory
+from tests.fakes.jira import FakeJira
+from tests.fakes.slack import FakeSlack
+from tests.helpers import FakeClock, alert, wait_for, webhook
+
+T0 = datetime.fromisoformat("2026-11-26T10:00:00+09:00")  # kang is devops' on-call
+MINUTE = timedelta(minutes=1)
+
+
+def sample(text: str, metric: str) -> float:
+    """The watchdog heartbeat's sample of a metric."""
+    found = re.search(rf'^{metric}{{name="watchdog"}} (\S+)$', text, re.MULTILINE)
+    assert found is not None, metric
+    return float(found.group(1))
+
+
+async def incidents(client: Any) -> list[dict[str, Any]]:
+    body = await (await client.get("/api/v1/incidents", headers=API)).json()
+    found: list[dict[str, Any]] = body["incidents"]
+    return found
+
+
+async def watchdog(client: Any, at: datetime) -> None:
+    resp = await client.post("/webhook", json=webhook(alert(starts=at, alertname="Watchdog")),
+                             headers=AUTH)  # fmt: skip
+    assert resp.status == 200
+
+
+async def test_a_silent_watchdog_opens_its_incident_pages_and_resolves_when_back(
+    make_client: ClientFactory, slack: FakeSlack, jira: FakeJira, clock: FakeClock
+) -> None:
+    clock.now = T0
+    client = await make_client(**live(slack, jira))
+    await watchdog(client, T0)
+    assert await incidents(client) == []  # a sign of life, not an incident
+    beats = (await (await client.get("/api/v1/heartbeats", headers=API)).json())["heartbeats"]
+    assert [(b["name"], b["state"], b["last_seen"]) for b in beats] == [
+        ("watchdog", "alive", "2026-11-26T01:00:00Z")
+    ]
+    clock.now = T0 + 6 * MINUTE
+    await watchdog(client, T0)  # Alertmanager re-sends it
+    clock.now = T0 + 12 * MINUTE  # within every + grace (7m) of the last one
+    await asyncio.sleep(0.3)
+    assert await incidents(client) == []
+
+    clock.now = T0 + 13 * MINUTE + timedelta(seconds=1)  # 7m and a second of silence
+    await wait_for(lambda: len(slack.dms_to("U0KANG")) == 1)
+    [opened] = await incidents(client)
+    assert (opened["key"], opened["severity"], opened["category"], opened["team"]) == (
+        "heartbeat:watchdog", "P1", "network", "devops"
+    )  # fmt: skip
+    # every replica watches: another look at the same silence changes nothing
+    assert await client.app[HEARTBEATS].step() == 0
+    await asyncio.sleep(0.2)
+    assert len(await incidents(client)) == 1 and len(slack.dms_to("U0KANG")) == 1
+    text = await (await client.get("/metrics")).text()
+    last = (T0 + 6 * MINUTE).timestamp()
+    assert sample(text, "receiver_heartbeat_last_seen_timestamp_seconds") == last
+    assert sample(text, "receiver_heartbeats_missed_total") == 1
+
+    clock.now = T0 + 20 * MINUTE
+    await watchdog(client, clock.now)  # Alertmanager is back
+    view: dict[str, Any] = {}
+
+    async def resolved() -> bool:
+        view.update(await (await client.get(f"/api/v1/incidents/{opened['id']}",
+                                            headers=API)).json())  # fmt: skip
+        return bool(view["status"] == "resolved")
+
+    for _ in range(100):
+        if await resolved():
+            break
+        await asyncio.sleep(0.05)
+    assert view["status"] == "resolved"
+    assert [e["event"] for e in view["timeline"]][:2] == ["opened", "paged"]
+
+
+async def test_a_cron_job_pings_its_heartbeat_through_the_api(
+    make_client: ClientFactory, slack: FakeSlack, jira: FakeJira, clock: FakeClock
+) -> None:
+    clock.now = T0
+    client = await make_client(**live(slack, jira))
+    unknown = await client.post("/api/v1/heartbeats/kis-token-refresh", headers=API)
+    assert unknown.status == 404
+    assert "known: watchdog" in (await unknown.json())["error"]
+    assert (await client.post("/api/v1/heartbeats/watchdog")).status == 401  # needs the token
+    ping = await client.post("/api/v1/heartbeats/watchdog", headers=API)
+    assert ping.status == 200
+    assert await ping.json() == {
+        "name": "watchdog", "last_seen": "2026-11-26T01:00:00Z", "was_missed": False
+    }  # fmt: skip
+    clock.now = T0 + 8 * MINUTE
+    await wait_for(lambda: len(slack.dms_to("U0KANG")) == 1)
+    clock.now = T0 + 9 * MINUTE
+    again = await client.post("/api/v1/heartbeats/watchdog", headers=API)
+    assert (await again.json())["was_missed"] is True
+    for _ in range(100):
+        [incident] = await incidents(client)
+        if incident["status"] == "resolved":
+            break
+        await asyncio.sleep(0.05)
+    assert incident["status"] == "resolved"
+
+
+async def test_a_heartbeat_never_seen_pages_nobody(
+    make_client: ClientFactory, slack: FakeSlack, jira: FakeJira, clock: FakeClock
+) -> None:
+    clock.now = T0
+    client = await make_client(**live(slack, jira))
+    clock.now = T0 + timedelta(days=2)
+    assert await client.app[HEARTBEATS].step() == 0
+    assert await incidents(client) == []
+    beats = (await (await client.get("/api/v1/heartbeats", headers=API)).json())["heartbeats"]
+    assert beats[0]["state"] == "waiting"
