@@ -59,7 +59,9 @@ def _action(body: bytes) -> tuple[str, str, int] | None:
         incident_id = int(action["value"])
     except (ValueError, KeyError, IndexError, TypeError, UnicodeDecodeError):
         return None
-    if not isinstance(user, str) or action.get("action_id") not in VERBS:
+    if not isinstance(user, str) or not isinstance(action, dict):
+        return None
+    if not isinstance(action.get("action_id"), str) or action["action_id"] not in VERBS:
         return None
     if not 0 < incident_id < 2**63:
         return None
