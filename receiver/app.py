@@ -237,6 +237,7 @@ def create_app(
     app.router.add_post("/telegram/webhook", telegram.webhook)
 
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_notifiers_ctx)
     app.cleanup_ctx.append(_background(lambda app: app[INGEST]))
     if run_worker:
         app.cleanup_ctx.append(_background(lambda app: app[WORKER]))
@@ -268,6 +269,18 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         log.warning("open_incidents_with_unknown_severity", severities=unknown)
     yield
     await app[STORE].close()
+
+
+async def _notifiers_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Notifiers holding connections of their own close them once the worker has stopped."""
+    yield
+    for notifier in app[WORKER].notifiers.values():
+        close = getattr(notifier, "close", None)
+        if close is not None:
+            try:
+                await close()
+            except Exception:  # closing is best effort; the process is ending
+                log.warning("notifier_close_failed", exc_info=True)
 
 
 # On shutdown the HTTP server has stopped accepting and answered the requests in flight

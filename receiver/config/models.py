@@ -444,6 +444,9 @@ class HeartbeatConfig(_Model):
     grace: Duration = timedelta(minutes=2)
     severity: str
     category: str
+    # Whether beta testers are told (when the severity announces): the alert path being down
+    # is no outage of the trading service, so not unless asked.
+    announce: bool = False
 
     @model_validator(mode="after")
     def _positive(self) -> HeartbeatConfig:

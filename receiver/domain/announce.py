@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from receiver import i18n
 from receiver.config.models import AnnouncementTemplate, RulesConfig
 from receiver.domain.delivery import Kind
+from receiver.domain.heartbeats import RULE_PREFIX as HEARTBEAT_RULE
 from receiver.domain.model import Event, Incident
 from receiver.domain.slack_render import escape
 from receiver.domain.timeline import zone_of
@@ -32,7 +33,8 @@ def _template(cfg: RulesConfig, category: str) -> AnnouncementTemplate:
 
 def announces(incident: Incident, cfg: RulesConfig) -> bool:
     """Whether beta testers hear of an incident: its severity announces, and neither its
-    rule nor (when the rule does not say) its category says ``announce: false``, and no
+    rule nor (when the rule does not say) its category says ``announce: false`` (a
+    heartbeat's silence is announced only with its own ``announce: true``), and no
     maintenance window holds it (planned work is not an outage; one still open when its
     window ends is announced then). Reports are not announced: their reporters hear back
     themselves."""
@@ -41,6 +43,9 @@ def announces(incident: Incident, cfg: RulesConfig) -> bool:
         return False
     if incident.maintenance is not None:
         return False
+    if incident.rule.startswith(HEARTBEAT_RULE):  # the alert path, not the trading service
+        beat = cfg.heartbeats.get(incident.rule.removeprefix(HEARTBEAT_RULE))
+        return beat is not None and beat.announce
     rule = next((r for r in cfg.rules if r.name == incident.rule), None)
     if rule is not None and rule.announce is not None:
         return rule.announce

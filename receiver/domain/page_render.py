@@ -7,6 +7,7 @@ http(s) addresses are written out, and Telegram's clients make those clickable.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -87,6 +88,32 @@ def _links(
     return lines
 
 
+def _plain(value: Any) -> str:
+    return one_line(str(value))
+
+
+def brief_lines(
+    brief: dict[str, Any], show: Callable[[Any], str], show_text: Callable[[Any], str]
+) -> list[str]:
+    """What the alert says, since when and how many, expected against actual: the lines a
+    page shows of its brief on every channel, each value through ``show`` (the alert's
+    description through ``show_text``)."""
+    lines = []
+    if brief.get("description"):
+        lines.append(show_text(str(brief["description"])[:DESCRIPTION_MAX]))
+    facts = []
+    if brief.get("since"):
+        facts.append(f"Firing since {show(brief['since'])}")
+    if brief.get("alerts") is not None:
+        facts.append(f"{show(brief['alerts'])} alert(s) firing")
+    if facts:
+        lines.append(" · ".join(facts))
+    if brief.get("expected") or brief.get("actual"):
+        expected, actual = brief.get("expected") or "not given", brief.get("actual") or "not given"
+        lines.append(f"Expected: {show(expected)} · Actual: {show(actual)}")
+    return lines
+
+
 def page_lines(
     incident_id: int,
     incident: dict[str, Any],
@@ -106,19 +133,7 @@ def page_lines(
         why += f" by {page['channel']}: {page['fallback']}"
     if brief.get("respond_by"):
         why += f". Respond by {brief['respond_by']}"
-    lines = [head.strip(), why + "."]
-    if brief.get("description"):
-        lines.append(str(brief["description"])[:DESCRIPTION_MAX])
-    facts = []
-    if brief.get("since"):
-        facts.append(f"Firing since {brief['since']}")
-    if brief.get("alerts") is not None:
-        facts.append(f"{brief['alerts']} alert(s) firing")
-    if facts:
-        lines.append(" · ".join(facts))
-    if brief.get("expected") or brief.get("actual"):
-        expected, actual = brief.get("expected") or "not given", brief.get("actual") or "not given"
-        lines.append(f"Expected: {one_line(str(expected))} · Actual: {one_line(str(actual))}")
+    lines = [head.strip(), why + ".", *brief_lines(brief, _plain, str)]
     return [*lines, *_links(incident_id, incident, brief, urls)]
 
 

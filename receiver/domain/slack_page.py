@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 from receiver.domain.delivery import Kind
 from receiver.domain.jira_render import web_url
+from receiver.domain.page_render import brief_lines
 from receiver.domain.slack_render import (
     event_text,
     fit,
@@ -14,8 +15,6 @@ from receiver.domain.slack_render import (
     section,
     shown,
 )
-
-DESCRIPTION_MAX = 1500  # characters of the alert's description shown in the page
 
 
 def link(url: object, label: str) -> str | None:
@@ -54,19 +53,7 @@ def page_blocks(
         why = f"{shown(brief['overdue'])} {why}"
     if brief.get("respond_by"):
         why += f". Respond by {shown(brief['respond_by'])}"
-    lines = [why + "."]
-    if brief.get("description"):
-        lines.append(shown(str(brief["description"])[:DESCRIPTION_MAX]))
-    facts = []
-    if brief.get("since"):
-        facts.append(f"Firing since {shown(brief['since'])}")
-    if brief.get("alerts") is not None:
-        facts.append(f"{shown(brief['alerts'])} alert(s) firing")
-    if facts:
-        lines.append(" · ".join(facts))
-    if brief.get("expected") or brief.get("actual"):
-        expected, actual = brief.get("expected") or "not given", brief.get("actual") or "not given"
-        lines.append(f"Expected: {shown(expected)} · Actual: {shown(actual)}")
+    lines = [why + ".", *brief_lines(brief, shown, shown)]
     key = incident.get("jira_key")
     links = [
         link(brief.get("runbook_url"), "Runbook"),

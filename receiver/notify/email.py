@@ -76,6 +76,8 @@ class EmailNotifier:
 
     async def deliver(self, item: OutboxItem) -> None:
         """Send the notice; a refused recipient or a 5xx is for good, the rest is retried."""
+        if not item.payload.get("to"):
+            raise DeliveryError("no e-mail address to send to", retryable=False)
         mail = self.message(item.payload)
         try:
             await aiosmtplib.send(mail, **self.connection)

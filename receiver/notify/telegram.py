@@ -108,8 +108,8 @@ class TelegramClient:
             raise _error(exc) from exc
 
     async def close(self) -> None:
-        """Close the HTTP connections."""
-        await self.bot.shutdown()
+        """Close the HTTP connections (the bot itself was never initialised: no getMe)."""
+        await self.bot.request.shutdown()
 
 
 class TelegramNotifier:
@@ -120,6 +120,10 @@ class TelegramNotifier:
 
     def __init__(self, client: TelegramClient) -> None:
         self.client = client
+
+    async def close(self) -> None:
+        """Close the client's connections (on shutdown)."""
+        await self.client.close()
 
     async def deliver(self, item: OutboxItem) -> list[Effect]:
         """Carry out one instruction."""

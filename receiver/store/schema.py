@@ -229,7 +229,7 @@ SQLITE_MIGRATIONS: list[str] = [
     # when it is missed (its HeartbeatMissing alert fired), to resolve that once it is back.
     """
     CREATE TABLE heartbeats (
-        name TEXT PRIMARY KEY,
+        name TEXT NOT NULL PRIMARY KEY,
         last_seen REAL NOT NULL,
         missed_at REAL
     );

@@ -89,6 +89,8 @@ async def test_a_silent_watchdog_opens_its_incident_pages_and_resolves_when_back
         await asyncio.sleep(0.05)
     assert view["status"] == "resolved"
     assert [e["event"] for e in view["timeline"]][:2] == ["opened", "paged"]
+    await wait_for(lambda: len(slack.posted_to("#beta-alert")) >= 2)  # opened, resolved
+    assert slack.posted_to("#beta-announcements") == []  # the alert path is no outage
 
 
 async def test_a_cron_job_pings_its_heartbeat_through_the_api(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,16 +55,25 @@ async def smtp() -> AsyncIterator[FakeSmtp]:
         yield fake
 
 
-async def receiver(
-    make_client: ClientFactory,
-    tmp_path: Path,
-    slack: FakeSlack,
-    jira: FakeJira,
-    telegram: FakeTelegram,
-    smtp: FakeSmtp,
-) -> Any:
+@dataclass
+class Fakes:
+    """The services a receiver talks to."""
+
+    slack: FakeSlack
+    jira: FakeJira
+    telegram: FakeTelegram
+    smtp: FakeSmtp
+
+
+@pytest.fixture
+def fakes(slack: FakeSlack, jira: FakeJira, telegram: FakeTelegram, smtp: FakeSmtp) -> Fakes:
+    return Fakes(slack, jira, telegram, smtp)
+
+
+async def receiver(make_client: ClientFactory, tmp_path: Path, fakes: Fakes) -> Any:
+    telegram, smtp = fakes.telegram, fakes.smtp
     return await make_client(
-        **live(slack, jira),
+        **live(fakes.slack, fakes.jira),
         rules=rules_file(tmp_path),
         telegram_token=telegram.token,
         telegram_api_url=telegram.url.removesuffix("/bot"),
@@ -93,17 +103,12 @@ async def press(client: Any, telegram: FakeTelegram, update: dict[str, Any],
 
 
 async def test_slack_down_for_good_the_page_reaches_telegram_within_page_retry(
-    make_client: ClientFactory,
-    tmp_path: Path,
-    slack: FakeSlack,
-    jira: FakeJira,
-    telegram: FakeTelegram,
-    smtp: FakeSmtp,
-    clock: FakeClock,
+    make_client: ClientFactory, tmp_path: Path, fakes: Fakes, clock: FakeClock
 ) -> None:
+    slack, telegram, smtp = fakes.slack, fakes.telegram, fakes.smtp
     clock.now = T0
     slack.down()  # every Slack call answers 503: retried, never through
-    client = await receiver(make_client, tmp_path, slack, jira, telegram, smtp)
+    client = await receiver(make_client, tmp_path, fakes)
     incident_id = await open_p1(client)
     await asyncio.sleep(0.3)
     assert pages_to(telegram) == []  # Slack is still the first channel, and still retried
@@ -134,16 +139,11 @@ async def test_slack_down_for_good_the_page_reaches_telegram_within_page_retry(
 
 
 async def test_no_ack_moves_on_to_telegram_then_email_and_a_telegram_ack_stops_it(
-    make_client: ClientFactory,
-    tmp_path: Path,
-    slack: FakeSlack,
-    jira: FakeJira,
-    telegram: FakeTelegram,
-    smtp: FakeSmtp,
-    clock: FakeClock,
+    make_client: ClientFactory, tmp_path: Path, fakes: Fakes, clock: FakeClock
 ) -> None:
+    slack, jira, telegram, smtp = fakes.slack, fakes.jira, fakes.telegram, fakes.smtp
     clock.now = T0
-    client = await receiver(make_client, tmp_path, slack, jira, telegram, smtp)
+    client = await receiver(make_client, tmp_path, fakes)
     incident_id = await open_p1(client)
     await wait_for(lambda: len(slack.dms_to("U0KIM")) == 1)
     clock.now = T0 + 5 * MINUTE
@@ -196,16 +196,11 @@ async def test_no_ack_moves_on_to_telegram_then_email_and_a_telegram_ack_stops_i
 
 
 async def test_a_forged_webhook_secret_changes_nothing(
-    make_client: ClientFactory,
-    tmp_path: Path,
-    slack: FakeSlack,
-    jira: FakeJira,
-    telegram: FakeTelegram,
-    smtp: FakeSmtp,
-    clock: FakeClock,
+    make_client: ClientFactory, tmp_path: Path, fakes: Fakes, clock: FakeClock
 ) -> None:
+    telegram = fakes.telegram
     clock.now = T0
-    client = await receiver(make_client, tmp_path, slack, jira, telegram, smtp)
+    client = await receiver(make_client, tmp_path, fakes)
     incident_id = await open_p1(client)
     update = telegram.callback_update(KIM_TG, f"resolve:{incident_id}")
     for secret in ("wrong-secret", ""):
@@ -220,17 +215,12 @@ async def test_a_forged_webhook_secret_changes_nothing(
 
 
 async def test_a_page_refused_for_good_moves_on_at_once(
-    make_client: ClientFactory,
-    tmp_path: Path,
-    slack: FakeSlack,
-    jira: FakeJira,
-    telegram: FakeTelegram,
-    smtp: FakeSmtp,
-    clock: FakeClock,
+    make_client: ClientFactory, tmp_path: Path, fakes: Fakes, clock: FakeClock
 ) -> None:
+    slack, telegram = fakes.slack, fakes.telegram
     clock.now = T0
     slack.fail_next(200, error="account_inactive", count=50, method="chat.postMessage")
-    client = await receiver(make_client, tmp_path, slack, jira, telegram, smtp)
+    client = await receiver(make_client, tmp_path, fakes)
     incident_id = await open_p1(client)
     await wait_for(lambda: len(pages_to(telegram)) == 1)  # no page_retry to wait for
     view = await (await client.get(f"/api/v1/incidents/{incident_id}", headers=API)).json()
@@ -239,16 +229,11 @@ async def test_a_page_refused_for_good_moves_on_at_once(
 
 
 async def test_testers_write_to_the_bot_and_hear_back_there(
-    make_client: ClientFactory,
-    tmp_path: Path,
-    slack: FakeSlack,
-    jira: FakeJira,
-    telegram: FakeTelegram,
-    smtp: FakeSmtp,
-    clock: FakeClock,
+    make_client: ClientFactory, tmp_path: Path, fakes: Fakes, clock: FakeClock
 ) -> None:
+    telegram = fakes.telegram
     clock.now = T0
-    client = await receiver(make_client, tmp_path, slack, jira, telegram, smtp)
+    client = await receiver(make_client, tmp_path, fakes)
     text = "주문 버튼이 안 눌려요\n매수 주문 화면에서 버튼을 눌러도 반응이 없습니다."
     resp = await press(client, telegram, telegram.message_update(777, text, first_name="민지"))
     assert resp.status == 200
@@ -283,16 +268,11 @@ async def test_testers_write_to_the_bot_and_hear_back_there(
 
 
 async def test_outages_are_announced_to_the_testers_channel_too(
-    make_client: ClientFactory,
-    tmp_path: Path,
-    slack: FakeSlack,
-    jira: FakeJira,
-    telegram: FakeTelegram,
-    smtp: FakeSmtp,
-    clock: FakeClock,
+    make_client: ClientFactory, tmp_path: Path, fakes: Fakes, clock: FakeClock
 ) -> None:
+    slack, telegram = fakes.slack, fakes.telegram
     clock.now = T0
-    client = await receiver(make_client, tmp_path, slack, jira, telegram, smtp)
+    client = await receiver(make_client, tmp_path, fakes)
     incident_id = await open_p1(client)
     await wait_for(lambda: len(telegram.sent(TESTERS)) == 1)
     opened = telegram.sent(TESTERS)[0]["text"]

@@ -1,7 +1,8 @@
 """The whole chain with the shipped files: Prometheus evaluates the shipped KIS rule on a
 page of metrics the test controls, the shipped Alertmanager config (pointed at the test
 receiver) delivers it, the receiver files a JIRA issue and pages on Slack, the ack shows
-up in Prometheus as alert-to-ack latency."""
+up in Prometheus as alert-to-ack latency. Along the way, the shipped Watchdog takes the
+same path and keeps the receiver's heartbeat ``watchdog`` alive without an incident."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from tests.reliability.harness import (
     WEBHOOK_TOKEN,
     ReceiverProcess,
     all_incidents,
+    api_get,
     api_post,
     incident_of_label,
     label_of,
@@ -35,6 +37,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 RULE = "kis-token-refresh-failure"
 RUNBOOK = "https://runbooks.example.com/alerts/KISTokenRefreshFailed"
+WATCHDOG = {"alertname": "Watchdog", "severity": "none"}  # always firing: heartbeat watchdog
 
 
 class KisGatewayPage(LoopbackServer):
@@ -84,11 +87,27 @@ async def test_prometheus_alertmanager_receiver_jira_slack_ack(
                         "the first scrape of kis-gateway (no failure yet)",
                         logs,
                     )
+
+                    async def watchdog() -> list[dict[str, Any]]:
+                        body = await api_get(session, receiver.url, "/api/v1/heartbeats")
+                        beats: list[dict[str, Any]] = body["heartbeats"]
+                        return [b for b in beats if b["name"] == "watchdog"]
+
+                    await eventually(
+                        watchdog,
+                        lambda beats: [b["state"] for b in beats] == ["alive"],
+                        "the Watchdog alert to reach the receiver's heartbeat",
+                        logs,
+                    )
                     assert await all_incidents(session, receiver.url) == []
                     page.failures = 2
 
                     async def firing_alerts() -> list[dict[str, Any]]:
-                        return [a for a in await prometheus.alerts() if a["state"] == "firing"]
+                        return [
+                            a
+                            for a in await prometheus.alerts()
+                            if a["state"] == "firing" and a["labels"] != WATCHDOG
+                        ]
 
                     firing = await eventually(
                         firing_alerts, bool, "the shipped KISTokenRefreshFailed rule to fire", logs

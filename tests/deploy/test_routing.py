@@ -4,6 +4,10 @@ the way the receiver keys its incident.
 The label sets are the ones promtool computes in prometheus/tests (``exp_labels``: the
 rule's labels plus those its expression keeps, checked by test_prometheus.py), plus the
 external labels of prometheus.yml; ServiceDown also gets one label set per scrape job.
+
+Watchdog is no incident but a heartbeat's sign of life (routing_rules.yaml ``heartbeats``):
+it is checked to feed its heartbeat, and Alertmanager to re-send it within the heartbeat's
+``every``, instead of reaching a routing rule.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from typing import Any
 import pytest
 
 from receiver.config import RulesConfig, load_rules
+from receiver.config.durations import format_duration, parse_duration
+from receiver.domain.heartbeats import matching
 from receiver.domain.routing import DEFAULT_RULE, Router, route
 from tests.deploy.harness import (
     ALERTMANAGER_CONFIG,
@@ -68,6 +74,8 @@ EXPECTED: list[tuple[dict[str, str], str, str]] = [
 ]
 # Routing rules no shipped Prometheus alert feeds (there is no network probe yet).
 NOT_ALERTED = {"network-latency"}
+# Alerts that are signs of life of a heartbeat rather than incidents: alertname -> heartbeat.
+HEARTBEATS: dict[str, str] = {"Watchdog": "watchdog"}
 
 
 def expected(labels: Mapping[str, str]) -> tuple[str, str]:
@@ -136,23 +144,34 @@ def service_down_label_sets() -> list[dict[str, str]]:
     return label_sets
 
 
-LABEL_SETS = unit_test_label_sets() + service_down_label_sets()
+ALL_LABEL_SETS = unit_test_label_sets() + service_down_label_sets()
+# The alerts meant to open incidents, and those meant to feed a heartbeat.
+LABEL_SETS = [labels for labels in ALL_LABEL_SETS if labels["alertname"] not in HEARTBEATS]
+HEARTBEAT_LABEL_SETS = [labels for labels in ALL_LABEL_SETS if labels["alertname"] in HEARTBEATS]
 
 
 def test_every_alert_is_in_the_table() -> None:
-    """A new alert (or severity) cannot ship without an expectation here."""
+    """A new alert (or severity) cannot ship without an expectation here: a routing rule
+    in EXPECTED, or a heartbeat in HEARTBEATS (never both)."""
     for rule in alerting_rules():
         labels = {"alertname": rule["alert"], **rule["labels"]}
-        expected(labels)
-    routed = {labels["alertname"] for labels in LABEL_SETS}
-    assert routed == {rule["alert"] for rule in alerting_rules()}
+        if rule["alert"] in HEARTBEATS:
+            with pytest.raises(AssertionError, match="no expectation"):
+                expected(labels)
+        else:
+            expected(labels)
+    shipped = {rule["alert"] for rule in alerting_rules()}
+    assert set(HEARTBEATS) <= shipped, "HEARTBEATS names alerts that do not exist"
+    assert {labels["alertname"] for labels in LABEL_SETS} == shipped - set(HEARTBEATS)
+    assert {labels["alertname"] for labels in HEARTBEAT_LABEL_SETS} == set(HEARTBEATS)
 
 
 @pytest.mark.parametrize("labels", LABEL_SETS, ids=_id)
 def test_alert_routes_to_its_rule(labels: dict[str, str]) -> None:
     """The receiver's router puts the alert under the intended rule and severity, and the
-    incident key has a value for every label it groups by."""
+    incident key has a value for every label it groups by; no heartbeat swallows it."""
     cfg = rules_config()
+    assert matching(cfg, labels) is None, f"{labels} feeds a heartbeat: it opens no incident"
     rule, severity = expected(labels)
     routed = Router(cfg).route(labels)
     assert route(cfg, labels) == routed
@@ -168,8 +187,30 @@ def test_every_routing_rule_gets_an_alert() -> None:
     assert {r.name for r in cfg.rules} - reached == NOT_ALERTED
 
 
-def _alertmanager_group_by(labels: Mapping[str, str], config: Mapping[str, Any]) -> list[str]:
-    """group_by of the route Alertmanager itself picks (``amtool config routes test``)."""
+@pytest.mark.parametrize("labels", HEARTBEAT_LABEL_SETS, ids=_id)
+def test_heartbeat_alert_feeds_its_heartbeat(labels: dict[str, str]) -> None:
+    """A sign of life: the receiver counts it for its heartbeat and opens no incident, and
+    no routing rule claims it either (it would never apply)."""
+    cfg = rules_config()
+    assert matching(cfg, labels) == HEARTBEATS[labels["alertname"]], labels
+    assert route(cfg, labels).rule == DEFAULT_RULE, f"a routing rule matches {labels}"
+
+
+def test_every_heartbeat_with_matchers_gets_an_alert() -> None:
+    """Each heartbeat fed by alerts has a shipped alert feeding it: otherwise it is never
+    armed and its silence pages nobody."""
+    cfg = rules_config()
+    fed = {matching(cfg, labels) for labels in HEARTBEAT_LABEL_SETS}
+    assert fed == {name for name, beat in cfg.heartbeats.items() if beat.matchers}
+
+
+# Alertmanager's own defaults for what the root route leaves out.
+ALERTMANAGER_DEFAULTS = {"group_wait": "30s", "group_interval": "5m", "repeat_interval": "4h"}
+
+
+def _alertmanager_route(labels: Mapping[str, str], config: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of the route Alertmanager itself picks (``amtool config routes test``),
+    those it inherits from the root route included (the shipped routes nest one deep)."""
     argv = [
         amtool_binary(),
         "config",
@@ -184,14 +225,19 @@ def _alertmanager_group_by(labels: Mapping[str, str], config: Mapping[str, Any])
     assert result.returncode == 0, tool_output(result)
     tree = [line for line in result.stdout.splitlines() if "└──" in line]
     leaf = tree[-1].split("└──", 1)[1].split("  receiver:", 1)[0].strip()
-    route_config: Mapping[str, Any] = config["route"]
-    if leaf != "default-route":
-        [route_config] = [
-            sub
-            for sub in config["route"]["routes"]
-            if "{" + ", ".join(sub["matchers"]) + "}" == leaf
-        ]
-    group_by: list[str] = route_config.get("group_by", config["route"]["group_by"])
+    root: dict[str, Any] = {**ALERTMANAGER_DEFAULTS, **config["route"]}
+    root.pop("routes", None)
+    if leaf == "default-route":
+        return root
+    [route_config] = [
+        sub for sub in config["route"]["routes"] if "{" + ", ".join(sub["matchers"]) + "}" == leaf
+    ]
+    return {**root, **route_config}
+
+
+def _alertmanager_group_by(labels: Mapping[str, str], config: Mapping[str, Any]) -> list[str]:
+    """group_by of the route Alertmanager itself picks."""
+    group_by: list[str] = _alertmanager_route(labels, config)["group_by"]
     return group_by
 
 
@@ -211,3 +257,25 @@ def test_alertmanager_groups_like_the_receiver() -> None:
             f"{labels['alertname']}: Alertmanager groups by {seen[key]}, the receiver's rule "
             f"{routed.rule} by {list(routed.group_labels)}\n"
         )
+
+
+@pytest.mark.parametrize("labels", HEARTBEAT_LABEL_SETS, ids=_id)
+def test_alertmanager_repeats_heartbeat_alerts_within_every(labels: dict[str, str]) -> None:
+    """Alertmanager sends a heartbeat's alert to the receiver at least once per the
+    heartbeat's ``every``. A group is flushed every group_interval, and a flush repeats an
+    unchanged notification once more than repeat_interval has passed since the last send,
+    so the worst gap between webhooks is under group_interval + repeat_interval (equal
+    values give 2 x group_interval, not 1). The first one goes out after group_wait."""
+    cfg = rules_config()
+    beat = cfg.heartbeats[HEARTBEATS[labels["alertname"]]]
+    options = _alertmanager_route(labels, load_yaml(ALERTMANAGER_CONFIG))
+    group_wait = parse_duration(options["group_wait"])
+    group_interval = parse_duration(options["group_interval"])
+    repeat_interval = parse_duration(options["repeat_interval"])
+    gap = group_interval + repeat_interval
+    assert gap <= beat.every, (
+        f"{labels['alertname']}: Alertmanager may repeat it only every {format_duration(gap)}"
+        f" (group_interval + repeat_interval), the heartbeat expects it every "
+        f"{format_duration(beat.every)}"
+    )
+    assert group_wait < beat.every, f"{labels['alertname']}: group_wait {options['group_wait']}"

@@ -181,11 +181,12 @@ async def test_outcomes_are_recorded_with_the_next_claim(
     assert (next_of_x.incident_id, next_of_x.payload) == (x, {"n": 4})
 
     assert await store.deliveries("dead", None, 10) == [
-        Delivery(c.id, z, "jira", OPENED, "dead", 1, T0, T0, "HTTP 400: bad request")
+        Delivery(c.id, z, "jira", OPENED, "dead", 1, T0, T0, "HTTP 400: bad request", at(5))
     ]
     assert await store.deliveries("dead", y, 10) == []
     [sent_row] = await store.deliveries("sent", None, 10)
     assert (sent_row.id, sent_row.status, sent_row.attempts) == (a.id, "sent", 1)
+    assert (sent_row.done_at, sent_row.page) == (at(5), None)  # recorded with the claim at 5
     retry_row, y_acked = await pending(store, y)
     assert retry_row == Delivery(b.id, y, "jira", OPENED, "pending", 1, T0, at(60), "HTTP 503")
     assert y_acked == Delivery(y_acked.id, y, "jira", ACKED, "pending", 0, T0, T0, None)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from receiver.config.models import AnnouncementsConfig, RulesConfig
+from receiver.config.models import AnnouncementsConfig, HeartbeatConfig, RulesConfig
 from receiver.domain.announce import announcement, announces
 from receiver.domain.model import Incident, Status
 from tests.unit.test_slack_render import CFG
@@ -113,3 +113,13 @@ def test_a_category_the_catalog_does_not_know_reads_as_part_of_the_service() -> 
     assert text.startswith("거래 서비스 일부 관련 문제를 확인하고 있습니다.")
     under = incident(resolved_at=T0 + timedelta(seconds=20))
     assert "1분 미만 동안" in announcement("resolved", under, in_language("ko"))
+
+
+def test_a_heartbeat_s_silence_is_announced_only_when_its_heartbeat_says_so() -> None:
+    beat = {"every": "5m", "severity": "P1", "category": "network"}
+    silent = incident(severity="P1", category="network", rule="heartbeat:watchdog")
+    quiet = CFG.model_copy(update={"heartbeats": {"watchdog": HeartbeatConfig(**beat)}})
+    assert not announces(silent, quiet)
+    loud = {"watchdog": HeartbeatConfig(**beat, announce=True)}
+    assert announces(silent, CFG.model_copy(update={"heartbeats": loud}))
+    assert not announces(silent, CFG)  # a heartbeat the rules no longer have
