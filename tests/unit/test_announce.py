@@ -116,10 +116,10 @@ def test_a_category_the_catalog_does_not_know_reads_as_part_of_the_service() -> 
 
 
 def test_a_heartbeat_s_silence_is_announced_only_when_its_heartbeat_says_so() -> None:
-    beat = {"every": "5m", "severity": "P1", "category": "network"}
+    beat: dict[str, object] = {"every": "5m", "severity": "P1", "category": "network"}
     silent = incident(severity="P1", category="network", rule="heartbeat:watchdog")
-    quiet = CFG.model_copy(update={"heartbeats": {"watchdog": HeartbeatConfig(**beat)}})
-    assert not announces(silent, quiet)
-    loud = {"watchdog": HeartbeatConfig(**beat, announce=True)}
+    quiet = {"watchdog": HeartbeatConfig.model_validate(beat)}
+    assert not announces(silent, CFG.model_copy(update={"heartbeats": quiet}))
+    loud = {"watchdog": HeartbeatConfig.model_validate({**beat, "announce": True})}
     assert announces(silent, CFG.model_copy(update={"heartbeats": loud}))
     assert not announces(silent, CFG)  # a heartbeat the rules no longer have
