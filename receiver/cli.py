@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from receiver.config.durations import format_duration
 from receiver.config.loader import ConfigError, Problem, check_rules, load_rules, summarize
 from receiver.config.models import RulesConfig
 from receiver.domain.explain import route_report, triage_report
@@ -216,6 +217,12 @@ def cmd_route_test(
     if as_json:
         print(json.dumps(report))
         return 0
+    if report.get("heartbeat"):
+        beat = cfg.heartbeats[report["heartbeat"]]
+        print(f"heartbeat:    {report['heartbeat']}: a sign of life, this alert opens no incident "
+              f"(expected every {format_duration(beat.every)}, "
+              f"grace {format_duration(beat.grace)})")  # fmt: skip
+        return 0
     jira = report["jira"]
     print(f"rule:         {report['rule'] or '(no triage rule matched: the defaults)'}")
     print(f"severity:     {report['severity']}")
@@ -235,7 +242,12 @@ def cmd_route_test(
         print("pages:        nobody (this severity never pages)")
     for page in report["pages"]:
         due = f"deferred until {page['at']}" if page["deferred"] else f"immediately ({page['at']})"
-        print(f"page:         {page['person']} via {page['target']}, {due}")
+        how = ""
+        if page["channels"] != ["slack"]:  # said when it is not the default
+            how = f", by {', then '.join(page['channels'])}"
+            if page["channels"][1:]:
+                how += f" (each after {page['page_retry']} without an ack)"
+        print(f"page:         {page['person']} via {page['target']}, {due}{how}")
     return 0
 
 

@@ -6,11 +6,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from receiver.config.durations import format_duration
 from receiver.config.models import RulesConfig
+from receiver.domain import heartbeats
 from receiver.domain.maintenance import applying, from_rules
 from receiver.domain.oncall import step_zero_pages
 from receiver.domain.reports import Environment, Report, Reporter, triage
 from receiver.domain.routing import route
+
+
+def with_channels(cfg: RulesConfig, page: dict[str, Any]) -> dict[str, Any]:
+    """A page with the channels it tries, in order, and how long each waits for an ack."""
+    person = cfg.people.get(str(page["person"]))
+    channels = list(person.notify) if person is not None else ["slack"]
+    return {**page, "channels": channels, "page_retry": format_duration(cfg.page_retry)}
 
 
 def route_report(cfg: RulesConfig, labels: dict[str, str], at: datetime) -> dict[str, Any]:
@@ -24,10 +33,12 @@ def route_report(cfg: RulesConfig, labels: dict[str, str], at: datetime) -> dict
         held = not cfg.severities[r.severity].ignore_maintenance
         window = {"name": found[0].name, "until": found[1].isoformat(),
                   "reason": found[0].reason, "held": held}  # fmt: skip
-    pages = [p.as_json() for p in step_zero_pages(cfg, r.team, r.severity, at)]
+    pages = [with_channels(cfg, p.as_json()) for p in step_zero_pages(cfg, r.team, r.severity, at)]
     if window is not None and window["held"]:
         pages = [{**p, "at": window["until"], "deferred": True} for p in pages]
+    beat = heartbeats.matching(cfg, labels)  # a sign of life: no incident, no page
     return {
+        "heartbeat": beat,
         "rule": r.rule,
         "severity": r.severity,
         "category": r.category,
@@ -38,7 +49,7 @@ def route_report(cfg: RulesConfig, labels: dict[str, str], at: datetime) -> dict
             "priority": r.jira_priority,
             "issue_type": r.issue_type,
         },
-        "pages": pages,
+        "pages": [] if beat else pages,
         "maintenance": window,
     }
 
@@ -75,5 +86,8 @@ def triage_report(
             "priority": policy.jira_priority,
             "issue_type": cfg.jira.issue_type,
         },
-        "pages": [p.as_json() for p in step_zero_pages(cfg, team, decided.severity, at)],
+        "pages": [
+            with_channels(cfg, p.as_json())
+            for p in step_zero_pages(cfg, team, decided.severity, at)
+        ],
     }

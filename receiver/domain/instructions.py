@@ -244,16 +244,17 @@ def page(
     alert: AlertRecord | None = None,
     jira_url: str | None = None,
     told: dict[str, Any] | None = None,
+    fallback: str | None = None,
 ) -> dict[str, Any]:
     """The page instruction: the direct message to one person, and the mention in the
-    team channel. ``due_at`` (when the step was due) is where its page latency is measured
+    team channel (``fallback``: why an earlier channel of theirs gave way). ``due_at`` (when the step was due) is where its page latency is measured
     from; ``alert`` one of the incident's alerts for what the message tells (or ``told``,
     that already made)."""
     assert incident.id is not None
     person = cfg.people.get(step.person)
     view, people = snapshot(incident), names(cfg)
     told = told if told is not None else brief(incident, alert, cfg)
-    facts = {"brief": told, "step": step.step, "target": step.target}
+    facts = {"brief": told, "step": step.step, "target": step.target, "fallback": fallback}
     user = person.slack_id if person else None
     team = cfg.teams.get(incident.team)
     mention = None
@@ -309,7 +310,7 @@ def page_via(
     if fallback:
         facts["fallback"] = fallback
     if medium == "slack":
-        order = page(step, incident, cfg, due_at, None, urls.get("jira_url"), told)
+        order = page(step, incident, cfg, due_at, None, urls.get("jira_url"), told, fallback)
         return Channel.PAGER, {**order, **facts}
     view = snapshot(incident)
     page_facts = {"brief": told, "channel": medium.capitalize(), **facts}

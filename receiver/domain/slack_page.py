@@ -51,6 +51,8 @@ def page_blocks(
         why = f"Reopened — {why}"
     if brief.get("overdue"):
         why = f"{shown(brief['overdue'])} {why}"
+    if page.get("fallback"):
+        why += f" on Slack: {shown(page['fallback'])}"
     if brief.get("respond_by"):
         why += f". Respond by {shown(brief['respond_by'])}"
     lines = [why + ".", *brief_lines(brief, shown, shown)]

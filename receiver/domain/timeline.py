@@ -44,6 +44,9 @@ def _zone(cfg: RulesConfig, data: dict[str, object]) -> ZoneInfo:
     return next(iter(cfg.rotations.values())).zone if cfg.rotations else ZoneInfo("UTC")
 
 
+CHANNEL_NAMES = {"slack": "Slack", "telegram": "Telegram", "email": "e-mail"}
+
+
 def describe(event: Event, cfg: RulesConfig) -> str:
     """One event as a sentence."""
     d = event.data
@@ -129,6 +132,12 @@ def describe(event: Event, cfg: RulesConfig) -> str:
             return f"{d.get('count', '?')} more alert(s) joined"
         case "alerts_resolved":
             return f"{d.get('count', '?')} alert(s) resolved"
+        case "page_fallback":
+            to, was = (CHANNEL_NAMES.get(str(d.get(k)), str(d.get(k))) for k in ("channel", "from"))
+            return (
+                f"Paged {_person(cfg, d.get('person'))} by {to} instead of {was} "
+                f"(step {d.get('step', 0)}): {d.get('why', '?')}"
+            )
         case "paged":
             return f"Paged {_names(cfg, d.get('people'))} (step {d.get('step', 0)})"
         case "escalated":

@@ -128,6 +128,10 @@ async def test_slack_down_for_good_the_page_reaches_telegram_within_page_retry(
     assert [(e["person"], e["from"], e["channel"], e["attempt"]) for e in moved] == [
         ("kim", "slack", "telegram", 1)
     ]
+    plain = await (
+        await client.get(f"/api/v1/incidents/{incident_id}/timeline?format=text", headers=API)
+    ).text()
+    assert "Paged Kim Minjun by Telegram instead of Slack (step 0): no ack within 5m" in plain
     kim = [p for p in view["pages"] if p["person"] == "kim"]
     assert [(a["channel"], a["status"]) for a in kim[0]["attempts"]] == [
         ("slack", "pending"), ("telegram", "sent")

@@ -17,6 +17,11 @@ THURSDAY_22 = "2026-11-26T22:00:00+09:00"  # off hours in Seoul
 FRIDAY_22 = "2026-11-27T22:00:00+09:00"
 
 
+def spec(pages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pages with the fields SPEC names (route-test adds the channels each tries)."""
+    return [{k: p[k] for k in ("person", "target", "at", "deferred")} for p in pages]
+
+
 def route_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
     code = main(["route-test", "--json", "--rules", str(SHIPPED), *args])
     out, err = capsys.readouterr()
@@ -134,10 +139,43 @@ def test_route_test_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
         ),
         "jira": {"project": "OPS", "priority": "High", "issue_type": "Incident"},
         "pages": [
-            {"person": "kim", "target": "oncall", "at": THURSDAY_10, "deferred": False},
+            {
+                "person": "kim",
+                "target": "oncall",
+                "at": THURSDAY_10,
+                "deferred": False,
+                "channels": ["slack"],
+                "page_retry": "5m",
+            },
         ],
         "maintenance": None,
+        "heartbeat": None,
     }
+
+
+def test_route_test_names_the_channels_a_page_tries_and_the_heartbeat_an_alert_feeds(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    text = SHIPPED.read_text(encoding="utf-8").replace(
+        "kim: {name: Kim Minjun, slack_id: U0KIM,",
+        "kim: {name: Kim Minjun, slack_id: U0KIM, telegram_id: 1001, notify: [telegram, slack],",
+    )
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(text, encoding="utf-8")
+    args = ["alertname=KISTokenRefreshFailed", "service=kis-gateway", "--at", THURSDAY_10]
+    assert main(["route-test", "--rules", str(rules), *args]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"page:         kim via oncall, immediately ({THURSDAY_10}), by telegram, then slack "
+        "(each after 5m without an ack)"
+    ) in out.splitlines()
+    assert main(["route-test", "--rules", str(rules), "alertname=Watchdog"]) == 0
+    assert capsys.readouterr().out == (
+        "heartbeat:    watchdog: a sign of life, this alert opens no incident "
+        "(expected every 5m, grace 2m)\n"
+    )
+    report = route_json(capsys, "alertname=Watchdog")
+    assert (report["heartbeat"], report["pages"]) == ("watchdog", [])
 
 
 WINDOW = """
@@ -166,7 +204,7 @@ def test_route_test_says_when_a_maintenance_window_applies(
         "reason": "KIS Open API weekly maintenance",
         "held": True,
     }
-    assert report["pages"] == [{"person": "kim", "target": "oncall", "at": until,
+    assert spec(report["pages"]) == [{"person": "kim", "target": "oncall", "at": until,
                                 "deferred": True}]  # fmt: skip
     down = ["alertname=ServiceDown", "service=kis-gateway", "--at", THURSDAY_10]
     assert main(["route-test", "--rules", str(rules), *down]) == 0
@@ -187,7 +225,7 @@ def test_route_test_p0_pages_everyone_at_once(capsys: pytest.CaptureFixture[str]
         "features",
     )
     assert report["jira"] == {"project": "OPS", "priority": "Highest", "issue_type": "Incident"}
-    pages = report["pages"]
+    pages = spec(report["pages"])
     assert pages == [
         {"person": "han", "target": "oncall", "at": THURSDAY_10, "deferred": False},
         {"person": "oh", "target": "team", "at": THURSDAY_10, "deferred": False},
@@ -228,7 +266,7 @@ def test_route_test_p2_on_friday_night_is_deferred_to_monday(
     )
     assert report["jira"]["priority"] == "Medium"
     # Monday 09:00 is also the weekly handoff: cho takes over from kang.
-    assert report["pages"] == [
+    assert spec(report["pages"]) == [
         {
             "person": "cho",
             "target": "oncall",
@@ -246,7 +284,7 @@ def test_route_test_p2_in_business_hours_is_immediate(
         capsys, "alertname=HighResponseTime", "service=order-api", "--at", THURSDAY_10
     )
     assert report["severity"] == "P2"
-    assert report["pages"] == [
+    assert spec(report["pages"]) == [
         {"person": "kang", "target": "oncall", "at": THURSDAY_10, "deferred": False}
     ]
 

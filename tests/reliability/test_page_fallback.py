@@ -1,0 +1,246 @@
+"""Pages get through, with ``receiver serve`` as a real process on the real clock: Slack
+answering 503 for good, the P1 page reaches the on-call person on Telegram within
+``page_retry``; their "Acknowledge" button, posted to the process's ``/telegram/webhook``,
+acknowledges the incident as them (JIRA hears of it, the Telegram page is edited in place)
+and no e-mail page follows; a forged webhook secret is refused and changes nothing.
+
+The on-call person is fixed by an override in the written rules (kim covers the backend
+rotation from an hour ago to a day ahead), so the test does not depend on today's date.
+``page_retry`` is its minimum, 30s: the test waits about twice that in real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import pytest
+import yaml
+
+from receiver.config import load_rules
+from receiver.domain.oncall import responder
+from tests.fakes.jira import FakeJira
+from tests.fakes.slack import FakeSlack
+from tests.fakes.smtp import FakeSmtp
+from tests.fakes.telegram import FakeTelegram
+from tests.helpers import SHIPPED_RULES, alert, webhook
+from tests.reliability.harness import WEBHOOK_TOKEN, ReceiverProcess, api_get
+
+PAGE_RETRY = 30.0  # seconds; the smallest page_retry the rules accept
+POLLING = 5.0  # the timer loop and the outbox poll every 0.2 s; the rest is margin
+SETTLE = 10.0  # bound on waiting for a delivery that is due now (JIRA, Telegram edits)
+KIM_TG = 1001
+SECRET = "tg-reliability-secret"
+PUBLIC_URL = "https://receiver.trading.example"
+SEOUL = ZoneInfo("Asia/Seoul")
+
+
+def rules_file(tmp_path: Path, now: datetime) -> Path:
+    """The shipped rules; kim on call for backend now, paged by Slack, Telegram, e-mail."""
+    data: dict[str, Any] = yaml.safe_load(SHIPPED_RULES.read_text(encoding="utf-8"))
+    data["people"]["kim"].update(telegram_id=KIM_TG, notify=["slack", "telegram", "email"])
+    data["page_retry"] = "30s"
+    local = now.astimezone(SEOUL).replace(tzinfo=None, second=0, microsecond=0)
+    cover = {
+        "person": "kim",
+        "from": (local - timedelta(hours=1)).isoformat(timespec="minutes"),
+        "to": (local + timedelta(days=1)).isoformat(timespec="minutes"),
+    }
+    data["rotations"]["backend"]["overrides"] = [cover]
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    cfg = load_rules(path)
+    assert cfg.page_retry == timedelta(seconds=PAGE_RETRY)
+    assert responder(cfg, "backend", now).person == "kim"
+    return path
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def smtp() -> AsyncIterator[FakeSmtp]:
+    async with FakeSmtp() as fake:
+        yield fake
+
+
+async def until(check: Callable[[], Any], seconds: float, what: str, logs: ReceiverProcess) -> Any:
+    """Poll ``check`` (a plain function) until it returns something truthy; bounded."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {seconds:.0f}s\n{logs.log_tail()}")
+        await asyncio.sleep(0.1)
+
+
+async def incident(session: aiohttp.ClientSession, url: str, incident_id: int) -> Any:
+    return await api_get(session, url, f"/api/v1/incidents/{incident_id}")
+
+
+async def press(
+    session: aiohttp.ClientSession, url: str, update: dict[str, Any], secret: str | None = SECRET
+) -> tuple[int, Any]:
+    """POST an update to the receiver's Telegram webhook, as Telegram would (or a forger)."""
+    headers = {} if secret is None else {"X-Telegram-Bot-Api-Secret-Token": secret}
+    async with session.post(url + "/telegram/webhook", json=update, headers=headers) as answer:
+        return answer.status, await answer.json()
+
+
+def pages_to_kim(telegram: FakeTelegram) -> list[dict[str, Any]]:
+    return [m for m in telegram.sent(KIM_TG) if "You are paged" in m["text"]]
+
+
+def acted(view: dict[str, Any]) -> list[str]:
+    """Timeline entries a button press could have added."""
+    return [e["event"] for e in view["timeline"] if e["event"] in ("acknowledged", "resolved")]
+
+
+async def test_slack_down_page_reaches_telegram_and_its_ack_stops_the_email_page(
+    sqlite_url: str,
+    tmp_path: Path,
+    jira: FakeJira,
+    slack: FakeSlack,
+    telegram: FakeTelegram,
+    smtp: FakeSmtp,
+    session: aiohttp.ClientSession,
+) -> None:
+    now = datetime.now(UTC)
+    slack.down()  # every Slack call answers 503, for the whole test: retried, never through
+    receiver = ReceiverProcess(
+        "receiver",
+        sqlite_url,
+        jira,
+        slack,
+        tmp_path,
+        rules=str(rules_file(tmp_path, now)),
+        telegram_token=telegram.token,
+        telegram_api_url=telegram.url.removesuffix("/bot"),
+        telegram_webhook_secret=SECRET,
+        smtp_url=smtp.url,
+        smtp_from="Alert receiver <receiver@trading.example>",
+        public_url=PUBLIC_URL,
+    )
+    receiver.start()
+    try:
+        await receiver.ready(session)
+        url = receiver.url
+
+        # The P1 page: kis-gateway's token refresh failing, routed to backend (kim on call).
+        opened = time.monotonic()
+        firing = alert(
+            starts=datetime.now(UTC), alertname="KISTokenRefreshFailed", service="kis-gateway"
+        )
+        headers = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
+        async with session.post(url + "/webhook", json=webhook(firing), headers=headers) as resp:
+            assert resp.status == 200, await resp.text()
+            [incident_id] = (await resp.json())["incidents"]
+        view = await incident(session, url, incident_id)
+        assert (view["severity"], view["status"]) == ("P1", "triggered"), view
+        # Slack is tried for kim's page (and fails, and is retried); Telegram waits its turn.
+        await until(
+            lambda: [c for c in slack.calls if "U0KIM" in str(c.params)],
+            SETTLE,
+            "the Slack page to kim attempted",
+            receiver,
+        )
+        assert pages_to_kim(telegram) == []
+
+        # 3. A forged secret (wrong, or none) is refused and changes nothing.
+        forged = telegram.callback_update(KIM_TG, f"resolve:{incident_id}")
+        for secret in ("wrong-secret", None):
+            status, _ = await press(session, url, forged, secret=secret)
+            assert status == 401, secret
+        view = await incident(session, url, incident_id)
+        assert view["status"] == "triggered" and acted(view) == []
+
+        # 1. No ack within page_retry: the page moves on to Telegram, in time.
+        [page] = await until(
+            lambda: pages_to_kim(telegram),
+            PAGE_RETRY + POLLING - (time.monotonic() - opened),
+            "the Telegram page",
+            receiver,
+        )
+        paged = time.monotonic()
+        assert paged - opened >= PAGE_RETRY - 2, "moved on before page_retry (Slack only 503s)"
+        assert paged - opened <= PAGE_RETRY + POLLING
+        assert f"#{incident_id} [P1][api]" in page["text"]
+        assert "by Telegram: no ack within 30s" in page["text"]
+        assert f"{PUBLIC_URL}/api/v1/incidents/{incident_id}" in page["text"]
+        buttons = [b["callback_data"] for b in page["reply_markup"]["inline_keyboard"][0]]
+        actions = ("ack", "mitigate", "resolve")
+        assert buttons == [f"{action}:{incident_id}" for action in actions]
+        view = await incident(session, url, incident_id)
+        moved = [e for e in view["timeline"] if e["event"] == "page_fallback"]
+        assert [(e["person"], e["from"], e["channel"], e["attempt"]) for e in moved] == [
+            ("kim", "slack", "telegram", 1)
+        ]
+        assert view["status"] == "triggered" and acted(view) == []  # the forgery did nothing
+
+        # A forged Acknowledge on the page itself: refused, the page is left as it is.
+        on_page = (KIM_TG, page["message_id"])
+        status, _ = await press(
+            session, url, telegram.callback_update(KIM_TG, f"ack:{incident_id}", on_page), "x"
+        )
+        assert status == 401
+        assert telegram.message(*on_page)["edits"] == 0
+
+        # 2. kim presses Acknowledge on the Telegram page.
+        update = telegram.callback_update(KIM_TG, f"ack:{incident_id}", message=on_page)
+        status, answer = await press(session, url, update)
+        assert status == 200, answer
+        assert answer == {
+            "method": "answerCallbackQuery",
+            "callback_query_id": update["callback_query"]["id"],
+            "text": f"Incident #{incident_id} acknowledged by Kim Minjun.",
+        }
+        view = await incident(session, url, incident_id)
+        assert (view["status"], view["acknowledged_by"]) == ("acknowledged", "kim")
+        key = view["jira_key"]
+        assert key, view
+        await until(
+            lambda: [c for c in jira.comments(key) if c.startswith("Acknowledged by Kim Minjun")],
+            SETTLE,
+            "the ack comment in JIRA",
+            receiver,
+        )
+        await until(
+            lambda: telegram.message(*on_page)["edits"] >= 1,
+            SETTLE,
+            "the Telegram page edited",
+            receiver,
+        )
+        edited = telegram.message(*on_page)
+        assert edited["text"].startswith("🟡 Acknowledged by Kim Minjun"), edited["text"]
+        left = [b["callback_data"] for b in edited["reply_markup"]["inline_keyboard"][0]]
+        assert left == [f"mitigate:{incident_id}", f"resolve:{incident_id}"]
+
+        # No e-mail page, even once another page_retry has passed since the Telegram one.
+        await asyncio.sleep(max(0.0, paged + PAGE_RETRY + POLLING - time.monotonic()))
+        assert smtp.inbox == [], [m["Subject"] for m in smtp.inbox]
+        assert [m["message_id"] for m in telegram.sent(KIM_TG)] == [page["message_id"]]
+        view = await incident(session, url, incident_id)
+        assert view["status"] == "acknowledged"
+        assert [e["channel"] for e in view["timeline"] if e["event"] == "page_fallback"] == [
+            "telegram"
+        ]
+        [kim] = [p for p in view["pages"] if p["person"] == "kim"]
+        assert [a["channel"] for a in kim["attempts"]] == ["slack", "telegram"]
+        assert kim["acknowledged"] is True
+        assert await receiver.terminate() == 0, receiver.log_tail()
+    finally:
+        receiver.kill()
+
+
+pytestmark = pytest.mark.timeout(150)
