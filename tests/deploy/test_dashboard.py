@@ -1,7 +1,8 @@
 """The "Alert response" dashboard: its structure, and every panel query answered with data
 by a real Prometheus scraping a real receiver that has opened, paged, escalated, breached
-(the ack and a later phase), acknowledged, mitigated, resolved and reported incidents and
-delivered to JIRA and Slack, some deliveries failing.
+(the ack and a later phase), acknowledged, mitigated, resolved and reported incidents,
+delivered to JIRA and Slack, some deliveries failing, and seen its watchdog heartbeat go
+silent twice.
 
 The live test writes each panel's title, query and values to dashboard-queries.json in
 its tmp_path and prints them (``pytest -s`` shows them).
@@ -49,12 +50,16 @@ BUILTINS = {"__rate_interval": "2m", "__interval": "1m", "__range": "5m"}
 MAY_BE_ZERO = {"receiver_outbox_pending", "receiver_outbox_oldest_seconds"}
 ACK_TIMEOUT_P2 = "2s"
 MITIGATE_P2 = "2s"
+# The watchdog heartbeat is missed 10s after its last sign of life (the least every allows).
+HEARTBEAT_EVERY = "10s"
+HEARTBEAT_GRACE = "0s"
 # Series the live test makes happen, per panel: each of its queries must answer a finite,
 # non-zero value for a series carrying these labels. Pages go to Slack (the pager runs on
 # the fake Slack); one JIRA create is answered 503, and one Slack post is refused for good
 # (that of whichever Slack-backed channel posts first: slack, pager or announce). Every
 # round's P0 incident goes through all four phases; its P2 one misses its ack and, once
-# acknowledged, its mitigation deadline.
+# acknowledged, its mitigation deadline. The watchdog heartbeat, pinged through the API,
+# goes silent twice.
 EXPECTED_SERIES: dict[str, list[dict[str, str]]] = {
     "Phase duration p50/p90 by phase": [
         {"phase": "ack"},
@@ -75,6 +80,8 @@ EXPECTED_SERIES: dict[str, list[dict[str, str]]] = {
         {"channel": "jira", "outcome": "retried", "reason": "server_error"},
         {"outcome": "failed", "reason": "client_error"},
     ],
+    "Heartbeat age": [{"name": "watchdog"}],
+    "Heartbeats missed ($window)": [{"name": "watchdog"}],
 }
 
 
@@ -179,13 +186,15 @@ def test_dashboard_queries_read_receiver_metrics() -> None:
 # --- live --------------------------------------------------------------------------------
 
 
-def short_p2_rules(tmp_path: Path) -> Path:
+def short_rules(tmp_path: Path) -> Path:
     """The shipped rules with a P2 ack timeout and mitigation target of seconds, so both
-    breach in the test (the ack phase's target is the ack timeout)."""
+    breach in the test (the ack phase's target is the ack timeout), and a watchdog
+    heartbeat missed seconds after its last sign of life."""
     data = yaml.safe_load(SHIPPED_RULES.read_text())
     p2 = data["severities"]["P2"]
     p2["ack_timeout"] = ACK_TIMEOUT_P2
     p2["phases"]["mitigate"] = MITIGATE_P2
+    data["heartbeats"]["watchdog"].update(every=HEARTBEAT_EVERY, grace=HEARTBEAT_GRACE)
     path = tmp_path / "routing_rules.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     load_rules(path)  # still valid
@@ -296,6 +305,14 @@ async def wait_total(
     await eventually(total, lambda seen: seen >= count, f"{metric} >= {count}", logs)
 
 
+async def ping_watchdog(
+    receiver: ReceiverProcess, session: aiohttp.ClientSession, logs: Callable[[], str]
+) -> None:
+    """A sign of life of the watchdog heartbeat through the API."""
+    status, body = await api_post(session, receiver.url, "/api/v1/heartbeats/watchdog", {})
+    assert status == 200, f"the heartbeat ping answered {status}: {body}\n{logs()}"
+
+
 async def run_panels(prometheus: Prometheus) -> list[tuple[PanelQuery, str, list[Any]]]:
     board = dashboard()
     answers = []
@@ -351,7 +368,7 @@ async def test_every_panel_query_returns_data(
         jira,
         slack,
         tmp_path,
-        rules=str(short_p2_rules(tmp_path)),
+        rules=str(short_rules(tmp_path)),
         coalesce_seconds="1",
     )
     receiver.start()
@@ -368,6 +385,9 @@ async def test_every_panel_query_returns_data(
             # (dead-lettered), so the delivery failure panel has both outcomes.
             jira.fail_next(503, path_contains="/issue", method="POST")
             slack.fail_next(200, error="account_inactive", method="chat.postMessage")
+            # The watchdog's first sign of life: from now on the receiver watches it, and
+            # it goes silent (its incident opens) while the rounds run.
+            await ping_watchdog(receiver, session, logs)
 
             # Labelled series appear at their first event, which rate() cannot see; the
             # second round makes every one of them move while Prometheus watches.
@@ -394,6 +414,12 @@ async def test_every_panel_query_returns_data(
             for channel in ("jira", "slack", "pager"):
                 calls = f'receiver_delivery_duration_seconds_count{{channel="{channel}"}}'
                 await wait_total(prometheus, calls, 1, logs)
+            # The missed counter's series appears at the first silence, which increase()
+            # cannot see: a sign of life (resolving its incident) and a second silence make
+            # it move while Prometheus watches.
+            await wait_total(prometheus, "receiver_heartbeats_missed_total", 1, logs)
+            await ping_watchdog(receiver, session, logs)
+            await wait_total(prometheus, "receiver_heartbeats_missed_total", 2, logs)
 
             answers = await run_panels(prometheus)
             report(answers, tmp_path / "dashboard-queries.json")
