@@ -247,9 +247,9 @@ def page(
     fallback: str | None = None,
 ) -> dict[str, Any]:
     """The page instruction: the direct message to one person, and the mention in the
-    team channel (``fallback``: why an earlier channel of theirs gave way). ``due_at`` (when the step was due) is where its page latency is measured
-    from; ``alert`` one of the incident's alerts for what the message tells (or ``told``,
-    that already made)."""
+    team channel (``fallback``: why an earlier channel of theirs gave way). ``due_at``
+    (when the step was due) is where its page latency is measured from; ``alert`` one of
+    the incident's alerts for what the message tells (or ``told``, that already made)."""
     assert incident.id is not None
     person = cfg.people.get(step.person)
     view, people = snapshot(incident), names(cfg)
