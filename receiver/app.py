@@ -135,7 +135,7 @@ def default_notifiers(settings: Settings, metrics: Metrics, store: Store) -> dic
     if settings.telegram_token:
         client = TelegramClient(settings.telegram_token.get_secret_value(),
                                 settings.telegram_api_url)  # fmt: skip
-        notifiers["telegram"] = TelegramNotifier(client)
+        notifiers["telegram"] = notifiers["announce_telegram"] = TelegramNotifier(client)
         chat = TelegramReporterNotice(client)
     notifiers["reporter"] = ByVia({"email": mail, "telegram": chat}, "email")
     return notifiers
@@ -166,7 +166,7 @@ def create_app(
         lease_seconds=settings.outbox_lease_seconds,
         concurrency=settings.outbox_concurrency,
         on_issue=lambda ids: followup.issue_linked(ids),
-        on_page_failed=lambda items: followup.page_failed(items),
+        on_page_failed=lambda items: service.paging.failed(items),
         translate=lambda items: followup.translate(items),
     )
 

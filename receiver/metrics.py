@@ -7,7 +7,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from receiver.config.models import PHASES
 
 ACK_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 259200)
-CHANNELS = ("jira", "slack", "pager", "telegram", "email", "announce", "digest", "reporter")
+CHANNELS = (
+    "jira", "slack", "pager", "telegram", "email", "announce", "announce_telegram", "digest",
+    "reporter",
+)  # fmt: skip
 OUTCOMES = ("sent", "retried", "failed")
 # Failure classes (receiver.outbox.policy.Reason); "none" goes with "sent" only.
 FAILURE_REASONS = ("timeout", "rate_limited", "server_error", "client_error", "crash")

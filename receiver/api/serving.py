@@ -90,6 +90,27 @@ def _startup_fields(
     return fields
 
 
+PAGE_LANES = {"slack": "pager", "telegram": "telegram", "email": "email"}
+
+
+def unheard_pages(app: web.Application) -> dict[str, Any]:
+    """People paged on a channel that only logs while others send for real: their page
+    there reaches nobody and waits out page_retry before the next channel is tried."""
+    notifiers = app[WORKER].notifiers
+    if all(log_only(n) for n in notifiers.values()):
+        return {}  # a trial without accounts: everything only logs, as it says
+    quiet = {m for m, lane in PAGE_LANES.items() if lane in notifiers and log_only(notifiers[lane])}
+    people = {
+        pid: [c for c in person.notify if c in quiet]
+        for pid, person in app[RULES].current.people.items()
+        if any(c in quiet for c in person.notify)
+    }
+    if not people:
+        return {}
+    return {"channels": sorted(quiet & {c for cs in people.values() for c in cs}),
+            "people": sorted(people)}  # fmt: skip
+
+
 async def serve(app: web.Application, settings: Settings) -> None:
     """Serve until SIGINT or SIGTERM, logging one line once the port is bound and one once
     everything has stopped; on stop, requests in flight are answered first (up to
@@ -127,6 +148,9 @@ async def serve(app: web.Application, settings: Settings) -> None:
             raise CannotListen(_listen_error(settings.host, settings.port, exc)) from None
         installation = await app[STORE].installation_id()
         log.info("receiver_started", **_startup_fields(app, runner.addresses, installation))
+        unheard = unheard_pages(app)
+        if unheard:
+            log.warning("pages_log_only", **unheard)
         await stop.wait()
     finally:
         await runner.cleanup()

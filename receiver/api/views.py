@@ -119,14 +119,16 @@ def delivery_view(d: Delivery) -> dict[str, Any]:
 
 
 def pages_view(deliveries: Sequence[Delivery], acknowledged_by: str | None) -> list[dict[str, Any]]:
-    """Who was paged, per (step, person): each attempt on each channel, whether one reached
-    them (and which, when), and whether they acknowledged."""
-    by: dict[tuple[Any, Any], list[Delivery]] = {}
+    """Who was paged, per trigger (open, reopen, raise), step and person, oldest first:
+    each attempt on each channel, whether one reached them (and which, when), and whether
+    they acknowledged."""
+    by: dict[tuple[Any, Any, Any], list[Delivery]] = {}
     for d in sorted(deliveries, key=lambda d: d.id):
         if d.page is not None:
-            by.setdefault((d.page.get("step"), d.page.get("person")), []).append(d)
+            key = (d.page.get("trigger"), d.page.get("step"), d.page.get("person"))
+            by.setdefault(key, []).append(d)
     out = []
-    for (step, person), rows in by.items():
+    for (trigger, step, person), rows in by.items():
         attempts = [
             {
                 "channel": d.page["medium"] if d.page else d.channel,
@@ -143,6 +145,7 @@ def pages_view(deliveries: Sequence[Delivery], acknowledged_by: str | None) -> l
         out.append({
             "person": person,
             "step": step,
+            "trigger": trigger,
             "attempts": attempts,
             "reached_by": reached["channel"] if reached else None,
             "reached_at": reached["sent_at"] if reached else None,

@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from receiver.config.models import NOTIFY_KEYWORDS, RulesConfig
-from receiver.config.shadowing import shadowed_rules
+from receiver.config.shadowing import shadowed_rules, swallows
 
 PathKey = tuple[str | int, ...]
 
@@ -258,6 +258,11 @@ def _paging_references(cfg: RulesConfig, locate: _Locator, need: Need) -> Iterat
         path: PathKey = ("heartbeats", name)
         yield from need("severity", beat.severity, cfg.severities, (*path, "severity"))
         yield from need("category", beat.category, cfg.categories, (*path, "category"))
+        why = swallows(beat.matchers, name)
+        if why is not None:
+            yield locate.problem(
+                (*path, "matchers"), f"these matchers cannot be a heartbeat: {why}"
+            )
 
 
 def _fallback_cycles(cfg: RulesConfig, locate: _Locator) -> Iterator[Problem]:

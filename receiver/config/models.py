@@ -463,6 +463,9 @@ class HeartbeatConfig(_Model):
 
 
 HEARTBEAT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+# The receiver's own alert of a heartbeat's silence: alertname, and the label naming it.
+HEARTBEAT_ALERTNAME = "HeartbeatMissing"
+HEARTBEAT_LABEL = "heartbeat"
 
 
 class PostmortemConfig(_Model):

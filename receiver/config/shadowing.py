@@ -13,8 +13,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from receiver.config.matchers import Matcher, MatchType
-from receiver.config.models import RuleConfig
+from receiver.config.matchers import Matcher, MatchType, parse_matcher
+from receiver.config.models import HEARTBEAT_ALERTNAME, HEARTBEAT_LABEL, RuleConfig
 
 # A regex of word characters only has no metacharacters: it matches exactly itself.
 _LITERAL = re.compile(r"[A-Za-z0-9_]*")
@@ -68,3 +68,16 @@ def shadowed_rules(rules: Sequence[RuleConfig]) -> list[Shadow]:
                 found.append(Shadow(i, j))
                 break
     return found
+
+
+def swallows(matchers: Sequence[str], heartbeat: str) -> str | None:
+    """Why a heartbeat's matchers would take what must never be a sign of life, or None:
+    an alert with no labels (every alert of some kind would be one), or the receiver's own
+    alert of this heartbeat's silence (the silence would end itself)."""
+    parsed = [parse_matcher(m) for m in matchers]
+    if parsed and all(m.matches({}) for m in parsed):
+        return 'they match an alert without labels: add one that names it, like alertname="…"'
+    own = {"alertname": HEARTBEAT_ALERTNAME, HEARTBEAT_LABEL: heartbeat}
+    if parsed and all(m.matches(own) for m in parsed):
+        return f"they match the receiver's own {HEARTBEAT_ALERTNAME} alert"
+    return None

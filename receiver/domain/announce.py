@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from receiver import i18n
 from receiver.config.models import AnnouncementTemplate, RulesConfig
 from receiver.domain.delivery import Kind
-from receiver.domain.heartbeats import RULE_PREFIX as HEARTBEAT_RULE
+from receiver.domain.heartbeats import RULE_PREFIX, is_silence
 from receiver.domain.model import Event, Incident
 from receiver.domain.slack_render import escape
 from receiver.domain.timeline import zone_of
@@ -43,8 +43,8 @@ def announces(incident: Incident, cfg: RulesConfig) -> bool:
         return False
     if incident.maintenance is not None:
         return False
-    if incident.rule.startswith(HEARTBEAT_RULE):  # the alert path, not the trading service
-        beat = cfg.heartbeats.get(incident.rule.removeprefix(HEARTBEAT_RULE))
+    if is_silence(incident.rule):  # the alert path, not the trading service
+        beat = cfg.heartbeats.get(incident.rule.removeprefix(RULE_PREFIX))
         return beat is not None and beat.announce
     rule = next((r for r in cfg.rules if r.name == incident.rule), None)
     if rule is not None and rule.announce is not None:

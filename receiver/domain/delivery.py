@@ -112,7 +112,8 @@ class Channel(StrEnum):
     JIRA = "jira"
     SLACK = "slack"
     PAGER = "pager"  # pages on Slack (direct messages)
-    TELEGRAM = "telegram"  # pages on Telegram, their edits, announcements to testers there
+    TELEGRAM = "telegram"  # pages on Telegram, and their edits
+    ANNOUNCE_TELEGRAM = "announce_telegram"  # announcements to the testers' Telegram channel
     EMAIL = "email"  # pages by e-mail
     ANNOUNCE = "announce"
     DIGEST = "digest"

@@ -12,7 +12,8 @@ attempt``; an ack or resolve cancels them with the incident's other timers.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from receiver.config.durations import format_duration
 from receiver.config.models import RulesConfig
@@ -21,6 +22,8 @@ from receiver.domain.model import Event, Incident, Status
 
 SLOTS = 10  # attempts a step's code leaves room for (a person has at most 3 channels)
 PAGE_EVENTS = frozenset({"paged", "escalated", "phase_overdue", "triage_overdue"})
+# A retry timer fired this early still moves a page on (clock steps, timers claimed in a batch).
+EARLY = timedelta(seconds=1)
 
 
 def code(step: int, attempt: int) -> int:
@@ -32,6 +35,11 @@ def decode(value: int) -> tuple[int, int]:
     """(escalation step, attempt) of a retry timer's step."""
     step, attempt = divmod(value, SLOTS)
     return step, attempt
+
+
+def trigger_tag(at: datetime) -> str:
+    """A trigger's moment as pages carry it: the same text however the time was read."""
+    return at.astimezone(UTC).isoformat()
 
 
 def channels(cfg: RulesConfig, person: str) -> list[str]:
@@ -59,26 +67,38 @@ def retry_timer(
     return list(timers.values())
 
 
-def attempts(timeline: Sequence[Event], since: datetime) -> dict[tuple[int, str], Page]:
-    """The latest attempt of every page sent since the trigger ``since``, by (step, person)."""
-    out: dict[tuple[int, str], Page] = {}
+def attempts(
+    timeline: Sequence[Event], since: datetime
+) -> dict[tuple[int, str], tuple[Page, datetime]]:
+    """The latest attempt of every page sent since the trigger ``since``, by (step, person),
+    with when it was made: a page sent again (a raise, a phase's breach) starts again at
+    its first channel."""
+    out: dict[tuple[int, str], tuple[Page, datetime]] = {}
     for event in timeline:
         if event.at < since:
             continue
         data = event.data
         if event.event == "page_fallback":
             step, person = int(data.get("step", 0)), str(data.get("person"))
-            target = out[step, person].target if (step, person) in out else "fallback"
-            out[step, person] = Page(person, target, step, int(data.get("attempt", 0)))
+            target = out[step, person][0].target if (step, person) in out else "fallback"
+            out[step, person] = (Page(person, target, step, int(data.get("attempt", 0))), event.at)
         elif event.event in PAGE_EVENTS:
             found = data.get("step")
             step = found if isinstance(found, int) else 0
             people = [str(p) for p in data.get("people") or []]
             targets = [str(t) for t in data.get("targets") or []] or ["" for _ in people]
             for person, target in zip(people, targets, strict=False):
-                if (step, person) not in out:
-                    out[step, person] = Page(person, target or "paged", step)
+                out[step, person] = (Page(person, target or "paged", step), event.at)
     return out
+
+
+@dataclass(frozen=True)
+class Moved:
+    """Pages moved on (``fired``), and when the retry timer must look again for pages of
+    its step that were moved too lately to be moved on yet (``again``)."""
+
+    fired: Fired
+    again: datetime | None = None
 
 
 def move_on(
@@ -90,21 +110,26 @@ def move_on(
     attempt: int,
     why: str,
     person: str | None = None,
-) -> Fired:
-    """Move the pages of ``step`` still at ``attempt - 1`` (``person``'s only, when given)
-    to their next channel: nothing once the incident is acknowledged or resolved."""
+    waited: timedelta | None = None,
+) -> Moved:
+    """Move the pages of ``step`` still at ``attempt - 1`` (``person``'s only, when given;
+    with ``waited``, only those that have waited that long on their channel: the rest are
+    looked at again when they have) to their next channel: nothing once the incident is
+    acknowledged or resolved."""
     if incident.status is not Status.TRIGGERED or attempt < 1:
-        return Fired()
+        return Moved(Fired())
     latest = attempts(timeline, incident.triggered_at)
-    pages, events = [], []
-    for (s, who), page in latest.items():
+    pages, events, later = [], [], []
+    for (s, who), (page, at) in latest.items():
         if s != step or page.attempt != attempt - 1 or (person is not None and who != person):
             continue
         order = channels(cfg, who)
         if attempt >= len(order):
             continue
-        moved = Page(who, page.target, step, attempt)
-        pages.append(moved)
+        if waited is not None and now - at < waited - EARLY:
+            later.append(at + waited)  # moved here by a failure after the timer was set
+            continue
+        pages.append(Page(who, page.target, step, attempt))
         data = {
             "person": who,
             "step": step,
@@ -114,7 +139,7 @@ def move_on(
             "why": why,
         }
         events.append(Event("page_fallback", now, data))
-    return Fired(events=tuple(events), pages=tuple(pages))
+    return Moved(Fired(events=tuple(events), pages=tuple(pages)), min(later, default=None))
 
 
 def no_ack_reason(cfg: RulesConfig) -> str:

@@ -11,37 +11,83 @@ other (so replicas and retries fold into one incident), and resolves when life r
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 
-from receiver.config.matchers import Matcher, parse_matcher
-from receiver.config.models import HeartbeatConfig, RulesConfig
+from receiver.config.matchers import Matcher, MatchType, parse_matcher
+from receiver.config.models import (
+    HEARTBEAT_ALERTNAME,
+    HEARTBEAT_LABEL,
+    HeartbeatConfig,
+    RulesConfig,
+)
 from receiver.domain.model import Alert, AlertStatus, Route
 
-ALERTNAME = "HeartbeatMissing"
-LABEL = "heartbeat"  # the synthetic alert's label naming its heartbeat
+ALERTNAME = HEARTBEAT_ALERTNAME
+LABEL = HEARTBEAT_LABEL  # the synthetic alert's label naming its heartbeat
 RULE_PREFIX = "heartbeat:"  # the routing rule (and incident key) of a heartbeat's silence
 
 
-@cache
-def _matcher(text: str) -> Matcher:
-    return parse_matcher(text)
+class Signs:
+    """The heartbeats of one rules file with their matchers parsed once: which heartbeat an
+    alert is a sign of life of. An alertname a heartbeat requires is looked at first, so the
+    alerts of a storm cost a dictionary lookup each."""
+
+    def __init__(self, cfg: RulesConfig) -> None:
+        self.beats: list[tuple[str, tuple[Matcher, ...], str | None]] = []
+        for name, beat in cfg.heartbeats.items():
+            if not beat.matchers:
+                continue  # pinged through the API only
+            parsed = tuple(parse_matcher(m) for m in beat.matchers)
+            named = next(
+                (m.value for m in parsed if m.name == "alertname" and m.op is MatchType.EQUAL),
+                None,
+            )
+            self.beats.append((name, parsed, named))
+
+    def of(self, labels: Mapping[str, str]) -> str | None:
+        """The heartbeat an alert with these labels feeds (the first whose matchers all
+        accept it), or None. The receiver's own ``HeartbeatMissing`` alert feeds none."""
+        alertname = labels.get("alertname")
+        if alertname == ALERTNAME:
+            return None
+        for name, matchers, named in self.beats:
+            if named is not None and alertname != named:
+                continue
+            if all(m.matches(labels) for m in matchers):
+                return name
+        return None
+
+
+_SIGNS: dict[int, tuple[RulesConfig, Signs]] = {}
+
+
+def signs(cfg: RulesConfig) -> Signs:
+    """The compiled heartbeats of a rules file, made once per rules file in force (kept by
+    identity: rules files are not hashable; a few reloads' worth are kept)."""
+    found = _SIGNS.get(id(cfg))
+    if found is None or found[0] is not cfg:
+        if len(_SIGNS) >= 8:
+            _SIGNS.clear()
+        found = _SIGNS[id(cfg)] = (cfg, Signs(cfg))
+    return found[1]
 
 
 def matching(cfg: RulesConfig, labels: Mapping[str, str]) -> str | None:
-    """The heartbeat an alert with these labels is a sign of life of (the first whose
-    matchers all accept it), or None: an alert that feeds a heartbeat opens no incident."""
-    for name, beat in cfg.heartbeats.items():
-        if beat.matchers and all(_matcher(m).matches(labels) for m in beat.matchers):
-            return name
-    return None
+    """The heartbeat an alert with these labels is a sign of life of, or None: an alert
+    that feeds a heartbeat opens no incident."""
+    return signs(cfg).of(labels)
 
 
 def rule_name(name: str) -> str:
     """The routing rule, and incident key, of a heartbeat's silence."""
     return f"{RULE_PREFIX}{name}"
+
+
+def is_silence(rule: str) -> bool:
+    """Whether an incident of this rule is a heartbeat's silence (the receiver's own)."""
+    return rule.startswith(RULE_PREFIX)
 
 
 def of_labels(cfg: RulesConfig, labels: Mapping[str, str]) -> str | None:
@@ -69,25 +115,6 @@ def route(cfg: RulesConfig, name: str) -> Route:
         issue_type=cfg.jira.issue_type,
         summary=f"Heartbeat {name} is silent",
     )
-
-
-def split(
-    cfg: RulesConfig, webhooks: Sequence[Sequence[Alert]], now: datetime
-) -> tuple[list[Sequence[Alert]], dict[str, datetime]]:
-    """The webhooks without the alerts that feed a heartbeat, and the heartbeats that a
-    firing one of those showed alive at ``now``."""
-    seen: dict[str, datetime] = {}
-    kept: list[Sequence[Alert]] = []
-    for alerts in webhooks:
-        rest = []
-        for alert in alerts:
-            name = matching(cfg, alert.labels)
-            if name is None:
-                rest.append(alert)
-            elif alert.status is AlertStatus.FIRING:
-                seen[name] = now
-        kept.append(rest if len(rest) != len(alerts) else alerts)
-    return kept, seen
 
 
 @dataclass(frozen=True)

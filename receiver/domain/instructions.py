@@ -44,6 +44,7 @@ from receiver.domain import (
 )
 from receiver.domain.delivery import Channel, Kind
 from receiver.domain.escalation import Page
+from receiver.domain.fallback import trigger_tag
 from receiver.domain.model import AlertRecord, Event, Incident
 from receiver.domain.notifications import COALESCED_KINDS, brief, notification_payload, snapshot
 from receiver.domain.oncall import responder
@@ -306,6 +307,7 @@ def page_via(
         "target": step.target,
         "medium": medium,
         "attempt": attempt,
+        "trigger": trigger_tag(incident.triggered_at),  # which open, reopen or raise it is of
     }
     if fallback:
         facts["fallback"] = fallback
@@ -321,7 +323,7 @@ def page_via(
         order["purpose"] = f"page:{step.step}:{step.person}"
         return Channel.TELEGRAM, order
     mail = page_render.email_page(incident.id, view, page_facts, urls)
-    tag = f"{incident.id}.{incident.triggered_at.timestamp():.0f}.{step.step}.{step.person}"
+    tag = f"{incident.id}.{due_at.timestamp():.0f}.{step.step}.{step.person}.{attempt}"
     order = {**facts, "to": address, **mail, "message_id": f"<page.{tag}@alert-receiver>"}
     order["private"] = ["to"]
     return Channel.EMAIL, order

@@ -14,7 +14,14 @@ from datetime import timedelta
 
 import structlog
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
-from telegram.error import BadRequest, Forbidden, InvalidToken, RetryAfter, TelegramError
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    RetryAfter,
+    TelegramError,
+)
 from telegram.request import HTTPXRequest
 
 from receiver.domain.delivery import Effect, Kind, OutboxItem
@@ -48,6 +55,12 @@ def _error(exc: TelegramError) -> DeliveryError:
             retryable=True,
             retry_after=_seconds(exc.retry_after),
             reason=Reason.RATE_LIMITED,
+        )
+    if isinstance(exc, ChatMigrated):  # a group became a supergroup: the rules must say
+        return DeliveryError(
+            f"Telegram: the chat moved to {exc.new_chat_id}; put that id in the rules",
+            retryable=False,
+            reason=Reason.CLIENT_ERROR,
         )
     if isinstance(exc, InvalidToken | Forbidden | BadRequest):
         return DeliveryError(
@@ -141,13 +154,29 @@ class TelegramNotifier:
             return [Effect("telegram_message", item.incident_id, values)]
         update = order.get("update")
         if isinstance(update, dict):
-            for chat_id, shown, _ in item.prior.telegram:
-                await self.client.edit(
-                    chat_id, int(shown), str(update["text"]), update.get("buttons") or []
-                )
+            await self._edit_all(item, update)
             return []
         await self.client.send(str(order["chat_id"]), str(order["text"]))
         return []
+
+    async def _edit_all(self, item: OutboxItem, update: dict[str, object]) -> None:
+        """Bring every page of the incident up to date; one that cannot be (its reader
+        blocked the bot, or it is too old to edit) is logged and the rest still are. Only
+        what may go through later is retried, and all of them with it."""
+        retry: DeliveryError | None = None
+        buttons = update.get("buttons")
+        rows = buttons if isinstance(buttons, list) else []
+        for chat_id, shown, _ in item.prior.telegram:
+            try:
+                await self.client.edit(chat_id, int(shown), str(update["text"]), rows)
+            except DeliveryError as exc:
+                if exc.retryable:
+                    retry = retry or exc
+                else:
+                    log.warning("telegram_edit_refused", incident_id=item.incident_id,
+                                message_id=shown, error=str(exc))  # fmt: skip
+        if retry is not None:
+            raise retry
 
 
 class TelegramReporterNotice:

@@ -33,7 +33,10 @@ DEFAULT_CONCURRENCY: dict[str, int] = {
     "jira": 8,
     "slack": 4,
     "pager": 8,
+    "telegram": 8,  # pages too: Telegram takes about 30 messages a second from a bot
+    "email": 4,
     "announce": 2,
+    "announce_telegram": 1,  # one channel of testers: Telegram limits a group to 20 a minute
     "digest": 1,
     "reporter": 2,
 }

@@ -10,13 +10,13 @@ from datetime import datetime
 from typing import Any
 
 from receiver.config.models import RulesConfig
-from receiver.domain import fallback, instructions, legacy
+from receiver.domain import instructions, legacy
 from receiver.domain.delivery import Channel, Kind, OutboxItem, page_purpose
 from receiver.domain.escalation import Page
 from receiver.domain.model import Event, Incident, Status
-from receiver.service.rendering import Context, apply_fired
+from receiver.service.rendering import Context
 from receiver.service.rules import RulesHolder
-from receiver.store.base import Conflict, NewNotification, Store, UnitOfWork
+from receiver.store.base import NewNotification, Store, UnitOfWork
 
 PAGING_EVENTS = frozenset({"paged", "escalated"})
 
@@ -73,36 +73,6 @@ class FollowUp:
             unit.notify(incident_id, NewNotification(Channel.SLACK, Kind.JIRA_LINKED, order))
         if unit.outbox:
             await self.store.commit(unit, now)
-            self.on_commit()
-
-    async def page_failed(self, items: Sequence[OutboxItem]) -> None:
-        """Pages that failed for good: their people are paged on their next channel now (if
-        the incident still waits for an ack and no retry timer moved them on meanwhile)."""
-        cfg, ctx = self.rules.current, await self.context()
-        for item in items:
-            if item.incident_id is None:
-                continue
-            page = item.payload
-            incident = await self.store.get_incident(item.incident_id)
-            if incident is None:
-                continue
-            now = self.clock()
-            medium = str(page.get("medium") or "slack")
-            why = f"{medium} failed: {str(page.get('error') or 'refused')[:200]}"
-            fired = fallback.move_on(
-                incident, cfg, await self.store.timeline(item.incident_id), now,
-                int(page.get("step", 0)), int(page.get("attempt", 0)) + 1, why,
-                str(page.get("person")),
-            )  # fmt: skip
-            if not fired.pages:
-                continue
-            unit = UnitOfWork([incident])  # version-checked: an ack meanwhile wins
-            alerts = (await self.store.incident_alerts([item.incident_id], 1)).get(item.incident_id)
-            apply_fired(unit, incident, fired, cfg, ctx, now, alerts[0] if alerts else None)
-            try:
-                await self.store.commit(unit, now)
-            except Conflict:
-                continue  # acknowledged or moved on meanwhile
             self.on_commit()
 
     async def _pages(

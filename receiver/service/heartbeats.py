@@ -32,6 +32,9 @@ class HeartbeatWatch:
     def __init__(self, service: IncidentService) -> None:
         self.service = service
         self.loop: Poller | None = None
+        # A receiver that was down (a deploy, an outage) heard nothing meanwhile: what it
+        # stored is no silence of the heartbeat's until every + grace after it is back.
+        self.started = service.clock()
 
     async def ping(self, name: str) -> tuple[datetime, bool]:
         """A sign of life through the API: (when, whether it was missed until now)."""
@@ -76,7 +79,7 @@ class HeartbeatWatch:
                 continue  # not watched before its first sign of life
             last, missed = stored[name]
             service.metrics.heartbeat_last_seen.labels(name).set(last.timestamp())
-            silent = heartbeats.state(name, beat, last, now).missed
+            silent = heartbeats.state(name, beat, max(last, self.started), now).missed
             if silent and missed is None:
                 alert = heartbeats.missing_alert(name, beat, last, AlertStatus.FIRING, now)
                 await service.ingest([alert])

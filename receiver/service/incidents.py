@@ -10,8 +10,8 @@ from dataclasses import replace
 from datetime import datetime
 
 from receiver.config.models import RulesConfig
-from receiver.domain import fallback, heartbeats, phases
-from receiver.domain.escalation import Fired, Timer, TimerKind, after_breach, fire, fire_triage
+from receiver.domain import heartbeats, phases
+from receiver.domain.escalation import Timer, TimerKind, after_breach, fire, fire_triage
 from receiver.domain.incidents import (
     Change,
     Reason,
@@ -26,6 +26,7 @@ from receiver.domain.model import Alert, AlertStatus, Event, Incident, Route
 from receiver.metrics import Metrics
 from receiver.pacing import Pacer
 from receiver.service.maintenance import Maintenance, windows_at
+from receiver.service.paging import PageFallback
 from receiver.service.rendering import Context, Notice, apply_fired, fire_due_now, render
 from receiver.service.rules import RulesHolder
 from receiver.service.units import (
@@ -92,6 +93,7 @@ class IncidentService:
         self.clock = clock
         self.on_commit = on_commit
         self.maintenance = Maintenance(self)
+        self.paging = PageFallback(store, rules, clock, self.context, lambda: self.on_commit())
 
     async def ingest(self, alerts: Sequence[Alert]) -> IngestResult:
         """Apply one webhook's alerts atomically."""
@@ -100,9 +102,9 @@ class IncidentService:
     async def ingest_many(self, webhooks: Sequence[Sequence[Alert]]) -> list[IngestResult]:
         """Apply several webhooks, in order, in one transaction (one commit for all)."""
         cfg, router = self.rules.current, self.rules.router
-        if cfg.heartbeats:  # signs of life open no incident; they keep a heartbeat alive
-            webhooks, seen = heartbeats.split(cfg, webhooks, self.clock())
-            await self.store.heartbeats_seen(seen)
+        signs = heartbeats.signs(cfg) if cfg.heartbeats else None
+        seen: dict[str, datetime] = {}  # heartbeats alive: signs of life open no incident
+        received = self.clock()
         pacer = Pacer()  # a webhook of 100,000 alerts must not hold the loop while it is done
         routed: list[dict[str, list[tuple[Alert, Route]]]] = []
         total = firing = 0
@@ -110,10 +112,21 @@ class IncidentService:
             groups: dict[str, list[tuple[Alert, Route]]] = defaultdict(list)
             for start in range(0, len(alerts), ROUTE_SLICE):
                 for alert in alerts[start : start + ROUTE_SLICE]:
-                    beat = heartbeats.of_labels(cfg, alert.labels) if cfg.heartbeats else None
-                    r = heartbeats.route(cfg, beat) if beat else router.route(alert.labels)
-                    groups[r.key].append((alert, r))
                     firing += alert.status is AlertStatus.FIRING
+                    if signs is not None:
+                        alive = signs.of(alert.labels)
+                        if alive is not None:
+                            if alert.status is AlertStatus.FIRING:
+                                seen[alive] = received
+                            continue
+                        beat = heartbeats.of_labels(cfg, alert.labels)
+                        if beat is not None:  # the receiver's own alert of a silence
+                            groups[heartbeats.rule_name(beat)].append(
+                                (alert, heartbeats.route(cfg, beat))
+                            )
+                            continue
+                    r = router.route(alert.labels)
+                    groups[r.key].append((alert, r))
                 if pacer.due():
                     await pacer.pause()
             total += len(alerts)
@@ -124,6 +137,7 @@ class IncidentService:
         else:
             outcome = await until_committed(lambda: self._at_once(routed, cfg, ctx, pacer))
         answers, opened, paged, due_now, done = outcome
+        await self.store.heartbeats_seen(seen)  # once what came with them is committed
         self.observe(done)
         for status, count in ((AlertStatus.FIRING, firing), (AlertStatus.RESOLVED, total - firing)):
             if count:
@@ -268,16 +282,11 @@ class IncidentService:
             return
         if timer.kind is TimerKind.MAINTENANCE:
             return await self.maintenance.release(timer, incident, cfg)
+        if timer.kind is TimerKind.PAGE_RETRY:  # pages not acked move to the next channel
+            return await self.paging.retry(timer)
         if timer.kind is TimerKind.TRIAGE:
             triaged = any(e.event == "triaged" for e in await self.store.timeline(incident.id or 0))
             fired = fire_triage(incident, cfg, now, triaged)
-        elif timer.kind is TimerKind.PAGE_RETRY:  # pages not acked move to the next channel
-            step, attempt = fallback.decode(timer.step)
-            fired = Fired()
-            if timer.trigger == incident.triggered_at:
-                timeline = await self.store.timeline(incident.id or 0)
-                why = fallback.no_ack_reason(cfg)
-                fired = fallback.move_on(incident, cfg, timeline, now, step, attempt, why)
         else:  # which steps this ladder paged: a phase's breach may have brought one forward
             timeline = await self.store.timeline(incident.id or 0)
             fired = fire(incident, timer, cfg, now, phases.paged_steps(timeline, timer.trigger))
@@ -289,13 +298,13 @@ class IncidentService:
         if fired.pages:
             found = await self.store.incident_alerts([timer.incident_id], 1)
             alert = next(iter(found.get(timer.incident_id, [])), None)
-        apply_fired(unit, incident, fired, cfg, await self.context(), timer.due_at, alert)
+        apply_fired(unit, incident, fired, cfg, await self.context(), timer.due_at, alert, now)
         try:
             await self.store.commit(unit, now)
         except Conflict:
             return  # cancelled by an ack or resolve, or fired by another replica, meanwhile
         step = timer.step if fired.escalated_step is None else fired.escalated_step
-        if fired.pages and timer.kind is not TimerKind.PAGE_RETRY:
+        if fired.pages:
             self.metrics.escalations.labels(incident.severity, str(step)).inc()
         if fired.breach:
             self.metrics.ack_sla_breaches.labels(incident.severity).inc()

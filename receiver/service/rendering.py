@@ -71,8 +71,11 @@ def apply_fired(
     ctx: Context,
     due_at: datetime,
     alert: AlertRecord | None,
+    now: datetime | None = None,
 ) -> None:
-    """Add what a fired timer does to a unit: its timeline entries, the JIRA note, pages."""
+    """Add what a fired timer does to a unit: its timeline entries, the JIRA note, pages,
+    and the timer that moves those pages on if nobody acknowledges them within
+    ``page_retry`` of their going out (``now``, when later than when they were due)."""
     owner = incident.id
     assert owner is not None
     unit.events.extend((owner, e) for e in fired.events)
@@ -97,7 +100,8 @@ def apply_fired(
             why.get((page.step, page.person)),
         )  # fmt: skip
         unit.notify(owner, NewNotification(channel, Kind.PAGE, order))
-    unit.add_timers(owner, fallback.retry_timer(cfg, fired.pages, due_at, incident.triggered_at))
+    sent = max(due_at, now) if now is not None else due_at
+    unit.add_timers(owner, fallback.retry_timer(cfg, fired.pages, sent, incident.triggered_at))
 
 
 async def fire_due_now(
@@ -123,7 +127,7 @@ async def fire_due_now(
     for owner, timer in due:
         incident = unit.incidents[owner]  # as the unit leaves it
         fired = fire(incident, timer, cfg, now)
-        apply_fired(unit, incident, fired, cfg, ctx, timer.due_at, alerts.get(owner))
+        apply_fired(unit, incident, fired, cfg, ctx, timer.due_at, alerts.get(owner), now)
         if fired.pages:
             paged.append((incident.severity, timer.step))
         if pacer.due():
@@ -182,6 +186,5 @@ async def render(
     if testers is None:
         return
     for kind, text in announcements_for(change.notifications, incident, change.events, cfg, True):
-        unit.notify(
-            owner, NewNotification(Channel.TELEGRAM, kind, {"chat_id": testers, "text": text})
-        )
+        order = {"chat_id": testers, "text": text}
+        unit.notify(owner, NewNotification(Channel.ANNOUNCE_TELEGRAM, kind, order))

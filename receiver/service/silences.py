@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from receiver.config.models import RulesConfig
+from receiver.domain import heartbeats
 from receiver.domain.model import Alert, AlertRecord, AlertStatus, Event, Incident, Status
 from receiver.domain.silences import Held, gone, held_by_silence, merge, silence_of, silenced
 from receiver.domain.timeline import zone_of
@@ -50,6 +51,7 @@ class Reconciler:
         incidents = [
             i for i in await service.store.digest_incidents(now)
             if i.is_open and i.source == "alert" and i.id is not None
+            and not heartbeats.is_silence(i.rule)  # the receiver's own: Alertmanager never has it
         ]  # fmt: skip
         records = await service.store.incident_alerts([i.id for i in incidents if i.id])
         resolving: list[tuple[Incident, list[AlertRecord]]] = []

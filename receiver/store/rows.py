@@ -193,7 +193,7 @@ DELIVERY_COLUMNS = (
     "id, incident_id, channel, kind, status, attempts, created_at, next_attempt_at, last_error, "
     "done_at, CASE WHEN kind = 'page' THEN payload END"
 )
-PAGE_FACTS = ("person", "step", "attempt", "medium", "due_at")
+PAGE_FACTS = ("person", "step", "attempt", "medium", "due_at", "trigger")
 
 
 def delivery_from_row(row: Sequence[Any]) -> Delivery:

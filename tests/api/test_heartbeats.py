@@ -10,7 +10,9 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from receiver.api.keys import HEARTBEATS
+from receiver.api.keys import HEARTBEATS, SERVICE, STORE
+from receiver.intake.alertmanager import View
+from receiver.service.silences import Reconciler
 from tests.api.test_reports import live
 from tests.api.test_slack_notify import jira as jira  # the fixtures, re-exported
 from tests.api.test_slack_notify import slack as slack
@@ -66,6 +68,11 @@ async def test_a_silent_watchdog_opens_its_incident_pages_and_resolves_when_back
         "heartbeat:watchdog", "P1", "network", "devops"
     )  # fmt: skip
     # every replica watches: another look at the same silence changes nothing
+    store = client.app[STORE]
+    for _ in range(100):  # the loop records the silence just after its incident is in
+        if (await store.heartbeats())["watchdog"][1] is not None:
+            break
+        await asyncio.sleep(0.02)
     assert await client.app[HEARTBEATS].step() == 0
     await asyncio.sleep(0.2)
     assert len(await incidents(client)) == 1 and len(slack.dms_to("U0KANG")) == 1
@@ -130,3 +137,45 @@ async def test_a_heartbeat_never_seen_pages_nobody(
     assert await incidents(client) == []
     beats = (await (await client.get("/api/v1/heartbeats", headers=API)).json())["heartbeats"]
     assert beats[0]["state"] == "waiting"
+
+
+class EmptyAlertmanager:
+    """An Alertmanager that answers and holds nothing (it never has the receiver's own)."""
+
+    async def views(self) -> tuple[list[View], list[str]]:
+        return [View("http://127.0.0.1:9093", {}, {})], []
+
+
+async def test_alertmanager_not_holding_the_silence_leaves_its_incident_open(
+    make_client: ClientFactory, clock: FakeClock
+) -> None:
+    clock.now = T0
+    client = await make_client(run_worker=False)
+    await watchdog(client, T0)
+    clock.now = T0 + 8 * MINUTE
+    assert await client.app[HEARTBEATS].step() == 1
+    reconciler = Reconciler(client.app[SERVICE], EmptyAlertmanager(), grace_seconds=0)  # type: ignore[arg-type]
+    for _ in range(2):  # the first finds alerts gone, the second would resolve them
+        await reconciler.step()
+        clock.now += MINUTE
+    [silent] = await incidents(client)
+    assert silent["status"] == "triggered"
+    assert await client.app[HEARTBEATS].step() == 0  # still missed: nothing to do
+
+
+async def test_a_receiver_back_from_downtime_waits_before_calling_a_heartbeat_silent(
+    make_client: ClientFactory, clock: FakeClock
+) -> None:
+    """Down over every + grace (a deploy), the receiver heard nothing meanwhile: it gives
+    the heartbeat every + grace from its start before it pages anyone."""
+    clock.now = T0
+    first = await make_client(run_worker=False)
+    await watchdog(first, T0)
+    await first.close()
+    clock.now = T0 + 60 * MINUTE
+    again = await make_client(run_worker=False)  # the same database
+    assert await again.app[HEARTBEATS].step() == 0
+    clock.now = T0 + 67 * MINUTE + timedelta(seconds=1)
+    assert await again.app[HEARTBEATS].step() == 1
+    [silent] = await incidents(again)
+    assert silent["key"] == "heartbeat:watchdog"

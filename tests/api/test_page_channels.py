@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from receiver.api.serving import unheard_pages
 from tests.api.test_reports import live
 from tests.api.test_slack_notify import jira as jira  # the fixtures, re-exported
 from tests.api.test_slack_notify import slack as slack
@@ -284,3 +285,14 @@ async def test_outages_are_announced_to_the_testers_channel_too(
     await client.post(f"/api/v1/incidents/{incident_id}/resolve", json={"by": "kim"}, headers=API)
     await wait_for(lambda: len(telegram.sent(TESTERS)) == 2)
     assert "kis-gateway" not in telegram.sent(TESTERS)[1]["text"]  # no internal labels
+
+
+async def test_people_paged_on_a_channel_that_only_logs_are_named_at_startup(
+    make_client: ClientFactory, tmp_path: Path, fakes: Fakes
+) -> None:
+    # Slack and JIRA send for real, Telegram and e-mail have no settings: kim's page there
+    # would reach nobody
+    client = await make_client(**live(fakes.slack, fakes.jira), rules=rules_file(tmp_path))
+    assert unheard_pages(client.app) == {"channels": ["email", "telegram"], "people": ["kim"]}
+    everything = await receiver(make_client, tmp_path, fakes)
+    assert unheard_pages(everything.app) == {}

@@ -169,7 +169,9 @@ def test_serve_logs_one_startup_line_and_one_shutdown_line(
     assert started["database_file"] == str(tmp_path / "data" / "receiver.db")
     assert started["installation"]
     assert started["notifiers_live"] == ["slack", "pager", "announce", "digest"]
-    assert started["notifiers_log_only"] == ["jira", "telegram", "email", "reporter"]
+    assert started["notifiers_log_only"] == [
+        "jira", "telegram", "email", "announce_telegram", "reporter"
+    ]  # fmt: skip
     # The address is the bound one (port 0 asked for any): it answers.
     host, _, port = started["listen"].rpartition(":")
     assert host == "127.0.0.1" and int(port) > 0
@@ -221,6 +223,7 @@ def test_serve_on_the_shipped_defaults_from_the_repository(tmp_path: Path) -> No
             "telegram",
             "email",
             "announce",
+            "announce_telegram",
             "digest",
             "reporter",
         ]

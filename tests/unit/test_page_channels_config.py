@@ -72,6 +72,11 @@ def test_a_person_s_channels_must_reach_them(person: str, path: str, message: st
          "heartbeats.wd", "at least 10s"),
         ("heartbeats:\n  wd: {every: 5m, severity: P0, category: api, matchers: ['a=~\"(\"']}\n",
          "heartbeats.wd.matchers[0]", ""),
+        ("heartbeats:\n  wd: {every: 5m, severity: P0, category: api, matchers: ['job!=\"x\"']}\n",
+         "heartbeats.wd.matchers", "match an alert without labels"),
+        ("heartbeats:\n  wd: {every: 5m, severity: P0, category: api,"
+         " matchers: ['heartbeat=\"wd\"']}\n",
+         "heartbeats.wd.matchers", "match the receiver's own HeartbeatMissing alert"),
         ("heartbeats:\n  wd: {every: 5m, severity: P0, category: api, colour: red}\n",
          "heartbeats.wd.colour", "unknown key"),
     ],
