@@ -18,7 +18,7 @@ BEATS = {
             "every": "5m",
             "severity": "P1",
             "category": "network",
-        }  # fmt: skip
+        }
     ),
     "backup": HeartbeatConfig.model_validate(
         {
@@ -27,7 +27,7 @@ BEATS = {
             "grace": "10m",
             "severity": "P2",
             "category": "data",
-        }  # fmt: skip
+        }
     ),
     "kis-token": HeartbeatConfig.model_validate(
         {"every": "1h", "severity": "P1", "category": "api"}  # pinged through the API only
