@@ -162,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     oncall.add_argument("--rules", metavar="PATH", default=None, help=rules_help)
     oncall.add_argument("--at", type=_time, default=None, metavar="TIME", help=at_help)
     oncall.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+    what = "point the Telegram bot's webhook at this receiver (RECEIVER_TELEGRAM_* settings)"
+    hook = sub.add_parser("telegram-webhook", help=what, description=what)
+    hook.add_argument("url", metavar="URL", help="https://.../telegram/webhook as Telegram sees it")
     return parser
 
 
@@ -381,6 +385,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_telegram_webhook(url: str) -> int:
+    """Set the bot's webhook to ``url`` with the receiver's secret; print what Telegram says."""
+    import asyncio
+
+    from receiver.notify.telegram import TelegramClient, WebhookRefused
+    from receiver.settings import Settings
+
+    settings = Settings()
+    token, secret = settings.telegram_token, settings.telegram_webhook_secret
+    if token is None or secret is None:
+        print("receiver telegram-webhook: set RECEIVER_TELEGRAM_TOKEN and "
+              "RECEIVER_TELEGRAM_WEBHOOK_SECRET first", file=sys.stderr)  # fmt: skip
+        return EXIT_BAD_CONFIG
+    if not url.startswith("https://") and not url.startswith("http://127.0.0.1"):
+        print("receiver telegram-webhook: Telegram calls only https:// addresses", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    client = TelegramClient(token.get_secret_value(), settings.telegram_api_url)
+    try:
+        info = asyncio.run(client.set_webhook(url, secret.get_secret_value()))
+    except WebhookRefused as exc:
+        print(f"receiver telegram-webhook: {exc}", file=sys.stderr)
+        return 1
+    print(f"webhook: {info['url']} (pending updates: {info['pending']})")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch a subcommand; returns the exit code."""
     parser = build_parser()
@@ -393,4 +423,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_route_test(args.rules, args.at, args.json, args.labels, args)
     if args.command == "oncall":
         return cmd_oncall(args.rules, args.rotation, args.at, args.json)
+    if args.command == "telegram-webhook":
+        return cmd_telegram_webhook(args.url)
     return cmd_serve(args)

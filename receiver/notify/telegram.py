@@ -73,6 +73,13 @@ def _error(exc: TelegramError) -> DeliveryError:
     )
 
 
+UPDATES = ("message", "callback_query")  # what the webhook takes
+
+
+class WebhookRefused(Exception):
+    """Telegram did not take the webhook; the message says why."""
+
+
 class TelegramClient:
     """The calls the receiver makes, each raising DeliveryError on failure."""
 
@@ -123,6 +130,20 @@ class TelegramClient:
     async def close(self) -> None:
         """Close the HTTP connections (the bot itself was never initialised: no getMe)."""
         await self.bot.request.shutdown()
+
+    async def set_webhook(self, url: str, secret: str) -> dict[str, object]:
+        """Have Telegram send the bot's messages and button presses to ``url`` with
+        ``secret``; what Telegram then knows of the webhook."""
+        try:
+            await self.bot.set_webhook(
+                url, secret_token=secret, allowed_updates=list(UPDATES), drop_pending_updates=False
+            )
+            info = await self.bot.get_webhook_info()
+        except TelegramError as exc:
+            raise WebhookRefused(f"Telegram refused: {exc.message}") from exc
+        finally:
+            await self.close()
+        return {"url": info.url, "pending": info.pending_update_count}
 
 
 class TelegramNotifier:

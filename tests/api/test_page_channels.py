@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from receiver.api.serving import unheard_pages
+from receiver.cli import main
 from tests.api.test_reports import live
 from tests.api.test_slack_notify import jira as jira  # the fixtures, re-exported
 from tests.api.test_slack_notify import slack as slack
@@ -296,3 +297,23 @@ async def test_people_paged_on_a_channel_that_only_logs_are_named_at_startup(
     assert unheard_pages(client.app) == {"channels": ["email", "telegram"], "people": ["kim"]}
     everything = await receiver(make_client, tmp_path, fakes)
     assert unheard_pages(everything.app) == {}
+
+
+async def test_receiver_points_the_bot_s_webhook_at_itself(
+    telegram: FakeTelegram, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = "https://receiver.trading.example/telegram/webhook"
+    assert await asyncio.to_thread(main, ["telegram-webhook", url]) == 2  # no settings
+    assert "RECEIVER_TELEGRAM_TOKEN" in capsys.readouterr().err
+    monkeypatch.setenv("RECEIVER_TELEGRAM_TOKEN", telegram.token)
+    monkeypatch.setenv("RECEIVER_TELEGRAM_API_URL", telegram.url.removesuffix("/bot"))
+    monkeypatch.setenv("RECEIVER_TELEGRAM_WEBHOOK_SECRET", SECRET)
+    assert await asyncio.to_thread(main, ["telegram-webhook", "http://receiver.example/x"]) == 2
+    assert await asyncio.to_thread(main, ["telegram-webhook", url]) == 0
+    assert capsys.readouterr().out == f"webhook: {url} (pending updates: 0)\n"
+    assert telegram.webhook is not None
+    assert (telegram.webhook["url"], telegram.webhook["secret_token"]) == (url, SECRET)
+    assert telegram.webhook["allowed_updates"] == ["message", "callback_query"]
+    telegram.fail_next(400, "Bad Request: bad webhook: HTTPS url must be provided for webhook")
+    assert await asyncio.to_thread(main, ["telegram-webhook", url]) == 1
+    assert "bad webhook" in capsys.readouterr().err.lower()
