@@ -86,8 +86,14 @@ async def receiver(make_client: ClientFactory, tmp_path: Path, fakes: Fakes) -> 
     )
 
 
+RUNBOOK = "https://wiki.trading.example/runbooks/kis-token"
+
+
 async def open_p1(client: Any) -> int:
-    token = alert(starts=T0, alertname="KISTokenRefreshFailed", service="kis-gateway")
+    notes = {"summary": "KIS token refresh failing", "runbook_url": RUNBOOK,
+             "description": "The access token could not be renewed <3 times>."}  # fmt: skip
+    token = alert(starts=T0, annotations=notes, alertname="KISTokenRefreshFailed",
+                  service="kis-gateway")  # fmt: skip
     resp = await client.post("/webhook", json=webhook(token), headers=AUTH)
     assert resp.status == 200
     [incident_id] = (await resp.json())["incidents"]
@@ -164,6 +170,8 @@ async def test_no_ack_moves_on_to_telegram_then_email_and_a_telegram_ack_stops_i
     content = body.get_content()
     assert "by Email: no ack within 5m" in content
     assert f"https://receiver.trading.example/api/v1/incidents/{incident_id}" in content
+    assert f"Runbook: {RUNBOOK}" in content
+    assert "The access token could not be renewed <3 times>." in content  # plain text as is
 
     # kim presses Acknowledge on the Telegram page
     [page] = pages_to(telegram)
