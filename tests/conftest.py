@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,8 @@ from receiver.metrics import Metrics
 from receiver.notify.base import Notifier
 from receiver.settings import Settings
 from receiver.store import Store
+from tests.fakes.smtp import FakeSmtp
+from tests.fakes.telegram import FakeTelegram
 from tests.helpers import SHIPPED_RULES, FakeClock
 
 WEBHOOK_TOKEN = "wh-secret-token"
@@ -41,6 +43,20 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture
+async def telegram(clock: FakeClock) -> AsyncIterator[FakeTelegram]:
+    """A fake Telegram Bot API, its message dates on the test's clock."""
+    async with FakeTelegram(clock=clock) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def smtp() -> AsyncIterator[FakeSmtp]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 keeping what it accepts."""
+    async with FakeSmtp() as fake:
+        yield fake
 
 
 @pytest.fixture

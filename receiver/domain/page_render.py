@@ -92,6 +92,22 @@ def _plain(value: Any) -> str:
     return one_line(str(value))
 
 
+def why_line(page: dict[str, Any], show: Callable[[Any], str], via: str) -> str:
+    """Why this person is paged, how it came (``via``, when an earlier channel gave way),
+    and by when to respond, each value through ``show``."""
+    brief: dict[str, Any] = page.get("brief") or {}
+    why = f"You are paged (step {show(page.get('step'))}, as {show(page.get('target'))})"
+    if brief.get("trigger") == "reopened":
+        why = f"Reopened — {why}"
+    if brief.get("overdue"):
+        why = f"{show(brief['overdue'])} {why}"
+    if page.get("fallback"):
+        why += f" {via}: {show(page['fallback'])}"
+    if brief.get("respond_by"):
+        why += f". Respond by {show(brief['respond_by'])}"
+    return why + "."
+
+
 def brief_lines(
     brief: dict[str, Any], show: Callable[[Any], str], show_text: Callable[[Any], str]
 ) -> list[str]:
@@ -124,16 +140,8 @@ def page_lines(
     alert says, since when, expected against actual, and where to look."""
     brief: dict[str, Any] = page.get("brief") or {}
     head = f"{STATUS_MARK.get(str(incident.get('status')), '')} {headline(incident_id, incident)}"
-    why = f"You are paged (step {page.get('step')}, as {page.get('target')})"
-    if brief.get("trigger") == "reopened":
-        why = f"Reopened — {why}"
-    if brief.get("overdue"):
-        why = f"{one_line(str(brief['overdue']))} {why}"
-    if page.get("fallback"):
-        why += f" by {page['channel']}: {page['fallback']}"
-    if brief.get("respond_by"):
-        why += f". Respond by {brief['respond_by']}"
-    lines = [head.strip(), why + ".", *brief_lines(brief, _plain, str)]
+    why = why_line(page, _plain, f"by {page.get('channel')}")
+    lines = [head.strip(), why, *brief_lines(brief, _plain, str)]
     return [*lines, *_links(incident_id, incident, brief, urls)]
 
 

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from receiver.domain.delivery import Kind
 from receiver.domain.jira_render import web_url
-from receiver.domain.page_render import brief_lines
+from receiver.domain.page_render import brief_lines, why_line
 from receiver.domain.slack_render import (
     event_text,
     fit,
@@ -46,16 +46,7 @@ def page_blocks(
     says; since when and how many alerts; expected against actual; the links; the status
     with the incident's JIRA issue; Acknowledge and Resolve."""
     brief: dict[str, Any] = page.get("brief") or {}
-    why = f"You are paged (step {shown(page.get('step'))}, as {shown(page.get('target'))})"
-    if brief.get("trigger") == "reopened":
-        why = f"Reopened — {why}"
-    if brief.get("overdue"):
-        why = f"{shown(brief['overdue'])} {why}"
-    if page.get("fallback"):
-        why += f" on Slack: {shown(page['fallback'])}"
-    if brief.get("respond_by"):
-        why += f". Respond by {shown(brief['respond_by'])}"
-    lines = [why + ".", *brief_lines(brief, shown, shown)]
+    lines = [why_line(page, shown, "on Slack"), *brief_lines(brief, shown, shown)]
     key = incident.get("jira_key")
     links = [
         link(brief.get("runbook_url"), "Runbook"),

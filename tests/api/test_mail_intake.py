@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
@@ -44,12 +44,6 @@ pytestmark = pytest.mark.timeout(120)
 def dovecot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dovecot]:
     with Dovecot(tmp_path) as server:
         monkeypatch.setenv("SSL_CERT_FILE", str(server.cafile))  # trust its own CA
-        yield server
-
-
-@pytest.fixture
-async def smtp() -> AsyncIterator[FakeSmtp]:
-    async with FakeSmtp() as server:
         yield server
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -481,12 +480,6 @@ async def test_a_report_untriaged_past_its_deadline_pages_the_triage_rotation(
     assert len(paged) == 1  # the triaged report paged nobody
     assert "화면이 이상해요" in paged[0]["text"]
     assert await untriaged(client) == 1  # still open, still untriaged: paged, not triaged
-
-
-@pytest.fixture
-async def smtp() -> AsyncIterator[FakeSmtp]:
-    async with FakeSmtp() as server:
-        yield server
 
 
 async def test_the_reporter_gets_a_receipt_and_word_when_it_is_fixed_in_korean(

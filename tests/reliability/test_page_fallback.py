@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -59,18 +59,6 @@ def rules_file(tmp_path: Path, now: datetime) -> Path:
     assert cfg.page_retry == timedelta(seconds=PAGE_RETRY)
     assert responder(cfg, "backend", now).person == "kim"
     return path
-
-
-@pytest.fixture
-async def telegram() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def smtp() -> AsyncIterator[FakeSmtp]:
-    async with FakeSmtp() as fake:
-        yield fake
 
 
 async def until(check: Callable[[], Any], seconds: float, what: str, logs: ReceiverProcess) -> Any:
