@@ -102,7 +102,7 @@ async def test_slack_down_for_good_the_page_reaches_telegram_within_page_retry(
 ) -> None:
     slack, telegram, smtp = fakes.slack, fakes.telegram, fakes.smtp
     clock.now = T0
-    slack.down()  # every Slack call answers 503: retried, never through
+    slack.fail_next(500, count=10**6)  # Slack answers 500 for good: retried, never through
     client = await receiver(make_client, tmp_path, fakes)
     incident_id = await open_p1(client)
     await asyncio.sleep(0.3)

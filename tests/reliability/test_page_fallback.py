@@ -1,5 +1,5 @@
 """Pages get through, with ``receiver serve`` as a real process on the real clock: Slack
-answering 503 for good, the P1 page reaches the on-call person on Telegram within
+answering 500 for good, the P1 page reaches the on-call person on Telegram within
 ``page_retry``; their "Acknowledge" button, posted to the process's ``/telegram/webhook``,
 acknowledges the incident as them (JIRA hears of it, the Telegram page is edited in place)
 and no e-mail page follows; a forged webhook secret is refused and changes nothing.
@@ -105,7 +105,7 @@ async def test_slack_down_page_reaches_telegram_and_its_ack_stops_the_email_page
     session: aiohttp.ClientSession,
 ) -> None:
     now = datetime.now(UTC)
-    slack.down()  # every Slack call answers 503, for the whole test: retried, never through
+    slack.fail_next(500, count=10**6)  # Slack answers 500 for good: retried, never through
     receiver = ReceiverProcess(
         "receiver",
         sqlite_url,
@@ -161,7 +161,9 @@ async def test_slack_down_page_reaches_telegram_and_its_ack_stops_the_email_page
             receiver,
         )
         paged = time.monotonic()
-        assert paged - opened >= PAGE_RETRY - 2, "moved on before page_retry (Slack only 503s)"
+        assert paged - opened >= PAGE_RETRY - 2, (
+            "moved on before page_retry (Slack only answers 500)"
+        )
         assert paged - opened <= PAGE_RETRY + POLLING
         assert f"#{incident_id} [P1][api]" in page["text"]
         assert "by Telegram: no ack within 30s" in page["text"]
