@@ -80,7 +80,13 @@ class ReceiverProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"{name}.log"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("RECEIVER_")}
+        # No setting of the caller's leaks in; the shifted clock's (RECEIVER_TEST_CLOCK*) is
+        # no setting, and moves the receiver's clock with the test's.
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("RECEIVER_") or k.startswith("RECEIVER_TEST_CLOCK")
+        }
         self.env.update(
             RECEIVER_RULES=str(SHIPPED_RULES),
             RECEIVER_HOST="127.0.0.1",
