@@ -179,3 +179,44 @@ async def test_a_receiver_back_from_downtime_waits_before_calling_a_heartbeat_si
     assert await again.app[HEARTBEATS].step() == 1
     [silent] = await incidents(again)
     assert silent["key"] == "heartbeat:watchdog"
+
+
+async def test_two_replicas_watching_one_silence_open_one_incident_and_page_once(
+    make_client: ClientFactory, slack: FakeSlack, jira: FakeJira, clock: FakeClock
+) -> None:
+    """Two receivers on one database, each with its own heartbeat loop, timer loop and
+    outbox worker: the silence both see is one incident, paged once, resolved once."""
+    clock.now = T0
+    one = await make_client(**live(slack, jira))
+    two = await make_client(**live(slack, jira))  # the same database
+    await watchdog(one, T0)
+    clock.now = T0 + 7 * MINUTE + timedelta(seconds=1)
+    await wait_for(lambda: len(slack.dms_to("U0KANG")) == 1)
+    await asyncio.gather(one.app[HEARTBEATS].step(), two.app[HEARTBEATS].step())
+    await asyncio.sleep(0.5)  # both loops and both workers have had their turns
+    [silent] = await incidents(two)
+    assert silent["key"] == "heartbeat:watchdog"
+    assert len(slack.dms_to("U0KANG")) == 1
+    assert len(jira.issues_by_label(f"receiver-incident-{await installation(one)}-1")) == 1
+    clock.now = T0 + 9 * MINUTE
+    await watchdog(two, clock.now)  # life comes back through the other replica
+    for _ in range(100):
+        [back] = await incidents(one)
+        if back["status"] == "resolved":
+            break
+        await asyncio.sleep(0.05)
+    assert back["status"] == "resolved"
+    resolves = [e for e in (await full(one, back["id"]))["timeline"] if e["event"] == "resolved"]
+    assert len(resolves) == 1
+
+
+async def installation(client: Any) -> str:
+    found: str = await client.app[STORE].installation_id()
+    return found
+
+
+async def full(client: Any, incident_id: int) -> dict[str, Any]:
+    view: dict[str, Any] = await (
+        await client.get(f"/api/v1/incidents/{incident_id}", headers=API)
+    ).json()
+    return view
