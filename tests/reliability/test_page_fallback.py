@@ -74,6 +74,25 @@ def rules_file(tmp_path: Path, now: datetime) -> Path:
     return path
 
 
+async def telegram_page_in_time(
+    telegram: FakeTelegram, opened: float, incident_id: int, receiver: ReceiverProcess
+) -> tuple[dict[str, Any], float]:
+    """Kim's Telegram page, arrived within page_retry of the alert and not before it: the
+    page, and when it came (monotonic)."""
+    [page] = await until(
+        lambda: pages_to_kim(telegram),
+        PAGE_RETRY + POLLING - (time.monotonic() - opened),
+        "the Telegram page",
+        receiver,
+    )
+    paged = time.monotonic()
+    assert paged - opened >= PAGE_RETRY - 2, "moved on to Telegram before page_retry"
+    assert paged - opened <= PAGE_RETRY + POLLING
+    assert f"#{incident_id} [P1][api]" in page["text"]
+    assert "by Telegram: no ack within 30s" in page["text"]
+    return page, paged
+
+
 async def until(check: Callable[[], Any], seconds: float, what: str, logs: ReceiverProcess) -> Any:
     """Poll ``check`` (a plain function) until it returns something truthy; bounded."""
     deadline = time.monotonic() + seconds
@@ -189,17 +208,7 @@ async def slack_down(
     assert view["status"] == "triggered" and acted(view) == []
 
     # 1. No ack within page_retry: the page moves on to Telegram, in time.
-    [page] = await until(
-        lambda: pages_to_kim(telegram),
-        PAGE_RETRY + POLLING - (time.monotonic() - opened),
-        "the Telegram page",
-        receiver,
-    )
-    paged = time.monotonic()
-    assert paged - opened >= PAGE_RETRY - 2, "moved on before page_retry (Slack only answers 500)"
-    assert paged - opened <= PAGE_RETRY + POLLING
-    assert f"#{incident_id} [P1][api]" in page["text"]
-    assert "by Telegram: no ack within 30s" in page["text"]
+    page, paged = await telegram_page_in_time(telegram, opened, incident_id, receiver)
     assert f"{PUBLIC_URL}/api/v1/incidents/{incident_id}" in page["text"]
     buttons = [b["callback_data"] for b in page["reply_markup"]["inline_keyboard"][0]]
     actions = ("ack", "mitigate", "resolve")
@@ -279,17 +288,7 @@ async def slack_fine_no_ack(
     assert pages_to_kim(telegram) == [] and smtp.inbox == []
 
     # Nothing more until page_retry has passed; then Telegram, in time.
-    [page] = await until(
-        lambda: pages_to_kim(telegram),
-        PAGE_RETRY + POLLING - (time.monotonic() - opened),
-        "the Telegram page",
-        receiver,
-    )
-    paged = time.monotonic()
-    assert paged - opened >= PAGE_RETRY - 2, "moved on to Telegram before page_retry"
-    assert paged - opened <= PAGE_RETRY + POLLING
-    assert f"#{incident_id} [P1][api]" in page["text"]
-    assert "by Telegram: no ack within 30s" in page["text"]
+    _, paged = await telegram_page_in_time(telegram, opened, incident_id, receiver)
     assert smtp.inbox == [], [m["Subject"] for m in smtp.inbox]
 
     # Still no ack: another page_retry later, the e-mail page.
