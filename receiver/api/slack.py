@@ -84,20 +84,31 @@ async def interactions(request: web.Request) -> web.Response:
         return web.json_response(
             {"response_type": "ephemeral", "text": "You are not in the on-call rules."}
         )
-    service = request.app[SERVICE]
-    act = {ACK: service.acknowledge, MITIGATE: service.mitigate, RESOLVE: service.resolve}[action]
     try:
-        reason, incident = await act(incident_id, person)
+        text = await press(request, VERBS[action], incident_id, person)
     except NotFound:
         return web.json_response({"response_type": "ephemeral", "text": "No such incident."})
     except StoreUnavailable:
         return error_response(503, "store unavailable; press again")
-    request[LOG_FIELDS].update(by=person, outcome=reason.value)
-    verb = VERBS[action]
-    if reason is Reason.APPLIED:
-        text = f"Incident #{incident_id} {verb} by {people[person].name}."
-    elif action == MITIGATE and incident.mitigated_at is not None:
-        text = f"Incident #{incident_id} is already mitigated."
-    else:
-        text = f"Incident #{incident_id} is already {incident.status.value}."
     return web.json_response({"response_type": "ephemeral", "text": text})
+
+
+async def press(request: web.Request, verb: str, incident_id: int, person: str) -> str:
+    """A page's button pressed by a person of the rules (``verb``: acknowledged, mitigated
+    or resolved): done, or why nothing changed, as the presser is told. Raises NotFound
+    and StoreUnavailable."""
+    service = request.app[SERVICE]
+    act = {
+        "acknowledged": service.acknowledge,
+        "mitigated": service.mitigate,
+        "resolved": service.resolve,
+    }[verb]
+    reason, incident = await act(incident_id, person)
+    request[LOG_FIELDS].update(by=person, outcome=reason.value, incident_id=incident_id)
+    if reason is Reason.APPLIED:
+        return (
+            f"Incident #{incident_id} {verb} by {request.app[RULES].current.people[person].name}."
+        )
+    if verb == "mitigated" and incident.mitigated_at is not None:
+        return f"Incident #{incident_id} is already mitigated."
+    return f"Incident #{incident_id} is already {incident.status.value}."

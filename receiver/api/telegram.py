@@ -19,11 +19,11 @@ import structlog
 from aiohttp import web
 
 from receiver import i18n
-from receiver.api.keys import REPORTS, RULES, SERVICE, SETTINGS
+from receiver.api.keys import REPORTS, RULES, SETTINGS
 from receiver.api.middleware import LOG_FIELDS, error_response
+from receiver.api.slack import press
 from receiver.config.models import RulesConfig
 from receiver.domain import page_render
-from receiver.domain.incidents import Reason
 from receiver.domain.jira_render import one_line
 from receiver.domain.reports import Report, Reporter
 from receiver.jsonfast import loads
@@ -102,20 +102,10 @@ async def _button(request: web.Request, query: dict[str, Any]) -> web.Response:
     if person is None:
         return _answer(callback_id, "You are not in the on-call rules: nothing was changed.")
     action, incident_id = parsed
-    service = request.app[SERVICE]
-    act = {"ack": service.acknowledge, "mitigate": service.mitigate, "resolve": service.resolve}
     try:
-        reason, incident = await act[action](incident_id, person)
+        return _answer(callback_id, await press(request, VERBS[action], incident_id, person))
     except NotFound:
         return _answer(callback_id, f"No incident #{incident_id}.")
-    request[LOG_FIELDS].update(by=person, outcome=reason.value, incident_id=incident_id)
-    if reason is Reason.APPLIED:
-        text = f"Incident #{incident_id} {VERBS[action]} by {cfg.people[person].name}."
-    elif action == "mitigate" and incident.mitigated_at is not None:
-        text = f"Incident #{incident_id} is already mitigated."
-    else:
-        text = f"Incident #{incident_id} is already {incident.status.value}: nothing was changed."
-    return _answer(callback_id, text)
 
 
 async def _message(request: web.Request, message: dict[str, Any]) -> web.Response:

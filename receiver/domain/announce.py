@@ -79,31 +79,29 @@ def announcement(
 
 
 def announcements_for(
-    kinds: Sequence[str],
-    incident: Incident,
-    events: Sequence[Event],
-    cfg: RulesConfig,
-    plain: bool = False,
+    kinds: Sequence[str], incident: Incident, events: Sequence[Event], cfg: RulesConfig
 ) -> list[tuple[str, str]]:
-    """(kind, text) of the announcements an incident change makes, for severities that
-    announce: open and reopen, a raise (an opening if the old severity did not announce),
-    and the resolve; Slack mrkdwn, or ``plain`` text."""
+    """(kind, plain text) of the announcements an incident change makes, for severities
+    that announce: open and reopen, a raise (an opening if the old severity did not
+    announce), and the resolve. Slack's are these ``escape``d."""
     if not announces(incident, cfg):
         return []
+
+    def said(what: str, at: datetime | None = None) -> str:
+        return announcement(what, incident, cfg, at, plain=True)
+
     out: list[tuple[str, str]] = []
     for kind in kinds:
         if kind in (Kind.OPENED, Kind.MAINTENANCE_OVER):
-            out.append((Kind.ANNOUNCE_OPENED, announcement("opened", incident, cfg, None, plain)))
+            out.append((Kind.ANNOUNCE_OPENED, said("opened")))
         elif kind == Kind.REOPENED:
             again = incident.triggered_at.astimezone(UTC)
-            out.append((Kind.ANNOUNCE_OPENED, announcement("opened", incident, cfg, again, plain)))
+            out.append((Kind.ANNOUNCE_OPENED, said("opened", again)))
         elif kind == Kind.SEVERITY_RAISED:
             raised = [e for e in events if e.event == "severity_raised"]
             old = cfg.severities.get(str(raised[-1].data.get("from"))) if raised else None
             what = "raised" if old is not None and old.announce else "opened"
-            out.append((f"announce.{what}", announcement(what, incident, cfg, None, plain)))
+            out.append((f"announce.{what}", said(what)))
         elif kind == Kind.RESOLVED:
-            out.append(
-                (Kind.ANNOUNCE_RESOLVED, announcement("resolved", incident, cfg, None, plain))
-            )
+            out.append((Kind.ANNOUNCE_RESOLVED, said("resolved")))
     return out

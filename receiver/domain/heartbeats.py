@@ -128,7 +128,12 @@ class Silence:
 
 def state(name: str, beat: HeartbeatConfig, last_seen: datetime, now: datetime) -> Silence:
     """Whether a heartbeat last seen at ``last_seen`` is missed at ``now``."""
-    return Silence(name, last_seen, now > last_seen + beat.silent_after)
+    return Silence(name, last_seen, is_silent(beat, last_seen, now))
+
+
+def is_silent(beat: HeartbeatConfig, last_seen: datetime, now: datetime) -> bool:
+    """Whether a heartbeat last seen at ``last_seen`` is past ``every + grace`` at ``now``."""
+    return now > last_seen + beat.silent_after
 
 
 def fingerprint(name: str) -> str:

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from receiver.config.matchers import matches_all
 from receiver.config.models import RuleConfig, RulesConfig
+from receiver.domain import heartbeats
 from receiver.domain.model import Route
 
 DEFAULT_RULE = "default"
@@ -66,6 +67,8 @@ class Router:
     def route(self, labels: Mapping[str, str]) -> Route:
         """The same answer as ``route(cfg, labels)``."""
         get = labels.get
+        if get("alertname") == heartbeats.ALERTNAME and (own := _silence(self.cfg, labels)):
+            return own
         key = tuple([get(name, "") for name in self.names])
         found = self._rules.get(key)
         if found is None:
@@ -90,8 +93,17 @@ def _bounded(cache: dict[Any, Any], value: T) -> T:
     return value
 
 
+def _silence(cfg: RulesConfig, labels: Mapping[str, str]) -> Route | None:
+    """The route of the receiver's own alert of a heartbeat's silence, if it is one."""
+    beat = heartbeats.of_labels(cfg, labels)
+    return heartbeats.route(cfg, beat) if beat is not None else None
+
+
 def route(cfg: RulesConfig, labels: Mapping[str, str]) -> Route:
-    """Classify one alert's labels."""
+    """Classify one alert's labels; the receiver's own alert of a heartbeat's silence goes
+    to that heartbeat's severity and category, keyed ``heartbeat:<name>``."""
+    if (own := _silence(cfg, labels)) is not None:
+        return own
     rule = first_match(cfg, labels)
     return _build(cfg, rule, _severity(cfg, rule, labels), labels)
 

@@ -14,6 +14,7 @@ from datetime import datetime
 
 import structlog
 
+from receiver.config.models import HeartbeatConfig
 from receiver.domain import heartbeats
 from receiver.domain.model import AlertStatus
 from receiver.service.incidents import IncidentService
@@ -36,6 +37,11 @@ class HeartbeatWatch:
         # stored is no silence of the heartbeat's until every + grace after it is back.
         self.started = service.clock()
 
+    def silent(self, beat: HeartbeatConfig, last_seen: datetime, now: datetime) -> bool:
+        """Whether a heartbeat last seen then is silent now, this receiver's own start
+        counting as a sign of life (it heard nothing while it was down)."""
+        return heartbeats.is_silent(beat, max(last_seen, self.started), now)
+
     async def ping(self, name: str) -> tuple[datetime, bool]:
         """A sign of life through the API: (when, whether it was missed until now)."""
         cfg, now = self.service.rules.current, self.service.clock()
@@ -55,8 +61,8 @@ class HeartbeatWatch:
         for name, beat in cfg.heartbeats.items():
             last, missed = stored.get(name, (None, None))
             state = "waiting" if last is None else "missed" if missed is not None else "alive"
-            if last is not None and missed is None and now > last + beat.silent_after:
-                state = "missed"
+            if last is not None and self.silent(beat, last, now):
+                state = "missed"  # the loop opens its incident at its next look
             out.append({
                 "name": name,
                 "every_seconds": beat.every.total_seconds(),
@@ -79,7 +85,7 @@ class HeartbeatWatch:
                 continue  # not watched before its first sign of life
             last, missed = stored[name]
             service.metrics.heartbeat_last_seen.labels(name).set(last.timestamp())
-            silent = heartbeats.state(name, beat, max(last, self.started), now).missed
+            silent = self.silent(beat, last, now)
             if silent and missed is None:
                 alert = heartbeats.missing_alert(name, beat, last, AlertStatus.FIRING, now)
                 await service.ingest([alert])

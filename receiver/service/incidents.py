@@ -113,18 +113,11 @@ class IncidentService:
             for start in range(0, len(alerts), ROUTE_SLICE):
                 for alert in alerts[start : start + ROUTE_SLICE]:
                     firing += alert.status is AlertStatus.FIRING
-                    if signs is not None:
-                        alive = signs.of(alert.labels)
-                        if alive is not None:
-                            if alert.status is AlertStatus.FIRING:
-                                seen[alive] = received
-                            continue
-                        beat = heartbeats.of_labels(cfg, alert.labels)
-                        if beat is not None:  # the receiver's own alert of a silence
-                            groups[heartbeats.rule_name(beat)].append(
-                                (alert, heartbeats.route(cfg, beat))
-                            )
-                            continue
+                    alive = signs.of(alert.labels) if signs is not None else None
+                    if alive is not None:  # a sign of life: no incident
+                        if alert.status is AlertStatus.FIRING:
+                            seen[alive] = received
+                        continue
                     r = router.route(alert.labels)
                     groups[r.key].append((alert, r))
                 if pacer.due():

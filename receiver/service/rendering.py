@@ -17,6 +17,7 @@ from receiver.domain.model import AlertRecord, Event, Incident
 from receiver.domain.notifications import CHANNELS_BY_KIND, COALESCED_KINDS, brief
 from receiver.domain.phase_render import sentence
 from receiver.domain.reports import FiledReport
+from receiver.domain.slack_render import escape
 from receiver.pacing import Pacer
 from receiver.store.base import NewNotification, UnitOfWork
 
@@ -179,12 +180,10 @@ async def render(
         unit.notify(owner, NewNotification(Channel.TELEGRAM, moved[-1], order))
     if incident.source != "alert":
         return  # what testers report is not announced back to them as an outage
-    for kind, text in announcements_for(change.notifications, incident, change.events, cfg):
-        order = {"channel": cfg.channels.announce, "text": text}
-        unit.notify(owner, NewNotification(Channel.ANNOUNCE, kind, order))
     testers = cfg.channels.announce_telegram
-    if testers is None:
-        return
-    for kind, text in announcements_for(change.notifications, incident, change.events, cfg, True):
-        order = {"chat_id": testers, "text": text}
-        unit.notify(owner, NewNotification(Channel.ANNOUNCE_TELEGRAM, kind, order))
+    for kind, text in announcements_for(change.notifications, incident, change.events, cfg):
+        order = {"channel": cfg.channels.announce, "text": escape(text)}
+        unit.notify(owner, NewNotification(Channel.ANNOUNCE, kind, order))
+        if testers is not None:  # the testers' Telegram channel: plain text
+            told = {"chat_id": testers, "text": text}
+            unit.notify(owner, NewNotification(Channel.ANNOUNCE_TELEGRAM, kind, told))
