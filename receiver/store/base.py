@@ -187,6 +187,12 @@ class Store(Protocol):
     async def heartbeats(self) -> dict[str, tuple[datetime, datetime | None]]:
         """Every heartbeat seen: its last sign of life and since when it is missed."""
 
+    async def set_password(self, person: str, hashed: str, at: datetime) -> None:
+        """Store a person's console password hash (argon2), replacing theirs."""
+
+    async def password(self, person: str) -> tuple[str, datetime] | None:
+        """A person's console password hash and when it was set, if they have one."""
+
     async def linked_open(self, target_ids: Sequence[int]) -> list[tuple[int, Incident]]:
         """(target, incident) of the open incidents linked into any of these, in id order."""
 

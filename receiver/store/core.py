@@ -314,6 +314,14 @@ class SqlStore(ReportsPart, MaintenancePart):
         rows = await self.backend.query(self.sql.heartbeats)
         return {str(r[0]): (utc(r[1]), utc(r[2]) if r[2] is not None else None) for r in rows}
 
+    async def set_password(self, person: str, hashed: str, at: datetime) -> None:
+        sql = self.sql.set_password
+        await self.backend.run(lambda ex: ex.execute(sql, person, hashed, at.timestamp()))
+
+    async def password(self, person: str) -> tuple[str, datetime] | None:
+        rows = await self.backend.query(self.sql.password, person)
+        return (str(rows[0][0]), utc(rows[0][1])) if rows else None
+
     # --- reads -------------------------------------------------------------------------
 
     async def ingest_state(

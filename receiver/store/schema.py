@@ -234,6 +234,15 @@ SQLITE_MIGRATIONS: list[str] = [
         missed_at REAL
     );
     """,
+    # The web console's passwords: one argon2 hash per person of the rules file, set by
+    # `receiver passwd`. Changing it ends that person's sessions (they carry its set_at).
+    """
+    CREATE TABLE console_passwords (
+        person TEXT NOT NULL PRIMARY KEY,
+        hash TEXT NOT NULL,
+        set_at REAL NOT NULL
+    );
+    """,
 ]
 
 # The same tables for PostgreSQL. Ids are BIGSERIAL, times DOUBLE PRECISION epoch seconds
@@ -433,6 +442,14 @@ POSTGRES_MIGRATIONS: list[str] = [
         name TEXT PRIMARY KEY,
         last_seen DOUBLE PRECISION NOT NULL,
         missed_at DOUBLE PRECISION
+    );
+    """,
+    # The web console's passwords; see SQLITE_MIGRATIONS.
+    """
+    CREATE TABLE console_passwords (
+        person TEXT PRIMARY KEY,
+        hash TEXT NOT NULL,
+        set_at DOUBLE PRECISION NOT NULL
     );
     """,
 ]

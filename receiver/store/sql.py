@@ -72,6 +72,9 @@ class Statements:
     heartbeat_seen: str  # name, at; last_seen only ever moves forward
     heartbeat_missed: str  # missed_at or NULL, name
     heartbeats: str  # -> name, last_seen, missed_at
+    # The console's passwords.
+    set_password: str  # person, hash, set_at; replaces the person's
+    password: str  # person -> hash, set_at
     # Beta-tester reports.
     insert_report: str  # REPORT_COLUMNS
     insert_attachment: str  # incident_id, n, filename, content_type, data

@@ -123,6 +123,11 @@ STATEMENTS = Statements(
     ),
     heartbeat_missed="UPDATE heartbeats SET missed_at = ?1 WHERE name = ?2",
     heartbeats="SELECT name, last_seen, missed_at FROM heartbeats ORDER BY name",
+    set_password=(
+        "INSERT INTO console_passwords (person, hash, set_at) VALUES (?1, ?2, ?3) "
+        "ON CONFLICT (person) DO UPDATE SET hash = excluded.hash, set_at = excluded.set_at"
+    ),
+    password="SELECT hash, set_at FROM console_passwords WHERE person = ?1",
     insert_report=(
         f"INSERT INTO reports ({REPORT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ),
