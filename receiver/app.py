@@ -13,6 +13,7 @@ import structlog
 from aiohttp import web
 
 from receiver.api import (
+    actions,
     feedback,
     heartbeats,
     incidents,
@@ -42,6 +43,7 @@ from receiver.api.keys import (
 from receiver.api.middleware import observe
 from receiver.api.webhook import webhook
 from receiver.config.loader import ConfigError
+from receiver.console.routes import setup as console_setup
 from receiver.domain.reports import Attachment
 from receiver.intake.alertmanager import AlertmanagerClient
 from receiver.intake.imap import ImapMailbox, parse_imap_url
@@ -227,12 +229,19 @@ def create_app(
     app.router.add_delete("/api/v1/maintenance/{id}", maintenance.end)
     app.router.add_post("/api/v1/incidents/{id}/triage", triage.triage)
     app.router.add_post("/api/v1/incidents/{id}/link", triage.link)
+    app.router.add_post("/api/v1/incidents/{id}/note", actions.note)
+    app.router.add_post("/api/v1/incidents/{id}/reassign", actions.reassign)
+    app.router.add_post("/api/v1/incidents/{id}/unack", actions.unacknowledge)
+    app.router.add_post("/api/v1/incidents/{id}/escalate", actions.escalate)
+    app.router.add_post("/api/v1/incidents/{id}/retry", actions.retry_incident)
+    app.router.add_post("/api/v1/deliveries/{id}/retry", actions.retry_delivery)
     app.router.add_get("/api/v1/deliveries", incidents.list_deliveries)
     app.router.add_get("/api/v1/heartbeats", heartbeats.list_heartbeats)
     app.router.add_post("/api/v1/heartbeats/{name}", heartbeats.ping)
     app.router.add_post("/api/v1/reports", api_reports.file_report)
     app.router.add_route("OPTIONS", "/api/v1/reports", api_reports.preflight)
     feedback.routes(app)  # the report form and the web app's feedback button
+    console_setup(app)  # the team's web console under /ui/
     app.router.add_post("/slack/interactions", slack.interactions)
     app.router.add_post("/telegram/webhook", telegram.webhook)
 

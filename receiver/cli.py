@@ -8,13 +8,13 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
+from receiver import passwd
 from receiver.config.durations import format_duration
 from receiver.config.loader import ConfigError, Problem, check_rules, load_rules, summarize
 from receiver.config.models import RulesConfig
 from receiver.domain.explain import route_report, triage_report
-from receiver.domain.oncall import in_business_hours, next_business_start, oncall_at, responder
+from receiver.domain.oncall import rotations_now
 
 
 def _time(text: str) -> datetime:
@@ -163,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     oncall.add_argument("--at", type=_time, default=None, metavar="TIME", help=at_help)
     oncall.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
+    passwd.add_parser(sub, rules_help)
+
     what = "point the Telegram bot's webhook at this receiver (RECEIVER_TELEGRAM_* settings)"
     hook = sub.add_parser("telegram-webhook", help=what, description=what)
     hook.add_argument("url", metavar="URL", help="https://.../telegram/webhook as Telegram sees it")
@@ -273,42 +275,17 @@ def cmd_oncall(rules: str | None, rotation: str | None, at: datetime | None, as_
         known = ", ".join(sorted(cfg.rotations))
         print(f"unknown rotation {rotation!r} (known: {known})", file=sys.stderr)
         return 1
-    when = at or datetime.now(UTC)
-    names = [rotation] if rotation else list(cfg.rotations)
-    rows = [oncall_at(name, cfg.rotations[name], when) for name in names]
-    # A business-hours rotation off hours (evenings, weekends, holidays): who is paged
-    # instead (its fallback's on-call), and when its own hours start again.
-    off: dict[str, tuple[str | None, str | None, str]] = {}
-    for name in names:
-        rot = cfg.rotations[name]
-        if rot.hours == "business" and not in_business_hours(rot, when):
-            instead = responder(cfg, name, when)  # its fallback's, else its own on-call
-            back = next_business_start(rot, when).isoformat()
-            off[name] = (instead.rotation if instead else None,
-                         instead.person if instead else None, back)  # fmt: skip
+    rows = rotations_now(cfg, at or datetime.now(UTC), [rotation] if rotation else None)
     if as_json:
-        out = []
-        for r in rows:
-            row: dict[str, Any] = {
-                "rotation": r.rotation,
-                "person": r.person,
-                "shift_end": r.shift_end.isoformat(),
-                "off_hours": r.rotation in off,
-            }
-            if r.rotation in off:
-                via, who, back = off[r.rotation]
-                row["paged_instead"] = {"rotation": via, "person": who} if who else None
-                row["business_hours_from"] = back
-            out.append(row)
-        print(json.dumps({"oncall": out}))
+        print(json.dumps({"oncall": [r.as_json() for r in rows]}))
         return 0
     for r in rows:
-        person = cfg.people[r.person].name
-        note = " (override)" if r.override else ""
-        print(f"{r.rotation:<12} {r.person:<10} {person:<20} until {r.shift_end.isoformat()}{note}")
-        if r.rotation in off:
-            via, who, back = off[r.rotation]
-            paged = f"{who} ({cfg.people[who].name}) of {via}" if who else "nobody"
+        o, note = r.oncall, " (override)" if r.oncall.override else ""
+        name, until = cfg.people[o.person].name, o.shift_end.isoformat()
+        print(f"{o.rotation:<12} {o.person:<10} {name:<20} until {until}{note}")
+        if (who := r.paged_instead) is not None and r.business_hours_from is not None:
+            paged = f"{who.person} ({cfg.people[who.person].name}) of {who.rotation}"
+            back = r.business_hours_from.isoformat()
             print(f"{'':<12} off hours until {back}: paged instead: {paged}")
     return 0
 
@@ -423,6 +400,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_route_test(args.rules, args.at, args.json, args.labels, args)
     if args.command == "oncall":
         return cmd_oncall(args.rules, args.rotation, args.at, args.json)
+    if args.command == "passwd":
+        return passwd.cmd_passwd(args)
     if args.command == "telegram-webhook":
         return cmd_telegram_webhook(args.url)
     return cmd_serve(args)

@@ -12,10 +12,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from receiver.intake.imap import ImapUrlError, parse_imap_url
 
 _TELEGRAM_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+_HEADER = re.compile(r"[A-Za-z0-9-]{1,64}")
 # Settings that hold secrets: never blank, never shown.
 SECRETS = (
     "webhook_token", "api_token", "jira_token", "slack_token", "slack_signing_secret", "smtp_url",
-    "reports_imap_url", "telegram_token", "telegram_webhook_secret",
+    "reports_imap_url", "telegram_token", "telegram_webhook_secret", "ui_secret",
 )  # fmt: skip
 
 
@@ -78,6 +79,14 @@ class Settings(BaseSettings):
     telegram_webhook_secret: SecretStr | None = None
     # The receiver's own address as people reach it: pages link the incident there.
     public_url: str | None = None
+    # The web console (/ui/): the key its session cookies are signed with (at least 32
+    # characters; unset, a random one per process: sessions end with a restart and do not
+    # carry over to another replica), and the header an SSO proxy names the signed-in person
+    # in (their id or e-mail in the rules file), honoured only from the proxies' addresses
+    # (comma-separated IPs or CIDR networks).
+    ui_secret: SecretStr | None = None
+    ui_trusted_header: str | None = None
+    ui_trusted_proxies: str = ""
     # Slow clients: a request's headers must be complete this long after the connection
     # opened (or after its first byte on a kept-alive connection), its body this long after
     # its headers; an idle kept-alive connection closes after the keep-alive timeout.
@@ -105,6 +114,17 @@ class Settings(BaseSettings):
             o.strip().rstrip("/") for o in self.reports_origins.split(",") if o.strip()
         )
 
+    def trusted_proxies(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """The networks of RECEIVER_UI_TRUSTED_PROXIES (ValueError names a bad one)."""
+        out = []
+        for part in (p.strip() for p in self.ui_trusted_proxies.split(",")):
+            if part:
+                try:
+                    out.append(ipaddress.ip_network(part, strict=False))
+                except ValueError:
+                    raise ValueError(f"{part[:64]!r} is not an IP address or network") from None
+        return tuple(out)
+
     def is_loopback(self) -> bool:
         """Whether the listen address only accepts local connections."""
         if self.host == "localhost":
@@ -113,6 +133,24 @@ class Settings(BaseSettings):
             return ipaddress.ip_address(self.host).is_loopback
         except ValueError:
             return False
+
+    def _console_problem(self) -> str | None:
+        """Why the console's settings cannot be used, or None."""
+        try:
+            proxies = self.trusted_proxies()
+        except ValueError as exc:
+            return f"RECEIVER_UI_TRUSTED_PROXIES: {exc}"
+        header = self.ui_trusted_header
+        if header is not None and not _HEADER.fullmatch(header):
+            return f"RECEIVER_UI_TRUSTED_HEADER: {header[:64]!r} is not an HTTP header name"
+        if header is not None and not proxies:
+            return (
+                "RECEIVER_UI_TRUSTED_HEADER needs RECEIVER_UI_TRUSTED_PROXIES: without them "
+                "anyone could sign in as anyone by sending that header"
+            )
+        if self.ui_secret is not None and len(self.ui_secret.get_secret_value()) < 32:
+            return "RECEIVER_UI_SECRET must be at least 32 characters (e.g. openssl rand -hex 32)"
+        return None
 
     def startup_problem(self) -> str | None:
         """Why the service must refuse to start, or None."""
@@ -138,6 +176,8 @@ class Settings(BaseSettings):
                             ("PUBLIC_URL", self.public_url)):  # fmt: skip
             if value is not None and not value.startswith(("http://", "https://")):
                 return f"RECEIVER_{name}: {value!r} is not an http(s) address"
+        if problem := self._console_problem():
+            return problem
         for url in self.alertmanager_urls():
             if not url.startswith(("http://", "https://")):
                 return f"RECEIVER_ALERTMANAGER_URL: {url!r} is not an http(s) address"

@@ -15,14 +15,13 @@ import hashlib
 import re
 from collections.abc import Iterable
 from functools import cache
-from importlib import resources
 from typing import Any
 
-import jinja2
 from aiohttp import web
 
 from receiver import i18n
 from receiver.api.keys import RULES, SETTINGS
+from receiver.api.pages import cached, static_file, templates, version_of
 from receiver.domain.reports import (
     ALLOWED_TYPES,
     MAX_ATTACHMENT_BYTES,
@@ -66,18 +65,6 @@ WIDGET_MESSAGES = ("widget.button", "widget.close", "widget.dialog")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
 
 
-@cache
-def _templates() -> jinja2.Environment:
-    """The package's templates; every value inserted is escaped."""
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("receiver", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
 def message(locale: str, key: str) -> str:
     """A message as written in the catalog (placeholders left for the script to fill)."""
     return i18n.lookup(locale, key) or key
@@ -87,30 +74,9 @@ def _messages(locale: str, keys: Iterable[str]) -> dict[str, str]:
     return {key: message(locale, f"feedback.{key}") for key in keys}
 
 
-@cache
-def _asset(name: str) -> tuple[bytes, str]:
-    """A static file of the page and its ETag."""
-    data = (resources.files("receiver") / "static" / "feedback" / name).read_bytes()
-    return data, f'"{hashlib.sha256(data).hexdigest()[:20]}"'
-
-
-def _cached(request: web.Request, body: bytes, etag: str, kind: str, max_age: int) -> web.Response:
-    """A cacheable file: 304 when the client has this version already."""
-    headers = {
-        "ETag": etag,
-        "Cache-Control": f"public, max-age={max_age}",
-        "X-Content-Type-Options": "nosniff",
-        "Cross-Origin-Resource-Policy": "cross-origin",  # hosts with COEP may load them
-    }
-    if etag in request.headers.get("If-None-Match", "").replace(" ", "").split(","):
-        return web.Response(status=304, headers=headers)
-    headers["Content-Type"] = kind
-    return web.Response(body=body, headers=headers)
-
-
 def asset_url(name: str) -> str:
     """A static file's URL, with a digest of its content to bust caches on release."""
-    return f"{PAGE_PATH}/{name}?v={_asset(name)[1][1:11]}"
+    return f"{PAGE_PATH}/{name}?v={version_of('feedback', name)}"
 
 
 def _category_label(locale: str, name: str) -> str:
@@ -158,7 +124,7 @@ async def page(request: web.Request) -> web.Response:
         return message(locale, f"feedback.{key}").format(**values)
 
     html = (
-        _templates()
+        templates()
         .get_template("feedback/page.html")
         .render(
             t=t,
@@ -203,8 +169,8 @@ async def asset(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     if name not in ASSETS:
         raise web.HTTPNotFound()
-    body, etag = _asset(name)
-    return _cached(request, body, etag, ASSETS[name], ASSET_MAX_AGE)
+    body, etag = static_file("feedback", name)
+    return cached(request, body, etag, ASSETS[name], ASSET_MAX_AGE)
 
 
 @cache
@@ -216,7 +182,7 @@ def _widget(default_locale: str) -> tuple[bytes, str]:
         "path": PAGE_PATH,
         "messages": {loc: _messages(loc, WIDGET_MESSAGES) for loc in LOCALES},
     }
-    script = _templates().get_template("feedback/widget.js").render(config=config)
+    script = templates().get_template("feedback/widget.js").render(config=config)
     body = script.encode()
     return body, f'"{hashlib.sha256(body).hexdigest()[:20]}"'
 
@@ -224,7 +190,7 @@ def _widget(default_locale: str) -> tuple[bytes, str]:
 async def widget(request: web.Request) -> web.Response:
     """``GET /feedback/widget.js``: the floating feedback button for the web app."""
     body, etag = _widget(request.app[RULES].current.reports.locale)
-    return _cached(request, body, etag, ASSETS["feedback.js"], WIDGET_MAX_AGE)
+    return cached(request, body, etag, ASSETS["feedback.js"], WIDGET_MAX_AGE)
 
 
 def routes(app: web.Application) -> None:

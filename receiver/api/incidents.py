@@ -13,11 +13,11 @@ from receiver.api.keys import CLOCK, RULES, SERVICE, SETTINGS, STORE
 from receiver.api.middleware import LOG_FIELDS, error_response
 from receiver.api.views import delivery_view, event_view, held, incident_view, pages_view
 from receiver.domain.incidents import Reason
-from receiver.domain.model import Status
+from receiver.domain.model import INCIDENT_SOURCES, Status
 from receiver.domain.phase_render import text_table
 from receiver.domain.timeline import as_text
 from receiver.service import NotFound
-from receiver.store.base import StoreUnavailable
+from receiver.store.base import OPEN, StoreUnavailable
 
 LIST_ALERTS_PER_INCIDENT = 50
 MAX_LIMIT = 500
@@ -65,17 +65,46 @@ def guard(request: web.Request) -> web.Response | None:
     return None
 
 
+FILTERS = ("status", "severity", "team", "category", "source")
+LIST_PARAMS = (*FILTERS, "limit", "before")
+STATUSES = (*(s.value for s in Status), OPEN)
+
+
+def incident_filters(request: web.Request) -> dict[str, str | None]:
+    """The list's filters from the query, each known to the rules (None: not given);
+    BadRequest names an unknown or repeated parameter, or a value nothing has."""
+    for name in request.query:
+        if name not in LIST_PARAMS:
+            raise BadRequest(
+                name[:64], f"unknown filter {name[:64]!r}; use {', '.join(LIST_PARAMS)}"
+            )
+        if len(request.query.getall(name)) > 1:
+            raise BadRequest(name, f"{name} given more than once")
+    cfg = request.app[RULES].current
+    known: dict[str, tuple[str, ...]] = {
+        "status": STATUSES,
+        "severity": tuple(cfg.severities),
+        "team": tuple(cfg.teams),
+        "category": tuple(cfg.categories),
+        "source": INCIDENT_SOURCES,
+    }
+    found: dict[str, str | None] = {}
+    for name in FILTERS:
+        value = request.query.get(name) or None
+        if value is not None and value not in known[name]:
+            shown = ", ".join(known[name])
+            raise BadRequest(name, f"unknown {name} {value[:32]!r} (known: {shown})")
+        found[name] = value
+    return found
+
+
 async def list_incidents(request: web.Request) -> web.Response:
-    """``GET /api/v1/incidents?status=&severity=&limit=&before=``, newest first."""
+    """``GET /api/v1/incidents?status=&severity=&team=&category=&source=&limit=&before=``,
+    newest first; ``status=open`` lists those triggered or acknowledged."""
     if (denied := guard(request)) is not None:
         return denied
-    status = request.query.get("status") or None
-    severity = request.query.get("severity") or None
     try:
-        if status is not None and status not in {s.value for s in Status}:
-            raise BadRequest("status", "status must be triggered, acknowledged or resolved")
-        if severity is not None and severity not in request.app[RULES].current.severities:
-            raise BadRequest("severity", f"unknown severity {severity[:32]!r}")
+        filters = incident_filters(request)
         limit = _int(request, "limit", 100, 1, MAX_LIMIT)
         before = _int(request, "before", None, 1, 2**63 - 1)
     except BadRequest as exc:
@@ -85,7 +114,8 @@ async def list_incidents(request: web.Request) -> web.Response:
     jira_base = request.app[SETTINGS].jira_url
     cfg = request.app[RULES].current
     try:
-        incidents = await store.list_incidents(status, severity, limit, before)
+        status, severity = filters.pop("status"), filters.pop("severity")
+        incidents = await store.list_incidents(status, severity, limit, before, **filters)
         ids = [i.id for i in incidents if i.id is not None]
         alerts = await store.incident_alerts(ids, LIST_ALERTS_PER_INCIDENT)
         counts = await store.alert_counts(ids)

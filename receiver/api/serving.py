@@ -24,6 +24,10 @@ from receiver.store import PostgresStore, SqliteStore, StoreUnavailable
 log = structlog.get_logger("receiver")
 
 SHUTDOWN_TIMEOUT = 10.0  # seconds to answer requests in flight once asked to stop
+EPHEMERAL = (
+    "RECEIVER_UI_SECRET is unset: web console sessions end when this process stops and are "
+    "not valid on other replicas"
+)
 
 
 def redact_url(url: str) -> str:
@@ -151,6 +155,8 @@ async def serve(app: web.Application, settings: Settings) -> None:
         unheard = unheard_pages(app)
         if unheard:
             log.warning("pages_log_only", **unheard)
+        if settings.ui_secret is None:
+            log.warning("ui_secret_ephemeral", detail=EPHEMERAL)
         await stop.wait()
     finally:
         await runner.cleanup()

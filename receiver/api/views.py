@@ -80,11 +80,14 @@ def incident_view(
         "reported_by": incident.reported_by,
         "phase_deadlines": {p: iso(at) for p, at in ahead(incident, cfg).items()},
         "maintenance": incident.maintenance,
+        "assignee": incident.assignee,
     }
 
 
 # Events after which an incident's pages are planned anew (a hold before them is over).
-TRIGGERS = frozenset({"opened", "reopened", "severity_raised", "triaged", "maintenance_over"})
+TRIGGERS = frozenset(
+    {"opened", "reopened", "severity_raised", "triaged", "maintenance_over", "unacknowledged"}
+)
 
 
 def held(incident: Incident, timeline: Sequence[Event], now: datetime) -> str | None:

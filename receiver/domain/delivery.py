@@ -96,6 +96,9 @@ class Kind(StrEnum):
     JIRA_LINKED = "incident.jira_linked"
     TRIAGED = "incident.triaged"
     LINKED = "incident.linked"
+    NOTE = "incident.note"  # a person's note: a comment on the issue
+    REASSIGNED = "incident.reassigned"  # handed to a person (the issue's assignee too)
+    UNACKNOWLEDGED = "incident.unacknowledged"  # an ack taken back: the ladder starts again
     REPORT_RECEIVED = "report.received"  # the reporter's receipt
     REPORT_RESOLVED = "report.resolved"  # the reporter told it is fixed
     REPORT_COMMENT = "report.comment"  # the reporter wrote again: a comment on the issue

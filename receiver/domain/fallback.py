@@ -21,7 +21,7 @@ from receiver.domain.escalation import Fired, Page, Timer, TimerKind
 from receiver.domain.model import Event, Incident, Status
 
 SLOTS = 10  # attempts a step's code leaves room for (a person has at most 3 channels)
-PAGE_EVENTS = frozenset({"paged", "escalated", "phase_overdue", "triage_overdue"})
+PAGE_EVENTS = frozenset({"paged", "escalated", "phase_overdue", "triage_overdue", "reassigned"})
 # A retry timer fired this early still moves a page on (clock steps, timers claimed in a batch).
 EARLY = timedelta(seconds=1)
 

@@ -322,11 +322,13 @@ def decide_triage(
     if category is not None and category != incident.category:
         data["category"] = [incident.category, category]
         changed.update(category=category, team=team or incident.team)
-    if assignee is not None:
+    retriaged = bool(changed)
+    if assignee is not None and assignee != incident.assignee:
         data["assignee"] = assignee
-    if not changed and assignee is None:
+        changed["assignee"] = assignee  # the same field a reassignment sets
+    if not changed:
         return Reason.ALREADY, None
-    if changed:
+    if retriaged:
         changed["triggered_at"] = now  # the new severity's and team's policy from now on
     change = Change(
         replace(incident, **changed),

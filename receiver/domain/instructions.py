@@ -34,6 +34,7 @@ from typing import Any
 
 from receiver.config.models import RulesConfig
 from receiver.domain import (
+    action_render,
     jira_render,
     page_render,
     phase_render,
@@ -64,6 +65,7 @@ UPDATES_ALL = frozenset(
         Kind.RESOLVED,
         Kind.REOPENED,
         Kind.SEVERITY_RAISED,
+        Kind.UNACKNOWLEDGED,
     }
 )
 
@@ -74,7 +76,11 @@ def names(cfg: RulesConfig) -> dict[str, str]:
 
 
 def jira_user(incident: Incident, cfg: RulesConfig) -> str | None:
-    """The JIRA user of whoever was on call for the incident's team when it opened."""
+    """The JIRA user of the incident's assignee, if it has one, else of whoever was on call
+    for the incident's team when it opened."""
+    chosen = cfg.people.get(incident.assignee) if incident.assignee else None
+    if chosen is not None and chosen.jira_user:
+        return chosen.jira_user
     team = cfg.teams.get(incident.team)
     if team is None or team.rotation not in cfg.rotations:
         return None
@@ -151,10 +157,16 @@ def jira(
         person = cfg.people.get(str(assigned[-1])) if assigned else None
         if person is not None and person.jira_user:
             out["assign"] = person.jira_user
+    if kind == Kind.REASSIGNED:
+        chosen = cfg.people.get(incident.assignee or "")
+        if chosen is not None and chosen.jira_user:
+            out["assign"] = chosen.jira_user
     if kind == Kind.REOPENED:
         out["transition_before"] = cfg.jira.reopen_transition
     if kind in phase_render.PHASE_KINDS:
         out["comment"] = phase_render.jira_comment(kind, incident, events, cfg)
+    elif kind in action_render.ACTION_KINDS:
+        out["comment"] = action_render.jira_comment(kind, incident, events, cfg)
     elif kind in (Kind.MAINTENANCE_OVER, Kind.SILENCED):
         out["comment"] = note
     else:
@@ -218,6 +230,8 @@ def slack(
     window = [describe(e, cfg) for e in events if e.event in MAINTENANCE_EVENTS]
     if kind in phase_render.PHASE_KINDS:
         text = phase_render.slack_text(kind, incident, events, cfg)
+    elif kind in action_render.ACTION_KINDS:
+        text = action_render.slack_text(kind, incident, events, cfg)
     elif kind in (Kind.MAINTENANCE_OVER, Kind.SILENCED) and window:
         head = slack_render.event_text(Kind.OPENED, view, people).removeprefix("New incident: ")
         text = slack_render.fit(f"{slack_render.shown(window[-1])} — {head}")

@@ -360,6 +360,9 @@ def comment(kind: str, payload: dict[str, Any], cfg: RulesConfig) -> str:
                 _name(cfg.people[p].name if p in cfg.people else p) for p in step.get("people", [])
             )
             verb = "Paged" if step.get("event") == "paged" else "Escalated"
+            if step.get("by"):  # by hand
+                who = step["by"]
+                verb += f" by {_name(cfg.people[who].name if who in cfg.people else who)}"
             number = _name(step.get("step", "?"))
             lines.append(f"{verb} (step {number}) at {_minute_of(step['at'], zone)} to {people}.")
         return fit("\n".join(lines), COMMENT_MAX) or f"Escalated at {at}."

@@ -16,6 +16,11 @@ class Status(enum.StrEnum):
     RESOLVED = "resolved"
 
 
+# Where incidents come from: Alertmanager's alerts (and the receiver's own heartbeats), or a
+# beta tester's report (section 8 of the spec).
+INCIDENT_SOURCES = ("alert", "report")
+
+
 class AlertStatus(enum.StrEnum):
     """Alertmanager's two alert states."""
 
@@ -99,10 +104,11 @@ class Incident:
     reported_at: datetime | None = None  # the postmortem is written
     reported_by: str | None = None
     maintenance: str | None = None  # the maintenance window holding its pages, if one is
+    assignee: str | None = None  # whom it was handed to by hand (reassign, a report's triage)
     jira_key: str | None = None
     firing_alerts: int = 0
     alertmanager_url: str = ""
-    source: str = "alert"  # or "report": a beta tester's (SOURCES)
+    source: str = "alert"  # or "report": a beta tester's (INCIDENT_SOURCES)
     version: int = 0  # as read; every stored update bumps it, guarding against lost updates
 
     @property

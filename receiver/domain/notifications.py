@@ -27,6 +27,9 @@ CHANNELS_BY_KIND: dict[str, tuple[str, ...]] = {
     Kind.ESCALATED: (Channel.JIRA,),  # the pages themselves go to the pager channel
     Kind.TRIAGED: (Channel.JIRA,),
     Kind.LINKED: (Channel.JIRA,),
+    Kind.NOTE: (Channel.JIRA,),
+    Kind.REASSIGNED: (Channel.JIRA, Channel.SLACK),
+    Kind.UNACKNOWLEDGED: (Channel.JIRA, Channel.SLACK),
 }
 
 

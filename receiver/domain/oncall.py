@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import cache
@@ -109,6 +110,48 @@ def responder(cfg: RulesConfig, rotation: str, at: datetime) -> OnCall:
     if rot.hours == "business" and rot.fallback and not in_business_hours(rot, at):
         return responder(cfg, rot.fallback, at)
     return oncall_at(rotation, rot, at)
+
+
+@dataclass(frozen=True)
+class RotationNow:
+    """A rotation at an instant, as ``receiver oncall`` shows it: its own on-call and shift
+    end and, for a business-hours rotation off hours, who answers instead (its fallback's
+    responder, else its own on-call) and when its hours start again."""
+
+    oncall: OnCall
+    off_hours: bool = False
+    paged_instead: OnCall | None = None
+    business_hours_from: datetime | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The shape ``receiver oncall --json`` prints."""
+        row: dict[str, Any] = {
+            "rotation": self.oncall.rotation,
+            "person": self.oncall.person,
+            "shift_end": self.oncall.shift_end.isoformat(),
+            "off_hours": self.off_hours,
+        }
+        if self.paged_instead is not None and self.business_hours_from is not None:
+            instead = self.paged_instead
+            row["paged_instead"] = {"rotation": instead.rotation, "person": instead.person}
+            row["business_hours_from"] = self.business_hours_from.isoformat()
+        return row
+
+
+def rotations_now(
+    cfg: RulesConfig, at: datetime, names: Sequence[str] | None = None
+) -> list[RotationNow]:
+    """Every rotation (or those named) at an instant, in the rules file's order."""
+    rows = []
+    for name in cfg.rotations if names is None else names:
+        rot = cfg.rotations[name]
+        current = oncall_at(name, rot, at)
+        if rot.hours == "business" and not in_business_hours(rot, at):
+            instead = responder(cfg, name, at)
+            rows.append(RotationNow(current, True, instead, next_business_start(rot, at)))
+        else:
+            rows.append(RotationNow(current))
+    return rows
 
 
 def page_time(cfg: RulesConfig, team: str, severity: str, at: datetime) -> datetime | None:

@@ -165,6 +165,14 @@ def _passed(deadline: datetime, done: dict[str, datetime | None], phase: str) ->
     return bool(later) and min(later) > deadline
 
 
+def ended_in_cycle(timeline: Sequence[Event]) -> set[str]:
+    """The phases the timeline says ended in the current cycle (since the latest open or
+    reopen): one ended again after an ack was taken back is not observed a second time."""
+    start = max((i for i, e in enumerate(timeline) if e.event in ("opened", "reopened")),
+                default=0)  # fmt: skip
+    return {ENDED_BY[e.event] for e in timeline[start:] if e.event in ENDED_BY}
+
+
 def paged_steps(timeline: Sequence[Event], since: datetime) -> set[int]:
     """The escalation steps paged in the ladder running since the trigger ``since`` (or
     since a later severity raise or triage, which starts the ladder again): by their own

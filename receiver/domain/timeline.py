@@ -140,6 +140,9 @@ def describe(event: Event, cfg: RulesConfig) -> str:
             )
         case "paged":
             return f"Paged {_names(cfg, d.get('people'))} (step {d.get('step', 0)})"
+        case "escalated" if d.get("by"):
+            who = _names(cfg, d.get("people"))
+            return f"{_person(cfg, d['by'])} escalated it to {who} (step {d.get('step', '?')})"
         case "escalated":
             return f"Escalated to {_names(cfg, d.get('people'))} (step {d.get('step', '?')})"
         case "ack_sla_breached":
@@ -167,6 +170,27 @@ def describe(event: Event, cfg: RulesConfig) -> str:
             return f"Severity raised from {d.get('from', '?')} to {d.get('to', '?')}"
         case "reopened":
             return f"Reopened: {d.get('alerts', '?')} alert(s) fired again"
+        case "note":
+            return f"{_person(cfg, d.get('by'))} added a note: {d.get('text', '')}"
+        case "reassigned":
+            was = f" (from {_person(cfg, d['from'])})" if d.get("from") else ""
+            paged = f"; paged {_person(cfg, d.get('to'))}" if d.get("people") else ""
+            to = _person(cfg, d.get("to"))
+            return f"{_person(cfg, d.get('by'))} reassigned it to {to}{was}{paged}"
+        case "unacknowledged":
+            whose = f" of {_person(cfg, d['acknowledged_by'])}" if d.get("acknowledged_by") else ""
+            return (
+                f"{_person(cfg, d.get('by'))} took back the acknowledgement{whose}: triggered "
+                "again, escalation restarts from step 0"
+            )
+        case "delivery_retried":
+            which = f"#{d.get('delivery', '?')} ({d.get('channel', '?')})"
+            return f"{_person(cfg, d.get('by'))} retried dead delivery {which}"
+        case "deliveries_retried":
+            shown = ", ".join(f"#{i}" for i in d.get("deliveries") or [])
+            listed = f" ({shown})" if shown else ""
+            count = d.get("count", "?")
+            return f"{_person(cfg, d.get('by'))} retried {count} dead deliveries{listed}"
         case "jira_issue":
             return f"JIRA issue {d.get('key', '?')} created"
         case "resolved":
@@ -214,6 +238,12 @@ def measures(incident: Incident, cfg: RulesConfig) -> list[tuple[str, str, str, 
     return rows
 
 
+def _entry(event: Event, cfg: RulesConfig, zone: ZoneInfo) -> str:
+    """One timeline line; the lines after the first of a note's text indented under it."""
+    head = f"  {stamp(event.at, zone)}  "
+    return head + describe(event, cfg).replace("\n", "\n" + " " * len(head))
+
+
 def as_text(
     incident: Incident,
     events: Sequence[Event],
@@ -230,7 +260,7 @@ def as_text(
         f"First alert: {stamp(incident.first_starts_at, zone)}",
         "",
         "Timeline:",
-        *(f"  {stamp(e.at, zone)}  {describe(e, cfg)}" for e in events),
+        *(_entry(e, cfg, zone) for e in events),
         "",
         *(f"{name}: {actual} (target {goal}; met: {met})" for name, actual, goal, met in
           measures(incident, cfg)),

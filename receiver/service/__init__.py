@@ -9,7 +9,7 @@ receiver, between the pure domain and the store.
 - ``loops``: the one way a background loop runs, wakes and stops.
 """
 
-from receiver.service.incidents import IncidentService, NotFound
-from receiver.service.units import IngestResult
+from receiver.service.incidents import IncidentService
+from receiver.service.units import IngestResult, NotFound
 
 __all__ = ["IncidentService", "IngestResult", "NotFound"]

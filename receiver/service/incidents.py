@@ -25,6 +25,7 @@ from receiver.domain.incidents import (
 from receiver.domain.model import Alert, AlertStatus, Event, Incident, Route
 from receiver.metrics import Metrics
 from receiver.pacing import Pacer
+from receiver.service.actions import IncidentActions
 from receiver.service.maintenance import Maintenance, windows_at
 from receiver.service.paging import PageFallback
 from receiver.service.rendering import Context, Notice, apply_fired, fire_due_now, render
@@ -32,21 +33,18 @@ from receiver.service.rules import RulesHolder
 from receiver.service.units import (
     Finished,
     IngestResult,
+    NotFound,
     anything_due,
     assign_ids,
     collect,
     decide_ingest,
     finished,
+    finished_once,
     resolve_linked,
     split_parts,
     with_reports,
 )
 from receiver.store.base import Conflict, Store, UnitOfWork, until_committed
-
-
-class NotFound(Exception):
-    """No incident with that id."""
-
 
 ROUTE_SLICE = 256  # alerts routed between two looks at the clock (a few ms when none is cached)
 
@@ -93,6 +91,7 @@ class IncidentService:
         self.clock = clock
         self.on_commit = on_commit
         self.maintenance = Maintenance(self)
+        self.actions = IncidentActions(self)  # note, reassign, unack, escalate, retry
         self.paging = PageFallback(store, rules, clock, self.context, lambda: self.on_commit())
 
     async def ingest(self, alerts: Sequence[Alert]) -> IngestResult:
@@ -330,8 +329,9 @@ class IncidentService:
             ctx = await self.context()
             for notice in notices:
                 await self.render_notice(unit, notice, cfg, ctx)
+            done = await finished_once(self.store, notices)  # once per cycle, after an unack
             await self.store.commit(unit, now)
-            return reason, change.incident, finished(notices)
+            return reason, change.incident, done
 
         reason, incident, done = await until_committed(attempt)
         if done is not None:

@@ -6,9 +6,8 @@ from __future__ import annotations
 from receiver.config.loader import Problem
 from receiver.config.models import RulesConfig
 from receiver.service.rules import RulesHolder
-from receiver.store.base import Store
+from receiver.store.base import OPEN, Store
 
-OPEN_STATUSES = ("triggered", "acknowledged")
 NAMED_INCIDENTS = 20
 
 
@@ -20,20 +19,17 @@ async def reload_rules(rules: RulesHolder, store: Store) -> RulesConfig:
     compared with theirs, so a lowering would pass for a raise.
     """
     candidate = rules.load()
-    in_use = sorted({severity for severity, _ in await store.open_counts()})
+    counts = await store.open_counts()
+    in_use = sorted({severity for severity, _ in counts})
     dropped = [severity for severity in in_use if severity not in candidate.severities]
     if not dropped:
         return rules.install(candidate)
     problems = []
     for severity in dropped:
-        held = [
-            incident
-            for status in OPEN_STATUSES
-            for incident in await store.list_incidents(status, severity, NAMED_INCIDENTS, None)
-        ]
+        held = await store.list_incidents(OPEN, severity, NAMED_INCIDENTS, None)
         held.sort(key=lambda incident: incident.id or 0)
-        named = ", ".join(f"#{i.id} ({i.status.value})" for i in held[:NAMED_INCIDENTS])
-        more = len(held) - NAMED_INCIDENTS
+        named = ", ".join(f"#{i.id} ({i.status.value})" for i in held)
+        more = sum(n for (sev, _), n in counts.items() if sev == severity) - len(held)
         problems.append(
             Problem(
                 str(rules.path),

@@ -20,6 +20,11 @@ from receiver.pacing import Pacer
 from receiver.service.rendering import Notice
 from receiver.store.base import Store, UnitOfWork
 
+
+class NotFound(Exception):
+    """No incident (or delivery) with that id."""
+
+
 # A finished phase: (phase, severity, category, seconds it took).
 Finished = tuple[str, str, str, float]
 
@@ -47,6 +52,21 @@ def finished(notices: Sequence[Notice]) -> list[Finished]:
         for n in notices
         for phase, seconds in phases.durations(n.incident, n.change.events)
     ]
+
+
+async def finished_once(store: Store, notices: Sequence[Notice]) -> list[Finished]:
+    """``finished``, but a phase already ended in its incident's current cycle (acknowledged
+    again after an ack was taken back) is not counted again: alert-to-ack and the phase's
+    duration were observed when it first ended."""
+    out: list[Finished] = []
+    for notice in notices:
+        done = finished([notice])
+        owner = notice.incident.id
+        if done and owner is not None and owner > 0:
+            before = phases.ended_in_cycle(await store.timeline(owner))
+            done = [f for f in done if f[0] not in before]
+        out += done
+    return out
 
 
 def anything_due(unit: UnitOfWork) -> bool:

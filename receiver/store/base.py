@@ -20,6 +20,9 @@ from receiver.store.unit import MailTaken as MailTaken
 from receiver.store.unit import NewNotification as NewNotification
 from receiver.store.unit import UnitOfWork as UnitOfWork
 
+# The status filter of ``Store.list_incidents`` that lists the incidents not resolved.
+OPEN = "open"
+
 
 class StoreUnavailable(Exception):
     """The store could not read or commit; callers answer 503 and lose nothing."""
@@ -128,9 +131,19 @@ class Store(Protocol):
         Conflict or StoreUnavailable."""
 
     async def list_incidents(
-        self, status: str | None, severity: str | None, limit: int, before: int | None
+        self,
+        status: str | None,
+        severity: str | None,
+        limit: int,
+        before: int | None,
+        *,
+        team: str | None = None,
+        category: str | None = None,
+        source: str | None = None,
     ) -> list[Incident]:
-        """Incidents, newest first."""
+        """Incidents, newest first, those with ``id`` below ``before``; each filter given
+        (None: any) must match: ``status`` one of the statuses, or ``OPEN`` (triggered or
+        acknowledged), and the incident's ``severity``, ``team``, ``category``, ``source``."""
 
     async def get_incident(self, incident_id: int) -> Incident | None:
         """One incident."""
@@ -174,6 +187,9 @@ class Store(Protocol):
         self, status: str | None, incident_id: int | None, limit: int
     ) -> list[Delivery]:
         """Outbox rows for the API, newest first."""
+
+    async def get_delivery(self, delivery_id: int) -> Delivery | None:
+        """One outbox row, as ``deliveries`` shows it."""
 
     async def schedule_next(self, name: str, initial: datetime) -> datetime:
         """When a recurring job is next due; a schedule not stored yet starts at ``initial``."""

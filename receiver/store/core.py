@@ -14,6 +14,7 @@ from receiver.domain.escalation import Timer
 from receiver.domain.model import AlertRecord, Event, Incident
 from receiver.jsonfast import dumps, loads
 from receiver.store.base import (
+    OPEN,
     Committed,
     Conflict,
     Delivery,
@@ -134,6 +135,9 @@ class SqlStore(ReportsPart, MaintenancePart):
             )
         if unit.outbox:
             await self._enqueue(ex, unit.outbox, at)
+        for delivery in unit.retried:
+            if await ex.execute(sql.retry_dead, at, delivery) != 1:
+                raise Conflict(f"delivery {delivery} is no longer dead")
         # The timers a unit fires first (each must still be pending), then those it stops:
         # a fired timer whose firing re-plans its incident is not "cancelled" by itself.
         for some in self._chunks(unit.fired_timers):
@@ -371,9 +375,25 @@ class SqlStore(ReportsPart, MaintenancePart):
         return sql, args
 
     async def list_incidents(
-        self, status: str | None, severity: str | None, limit: int, before: int | None
+        self,
+        status: str | None,
+        severity: str | None,
+        limit: int,
+        before: int | None,
+        *,
+        team: str | None = None,
+        category: str | None = None,
+        source: str | None = None,
     ) -> list[Incident]:
-        conditions = (("status =", status), ("severity =", severity), ("id <", before))
+        by_status = ("status !=", "resolved") if status == OPEN else ("status =", status)
+        conditions = (
+            by_status,
+            ("severity =", severity),
+            ("team =", team),
+            ("category =", category),
+            ("source =", source),
+            ("id <", before),
+        )
         sql, args = self._filtered(f"{INCIDENT_COLUMNS} FROM incidents", conditions, limit)
         return [incident_from_row(r) for r in await self.backend.query(sql, *args)]
 
@@ -383,6 +403,11 @@ class SqlStore(ReportsPart, MaintenancePart):
         conditions = (("status =", status), ("incident_id =", incident_id))
         sql, args = self._filtered(f"{DELIVERY_COLUMNS} FROM outbox", conditions, limit)
         return [delivery_from_row(r) for r in await self.backend.query(sql, *args)]
+
+    async def get_delivery(self, delivery_id: int) -> Delivery | None:
+        sql, args = self._filtered(f"{DELIVERY_COLUMNS} FROM outbox", (("id =", delivery_id),), 1)
+        rows = await self.backend.query(sql, *args)
+        return delivery_from_row(rows[0]) if rows else None
 
     async def get_incident(self, incident_id: int) -> Incident | None:
         rows = await self.backend.query(self.sql.get_incident, incident_id)

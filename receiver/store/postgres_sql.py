@@ -26,7 +26,7 @@ STATEMENTS = Statements(
     insert_incident=(
         f"INSERT INTO incidents ({rows.INSERTED_INCIDENT_COLUMNS}) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, "
-        "$18, $19, $20, $21, $22, $23, $24, $25)"
+        "$18, $19, $20, $21, $22, $23, $24, $25, $26)"
     ),
     # Several incidents' updates in one statement; the ids returned are those whose version
     # was still the one read. The JIRA key is the JIRA notifier's alone: never cleared.
@@ -40,16 +40,17 @@ STATEMENTS = Statements(
         "jira_key = coalesce(u.jira_key, i.jira_key), firing_alerts = u.firing_alerts, "
         "alertmanager_url = u.alertmanager_url, mitigated_at = u.mitigated_at, "
         "mitigated_by = u.mitigated_by, reported_at = u.reported_at, "
-        "reported_by = u.reported_by, maintenance = u.maintenance, version = i.version + 1 "
+        "reported_by = u.reported_by, maintenance = u.maintenance, assignee = u.assignee, "
+        "version = i.version + 1 "
         "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
         "$7::text[], $8::text[], $9::float8[], $10::float8[], $11::float8[], $12::float8[], "
         "$13::text[], $14::float8[], $15::text[], $16::text[], $17::int[], $18::text[], "
-        "$19::float8[], $20::text[], $21::float8[], $22::text[], $23::text[], $24::bigint[], "
-        "$25::int[]) "
+        "$19::float8[], $20::text[], $21::float8[], $22::text[], $23::text[], $24::text[], "
+        "$25::bigint[], $26::int[]) "
         "AS u (key, rule, severity, category, team, status, summary, group_labels, "
         "opened_at, triggered_at, first_starts_at, acknowledged_at, acknowledged_by, "
         "resolved_at, resolved_by, jira_key, firing_alerts, alertmanager_url, mitigated_at, "
-        "mitigated_by, reported_at, reported_by, maintenance, id, version) "
+        "mitigated_by, reported_at, reported_by, maintenance, assignee, id, version) "
         "WHERE i.id = u.id AND i.version = u.version RETURNING i.id"
     ),
     upsert_alert=(
@@ -105,6 +106,11 @@ STATEMENTS = Statements(
         "last_error = $2, claimed_until = NULL WHERE id = $3"
     ),
     finish_release="UPDATE outbox SET claimed_until = NULL WHERE id = $1 AND status = 'pending'",
+    retry_dead=(
+        "UPDATE outbox SET status = 'pending', attempts = 0, created_at = $1, "
+        "next_attempt_at = $1, claimed_until = NULL, done_at = NULL "
+        "WHERE id = $2 AND status = 'dead'"
+    ),
     set_jira_key="UPDATE incidents SET jira_key = $1 WHERE id = $2",
     add_slack_message=(
         "INSERT INTO slack_messages (incident_id, channel_id, ts, purpose) "

@@ -33,7 +33,7 @@ INCIDENT_COLUMNS = (
     "id, key, rule, severity, category, team, status, summary, group_labels, opened_at, "
     "triggered_at, first_starts_at, acknowledged_at, acknowledged_by, resolved_at, "
     "resolved_by, jira_key, firing_alerts, version, alertmanager_url, source, mitigated_at, "
-    "mitigated_by, reported_at, reported_by, maintenance"
+    "mitigated_by, reported_at, reported_by, maintenance, assignee"
 )
 MAINTENANCE_COLUMNS = "id, matchers, starts_at, ends_at, reason, created_by, ended_by"
 ALERT_COLUMNS = (
@@ -45,7 +45,7 @@ INSERTED_INCIDENT_COLUMNS = (
     "id, key, rule, severity, category, team, status, summary, group_labels, opened_at, "
     "triggered_at, first_starts_at, acknowledged_at, acknowledged_by, resolved_at, "
     "resolved_by, jira_key, firing_alerts, alertmanager_url, mitigated_at, mitigated_by, "
-    "reported_at, reported_by, maintenance, source"
+    "reported_at, reported_by, maintenance, assignee, source"
 )
 # An alert stored again: everything but when it was first seen.
 ALERT_UPSERT = (
@@ -89,6 +89,7 @@ def incident_from_row(row: Sequence[Any]) -> Incident:
         reported_at=dt(row[23]),
         reported_by=row[24],
         maintenance=row[25],
+        assignee=row[26],
     )
 
 
@@ -119,6 +120,7 @@ def incident_values(incident: Incident) -> tuple[Any, ...]:
         ts(incident.reported_at),
         incident.reported_by,
         incident.maintenance,
+        incident.assignee,
     )
 
 

@@ -243,6 +243,11 @@ SQLITE_MIGRATIONS: list[str] = [
         set_at REAL NOT NULL
     );
     """,
+    # Whom an incident is handed to (reassigned, or a report's triage assignee); NULL: nobody
+    # by hand, the ladder's on-call owns it.
+    """
+    ALTER TABLE incidents ADD COLUMN assignee TEXT;
+    """,
 ]
 
 # The same tables for PostgreSQL. Ids are BIGSERIAL, times DOUBLE PRECISION epoch seconds
@@ -451,5 +456,9 @@ POSTGRES_MIGRATIONS: list[str] = [
         hash TEXT NOT NULL,
         set_at DOUBLE PRECISION NOT NULL
     );
+    """,
+    # Whom an incident is handed to; see SQLITE_MIGRATIONS.
+    """
+    ALTER TABLE incidents ADD COLUMN assignee TEXT;
     """,
 ]

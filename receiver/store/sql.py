@@ -57,6 +57,7 @@ class Statements:
     finish_retry: str  # next_attempt_at, error, id
     finish_dead: str  # at, error, id
     finish_release: str  # id
+    retry_dead: str  # at, id -> rows changed: a dead row pending again (none unless dead)
     set_jira_key: str  # key, incident_id
     add_slack_message: str  # incident_id, channel_id, ts, purpose
     # Timers.

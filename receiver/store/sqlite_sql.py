@@ -34,7 +34,7 @@ STATEMENTS = Statements(
     # incident_values, source.
     insert_incident=(
         f"INSERT INTO incidents ({INSERTED_INCIDENT_COLUMNS}) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ),
     # The JIRA key is the JIRA notifier's alone: a decision never clears it.
     update_incidents=(
@@ -43,7 +43,7 @@ STATEMENTS = Statements(
         "acknowledged_at=?, acknowledged_by=?, resolved_at=?, resolved_by=?, "
         "jira_key=coalesce(?, jira_key), firing_alerts=?, alertmanager_url=?, "
         "mitigated_at=?, mitigated_by=?, reported_at=?, reported_by=?, maintenance=?, "
-        "version=version + 1 WHERE id=? AND version=?"
+        "assignee=?, version=version + 1 WHERE id=? AND version=?"
     ),
     upsert_alert=(
         f"INSERT INTO alerts ({ALERT_COLUMNS}) "
@@ -92,6 +92,11 @@ STATEMENTS = Statements(
         "last_error = ?2, claimed_until = NULL WHERE id = ?3"
     ),
     finish_release="UPDATE outbox SET claimed_until = NULL WHERE id = ?1 AND status = 'pending'",
+    retry_dead=(
+        "UPDATE outbox SET status = 'pending', attempts = 0, created_at = ?1, "
+        "next_attempt_at = ?1, claimed_until = NULL, done_at = NULL "
+        "WHERE id = ?2 AND status = 'dead'"
+    ),
     set_jira_key="UPDATE incidents SET jira_key = ?1 WHERE id = ?2",
     add_slack_message=(
         "INSERT INTO slack_messages (incident_id, channel_id, ts, purpose) "

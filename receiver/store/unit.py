@@ -96,6 +96,7 @@ class UnitOfWork:
         mail: Iterable[MailTaken] = (),
         attachments: Iterable[tuple[int, int, Attachment]] = (),
         end_window: tuple[int, datetime, str] | None = None,
+        retried: Iterable[int] = (),
     ) -> None:
         self.incidents: dict[int, Incident] = {}
         self.new: set[int] = set(new)
@@ -122,6 +123,9 @@ class UnitOfWork:
         # (API maintenance window, when, by whom) ended early with this unit: it must not
         # have ended before, else the commit raises Conflict.
         self.end_window = end_window
+        # Dead-lettered outbox rows made pending again (attempts reset, due at the commit):
+        # each must still be dead, else the commit raises Conflict.
+        self.retried: list[int] = list(retried)
         # (incident, channel) -> index in outbox of the queue's last notification.
         self._last_note: dict[tuple[int | None, str], int] = {}
         for incident in incidents:

@@ -16,10 +16,12 @@ from slack_sdk.signature import SignatureVerifier
 from yarl import URL
 
 from receiver.api.keys import RULES
+from receiver.domain.actions import clean_note
 from tests.api.test_slack import SECRET, signed
 from tests.conftest import API, API_TOKEN, AUTH, WEBHOOK_TOKEN, ClientFactory
 from tests.fuzzing import (
     HEADER_TEXT,
+    HOSTILE_TEXT,
     JSON_VALUES,
     LIMIT,
     MARKER,
@@ -76,13 +78,17 @@ async def slack_serves(client: Client, clock: FakeClock) -> None:
 # Incidents API
 
 
+LIST_PARAMS = ["status", "severity", "team", "category", "source", "limit", "before", "incident"]
+LIST_VALUES = ["triggered", "resolved", "open", "dead", "P0", "backend", "api", "report", "alert"]
+
+
 @fuzz(100)
 @given(
     path=st.sampled_from(["/api/v1/incidents", "/api/v1/deliveries"]),
     params=st.lists(
         st.tuples(
-            st.sampled_from(["status", "severity", "limit", "before", "incident"]) | TEXT,
-            STRINGS | NUMBER_TEXT | st.sampled_from(["triggered", "resolved", "dead", "P0"]),
+            st.sampled_from(LIST_PARAMS) | TEXT,
+            STRINGS | NUMBER_TEXT | st.sampled_from(LIST_VALUES),
         ),
         max_size=5,
     ),
@@ -91,10 +97,36 @@ async def test_list_queries(client: Client, path: str, params: list[tuple[str, s
     status, body = await exchange(client, "GET", path, read_only=True, params=params, headers=API)
     assert status in (200, 400)
     if status == 400:
-        assert body["field"] in ("status", "severity", "limit", "before", "incident")
+        assert body["field"] in {name[:64] for name, _ in params}  # the parameter at fault
     else:
         assert isinstance(body[path.rsplit("/", 1)[1]], list)
     await api_serves(client)
+
+
+@fuzz(40)
+@given(
+    filters=st.dictionaries(
+        st.sampled_from(["status", "severity", "team", "category", "source"]),
+        st.sampled_from([*LIST_VALUES, "acknowledged", "P1", "features", "performance"]),
+    )
+)
+async def test_list_filters_find_what_they_say(client: Client, filters: dict[str, str]) -> None:
+    status, body = await exchange(
+        client, "GET", "/api/v1/incidents", read_only=True, params=filters, headers=API
+    )
+    # the fixture's incident: triggered, P1, backend, api, from an alert
+    mine = {"status": ("triggered", "open"), "severity": ("P1",), "team": ("backend",),
+            "category": ("api",), "source": ("alert",)}  # fmt: skip
+    cfg = client.app[RULES].current
+    known = {"status": ("triggered", "acknowledged", "resolved", "open"),
+             "severity": tuple(cfg.severities), "team": tuple(cfg.teams),
+             "category": tuple(cfg.categories), "source": ("alert", "report")}  # fmt: skip
+    if any(v not in known[k] for k, v in filters.items()):
+        assert status == 400 and filters[body["field"]] not in known[body["field"]]
+    else:
+        assert status == 200
+        listed = all(v in mine[k] for k, v in filters.items())
+        assert [i["id"] for i in body["incidents"]] == ([INCIDENT] if listed else [])
 
 
 @fuzz(60)
@@ -112,10 +144,15 @@ async def test_raw_query_strings(client: Client, path: str, query: str) -> None:
 @fuzz(100)
 @given(
     segment=STRINGS | NUMBER_TEXT,
-    action=st.sampled_from(["", "/ack", "/resolve"]),
+    action=st.sampled_from(
+        ["", "/ack", "/resolve", "/note", "/reassign", "/unack", "/escalate", "/retry"]
+    ),
+    of=st.sampled_from(["incidents", "deliveries"]),
 )
-async def test_incident_ids(client: Client, segment: str, action: str) -> None:
-    url = URL(f"/api/v1/incidents/{quote(segment, safe='')}{action}", encoded=True)
+async def test_incident_ids(client: Client, segment: str, action: str, of: str) -> None:
+    if of == "deliveries":
+        action = "/retry"  # the only action on a delivery
+    url = URL(f"/api/v1/{of}/{quote(segment, safe='')}{action}", encoded=True)
     method = "POST" if action else "GET"
     status, _ = await exchange(
         client, method, url, read_only=True, json={"by": "nobody"}, headers=API
@@ -152,10 +189,12 @@ def names_a_person(body: bytes, people: Collection[str]) -> bool:
     return isinstance(by, str) and by in people
 
 
-@fuzz(120)
+@fuzz(160)
 @given(
     body=ack_bodies(),
-    action=st.sampled_from(["ack", "resolve"]),
+    action=st.sampled_from(
+        ["ack", "resolve", "note", "reassign", "unack", "escalate", "retry", "delivery"]
+    ),
     content_type=st.sampled_from(["application/json", "text/plain", ""]) | PRINTABLE,
 )
 async def test_ack_and_resolve_bodies(
@@ -163,10 +202,45 @@ async def test_ack_and_resolve_bodies(
 ) -> None:
     assume(not names_a_person(body, client.app[RULES].current.people))
     headers = {**API, "Content-Type": content_type}
-    status, answer = await exchange(
-        client, "POST", f"/api/v1/incidents/{INCIDENT}/{action}", data=body, headers=headers
-    )
+    path = f"/api/v1/incidents/{INCIDENT}/{action}"
+    if action == "delivery":
+        path = "/api/v1/deliveries/1/retry"
+    status, answer = await exchange(client, "POST", path, data=body, headers=headers)
     assert status == (413 if len(body) > LIMIT else 400), answer
+    await api_serves(client)
+
+
+@fuzz(120)
+@given(text=JSON_VALUES | HOSTILE_TEXT | huge_values() | st.sampled_from(["\r\n", "a\x7f"]))
+async def test_note_texts(client: Client, text: Any) -> None:
+    """A note is stored when it is text (1 to 4000 characters, no control character but line
+    breaks and tabs), and refused, storing nothing, otherwise."""
+    body = encode({"by": "kim", "text": text})
+    try:
+        clean_note(text)
+    except ValueError:
+        wanted = 400
+    else:
+        wanted = 200
+    if len(body) > LIMIT:
+        wanted = 413
+    status, answer = await exchange(
+        client, "POST", f"/api/v1/incidents/{INCIDENT}/note", data=body, headers=API
+    )
+    assert status == wanted, answer
+    if status == 400:
+        assert answer["field"] == "text"
+
+
+@fuzz(60)
+@given(to=JSON_VALUES)
+async def test_reassign_to_nobody_known(client: Client, to: Any) -> None:
+    assume(not (isinstance(to, str) and to in client.app[RULES].current.people))
+    status, answer = await exchange(
+        client, "POST", f"/api/v1/incidents/{INCIDENT}/reassign", json={"by": "kim", "to": to},
+        headers=API,
+    )  # fmt: skip
+    assert (status, answer["field"]) == (400, "to")
     await api_serves(client)
 
 
@@ -202,6 +276,12 @@ def grants_access(credentials: str) -> bool:
             ("GET", "/api/v1/deliveries"),
             ("POST", f"/api/v1/incidents/{INCIDENT}/ack"),
             ("POST", f"/api/v1/incidents/{INCIDENT}/resolve"),
+            ("POST", f"/api/v1/incidents/{INCIDENT}/note"),
+            ("POST", f"/api/v1/incidents/{INCIDENT}/reassign"),
+            ("POST", f"/api/v1/incidents/{INCIDENT}/unack"),
+            ("POST", f"/api/v1/incidents/{INCIDENT}/escalate"),
+            ("POST", f"/api/v1/incidents/{INCIDENT}/retry"),
+            ("POST", "/api/v1/deliveries/1/retry"),
         ]
     ),
 )

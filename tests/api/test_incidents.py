@@ -193,7 +193,7 @@ async def test_list_filters_and_paging(make_client: ClientFactory) -> None:
     assert len(page["incidents"]) == 2
     rest = await incidents(client, f"?limit=2&before={page['next_before']}")
     assert [i["severity"] for i in rest] == ["P1"]
-    for query in ("?status=open", "?severity=P9", "?limit=0", "?limit=x"):
+    for query in ("?status=opened", "?severity=P9", "?limit=0", "?limit=x"):
         assert (await client.get(f"/api/v1/incidents{query}", headers=API)).status == 400
     assert (await client.get("/api/v1/incidents")).status == 401
     assert (await client.get("/api/v1/incidents/12345", headers=API)).status == 404

@@ -4,6 +4,7 @@ downloaded. Missing, the tests fail and say what to install (.ci/run installs th
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,10 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 TIMEOUT = 20
 
 
-@pytest.fixture
-def browser() -> Iterator[WebDriver]:
-    """A fresh headless Chromium for one test, quit after it whatever happened."""
+@contextmanager
+def chromium(width: int = 1280, height: int = 1000) -> Iterator[WebDriver]:
+    """A headless Chromium in Korean (as the team's browsers are), quit on leaving whatever
+    happened; fails the test, saying what to install, when Debian's packages are missing."""
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
     if missing:
         pytest.fail(
@@ -33,8 +35,11 @@ def browser() -> Iterator[WebDriver]:
     options = Options()
     options.binary_location = str(CHROMIUM)
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--window-size=1280,1000", "--lang=ko-KR"):  # fmt: skip
+                     f"--window-size={width},{height}", "--lang=ko-KR"):  # fmt: skip
         options.add_argument(argument)
+    # Headless Chromium ignores --lang for Accept-Language (it sends en-US): the preference
+    # is what sets the header and navigator.languages.
+    options.add_experimental_option("prefs", {"intl.accept_languages": "ko-KR,ko"})
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     try:
         driver.set_page_load_timeout(TIMEOUT)
@@ -42,6 +47,13 @@ def browser() -> Iterator[WebDriver]:
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture
+def browser() -> Iterator[WebDriver]:
+    """A fresh headless Chromium for one test, quit after it whatever happened."""
+    with chromium() as driver:
+        yield driver
 
 
 def origin(client: TestClient[Any, web.Application]) -> str:

@@ -47,6 +47,14 @@ FORBIDDEN = {
         "receiver.config",
     ),
     "service": ("receiver.api", "receiver.notify", "receiver.app", "receiver.cli"),
+    # the console is a face over the services, as the API is: it acts only through them
+    "console": (
+        "receiver.notify",
+        "receiver.outbox",
+        "receiver.intake",
+        "receiver.app",
+        "receiver.cli",
+    ),
     "domain": (
         "receiver.store",
         "receiver.notify",

@@ -1,0 +1,262 @@
+"""The console's incidents: the list (filters, kept up to date by short polling of its rows),
+one incident (alerts, timeline, pages and deliveries, phase clocks, JIRA link) and the
+actions on it. Every action goes through the same service methods as the API and Slack, as
+the signed-in person, so it is on the timeline with their name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from receiver.api.keys import CLOCK, RULES, SERVICE, SETTINGS, STORE
+from receiver.api.views import held, pages_view
+from receiver.console.auth import redirect, refused, signed_in
+from receiver.console.render import SESSION, page
+from receiver.domain import phases
+from receiver.domain.incidents import Reason
+from receiver.domain.model import Incident
+from receiver.service import NotFound
+from receiver.store.base import StoreUnavailable
+
+LIST_LIMIT = 100
+STATUSES = ("open", "triggered", "acknowledged", "resolved", "all")
+# What each button does, by the form's ``action``: the service's method of that name.
+ACTIONS = ("acknowledge", "mitigate", "resolve", "report", "unacknowledge", "escalate")
+# The notices a page shows after an action (?done=...), by message key.
+NOTICES = frozenset(
+    f"{what}.{outcome}"
+    for what in (*ACTIONS, "note", "reassign", "link", "retry", "triage")
+    for outcome in ("applied", "already", "conflict")
+)
+MAX_NOTE = 4000
+
+
+def filters_of(request: web.Request) -> dict[str, str]:
+    """The list's filters from the query, each one the rules (or the list) know; anything
+    else is dropped (a bookmarked filter of a team since renamed shows everything)."""
+    cfg = request.app[RULES].current
+    known: dict[str, tuple[str, ...]] = {
+        "status": STATUSES,
+        "severity": tuple(cfg.severities),
+        "team": tuple(cfg.teams),
+        "category": tuple(cfg.categories),
+        "source": ("alert", "report"),
+    }
+    out = {"status": "open"}
+    for name, allowed in known.items():
+        value = request.query.get(name, "")
+        if value in allowed:
+            out[name] = value
+    return out
+
+
+async def _listed(request: web.Request, filters: dict[str, str]) -> list[Incident]:
+    status = filters.get("status")
+    return await request.app[STORE].list_incidents(
+        None if status == "all" else status,
+        filters.get("severity"),
+        LIST_LIMIT,
+        None,
+        team=filters.get("team"),
+        category=filters.get("category"),
+        source=filters.get("source"),
+    )
+
+
+def _options(request: web.Request) -> dict[str, Any]:
+    cfg = request.app[RULES].current
+    return {
+        "statuses": STATUSES,
+        "severities": list(cfg.severities),
+        "teams": list(cfg.teams),
+        "categories": list(cfg.categories),
+        "sources": ("alert", "report"),
+    }
+
+
+@signed_in
+async def incident_list(request: web.Request) -> web.StreamResponse:
+    """``GET /ui/``: incidents, newest first, open ones unless the filters say otherwise."""
+    filters = filters_of(request)
+    try:
+        incidents = await _listed(request, filters)
+    except StoreUnavailable:
+        return refused(request, 503, "error.store")
+    return page(request, "incidents.html", incidents=incidents, filters=filters,
+                options=_options(request), nav="incidents")  # fmt: skip
+
+
+@signed_in
+async def incident_rows(request: web.Request) -> web.StreamResponse:
+    """``GET /ui/incidents/rows?…``: the list's rows alone, polled by the page's script."""
+    filters = filters_of(request)
+    try:
+        incidents = await _listed(request, filters)
+    except StoreUnavailable:
+        return refused(request, 503, "error.store")
+    return page(request, "rows.html", incidents=incidents)
+
+
+def _id(request: web.Request) -> int | None:
+    try:
+        value = int(request.match_info["id"])
+    except ValueError:
+        return None
+    return value if 0 < value < 2**63 else None
+
+
+@signed_in
+async def incident(request: web.Request) -> web.StreamResponse:
+    """``GET /ui/incidents/{id}``: everything about one incident, and what can be done."""
+    incident_id = _id(request)
+    if incident_id is None:
+        return refused(request, 404, "error.no_incident")
+    store = request.app[STORE]
+    try:
+        found = await store.get_incident(incident_id)
+        if found is None:
+            return refused(request, 404, "error.no_incident")
+        alerts = (await store.incident_alerts([incident_id]))[incident_id]
+        timeline = await store.timeline(incident_id)
+        deliveries = await store.deliveries(None, incident_id, 500)
+        linked = await store.link_of(incident_id)
+    except StoreUnavailable:
+        return refused(request, 503, "error.store")
+    cfg = request.app[RULES].current
+    now = request.app[CLOCK]()
+    jira = request.app[SETTINGS].jira_url
+    done = request.query.get("done", "")
+    return page(
+        request,
+        "incident.html",
+        incident=found,
+        alerts=alerts,
+        timeline=list(reversed(timeline)),
+        deliveries=deliveries,
+        dead=[d for d in deliveries if d.status == "dead"],
+        pages=pages_view(deliveries, found.acknowledged_by),
+        held_until=held(found, timeline, now),
+        clocks=sorted(phases.ahead(found, cfg).items(), key=lambda kv: kv[1]),
+        jira_url=f"{jira.rstrip('/')}/browse/{found.jira_key}" if jira and found.jira_key else None,
+        linked_to=linked,
+        assignee=found.assignee,
+        people=sorted(cfg.people.items(), key=lambda kv: kv[1].name or kv[0]),
+        is_report=found.source == "report",
+        notice=done if done in NOTICES else None,
+        max_note=MAX_NOTE,
+        nav="incidents",
+    )
+
+
+def _back(incident_id: int, what: str, reason: Reason) -> web.Response:
+    return redirect(f"/ui/incidents/{incident_id}?done={what}.{reason.value}")
+
+
+@signed_in
+async def act(request: web.Request) -> web.StreamResponse:
+    """``POST /ui/incidents/{id}/act`` with ``action``: one of the incident's buttons."""
+    incident_id = _id(request)
+    form = await request.post()
+    action = str(form.get("action", ""))
+    if incident_id is None or action not in ACTIONS:
+        return refused(request, 400, "error.bad_form")
+    service = request.app[SERVICE]
+    by = request[SESSION].person
+    run = {
+        "acknowledge": service.acknowledge,
+        "mitigate": service.mitigate,
+        "resolve": service.resolve,
+        "report": service.report,
+        "unacknowledge": service.actions.unacknowledge,
+        "escalate": service.actions.escalate,
+    }[action]
+    try:
+        reason, _ = await run(incident_id, by)
+    except NotFound:
+        return refused(request, 404, "error.no_incident")
+    except StoreUnavailable:
+        return refused(request, 503, "error.store")
+    return _back(incident_id, action, reason)
+
+
+@signed_in
+async def note(request: web.Request) -> web.StreamResponse:
+    """``POST /ui/incidents/{id}/note`` with ``text``."""
+    incident_id = _id(request)
+    text = str((await request.post()).get("text", "")).strip()
+    if incident_id is None or not text or len(text) > MAX_NOTE:
+        return refused(request, 400, "error.bad_form")
+    try:
+        reason, _ = await request.app[SERVICE].actions.note(incident_id, request[SESSION].person,
+                                                            text)  # fmt: skip
+    except NotFound:
+        return refused(request, 404, "error.no_incident")
+    except StoreUnavailable:
+        return refused(request, 503, "error.store")
+    except ValueError:
+        return refused(request, 400, "error.bad_form")
+    return _back(incident_id, "note", reason)
+
+
+@signed_in
+async def reassign(request: web.Request) -> web.StreamResponse:
+    """``POST /ui/incidents/{id}/reassign`` with ``to``: a person of the rules."""
+    incident_id = _id(request)
+    to = str((await request.post()).get("to", ""))
+    if incident_id is None or to not in request.app[RULES].current.people:
+        return refused(request, 400, "error.bad_form")
+    try:
+        reason, _ = await request.app[SERVICE].actions.reassign(
+            incident_id, request[SESSION].person, to
+        )
+    except NotFound:
+        return refused(request, 404, "error.no_incident")
+    except StoreUnavailable:
+        return refused(request, 503, "error.store")
+    return _back(incident_id, "reassign", reason)
+
+
+@signed_in
+async def link(request: web.Request) -> web.StreamResponse:
+    """``POST /ui/incidents/{id}/link`` with ``to``: a report folded into that incident."""
+    incident_id = _id(request)
+    raw = str((await request.post()).get("to", "")).strip().lstrip("#")
+    to = int(raw) if raw.isdigit() and len(raw) < 19 else 0
+    if incident_id is None or not to:
+        return refused(request, 400, "error.bad_form")
+    try:
+        reason, _ = await request.app[SERVICE].link(incident_id, to, request[SESSION].person)
+    except NotFound:
+        return refused(request, 404, "error.no_incident")
+    except StoreUnavailable:
+        return refused(request, 503, "error.store")
+    return _back(incident_id, "link", reason)
+
+
+@signed_in
+async def retry(request: web.Request) -> web.StreamResponse:
+    """``POST /ui/incidents/{id}/retry``: every dead letter of the incident sent again."""
+    incident_id = _id(request)
+    if incident_id is None:
+        return refused(request, 404, "error.no_incident")
+    try:
+        reason, _ = await request.app[SERVICE].actions.retry_dead(
+            incident_id, request[SESSION].person
+        )
+    except NotFound:
+        return refused(request, 404, "error.no_incident")
+    except StoreUnavailable:
+        return refused(request, 503, "error.store")
+    return _back(incident_id, "retry", reason)
+
+
+def routes(app: web.Application) -> None:
+    app.router.add_get("/ui/", incident_list)
+    app.router.add_get("/ui/incidents/rows", incident_rows)
+    app.router.add_get("/ui/incidents/{id}", incident)
+    app.router.add_post("/ui/incidents/{id}/act", act)
+    app.router.add_post("/ui/incidents/{id}/note", note)
+    app.router.add_post("/ui/incidents/{id}/reassign", reassign)
+    app.router.add_post("/ui/incidents/{id}/link", link)
+    app.router.add_post("/ui/incidents/{id}/retry", retry)
