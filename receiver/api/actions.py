@@ -121,12 +121,22 @@ async def unacknowledge(request: web.Request) -> web.Response:
     )
 
 
+def _step(request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
+    step = body.get("step")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
+        raise BadRequest("step", "'step' must be the step to page (0, 1, ...), or left out")
+    return body
+
+
 async def escalate(request: web.Request) -> web.Response:
-    """``POST /api/v1/incidents/{id}/escalate`` with ``{"by"}``: the next step paged now;
-    409 once resolved or past the last step."""
+    """``POST /api/v1/incidents/{id}/escalate`` with ``{"by"}`` and, to make a retried
+    request safe, the ``step`` meant: the next step paged now (``changed: false`` when
+    ``step`` is paged already); 409 once resolved, past the last step, or when the next
+    step is not ``step``."""
     return await _incident_action(
-        request, "escalate", ("by",), lambda a, i, b: a.escalate(i, b["by"])
-    )
+        request, "escalate", ("by", "step"),
+        lambda a, i, b: a.escalate(i, b["by"], b.get("step")), _step,
+    )  # fmt: skip
 
 
 async def retry_incident(request: web.Request) -> web.Response:

@@ -12,6 +12,7 @@ from receiver.api.auth import authorized, unauthorized
 from receiver.api.keys import CLOCK, RULES, SERVICE, SETTINGS, STORE
 from receiver.api.middleware import LOG_FIELDS, error_response
 from receiver.api.views import delivery_view, event_view, held, incident_view, pages_view
+from receiver.config.models import RulesConfig
 from receiver.domain.incidents import Reason
 from receiver.domain.model import INCIDENT_SOURCES, Status
 from receiver.domain.phase_render import text_table
@@ -70,6 +71,17 @@ LIST_PARAMS = (*FILTERS, "limit", "before")
 STATUSES = (*(s.value for s in Status), OPEN)
 
 
+def known_filters(cfg: RulesConfig) -> dict[str, tuple[str, ...]]:
+    """Each filter of the incident list and the values it takes under these rules."""
+    return {
+        "status": STATUSES,
+        "severity": tuple(cfg.severities),
+        "team": tuple(cfg.teams),
+        "category": tuple(cfg.categories),
+        "source": INCIDENT_SOURCES,
+    }
+
+
 def incident_filters(request: web.Request) -> dict[str, str | None]:
     """The list's filters from the query, each known to the rules (None: not given);
     BadRequest names an unknown or repeated parameter, or a value nothing has."""
@@ -80,14 +92,7 @@ def incident_filters(request: web.Request) -> dict[str, str | None]:
             )
         if len(request.query.getall(name)) > 1:
             raise BadRequest(name, f"{name} given more than once")
-    cfg = request.app[RULES].current
-    known: dict[str, tuple[str, ...]] = {
-        "status": STATUSES,
-        "severity": tuple(cfg.severities),
-        "team": tuple(cfg.teams),
-        "category": tuple(cfg.categories),
-        "source": INCIDENT_SOURCES,
-    }
+    known = known_filters(request.app[RULES].current)
     found: dict[str, str | None] = {}
     for name in FILTERS:
         value = request.query.get(name) or None

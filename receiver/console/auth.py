@@ -53,6 +53,13 @@ def setup(app: web.Application) -> None:
     key = secret.get_secret_value() if secret is not None else secrets.token_urlsafe(48)
     app[SIGNER] = Signer(key)
     app[THROTTLE] = Throttle()
+    app.on_startup.append(_warm)
+
+
+async def _warm(app: web.Application) -> None:
+    """Make the dummy hash now, so the first sign-in of an unknown name takes no longer
+    than any other."""
+    await asyncio.to_thread(verify_password, None, "")
 
 
 def find_person(cfg: RulesConfig, name: str) -> str | None:
@@ -188,6 +195,8 @@ def next_page(raw: str | None) -> str:
     """Where to go after signing in: a console page of ours, never another site."""
     if not raw:
         return BASE
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in raw) or len(raw) > 2000:
+        return BASE  # nothing that could end a header line
     parts = urlsplit(raw)
     if parts.scheme or parts.netloc or not raw.startswith(BASE) or "\\" in raw:
         return BASE
@@ -240,6 +249,9 @@ async def login(request: web.Request) -> web.StreamResponse:
     if wait is not None:
         log.warning("ui_login_throttled", name=name[:64], peer=address)
         return _login_page(request, 429, "login.throttled", name, wait.retry_after)
+    # Counted as failed before anything is awaited, so guesses sent at once are held like
+    # guesses one after another; taken back if it succeeds.
+    throttle.failed(counted, address, now)
     try:
         stored = await request.app[STORE].password(person) if person else None
     except StoreUnavailable:
@@ -249,10 +261,9 @@ async def login(request: web.Request) -> web.StreamResponse:
         verify_password, hashed, password
     )
     if not ok or person is None or stored is None:
-        throttle.failed(counted, address, now)
         log.info("ui_login_failed", name=name[:64], peer=address)
         return _login_page(request, 401, "login.failed", name)
-    throttle.succeeded(counted)
+    throttle.succeeded(counted, address)
     session = new_session(person, "password", now, stored[1].timestamp())
     log.info("ui_login", person=person, peer=address)
     response = redirect(next_page(str(form.get("next") or "")))

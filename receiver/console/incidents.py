@@ -5,22 +5,24 @@ the signed-in person, so it is on the timeline with their name."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
+from receiver.api.incidents import known_filters
 from receiver.api.keys import CLOCK, RULES, SERVICE, SETTINGS, STORE
 from receiver.api.views import held, pages_view
 from receiver.console.auth import redirect, refused, signed_in
 from receiver.console.render import SESSION, page
 from receiver.domain import phases
+from receiver.domain.actions import NOTE_MAX
 from receiver.domain.incidents import Reason
 from receiver.domain.model import Incident
 from receiver.service import NotFound
 from receiver.store.base import StoreUnavailable
 
 LIST_LIMIT = 100
-STATUSES = ("open", "triggered", "acknowledged", "resolved", "all")
 # What each button does, by the form's ``action``: the service's method of that name.
 ACTIONS = ("acknowledge", "mitigate", "resolve", "report", "unacknowledge", "escalate")
 # The notices a page shows after an action (?done=...), by message key.
@@ -29,26 +31,33 @@ NOTICES = frozenset(
     for what in (*ACTIONS, "note", "reassign", "link", "retry", "triage")
     for outcome in ("applied", "already", "conflict")
 )
-MAX_NOTE = 4000
+MAX_NOTE = NOTE_MAX
 
 
-def filters_of(request: web.Request) -> dict[str, str]:
-    """The list's filters from the query, each one the rules (or the list) know; anything
-    else is dropped (a bookmarked filter of a team since renamed shows everything)."""
-    cfg = request.app[RULES].current
-    known: dict[str, tuple[str, ...]] = {
-        "status": STATUSES,
-        "severity": tuple(cfg.severities),
-        "team": tuple(cfg.teams),
-        "category": tuple(cfg.categories),
-        "source": ("alert", "report"),
-    }
+def filters_of(request: web.Request) -> tuple[dict[str, str], list[str]]:
+    """The list's filters from the query (the API's, and ``status=all``), and those given
+    with a value the rules do not know (a bookmark of a team since renamed): left out, and
+    said on the page."""
+    known = known_filters(request.app[RULES].current)
+    known["status"] = (*known["status"], "all")
     out = {"status": "open"}
+    ignored = []
     for name, allowed in known.items():
         value = request.query.get(name, "")
         if value in allowed:
             out[name] = value
-    return out
+        elif value:
+            ignored.append(name)
+    return out, ignored
+
+
+def parse_id(raw: str) -> int | None:
+    """An id in a path or a form: a positive integer in ASCII digits, else None."""
+    raw = raw.strip().lstrip("#")
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
+        return None
+    value = int(raw)
+    return value if 0 < value < 2**63 else None
 
 
 async def _listed(request: web.Request, filters: dict[str, str]) -> list[Incident]:
@@ -65,32 +74,32 @@ async def _listed(request: web.Request, filters: dict[str, str]) -> list[Inciden
 
 
 def _options(request: web.Request) -> dict[str, Any]:
-    cfg = request.app[RULES].current
+    known = known_filters(request.app[RULES].current)
     return {
-        "statuses": STATUSES,
-        "severities": list(cfg.severities),
-        "teams": list(cfg.teams),
-        "categories": list(cfg.categories),
-        "sources": ("alert", "report"),
+        "statuses": (*known["status"], "all"),
+        "severities": known["severity"],
+        "teams": known["team"],
+        "categories": known["category"],
+        "sources": known["source"],
     }
 
 
 @signed_in
 async def incident_list(request: web.Request) -> web.StreamResponse:
     """``GET /ui/``: incidents, newest first, open ones unless the filters say otherwise."""
-    filters = filters_of(request)
+    filters, ignored = filters_of(request)
     try:
         incidents = await _listed(request, filters)
     except StoreUnavailable:
         return refused(request, 503, "error.store")
     return page(request, "incidents.html", incidents=incidents, filters=filters,
-                options=_options(request), nav="incidents")  # fmt: skip
+                ignored=ignored, options=_options(request), nav="incidents")  # fmt: skip
 
 
 @signed_in
 async def incident_rows(request: web.Request) -> web.StreamResponse:
     """``GET /ui/incidents/rows?…``: the list's rows alone, polled by the page's script."""
-    filters = filters_of(request)
+    filters, _ = filters_of(request)
     try:
         incidents = await _listed(request, filters)
     except StoreUnavailable:
@@ -99,11 +108,7 @@ async def incident_rows(request: web.Request) -> web.StreamResponse:
 
 
 def _id(request: web.Request) -> int | None:
-    try:
-        value = int(request.match_info["id"])
-    except ValueError:
-        return None
-    return value if 0 < value < 2**63 else None
+    return parse_id(request.match_info["id"])
 
 
 @signed_in
@@ -136,8 +141,9 @@ async def incident(request: web.Request) -> web.StreamResponse:
         deliveries=deliveries,
         dead=[d for d in deliveries if d.status == "dead"],
         pages=pages_view(deliveries, found.acknowledged_by),
-        held_until=held(found, timeline, now),
+        held_until=_moment(held(found, timeline, now)),
         clocks=sorted(phases.ahead(found, cfg).items(), key=lambda kv: kv[1]),
+        next_step=max(phases.paged_steps(timeline, found.triggered_at), default=-1) + 1,
         jira_url=f"{jira.rstrip('/')}/browse/{found.jira_key}" if jira and found.jira_key else None,
         linked_to=linked,
         assignee=found.assignee,
@@ -147,6 +153,10 @@ async def incident(request: web.Request) -> web.StreamResponse:
         max_note=MAX_NOTE,
         nav="incidents",
     )
+
+
+def _moment(iso: str | None) -> datetime | None:
+    return datetime.fromisoformat(iso) if iso is not None else None
 
 
 def _back(incident_id: int, what: str, reason: Reason) -> web.Response:
@@ -163,13 +173,19 @@ async def act(request: web.Request) -> web.StreamResponse:
         return refused(request, 400, "error.bad_form")
     service = request.app[SERVICE]
     by = request[SESSION].person
+    raw_step = str(form.get("step", ""))  # the step the page showed as next (escalate)
+    step = parse_id(raw_step) if raw_step != "0" else 0
+
+    async def escalate(incident_id: int, by: str) -> tuple[Reason, Incident]:
+        return await service.actions.escalate(incident_id, by, step)
+
     run = {
         "acknowledge": service.acknowledge,
         "mitigate": service.mitigate,
         "resolve": service.resolve,
         "report": service.report,
         "unacknowledge": service.actions.unacknowledge,
-        "escalate": service.actions.escalate,
+        "escalate": escalate,
     }[action]
     try:
         reason, _ = await run(incident_id, by)
@@ -184,9 +200,9 @@ async def act(request: web.Request) -> web.StreamResponse:
 async def note(request: web.Request) -> web.StreamResponse:
     """``POST /ui/incidents/{id}/note`` with ``text``."""
     incident_id = _id(request)
-    text = str((await request.post()).get("text", "")).strip()
-    if incident_id is None or not text or len(text) > MAX_NOTE:
-        return refused(request, 400, "error.bad_form")
+    text = str((await request.post()).get("text", ""))
+    if incident_id is None:
+        return refused(request, 404, "error.no_incident")
     try:
         reason, _ = await request.app[SERVICE].actions.note(incident_id, request[SESSION].person,
                                                             text)  # fmt: skip
@@ -194,8 +210,8 @@ async def note(request: web.Request) -> web.StreamResponse:
         return refused(request, 404, "error.no_incident")
     except StoreUnavailable:
         return refused(request, 503, "error.store")
-    except ValueError:
-        return refused(request, 400, "error.bad_form")
+    except ValueError:  # the note's text as clean_note refuses it
+        return refused(request, 400, "error.bad_note")
     return _back(incident_id, "note", reason)
 
 
@@ -221,9 +237,8 @@ async def reassign(request: web.Request) -> web.StreamResponse:
 async def link(request: web.Request) -> web.StreamResponse:
     """``POST /ui/incidents/{id}/link`` with ``to``: a report folded into that incident."""
     incident_id = _id(request)
-    raw = str((await request.post()).get("to", "")).strip().lstrip("#")
-    to = int(raw) if raw.isdigit() and len(raw) < 19 else 0
-    if incident_id is None or not to:
+    to = parse_id(str((await request.post()).get("to", "")))
+    if incident_id is None or to is None:
         return refused(request, 400, "error.bad_form")
     try:
         reason, _ = await request.app[SERVICE].link(incident_id, to, request[SESSION].person)

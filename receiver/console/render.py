@@ -15,7 +15,10 @@ from receiver.api.keys import CLOCK, RULES
 from receiver.api.pages import templates, version_of
 from receiver.console.session import LANG_COOKIE, Session
 from receiver.domain.digest import digest_zone
+from receiver.domain.model import Event
+from receiver.domain.timeline import describe
 from receiver.i18n import LOCALES
+from receiver.store.base import Delivery
 
 # Scripts, styles and requests from the receiver only; no inline script, never framed.
 CSP = "; ".join(
@@ -92,6 +95,32 @@ def page(request: web.Request, template: str, status: int = 200, **values: Any) 
         found = cfg.people.get(person or "")
         return found.name if found is not None and found.name else (person or "—")
 
+    def event_detail(event: Event) -> str:
+        """What else an entry says: the timeline's own sentence in English; in another
+        language, the people it names and its step (the sentences are English only)."""
+        if locale == "en":
+            return describe(event, cfg)
+        d = event.data
+        people = [d.get("person"), d.get("to") if isinstance(d.get("to"), str) else None]
+        found = d.get("people")
+        if isinstance(found, list):
+            people += [p for p in found if isinstance(p, str)]
+        parts = [name(p) for p in people if isinstance(p, str) and p]
+        if isinstance(d.get("step"), int):
+            parts.append(t("pages.step", step=d["step"]))
+        return " · ".join(parts)
+
+    def shown_error(delivery: Delivery) -> str:
+        """A delivery's last error; a notice to a reporter's is not shown (a mail server's
+        or Telegram's words may name the reporter's address or chat)."""
+        if not delivery.last_error:
+            return ""
+        return (
+            t("deliveries.reporter_error")
+            if delivery.channel == "reporter"
+            else (delivery.last_error)
+        )
+
     def event_label(event: str) -> str:
         key = f"console.event.{event}"
         found = i18n.lookup(locale, key)
@@ -106,6 +135,8 @@ def page(request: web.Request, template: str, status: int = 200, **values: Any) 
             when=when,
             name=name,
             event_label=event_label,
+            event_detail=event_detail,
+            shown_error=shown_error,
             asset=asset,
             locale=locale,
             other=[loc for loc in LOCALES if loc != locale],

@@ -156,5 +156,12 @@ class Throttle:
         for key in (f"p:{person}", f"a:{address}"):
             self._failures.setdefault(key, deque()).append(now)
 
-    def succeeded(self, person: str) -> None:
+    def succeeded(self, person: str, address: str) -> None:
+        """A sign-in that worked: the person's count is cleared, and the address's last
+        count (made before the check) taken back."""
         self._failures.pop(f"p:{person}", None)
+        found = self._failures.get(f"a:{address}")
+        if found:
+            found.pop()
+            if not found:
+                del self._failures[f"a:{address}"]

@@ -13,9 +13,11 @@ from receiver.api.keys import CLOCK, RULES, SERVICE, STORE
 from receiver.api.maintenance import MAX_LENGTH, MAX_MATCHERS, MAX_REASON, window_view
 from receiver.config.matchers import parse_matcher
 from receiver.console.auth import redirect, refused, signed_in
+from receiver.console.incidents import parse_id
 from receiver.console.render import SESSION, page, zone_of
 from receiver.domain.explain import route_report
 from receiver.domain.maintenance import around
+from receiver.domain.oncall import rotations_now
 from receiver.domain.schedule import schedule
 from receiver.service import NotFound
 from receiver.service.maintenance import NoSuchWindow
@@ -72,12 +74,12 @@ async def triage(request: web.Request) -> web.StreamResponse:
         if value and value not in pool:
             return refused(request, 400, "error.bad_form")
         chosen[name] = value or None
-    raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18 or not any(chosen.values()):
+    incident_id = parse_id(request.match_info["id"])
+    if incident_id is None or not any(chosen.values()):
         return refused(request, 400, "error.bad_form")
     try:
         reason, _ = await request.app[SERVICE].triage(
-            int(raw), request[SESSION].person, severity=chosen["severity"],
+            incident_id, request[SESSION].person, severity=chosen["severity"],
             category=chosen["category"], assignee=chosen["assignee"],
         )  # fmt: skip
     except NotFound:
@@ -97,8 +99,13 @@ async def oncall(request: web.Request) -> web.StreamResponse:
     cfg = request.app[RULES].current
     now = request.app[CLOCK]()
     end = now + timedelta(days=SCHEDULE_DAYS)
+    instead = {
+        row.oncall.rotation: row.paged_instead.person
+        for row in rotations_now(cfg, now)
+        if row.paged_instead is not None
+    }
     rotations = [
-        (name, rotation, schedule(name, rotation, now, end))
+        (name, rotation, schedule(name, rotation, now, end), instead.get(name))
         for name, rotation in cfg.rotations.items()
     ]
     return page(request, "oncall.html", rotations=rotations, until=end, nav="oncall")
@@ -191,11 +198,11 @@ def _parses(text: str) -> bool:
 @signed_in
 async def end_window(request: web.Request) -> web.StreamResponse:
     """``POST /ui/maintenance/{id}/end``: an API window ends now."""
-    raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
+    window_id = parse_id(request.match_info["id"])
+    if window_id is None:
         return refused(request, 404, "error.no_window")
     try:
-        reason, _ = await request.app[SERVICE].maintenance.end(int(raw), request[SESSION].person)
+        reason, _ = await request.app[SERVICE].maintenance.end(window_id, request[SESSION].person)
     except NoSuchWindow:
         return refused(request, 404, "error.no_window")
     except StoreUnavailable:
@@ -225,12 +232,12 @@ async def dead_letters(request: web.Request) -> web.StreamResponse:
 @signed_in
 async def retry_delivery(request: web.Request) -> web.StreamResponse:
     """``POST /ui/deliveries/{id}/retry``: one dead letter sent again."""
-    raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
+    delivery_id = parse_id(request.match_info["id"])
+    if delivery_id is None:
         return refused(request, 404, "error.no_delivery")
     try:
         reason, _ = await request.app[SERVICE].actions.retry_delivery(
-            int(raw), request[SESSION].person
+            delivery_id, request[SESSION].person
         )
     except NotFound:
         return refused(request, 404, "error.no_delivery")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from receiver.config.models import RulesConfig
@@ -23,6 +23,11 @@ from receiver.domain.oncall import page_time, resolve_targets
 NOTE_MAX = 4_000  # characters of a note, once stripped
 PAGED_AS = "assignee"  # the target a reassignment's page names
 DELIVERIES_IN_EVENT = 50  # ids of retried deliveries a timeline entry lists
+# A note repeated by its author within this is a retried request or a double click, not
+# news; later, the same words ("still investigating") are a note of their own.
+NOTE_REPEAT = timedelta(minutes=10)
+# What beta testers are told of an outage: stale, and wrong, once the incident is resolved.
+ANNOUNCEMENTS = frozenset({Kind.ANNOUNCE_OPENED})  # on Slack and on Telegram alike
 
 
 def clean_note(text: object) -> str:
@@ -46,20 +51,23 @@ def decide_note(
     incident: Incident, by: str, text: str, now: datetime, last: Event | None = None
 ) -> tuple[Reason, Change | None]:
     """A note on the timeline, and a comment on the issue; on any incident, resolved ones
-    too. The same note by the same person as the newest note (``last``; a retried request,
-    a double click) is not added twice."""
-    if last is not None and last.event == "note" and last.data == {"by": by, "text": text}:
+    too. The same note by the same person as the newest note (``last``), within
+    NOTE_REPEAT, is not added twice (a retried request, a double click)."""
+    same = last is not None and last.event == "note" and last.data == {"by": by, "text": text}
+    if same and last is not None and now - last.at < NOTE_REPEAT:
         return Reason.ALREADY, None
     note = Event("note", now, {"by": by, "text": text})
     return Reason.APPLIED, Change(incident, events=(note,), notifications=(Kind.NOTE,))
 
 
 def decide_reassign(
-    incident: Incident, by: str, to: str, now: datetime
+    incident: Incident, by: str, to: str, now: datetime, page_now: bool = True
 ) -> tuple[Reason, Change | None, Fired]:
     """Hand an open incident to a person: its assignee (the issue's too), paged at once as
     step 0 of the current trigger would page them (their channels in order, moving on if
-    they do not acknowledge). Handing it to its assignee again changes nothing."""
+    they do not acknowledge) when its severity pages now (``page_now``; else they hear of
+    it in JIRA and Slack, and nobody is woken for a P3). Handing it to its assignee again
+    changes nothing."""
     if incident.status is Status.RESOLVED:
         return Reason.CONFLICT, None, Fired()
     if incident.assignee == to:
@@ -67,13 +75,16 @@ def decide_reassign(
     data: dict[str, Any] = {"by": by, "to": to}
     if incident.assignee is not None:
         data["from"] = incident.assignee
-    # Said as a page event says it, so the page moves on to their next channel unanswered.
-    data.update(step=0, people=[to], targets=[PAGED_AS])
     change = Change(
         replace(incident, assignee=to),
-        events=(Event("reassigned", now, data),),
+        events=(Event("reassigned", now, {**data, "paged": page_now}),),
         notifications=(Kind.REASSIGNED,),
     )
+    if not page_now:
+        return Reason.APPLIED, change, Fired()
+    # Said as a page event says it, so the page moves on to their next channel unanswered.
+    data.update(step=0, people=[to], targets=[PAGED_AS], paged=True)
+    change = replace(change, events=(Event("reassigned", now, data),))
     return Reason.APPLIED, change, Fired(pages=(Page(to, PAGED_AS, 0),))
 
 
@@ -114,15 +125,29 @@ class Escalation:
 
 
 def decide_escalate(
-    incident: Incident, cfg: RulesConfig, paged: set[int], by: str, now: datetime
+    incident: Incident,
+    cfg: RulesConfig,
+    paged: set[int],
+    by: str,
+    now: datetime,
+    expected: int | None = None,
 ) -> tuple[Reason, Escalation | None]:
     """Page the step after the last one paged (``paged``: the steps of the ladder running
     now) at once, whatever the hour or the severity's paging policy (someone asked). While
     the incident is triggered the steps after it follow, each as long after this one as the
     ladder spaces them (paging as the severity pages); an acknowledged one escalates no
-    further by itself. Not for a resolved incident, nor past the ladder's last step."""
+    further by itself. Not for a resolved incident, nor past the ladder's last step.
+
+    ``expected``: the step the person saw as next (the console's button, the API's
+    ``step``): ALREADY when it has been paged meanwhile (a double click, a retried request,
+    two people at once), CONFLICT when the ladder is elsewhere; without it, the next step
+    whatever it is."""
     steps = cfg.steps_for(incident.severity)
     step = max(paged, default=-1) + 1
+    if expected is not None and expected in paged:
+        return Reason.ALREADY, None
+    if expected is not None and expected != step:
+        return Reason.CONFLICT, None
     if incident.status is Status.RESOLVED or step >= len(steps):
         return Reason.CONFLICT, None
     if incident.team not in cfg.teams:
@@ -156,7 +181,10 @@ def refusal(action: str, incident: Incident) -> str:
     if action == "unack":
         return f"incident is {status}: only an acknowledged incident can be unacknowledged"
     if action == "escalate" and incident.status is not Status.RESOLVED:
-        return "no further escalation step: the last step of its ladder has been paged"
+        return (
+            "no such escalation step: the last step of its ladder has been paged, or the "
+            "ladder has moved on from the step asked for"
+        )
     return f"incident is {status}"
 
 
@@ -169,6 +197,8 @@ def retry_refusal(
     nothing)."""
     if status != "dead":
         return f"delivery is {status}, not dead: only dead letters are retried"
+    if kind in ANNOUNCEMENTS and incident is not None and incident.status is Status.RESOLVED:
+        return "an outage announcement of an incident resolved since is not sent again"
     if kind != Kind.PAGE:
         return None
     if incident is None or incident.status is not Status.TRIGGERED:

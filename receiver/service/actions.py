@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from receiver.domain import phases
 from receiver.domain.actions import (
+    clean_note,
     decide_escalate,
     decide_note,
     decide_reassign,
@@ -28,6 +29,7 @@ from receiver.domain.actions import (
 from receiver.domain.escalation import Fired, Timer
 from receiver.domain.incidents import Change, Reason
 from receiver.domain.model import Event, Incident
+from receiver.domain.oncall import page_time
 from receiver.pacing import Pacer
 from receiver.service.rendering import Notice, apply_fired, fire_due_now
 from receiver.service.units import NotFound, collect, replan
@@ -76,8 +78,10 @@ class IncidentActions:
     async def note(self, incident_id: int, by: str, text: str) -> tuple[Reason, Incident]:
         """Add ``by``'s note (``text`` as ``receiver.domain.actions.clean_note`` leaves it)
         to the timeline and as a comment on the incident's JIRA issue; on any incident,
-        resolved ones too. The same note by the same person as the newest note changes
-        nothing (a retried request)."""
+        resolved ones too. The same note by the same person as the newest note, within
+        NOTE_REPEAT, changes nothing (a retried request). ValueError, saying why, for text
+        ``clean_note`` refuses (nothing is stored)."""
+        text = clean_note(text)
 
         def decide(incident: Incident, timeline: list[Event], now: datetime) -> _Decided:
             last = next((e for e in reversed(timeline) if e.event == "note"), None)
@@ -89,11 +93,14 @@ class IncidentActions:
     async def reassign(self, incident_id: int, by: str, to: str) -> tuple[Reason, Incident]:
         """Hand an open incident to the person ``to``: its ``assignee``, the JIRA issue's
         assignee (their ``jira_user``) with a comment, and ``to`` paged now on their
-        channels as a step-0 page. CONFLICT once resolved; ALREADY when ``to`` already is
-        its assignee."""
+        channels as a step-0 page if its severity pages now (not a P3, nor a P2 at night).
+        CONFLICT once resolved; ALREADY when ``to`` already is its assignee."""
+        cfg = self.service.rules.current
 
         def decide(incident: Incident, timeline: list[Event], now: datetime) -> _Decided:
-            reason, change, fired = decide_reassign(incident, by, to, now)
+            known = incident.severity in cfg.severities and incident.team in cfg.teams
+            when = page_time(cfg, incident.team, incident.severity, now) if known else None
+            reason, change, fired = decide_reassign(incident, by, to, now, when == now)
             return _Decided(reason, change, fired)
 
         return await self._act(incident_id, decide)
@@ -110,15 +117,19 @@ class IncidentActions:
 
         return await self._act(incident_id, decide)
 
-    async def escalate(self, incident_id: int, by: str) -> tuple[Reason, Incident]:
+    async def escalate(
+        self, incident_id: int, by: str, step: int | None = None
+    ) -> tuple[Reason, Incident]:
         """Page the next step of the escalation ladder (after the last one paged) now; the
         later steps follow with their spacing from now while the incident is triggered.
-        Triggered or acknowledged incidents; CONFLICT once resolved or past the last step."""
+        Triggered or acknowledged incidents; CONFLICT once resolved or past the last step.
+        ``step``: the step the person meant (the one they saw as next): ALREADY once it is
+        paged, so a double click or a retried request climbs one step, not two."""
         cfg = self.service.rules.current
 
         def decide(incident: Incident, timeline: list[Event], now: datetime) -> _Decided:
             paged = phases.paged_steps(timeline, incident.triggered_at)
-            reason, done = decide_escalate(incident, cfg, paged, by, now)
+            reason, done = decide_escalate(incident, cfg, paged, by, now, step)
             if done is None:
                 return _Decided(reason)
             return _Decided(reason, Change(incident), done.fired, done.timers)
@@ -140,7 +151,8 @@ class IncidentActions:
             incident = await self.store.get_incident(owner) if owner is not None else None
             if retry_refusal(found.status, found.kind, found.page, incident) is not None:
                 return Reason.CONFLICT, found, False
-            unit = UnitOfWork(retried=[delivery_id])
+            # The incident as read, version-checked: an ack or resolve meanwhile decides again.
+            unit = UnitOfWork([incident] if incident is not None else (), retried=[delivery_id])
             if incident is not None and incident.id is not None:
                 unit.events.append((incident.id, retried_one(by, delivery_id, found.channel, now)))
             await self.store.commit(unit, now)
@@ -169,7 +181,7 @@ class IncidentActions:
             )
             if not ids:
                 return Reason.ALREADY, incident, []
-            unit = UnitOfWork(retried=ids)
+            unit = UnitOfWork([incident], retried=ids)  # version-checked, as read
             unit.events.append((incident_id, retried_all(by, ids, now)))
             await self.store.commit(unit, now)
             return Reason.APPLIED, incident, ids

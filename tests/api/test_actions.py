@@ -254,7 +254,7 @@ async def test_escalate_pages_the_next_step_now_until_the_ladder_ends(
     assert (await act(client, incident_id, "escalate", by="kim"))[0] == 200  # step 3: the PM
     await wait_for(lambda: len(slack.dms_to("U0PARK")) == 1)
     status, answer = await act(client, incident_id, "escalate", by="kim")
-    assert status == 409 and "no further escalation step" in answer["error"]
+    assert status == 409 and "no such escalation step" in answer["error"]
     text = await (await client.get("/metrics")).text()
     for step in "123":
         assert metric(text, "receiver_escalations_total", severity="P1", step=step) == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from itsdangerous import URLSafeSerializer
 from pydantic import SecretStr, ValidationError
@@ -236,3 +238,27 @@ def test_console_settings_that_would_fail_open_are_refused(tmp_path: object) -> 
     fine = Settings(ui_secret=SecretStr(SECRET), ui_trusted_header="X-User",
                     ui_trusted_proxies="10.0.0.1, fd00::/8")  # fmt: skip
     assert fine.startup_problem() is None
+
+
+async def test_guesses_sent_at_once_are_held_like_guesses_in_a_row(
+    make_client: ClientFactory,
+) -> None:
+    client = await make_client(ui_secret=SecretStr(SECRET))
+    await set_password(client, "kim")
+    form = await client.get("/ui/login")
+    token = token_of(await form.text())
+
+    async def guess(n: int) -> int:
+        data = {"csrf": token, "person": "kim", "password": f"guess {n}"}
+        async with client.post("/ui/login", data=data, allow_redirects=False) as answer:
+            return answer.status
+
+    statuses = await asyncio.gather(*(guess(n) for n in range(12)))
+    assert statuses.count(401) == 5 and statuses.count(429) == 7
+
+
+async def test_a_next_page_with_line_breaks_goes_home(make_client: ClientFactory) -> None:
+    client = await make_client(ui_secret=SecretStr(SECRET))
+    answer = await client.get("/ui/lang?to=en&next=/ui/%0d%0aX-Evil:%201", allow_redirects=False)
+    assert answer.status == 303 and answer.headers["Location"] == "/ui/"
+    assert "X-Evil" not in answer.headers

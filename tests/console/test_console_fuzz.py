@@ -32,11 +32,14 @@ PATHS = (
     "/ui/deliveries/1/retry",
     "/ui/deliveries/0/retry",
     "/ui/route-test",
+    "/ui/deliveries/%C2%B2/retry",
+    "/ui/reports/%C2%B2/triage",
+    "/ui/maintenance/%E2%91%A0/end",
 )
 FIELDS = ("action", "text", "to", "severity", "category", "assignee", "matchers", "starts",
           "ends", "reason", "labels", "at")  # fmt: skip
 VALUES = TEXT | st.sampled_from(
-    ["acknowledge", "escalate", "kim", "P0", "api", "#1", "0", "2026-12-06T25:00",
+    ["acknowledge", "escalate", "kim", "P0", "api", "#1", "0", "²", "①", "2026-12-06T25:00",
      "2026-12-06T10:00", 'service="x"', "a=b\nc", "=", "9" * 30, "\x00", " " * 5000]
 )  # fmt: skip
 

@@ -190,3 +190,43 @@ async def test_reports_are_triaged_from_the_console(make_client: ClientFactory) 
     incident = await client.app[STORE].get_incident(incident_id)
     assert incident is not None and incident.severity == "P1"
     assert client.app[CLOCK] is not None
+
+
+async def test_the_timeline_reads_in_the_readers_language(make_client: ClientFactory) -> None:
+    client = await make_client(ui_secret=SecretStr(SECRET))
+    await _fire(client)
+    await signed_in(client, "choi")
+    korean = await (await client.get("/ui/incidents/1")).text()
+    assert "발생" in korean and "Opened as" not in korean
+    client.session.cookie_jar.update_cookies({LANG_COOKIE: "en"})
+    english = await (await client.get("/ui/incidents/1")).text()
+    assert "Opened as P1 with 1 alert(s)" in english
+    assert '<html lang="en">' in english
+
+
+async def test_escalate_now_twice_climbs_one_step(make_client: ClientFactory) -> None:
+    client = await make_client(ui_secret=SecretStr(SECRET))
+    await _fire(client)
+    token = await signed_in(client, "lee")
+    html = await (await client.get("/ui/incidents/1")).text()
+    step = re.search(r'name="step" value="(\d+)"', html)
+    assert step is not None
+    form = {"action": "escalate", "csrf": token, "step": step.group(1)}
+    first = await client.post("/ui/incidents/1/act", data=form, allow_redirects=False)
+    second = await client.post("/ui/incidents/1/act", data=form, allow_redirects=False)
+    assert first.headers["Location"].endswith("escalate.applied")
+    assert second.headers["Location"].endswith("escalate.already")
+    escalated = [e for e in await _timeline(client, 1) if e["event"] == "escalated"]
+    assert [(e["by"], e["step"]) for e in escalated if e.get("by")] == [("lee", int(step.group(1)))]
+
+
+async def test_a_filter_the_rules_do_not_know_is_said_and_left_out(
+    make_client: ClientFactory,
+) -> None:
+    client = await make_client(ui_secret=SecretStr(SECRET))
+    await _fire(client)
+    await signed_in(client)
+    page = await client.get("/ui/?team=gone&severity=P1")
+    html = await page.text()
+    assert page.status == 200 and 'role="alert"' in html and "team" in html
+    assert 'data-id="1"' in html

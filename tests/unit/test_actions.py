@@ -113,7 +113,7 @@ def test_reassigning_hands_it_over_and_pages_the_new_assignee() -> None:
     assert change.incident.assignee == "choi"
     [event] = change.events
     assert event.data == {"by": "lee", "to": "choi", "step": 0, "people": ["choi"],
-                          "targets": ["assignee"]}  # fmt: skip
+                          "targets": ["assignee"], "paged": True}  # fmt: skip
     assert fired.pages == (Page("choi", "assignee", 0),)
     # the page is where the fallback finds it: unanswered, it moves to choi's next channel
     assert attempts([event], T0)[0, "choi"] == (Page("choi", "assignee", 0), NOW)
@@ -227,7 +227,7 @@ def test_escalating_past_the_ladder_or_once_resolved_is_refused(
 
 
 def test_refusals_say_why() -> None:
-    assert "no further escalation step" in refusal("escalate", incident())
+    assert "no such escalation step" in refusal("escalate", incident())
     assert refusal("escalate", incident(Status.RESOLVED)) == "incident is resolved"
     assert "only an acknowledged incident" in refusal("unack", incident())
     assert refusal("reassign", incident(Status.RESOLVED)) == "incident is resolved"
@@ -345,3 +345,44 @@ def test_a_manual_escalation_says_who_asked_in_jira() -> None:
 def test_the_issue_is_created_for_the_assignee() -> None:
     assert instructions.jira_user(incident(assignee="choi"), CFG) == "choi"
     assert instructions.jira_user(incident(), CFG) == "kang"  # devops' on-call at the open
+
+
+def test_reassigning_when_the_severity_does_not_page_now_wakes_nobody() -> None:
+    reason, change, fired = decide_reassign(incident(severity="P3"), "lee", "choi", NOW, False)
+    assert reason is Reason.APPLIED and change is not None
+    assert change.incident.assignee == "choi"
+    assert fired.pages == ()
+    [event] = change.events
+    assert event.data == {"by": "lee", "to": "choi", "paged": False}
+    assert change.notifications == (Kind.REASSIGNED,)  # JIRA's assignee and Slack still told
+
+
+@pytest.mark.parametrize(
+    ("paged", "expected", "reason"),
+    [
+        ({0}, 1, Reason.APPLIED),  # the step the person saw as next
+        ({0, 1}, 1, Reason.ALREADY),  # paged meanwhile: a double click climbs one step
+        ({0}, 2, Reason.CONFLICT),  # the ladder is elsewhere than the person saw
+        ({0, 1}, None, Reason.APPLIED),  # without a step: the next one, whatever it is
+    ],
+)
+def test_escalating_the_step_the_person_meant(
+    paged: set[int], expected: int | None, reason: Reason
+) -> None:
+    found, done = decide_escalate(incident(), CFG, paged, "lee", NOW, expected)
+    assert found is reason
+    assert (done is not None) is (reason is Reason.APPLIED)
+
+
+def test_the_same_note_later_is_a_note_of_its_own() -> None:
+    last = Event("note", NOW, {"by": "lee", "text": "still investigating"})
+    soon = decide_note(incident(), "lee", "still investigating", NOW + timedelta(minutes=9), last)
+    later = decide_note(incident(), "lee", "still investigating", NOW + timedelta(minutes=10), last)
+    assert (soon[0], later[0]) == (Reason.ALREADY, Reason.APPLIED)
+
+
+def test_an_outage_announcement_is_not_retried_once_resolved() -> None:
+    for kind in (Kind.ANNOUNCE_OPENED,):
+        assert retry_refusal("dead", kind, None, incident(Status.RESOLVED)) is not None
+        assert retry_refusal("dead", kind, None, incident()) is None
+    assert retry_refusal("dead", Kind.ANNOUNCE_RESOLVED, None, incident(Status.RESOLVED)) is None

@@ -77,7 +77,7 @@ def test_failures_are_counted_per_person_and_per_address() -> None:
     throttle.failed("park", "10.0.0.1", T0 + timedelta(minutes=3))
     assert throttle.check("cho", "10.0.0.1", T0 + timedelta(minutes=4)) is not None  # address
     assert throttle.check("kim", "10.0.0.9", T0 + timedelta(minutes=15)) is None  # first aged
-    throttle.succeeded("lee")
+    throttle.succeeded("lee", "10.0.0.1")
     assert throttle.check("lee", "10.0.0.9", T0 + timedelta(minutes=4)) is None
 
 
