@@ -55,6 +55,29 @@ def _matchers(body: dict[str, Any]) -> list[str]:
     return list(found)
 
 
+# Why a window cannot be made, by code: the field it is about and what the API says.
+REFUSALS = {
+    "order": ("ends_at", "'ends_at' must come after 'starts_at'"),
+    "past": ("ends_at", "'ends_at' is past: the window would never apply"),
+    "too_long": ("ends_at", "a window over 31 days belongs in the rules file"),
+    "reason": ("reason", f"'reason' must say why, in 1 to {MAX_REASON} characters"),
+}
+
+
+def window_refusal(starts: datetime, ends: datetime, reason: object, now: datetime) -> str | None:
+    """Why a window of these times and reason cannot be made now (a code of REFUSALS), or
+    None; the API and the console both ask this."""
+    if ends <= starts:
+        return "order"
+    if ends <= now:
+        return "past"
+    if ends - starts > MAX_LENGTH:
+        return "too_long"
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
+        return "reason"
+    return None
+
+
 EXAMPLE = '{"matchers": ["service=\\"kis-gateway\\""], "starts_at": "...", "by": "kim"}'
 
 
@@ -68,15 +91,10 @@ async def create(request: web.Request) -> web.Response:
         body = json_object(await request.read(), EXAMPLE)
         matchers = _matchers(body)
         starts, ends = _moment(body, "starts_at"), _moment(body, "ends_at")
-        if ends <= starts:
-            raise BadRequest("ends_at", "'ends_at' must come after 'starts_at'")
-        if ends <= now:
-            raise BadRequest("ends_at", "'ends_at' is past: the window would never apply")
-        if ends - starts > MAX_LENGTH:
-            raise BadRequest("ends_at", "a window over 31 days belongs in the rules file")
         reason = body.get("reason")
-        if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
-            raise BadRequest("reason", f"'reason' must say why, in 1 to {MAX_REASON} characters")
+        if (refused := window_refusal(starts, ends, reason, now)) is not None:
+            raise BadRequest(*REFUSALS[refused])
+        assert isinstance(reason, str)
         by = person(request, body)
     except BadRequest as exc:
         return _bad(exc)

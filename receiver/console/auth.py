@@ -10,6 +10,7 @@ is refused outright (403), not ignored, so a proxy set up wrong is noticed at on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import secrets
 from collections.abc import Awaitable, Callable
@@ -22,7 +23,7 @@ from aiohttp import web
 from receiver.api.keys import CLOCK, RULES, SETTINGS, STORE
 from receiver.api.middleware import LOG_FIELDS
 from receiver.config.models import RulesConfig
-from receiver.console.passwords import verify_password
+from receiver.console.passwords import hash_password, needs_rehash, verify_password
 from receiver.console.render import SESSION, page
 from receiver.console.session import (
     LOGIN_COOKIE,
@@ -264,6 +265,10 @@ async def login(request: web.Request) -> web.StreamResponse:
         log.info("ui_login_failed", name=name[:64], peer=address)
         return _login_page(request, 401, "login.failed", name)
     throttle.succeeded(counted, address)
+    if needs_rehash(stored[0]):  # made with older parameters: made again, sessions kept
+        fresh = await asyncio.to_thread(hash_password, password)
+        with contextlib.suppress(StoreUnavailable):
+            await request.app[STORE].set_password(person, fresh, stored[1])
     session = new_session(person, "password", now, stored[1].timestamp())
     log.info("ui_login", person=person, peer=address)
     response = redirect(next_page(str(form.get("next") or "")))

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from receiver.api.keys import CLOCK, RULES, SERVICE, STORE
-from receiver.api.maintenance import MAX_LENGTH, MAX_MATCHERS, MAX_REASON, window_view
+from receiver.api.maintenance import MAX_MATCHERS, MAX_REASON, window_refusal, window_view
 from receiver.config.matchers import parse_matcher
 from receiver.console.auth import redirect, refused, signed_in
 from receiver.console.incidents import parse_id
@@ -170,12 +170,8 @@ async def create_window(request: web.Request) -> web.StreamResponse:
         error = "maintenance.error.matcher"
     elif starts is None or ends is None:
         error = "maintenance.error.times"
-    elif ends <= starts or ends <= now:
-        error = "maintenance.error.order"
-    elif ends - starts > MAX_LENGTH:
-        error = "maintenance.error.too_long"
-    elif not reason or len(reason) > MAX_REASON:
-        error = "maintenance.error.reason"
+    elif (why := window_refusal(starts, ends, reason, now)) is not None:
+        error = f"maintenance.error.{why}"
     if error is not None or starts is None or ends is None:
         return await _maintenance_page(request, 400, error, **kept)
     try:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from argon2 import PasswordHasher
 from itsdangerous import URLSafeSerializer
 from pydantic import SecretStr, ValidationError
 
-from receiver.api.keys import STORE
-from receiver.console.passwords import hash_password
+from receiver.api.keys import CLOCK, STORE
+from receiver.console.passwords import hash_password, needs_rehash
 from receiver.console.session import LOGIN_COOKIE, SESSION_COOKIE
 from receiver.settings import Settings
 from tests.conftest import AUTH, ClientFactory
@@ -130,8 +131,6 @@ async def test_a_new_password_ends_older_sessions(make_client: ClientFactory) ->
     await signed_in(client, "kim")
     app = client.app
     assert app is not None
-    from receiver.api.keys import CLOCK
-
     later = app[CLOCK]().replace(microsecond=123)
     await app[STORE].set_password("kim", hash_password("another long password"), later)
     answer = await client.get("/ui/", allow_redirects=False)
@@ -262,3 +261,17 @@ async def test_a_next_page_with_line_breaks_goes_home(make_client: ClientFactory
     answer = await client.get("/ui/lang?to=en&next=/ui/%0d%0aX-Evil:%201", allow_redirects=False)
     assert answer.status == 303 and answer.headers["Location"] == "/ui/"
     assert "X-Evil" not in answer.headers
+
+
+async def test_a_hash_of_older_parameters_is_made_again_at_sign_in(
+    make_client: ClientFactory,
+) -> None:
+    client = await make_client(ui_secret=SecretStr(SECRET))
+    old = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
+    set_at = client.app[CLOCK]()
+    await client.app[STORE].set_password("kim", old, set_at)
+    assert (await sign_in(client, "kim")).status == 303
+    stored = await client.app[STORE].password("kim")
+    assert stored is not None and stored[0] != old and stored[1] == set_at
+    assert not needs_rehash(stored[0])
+    assert (await client.get("/ui/", allow_redirects=False)).status == 200  # session kept
