@@ -5,6 +5,7 @@ the signed-in person, so it is on the timeline with their name."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from receiver.domain.actions import NOTE_MAX
 from receiver.domain.incidents import Reason
 from receiver.domain.model import Incident
 from receiver.service import NotFound
+from receiver.service.maintenance import NoSuchWindow
 from receiver.store.base import StoreUnavailable
 
 LIST_LIMIT = 100
@@ -159,8 +161,28 @@ def _moment(iso: str | None) -> datetime | None:
     return datetime.fromisoformat(iso) if iso is not None else None
 
 
-def _back(incident_id: int, what: str, reason: Reason) -> web.Response:
-    return redirect(f"/ui/incidents/{incident_id}?done={what}.{reason.value}")
+async def perform(
+    request: web.Request,
+    action: Callable[[], Awaitable[tuple[Reason, Any]]],
+    then: Callable[[Reason], str],
+    missing: str = "error.no_incident",
+) -> web.StreamResponse:
+    """Run a form's action as the signed-in person and go to the page ``then`` names for
+    its outcome; an error page for an unknown id, a store that cannot commit, or a value
+    the service refuses (ValueError: a note's text)."""
+    try:
+        reason, _ = await action()
+    except (NotFound, NoSuchWindow):
+        return refused(request, 404, missing)
+    except StoreUnavailable:
+        return refused(request, 503, "error.store")
+    except ValueError:
+        return refused(request, 400, "error.bad_note")
+    return redirect(then(reason))
+
+
+def _back(incident_id: int, what: str) -> Callable[[Reason], str]:
+    return lambda reason: f"/ui/incidents/{incident_id}?done={what}.{reason.value}"
 
 
 @signed_in
@@ -171,48 +193,30 @@ async def act(request: web.Request) -> web.StreamResponse:
     action = str(form.get("action", ""))
     if incident_id is None or action not in ACTIONS:
         return refused(request, 400, "error.bad_form")
-    service = request.app[SERVICE]
-    by = request[SESSION].person
+    service, by = request.app[SERVICE], request[SESSION].person
     raw_step = str(form.get("step", ""))  # the step the page showed as next (escalate)
     step = parse_id(raw_step) if raw_step != "0" else 0
-
-    async def escalate(incident_id: int, by: str) -> tuple[Reason, Incident]:
-        return await service.actions.escalate(incident_id, by, step)
-
     run = {
-        "acknowledge": service.acknowledge,
-        "mitigate": service.mitigate,
-        "resolve": service.resolve,
-        "report": service.report,
-        "unacknowledge": service.actions.unacknowledge,
-        "escalate": escalate,
+        "acknowledge": lambda: service.acknowledge(incident_id, by),
+        "mitigate": lambda: service.mitigate(incident_id, by),
+        "resolve": lambda: service.resolve(incident_id, by),
+        "report": lambda: service.report(incident_id, by),
+        "unacknowledge": lambda: service.actions.unacknowledge(incident_id, by),
+        "escalate": lambda: service.actions.escalate(incident_id, by, step),
     }[action]
-    try:
-        reason, _ = await run(incident_id, by)
-    except NotFound:
-        return refused(request, 404, "error.no_incident")
-    except StoreUnavailable:
-        return refused(request, 503, "error.store")
-    return _back(incident_id, action, reason)
+    return await perform(request, run, _back(incident_id, action))
 
 
 @signed_in
 async def note(request: web.Request) -> web.StreamResponse:
-    """``POST /ui/incidents/{id}/note`` with ``text``."""
+    """``POST /ui/incidents/{id}/note`` with ``text`` (as ``clean_note`` keeps it)."""
     incident_id = _id(request)
     text = str((await request.post()).get("text", ""))
     if incident_id is None:
         return refused(request, 404, "error.no_incident")
-    try:
-        reason, _ = await request.app[SERVICE].actions.note(incident_id, request[SESSION].person,
-                                                            text)  # fmt: skip
-    except NotFound:
-        return refused(request, 404, "error.no_incident")
-    except StoreUnavailable:
-        return refused(request, 503, "error.store")
-    except ValueError:  # the note's text as clean_note refuses it
-        return refused(request, 400, "error.bad_note")
-    return _back(incident_id, "note", reason)
+    actions, by = request.app[SERVICE].actions, request[SESSION].person
+    return await perform(request, lambda: actions.note(incident_id, by, text),
+                         _back(incident_id, "note"))  # fmt: skip
 
 
 @signed_in
@@ -222,15 +226,9 @@ async def reassign(request: web.Request) -> web.StreamResponse:
     to = str((await request.post()).get("to", ""))
     if incident_id is None or to not in request.app[RULES].current.people:
         return refused(request, 400, "error.bad_form")
-    try:
-        reason, _ = await request.app[SERVICE].actions.reassign(
-            incident_id, request[SESSION].person, to
-        )
-    except NotFound:
-        return refused(request, 404, "error.no_incident")
-    except StoreUnavailable:
-        return refused(request, 503, "error.store")
-    return _back(incident_id, "reassign", reason)
+    actions, by = request.app[SERVICE].actions, request[SESSION].person
+    return await perform(request, lambda: actions.reassign(incident_id, by, to),
+                         _back(incident_id, "reassign"))  # fmt: skip
 
 
 @signed_in
@@ -240,13 +238,9 @@ async def link(request: web.Request) -> web.StreamResponse:
     to = parse_id(str((await request.post()).get("to", "")))
     if incident_id is None or to is None:
         return refused(request, 400, "error.bad_form")
-    try:
-        reason, _ = await request.app[SERVICE].link(incident_id, to, request[SESSION].person)
-    except NotFound:
-        return refused(request, 404, "error.no_incident")
-    except StoreUnavailable:
-        return refused(request, 503, "error.store")
-    return _back(incident_id, "link", reason)
+    service, by = request.app[SERVICE], request[SESSION].person
+    return await perform(request, lambda: service.link(incident_id, to, by),
+                         _back(incident_id, "link"))  # fmt: skip
 
 
 @signed_in
@@ -255,15 +249,9 @@ async def retry(request: web.Request) -> web.StreamResponse:
     incident_id = _id(request)
     if incident_id is None:
         return refused(request, 404, "error.no_incident")
-    try:
-        reason, _ = await request.app[SERVICE].actions.retry_dead(
-            incident_id, request[SESSION].person
-        )
-    except NotFound:
-        return refused(request, 404, "error.no_incident")
-    except StoreUnavailable:
-        return refused(request, 503, "error.store")
-    return _back(incident_id, "retry", reason)
+    actions, by = request.app[SERVICE].actions, request[SESSION].person
+    return await perform(request, lambda: actions.retry_dead(incident_id, by),
+                         _back(incident_id, "retry"))  # fmt: skip
 
 
 def routes(app: web.Application) -> None:

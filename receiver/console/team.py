@@ -13,14 +13,12 @@ from receiver.api.keys import CLOCK, RULES, SERVICE, STORE
 from receiver.api.maintenance import MAX_MATCHERS, MAX_REASON, window_refusal, window_view
 from receiver.config.matchers import parse_matcher
 from receiver.console.auth import redirect, refused, signed_in
-from receiver.console.incidents import parse_id
+from receiver.console.incidents import parse_id, perform
 from receiver.console.render import SESSION, page, zone_of
 from receiver.domain.explain import route_report
 from receiver.domain.maintenance import around
 from receiver.domain.oncall import rotations_now
 from receiver.domain.schedule import schedule
-from receiver.service import NotFound
-from receiver.service.maintenance import NoSuchWindow
 from receiver.store.base import StoreUnavailable
 
 REPORTS_LIMIT = 100
@@ -77,16 +75,13 @@ async def triage(request: web.Request) -> web.StreamResponse:
     incident_id = parse_id(request.match_info["id"])
     if incident_id is None or not any(chosen.values()):
         return refused(request, 400, "error.bad_form")
-    try:
-        reason, _ = await request.app[SERVICE].triage(
-            incident_id, request[SESSION].person, severity=chosen["severity"],
-            category=chosen["category"], assignee=chosen["assignee"],
-        )  # fmt: skip
-    except NotFound:
-        return refused(request, 404, "error.no_incident")
-    except StoreUnavailable:
-        return refused(request, 503, "error.store")
-    return redirect(f"/ui/reports?done=triage.{reason.value}")
+    service, by = request.app[SERVICE], request[SESSION].person
+    return await perform(
+        request,
+        lambda: service.triage(incident_id, by, severity=chosen["severity"],
+                               category=chosen["category"], assignee=chosen["assignee"]),
+        lambda reason: f"/ui/reports?done=triage.{reason.value}",
+    )  # fmt: skip
 
 
 # --- on call ---------------------------------------------------------------------------
@@ -197,13 +192,15 @@ async def end_window(request: web.Request) -> web.StreamResponse:
     window_id = parse_id(request.match_info["id"])
     if window_id is None:
         return refused(request, 404, "error.no_window")
-    try:
-        reason, _ = await request.app[SERVICE].maintenance.end(window_id, request[SESSION].person)
-    except NoSuchWindow:
-        return refused(request, 404, "error.no_window")
-    except StoreUnavailable:
-        return refused(request, 503, "error.store")
-    return redirect(f"/ui/maintenance?done={'ended' if reason.value == 'applied' else 'already'}")
+    service, by = request.app[SERVICE], request[SESSION].person
+    return await perform(
+        request,
+        lambda: service.maintenance.end(window_id, by),
+        lambda reason: (
+            f"/ui/maintenance?done={'ended' if reason.value == 'applied' else 'already'}"
+        ),
+        "error.no_window",
+    )
 
 
 # --- dead letters ----------------------------------------------------------------------
@@ -231,15 +228,13 @@ async def retry_delivery(request: web.Request) -> web.StreamResponse:
     delivery_id = parse_id(request.match_info["id"])
     if delivery_id is None:
         return refused(request, 404, "error.no_delivery")
-    try:
-        reason, _ = await request.app[SERVICE].actions.retry_delivery(
-            delivery_id, request[SESSION].person
-        )
-    except NotFound:
-        return refused(request, 404, "error.no_delivery")
-    except StoreUnavailable:
-        return refused(request, 503, "error.store")
-    return redirect(f"/ui/deliveries?done=retry.{reason.value}")
+    actions, by = request.app[SERVICE].actions, request[SESSION].person
+    return await perform(
+        request,
+        lambda: actions.retry_delivery(delivery_id, by),
+        lambda reason: f"/ui/deliveries?done=retry.{reason.value}",
+        "error.no_delivery",
+    )
 
 
 # --- route test ------------------------------------------------------------------------
