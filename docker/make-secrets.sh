@@ -7,7 +7,8 @@ set -eu
 dir=${1:-"$(dirname "$0")/../secrets"}
 mkdir -p "$dir"
 chmod 0700 "$dir"
-for name in receiver_webhook_token receiver_api_token postgres_password grafana_admin_password; do
+for name in receiver_webhook_token receiver_api_token receiver_ui_secret postgres_password \
+            grafana_admin_password; do
   if [ -s "$dir/$name" ]; then
     continue
   fi
