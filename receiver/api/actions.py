@@ -190,7 +190,10 @@ async def retry_delivery(request: web.Request) -> web.Response:
     request[LOG_FIELDS].update(delivery=delivery_id, action="retry", by=by, outcome=reason.value)
     if reason is Reason.CONFLICT:
         why = retry_refusal(delivery.status, delivery.kind, delivery.page, None)
-        if delivery.status == "dead":  # a page kept back: said without its incident
-            why = "a page is sent again only while its incident waits for an ack in its trigger"
+        if delivery.status == "dead":  # kept back for its incident's state
+            why = (
+                "kept back: a page is sent again only while its incident waits for an ack in "
+                "its trigger, and an outage announcement only while its incident is open"
+            )
         return error_response(409, why or "not retried", id=delivery_id)
     return web.json_response({"delivery": delivery_view(delivery), "changed": True})
