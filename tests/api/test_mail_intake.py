@@ -160,6 +160,7 @@ async def test_a_reply_is_a_comment_and_nothing_is_taken_twice_across_a_restart(
     client = await receiver(make_client, dovecot, slack, jira, smtp)
     await wait_for(lambda: len(smtp.inbox) == 1 and bool(jira.issues), seconds=20)
     [incident] = await reports(client)
+    [key] = list(jira.issues)  # the first report's issue (the restarted one files another)
     await client.close()  # the receiver stops; mail keeps coming
 
     reply = a_mail(
@@ -178,7 +179,6 @@ async def test_a_reply_is_a_comment_and_nothing_is_taken_twice_across_a_restart(
         await asyncio.to_thread(dovecot.deliver, mail)
 
     again = await receiver(make_client, dovecot, slack, jira, smtp)  # the same database
-    [key] = [k for k, i in jira.issues.items()]
 
     def comments() -> list[str]:
         return [c for c in jira.comments(key) if "The reporter wrote again" in c]
