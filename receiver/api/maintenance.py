@@ -4,6 +4,7 @@ API window now (the incidents it held are paged at once)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -64,6 +65,20 @@ REFUSALS = {
 }
 
 
+def in_view(
+    windows: Sequence[Window], at: datetime
+) -> list[tuple[dict[str, Any], datetime, datetime]]:
+    """The windows in force or to come at ``at``, the active ones first: each as the API
+    shows it, with its occurrence's start and end (the API and the console list these)."""
+    out = []
+    for window in windows:
+        found = around(window, at)
+        if found is not None:
+            out.append((_view(window, at, found), *found))
+    out.sort(key=lambda shown: (not shown[0]["active"], shown[1], shown[0]["name"]))
+    return out
+
+
 def window_refusal(starts: datetime, ends: datetime, reason: object, now: datetime) -> str | None:
     """Why a window of these times and reason cannot be made now (a code of REFUSALS), or
     None; the API and the console both ask this."""
@@ -108,7 +123,10 @@ async def create(request: web.Request) -> web.Response:
 
 def window_view(window: Window, at: datetime) -> dict[str, Any]:
     """A window as the API shows it: its occurrence in force at ``at`` or the next one."""
-    found = around(window, at)
+    return _view(window, at, around(window, at))
+
+
+def _view(window: Window, at: datetime, found: tuple[datetime, datetime] | None) -> dict[str, Any]:
     start, end = found if found is not None else (None, None)
     return {
         "id": window.id,
@@ -141,9 +159,7 @@ async def list_windows(request: web.Request) -> web.Response:
         windows = await request.app[SERVICE].maintenance.windows(at)
     except StoreUnavailable:
         return error_response(503, "store unavailable; retry later")
-    views = [window_view(w, at) for w in windows]
-    views = [v for v in views if v["ends_at"] is not None]
-    views.sort(key=lambda v: (not v["active"], v["starts_at"] or "", v["name"]))
+    views = [view for view, _, _ in in_view(windows, at)]
     return web.json_response({"at": iso(at), "windows": views})
 
 

@@ -15,6 +15,7 @@ import ipaddress
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from ipaddress import IPv4Network, IPv6Network
 from urllib.parse import quote, urlsplit
 
 import structlog
@@ -41,6 +42,7 @@ log = structlog.get_logger("receiver.console")
 
 SIGNER = web.AppKey("console_signer", Signer)
 THROTTLE = web.AppKey("console_throttle", Throttle)
+PROXIES = web.AppKey("console_proxies", tuple[IPv4Network | IPv6Network, ...])
 BASE = "/ui/"
 MAX_PASSWORD = 1024
 
@@ -53,6 +55,7 @@ def setup(app: web.Application) -> None:
     secret = app[SETTINGS].ui_secret  # unset: said once serve listens (ui_secret_ephemeral)
     key = secret.get_secret_value() if secret is not None else secrets.token_urlsafe(48)
     app[SIGNER] = Signer(key)
+    app[PROXIES] = app[SETTINGS].trusted_proxies()  # checked at startup: they parse
     app[THROTTLE] = Throttle()
     app.on_startup.append(_warm)
 
@@ -80,7 +83,7 @@ def _peer_trusted(request: web.Request) -> bool:
         peer = ipaddress.ip_address((request.remote or "").split("%")[0])
     except ValueError:
         return False
-    return any(peer in network for network in request.app[SETTINGS].trusted_proxies())
+    return any(peer in network for network in request.app[PROXIES])
 
 
 def client_address(request: web.Request) -> str:
@@ -133,7 +136,7 @@ def refused(request: web.Request, status: int, key: str) -> web.Response:
     return page(request, "error.html", status=status, message_key=key)
 
 
-async def _from_header(request: web.Request, name: str) -> Session | web.Response:
+def _from_header(request: web.Request, name: str) -> Session | web.Response:
     """The session of a request carrying the SSO header."""
     if not _peer_trusted(request):
         log.warning("ui_untrusted_header", header=request.app[SETTINGS].ui_trusted_header,
@@ -169,7 +172,7 @@ def signed_in(handler: Handler) -> Handler:
         header = request.app[SETTINGS].ui_trusted_header
         sso = request.headers.get(header) if header else None
         try:
-            found = await (_from_header(request, sso) if sso else _from_cookie(request))
+            found = _from_header(request, sso) if sso else await _from_cookie(request)
         except StoreUnavailable:
             return refused(request, 503, "error.store")
         if isinstance(found, web.Response):

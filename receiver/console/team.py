@@ -10,13 +10,12 @@ from typing import Any
 from aiohttp import web
 
 from receiver.api.keys import CLOCK, RULES, SERVICE, STORE
-from receiver.api.maintenance import MAX_MATCHERS, MAX_REASON, window_refusal, window_view
+from receiver.api.maintenance import MAX_MATCHERS, MAX_REASON, in_view, window_refusal
 from receiver.config.matchers import parse_matcher
 from receiver.console.auth import redirect, refused, signed_in
 from receiver.console.incidents import parse_id, perform
 from receiver.console.render import SESSION, page, zone_of
 from receiver.domain.explain import route_report
-from receiver.domain.maintenance import around
 from receiver.domain.oncall import rotations_now
 from receiver.domain.schedule import schedule
 from receiver.store.base import StoreUnavailable
@@ -128,15 +127,9 @@ async def _maintenance_page(
         windows = await request.app[SERVICE].maintenance.windows(now)
     except StoreUnavailable:
         return refused(request, 503, "error.store")
-    views = []
-    for window in windows:
-        found = around(window, now)
-        if found is not None:
-            views.append((window_view(window, now), found[0], found[1]))
-    views.sort(key=lambda v: (not v[0]["active"], v[1], v[0]["name"]))
     done = request.query.get("done", "")
     return page(
-        request, "maintenance.html", status=status, windows=views, error=error,
+        request, "maintenance.html", status=status, windows=in_view(windows, now), error=error,
         kept={"matchers": "", "starts": "", "ends": "", "reason": "", **kept},
         notice=done if done in ("created", "ended", "already") else None,
         nav="maintenance", max_reason=MAX_REASON,
